@@ -1,0 +1,200 @@
+"""The fields of the Piano annuale: the single source of truth.
+
+The template, the reader, the validator, the master workbook and the document are all
+driven by `FIELDS`. Adding a field is one entry here (plus its place in `LAYOUT`, which
+is derived from the order of `FIELDS`).
+
+Field ids are a public contract: the template exposes each field as a workbook-level
+defined name with exactly its id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a field holds, and so how it is read and checked."""
+
+    CODE = "codice"  # text, keeps leading zeros (ISTAT 019036)
+    TEXT = "testo"
+    YEAR = "anno"
+    COUNT = "conteggio"  # integer >= 0
+    PERCENT = "percentuale"  # percentage points: 10 means 10%
+    YESNO = "si_no"  # "SI" / "NO"
+    EMAIL = "email"
+    PHONE = "telefono"
+
+
+class Role(StrEnum):
+    """Who writes the cell in the template."""
+
+    IDENT = "identificazione"  # pre-filled by the capofila, locked
+    INPUT = "input"  # typed by the clerk
+    FORMULA = "formula"  # computed in the workbook, locked
+
+
+@dataclass(frozen=True)
+class Field:
+    """One datum of the plan, as the template shows it and the validator checks it."""
+
+    id: str
+    section: str | None
+    label: str
+    kind: Kind
+    role: Role = Role.INPUT
+    minimum: float | None = None
+    maximum: float | None = None
+    comuni_only: bool = False
+    #: the field is the sum of these fields (R1, R2)
+    sum_of: tuple[str, ...] = ()
+    #: short column header for tables (master workbook, document)
+    short: str = ""
+    #: the help shown when the clerk selects the cell (data-validation input message)
+    help: str = ""
+    max_length: int | None = None
+    #: empty means "not chosen" (no avviso); for counts empty is read as 0 with an avviso
+    optional: bool = False
+
+    @property
+    def is_number(self) -> bool:
+        return self.kind in (Kind.COUNT, Kind.PERCENT, Kind.YEAR)
+
+    @property
+    def header(self) -> str:
+        return self.short or self.label
+
+
+#: Titles of the sections a)–k), in the wording of the published plan.
+SECTIONS: dict[str, str] = {
+    "a": "Consistenza del patrimonio abitativo pubblico e sociale",
+    "b": "Unità abitative destinate a SAP in carenza manutentiva assegnabili nello stato "
+    "di fatto",
+    "c": "Unità abitative destinate a SAP per nuova edificazione, in ristrutturazione, "
+    "recupero, riqualificazione",
+    "d": "Unità abitative destinate a SAP libere e che si libereranno per effetto del "
+    "normale avvicendamento (turnover), incluse quelle rilasciate da Forze di Polizia "
+    "e Vigili del Fuoco",
+    "e": "Unità abitative conferite da soggetti privati e destinate a SAP "
+    "(art. 23 c. 2 L.R. 16/2016)",
+    "f": "Numero complessivo delle unità abitative destinate a SAP che prevedibilmente "
+    "saranno assegnabili nell'anno (somma delle lettere da b a e)",
+    "g": "Soglia percentuale eccedente il 20% per l'assegnazione ai nuclei familiari in "
+    "condizione di indigenza (solo Comuni)",
+    "h": "Categoria aggiuntiva di particolare e motivata rilevanza sociale (solo Comuni)",
+    "i": "Quota percentuale fino al 10% delle unità destinata ai nuclei familiari "
+    "appartenenti alle Forze di Polizia e al Corpo Nazionale dei Vigili del Fuoco "
+    "(solo Comuni)",
+    "j": "Unità abitative da destinare ai servizi abitativi transitori (SAT)",
+    "k": "Numero delle unità abitative destinate a SAP assegnate nel corso dell'anno "
+    "precedente",
+}
+
+_COUNT_HELP = "Numero intero maggiore o uguale a 0. Se non ci sono unità scrivere 0."
+MAX_COUNT = 100_000
+
+FIELDS: tuple[Field, ...] = (
+    Field("ente_codice", None, "Codice ente (ISTAT)", Kind.CODE, Role.IDENT, short="Codice"),
+    Field("ente_denominazione", None, "Ente", Kind.TEXT, Role.IDENT, short="Ente"),
+    Field("anno", None, "Anno del Piano", Kind.YEAR, Role.IDENT, 2000, 2100, short="Anno"),
+    Field("a_totale", "a", "Totale unità immobiliari", Kind.COUNT, Role.FORMULA, 0, MAX_COUNT,
+          sum_of=("a_sap", "a_sas"), short="Totale unità immobiliari"),
+    Field("a_sap", "a", "di cui alloggi SAP (servizi abitativi pubblici)", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="N. alloggi SAP",
+          help="Alloggi di proprietà dell'ente destinati a servizi abitativi pubblici. "
+          + _COUNT_HELP),
+    Field("a_sas", "a", "di cui alloggi SAS (servizi abitativi sociali)", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="N. alloggi SAS",
+          help="Alloggi di proprietà dell'ente destinati a servizi abitativi sociali. "
+          + _COUNT_HELP),
+    Field("b_carenza_manutentiva", "b", "Numero unità immobiliari", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="b) Carenza manutentiva",
+          help="Unità SAP in carenza manutentiva assegnabili nello stato di fatto. "
+          + _COUNT_HELP),
+    Field("c_nuova_edificazione", "c", "Numero unità immobiliari", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="c) Nuova edificazione/ristrutturazione",
+          help="Unità SAP per nuova edificazione, ristrutturazione, recupero, "
+          "riqualificazione. " + _COUNT_HELP),
+    Field("d_turnover", "d", "Numero unità immobiliari", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="d) Turnover",
+          help="Unità SAP libere o che si libereranno per normale avvicendamento. "
+          + _COUNT_HELP),
+    Field("e_conferite_privati", "e", "Numero unità immobiliari", Kind.COUNT,
+          minimum=0, maximum=MAX_COUNT, short="e) Conferite da privati",
+          help="Unità conferite da soggetti privati e destinate a SAP. " + _COUNT_HELP),
+    Field("f_totale_assegnabili", "f", "Totale unità assegnabili nell'anno (b + c + d + e)",
+          Kind.COUNT, Role.FORMULA, 0, MAX_COUNT,
+          sum_of=("b_carenza_manutentiva", "c_nuova_edificazione", "d_turnover",
+                  "e_conferite_privati"),
+          short="f) Totale assegnabili"),
+    Field("g_soglia_indigenti", "g", "Soglia percentuale per nuclei indigenti (%)",
+          Kind.PERCENT, minimum=0, maximum=100, comuni_only=True, optional=True,
+          short="g) Soglia indigenti (%)",
+          help="Solo se il Comune fissa una soglia superiore al 20%: scrivere i punti "
+          "percentuali, es. 25. Altrimenti lasciare vuoto."),
+    Field("h_categoria_aggiuntiva", "h", "Il Comune individua una categoria aggiuntiva?",
+          Kind.YESNO, comuni_only=True, optional=True, short="h) Categoria aggiuntiva",
+          help="Scegliere SI o NO. Con SI descrivere la categoria e la motivazione "
+          "nella cella sotto."),
+    Field("h_motivazione", "h", "Categoria e motivazione", Kind.TEXT, comuni_only=True,
+          optional=True, short="h) Motivazione", max_length=2000,
+          help="Obbligatoria se si è risposto SI: descrivere la categoria e perché è "
+          "di particolare rilevanza sociale."),
+    Field("i_forze_polizia", "i", "Quota per Forze di Polizia e Vigili del Fuoco (%)",
+          Kind.PERCENT, minimum=0, maximum=10, comuni_only=True, optional=True,
+          short="i) Forze di Polizia (%)",
+          help="Punti percentuali da 0 a 10, es. 10 per 10%. Se nessuna quota scrivere 0."),
+    Field("j_sat", "j", "Numero unità immobiliari", Kind.COUNT, minimum=0, maximum=MAX_COUNT,
+          short="j) SAT",
+          help="Unità da destinare ai servizi abitativi transitori. " + _COUNT_HELP),
+    Field("k_assegnate_anno_precedente", "k", "Alloggi SAP assegnati nell'anno precedente",
+          Kind.COUNT, minimum=0, maximum=MAX_COUNT, short="k) Assegnate anno precedente",
+          help="Alloggi SAP assegnati nel corso dell'anno precedente. " + _COUNT_HELP),
+    Field("referente_nome", None, "Nome e cognome", Kind.TEXT, optional=True,
+          short="Referente", max_length=200,
+          help="Persona da contattare per chiarimenti sui dati."),
+    Field("referente_email", None, "E-mail", Kind.EMAIL, optional=True,
+          short="E-mail referente", max_length=200, help="Es. nome.cognome@comune.it"),
+    Field("referente_telefono", None, "Telefono", Kind.PHONE, optional=True,
+          short="Telefono referente", max_length=50, help="Es. 0373 123456"),
+    Field("note", None, "Note", Kind.TEXT, optional=True, short="Note", max_length=4000,
+          help="Eventuali precisazioni sui dati inseriti."),
+)
+
+FIELD_BY_ID: dict[str, Field] = {f.id: f for f in FIELDS}
+FIELD_IDS: tuple[str, ...] = tuple(FIELD_BY_ID)
+
+#: fields whose value the clerk types (unlocked cells)
+INPUT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.role is Role.INPUT)
+COUNT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.kind is Kind.COUNT)
+#: the fields of the plan's sections a)–k), in order
+PLAN_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.section)
+
+
+def fields_of_section(letter: str) -> tuple[Field, ...]:
+    return tuple(f for f in FIELDS if f.section == letter)
+
+
+#: The version of the template layout. Bump the minor part for compatible changes
+#: (wording, styles), the major part when cells move. The reader accepts every
+#: version in `SUPPORTED_TEMPLATE_VERSIONS` (older ones with an avviso).
+TEMPLATE_VERSION = "1.0"
+SUPPORTED_TEMPLATE_VERSIONS: tuple[str, ...] = ("1.0",)
+
+#: Sheet names (Italian, what the clerk sees).
+SHEET_ISTRUZIONI = "Istruzioni"
+SHEET_SCHEDA = "Scheda"
+SHEET_META = "_meta"
+
+#: Keys of the hidden metadata sheet (column A) and their meaning.
+META_KEYS: dict[str, str] = {
+    "modello": "Identificativo del modello (sempre 'piano-abitativo')",
+    "versione_modello": "Versione del layout del modello",
+    "raccolta_id": "Identificativo della raccolta dati",
+    "anno": "Anno del Piano",
+    "ente_codice": "Codice dell'ente",
+    "ente_tipo": "Tipo di ente (COMUNE o ALER)",
+    "ambito": "Ambito territoriale",
+}
+TEMPLATE_MARK = "piano-abitativo"

@@ -1,0 +1,773 @@
+#!/usr/bin/python3
+"""Batch driver for LibreOffice Calc through UNO.
+
+Run with the interpreter that can ``import uno`` (Debian: ``/usr/bin/python3``)::
+
+    /usr/bin/python3 driver.py JOB.json RESULT.json
+
+It starts ONE headless ``soffice`` with a private, temporary profile, runs every
+job of ``JOB.json`` in that instance, writes ``RESULT.json`` and shuts
+LibreOffice down (killing it if it does not go away, and removing the profile).
+
+``JOB.json``::
+
+    {"jobs": [job, ...],
+     "soffice": "/usr/bin/soffice",    # optional, default: soffice on PATH
+     "job_timeout": 180}               # optional, seconds per job (watchdog)
+
+A job::
+
+    {"input": "/abs/path.xlsx",
+     "input_password": "optional, to open an encrypted input",
+     "insert_rows": [{"sheet": "Scheda", "before_row": 5, "count": 1}],
+     "insert_columns": [{"sheet": "Scheda", "before_column": "B", "count": 1}],
+     "unprotect": ["Scheda"],
+     "respect_protection": false,
+     "set": [{"name": "a_sap", "value": 5}, {"cell": "Scheda.D12", "string": "5"},
+             {"name": "x", "formula": "=SUM(1;2)"}, {"name": "y", "clear": true},
+             {"name": "z", "excel_formula": "=SUM(Scheda!A1,2)"}],
+     "read": ["a_totale", "Scheda.E40", "Scheda.E30:E45"],
+     "save": [{"path": "/abs/out.xlsx", "filter": "Calc MS Excel 2007 XML",
+               "password": "optional"}],
+     "timeout": 180}                   # optional, overrides job_timeout
+
+"value" -> setValue (number), "string" -> setString (text exactly as typed, not
+parsed), "formula" -> setFormula (LibreOffice API syntax: English function
+names, ";" between arguments, "$Sheet.A1" references), "excel_formula" -> the
+same formula written as in Excel ("," separators, "Sheet!A1"), "clear" -> clear
+the content (formatting stays).  A name referring to a merged area sets its
+top-left cell.  Locked cells of protected sheets are written anyway (the sheet is
+unprotected for the moment and protected again, without password) unless the
+job has "respect_protection": true, in which case writing a locked cell of a
+protected sheet is an error of the job.  A "password" on a save encrypts the file
+(ODF: ODF encryption; xls: RC4; xlsx: ECMA-376 Standard encryption).
+
+Order of operations: load (hidden, macros never executed, links not updated),
+insert rows/columns (each protected sheet is unprotected for the insertion and
+protected again), unprotect the listed sheets (they stay unprotected), set the
+cells, ``calculateAll()``, read, save, close.
+
+A read value is ``{"type": "VALUE"|"TEXT"|"FORMULA"|"EMPTY", "value": number or
+null, "string": ..., "formula": ...}``; formula cells add ``"result"``
+(``"VALUE"``, ``"TEXT"`` or ``"ERROR"``) and ``"error_code"`` (``getError()``).
+A single cell reads as one value, a range as a list of rows of values.
+
+``RESULT.json``: ``{"results": [{"reads": {...}, "saved": [...], "error": null
+or "message"}, ...]}`` in job order.  Any exception of a job (corrupt file,
+unknown name, timeout, LibreOffice crash, ...) is recorded in that job's
+``error`` and the batch goes on; if LibreOffice died it is restarted.
+
+Exit status: 0 when RESULT.json was written (even if some jobs failed), 2 on a
+usage error, 3 when LibreOffice could not be started at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+
+import uno
+from com.sun.star.beans import NamedValue, PropertyValue
+
+CONNECT_TIMEOUT = 60.0
+DEFAULT_JOB_TIMEOUT = 180.0
+
+# com.sun.star.document.MacroExecMode.NEVER_EXECUTE / UpdateDocMode.NO_UPDATE
+MACRO_NEVER_EXECUTE = 0
+UPDATE_NO_UPDATE = 0
+# com.sun.star.sheet.CellFlags VALUE | DATETIME | STRING | FORMULA
+CLEAR_CONTENT_FLAGS = 1 | 2 | 4 | 16
+# com.sun.star.sheet.FormulaLanguage.OOXML / AddressConvention.XL_OOX
+FORMULA_LANGUAGE_OOXML = 5
+ADDRESS_CONVENTION_XL_OOX = 3
+# com.sun.star.sheet.FormulaMapGroup.SPECIAL / ALL_EXCEPT_SPECIAL
+MAP_GROUP_SPECIAL = 0
+MAP_GROUP_ALL_EXCEPT_SPECIAL = 0x7FFFFFFF
+# OOXML export filters: "Password" is ignored by them, they need EncryptionData.
+OOXML_FILTERS = {
+    "Calc MS Excel 2007 XML",
+    "Calc MS Excel 2007 VBA XML",
+    "Calc MS Excel 2007 XML Template",
+    "Calc Office Open XML",
+    "Calc Office Open XML Template",
+}
+# com.sun.star.sheet.FormulaResult
+FORMULA_RESULT_VALUE = 1
+FORMULA_RESULT_STRING = 2
+FORMULA_RESULT_ERROR = 4
+
+FILTER_BY_EXTENSION = {
+    ".xlsx": "Calc MS Excel 2007 XML",
+    ".xlsm": "Calc MS Excel 2007 VBA XML",
+    ".ods": "calc8",
+    ".xls": "MS Excel 97",
+    ".csv": "Text - txt - csv (StarCalc)",
+    ".pdf": "calc_pdf_Export",
+}
+
+REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry"
+           xmlns:xs="http://www.w3.org/2001/XMLSchema"
+           xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
+<prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
+<prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
+<prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
+<prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc">\
+<prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc">\
+<prop oor:name="UseLocking" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Recovery/AutoSave">\
+<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Recovery/RecoveryInfo">\
+<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+</oor:items>
+"""
+
+
+def log(msg):
+    sys.stderr.write("lo-driver: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def props(**kwargs):
+    out = []
+    for key, value in kwargs.items():
+        p = PropertyValue()
+        p.Name = key
+        p.Value = value
+        out.append(p)
+    return tuple(out)
+
+
+def named_values(**kwargs):
+    out = []
+    for key, value in kwargs.items():
+        nv = NamedValue()
+        nv.Name = key
+        nv.Value = value
+        out.append(nv)
+    return uno.Any("[]com.sun.star.beans.NamedValue", tuple(out))
+
+
+def error_text(exc):
+    message = getattr(exc, "Message", None)
+    if not message:
+        message = str(exc)
+    return "%s: %s" % (type(exc).__name__, message.strip() or repr(exc))
+
+
+# ---------------------------------------------------------------------------
+# soffice process
+
+
+def _descendants(pid):
+    """All live descendants of ``pid`` (Linux /proc); empty list elsewhere."""
+    children = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as fh:
+                stat = fh.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid ...  -- comm may contain spaces and parentheses
+        try:
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+class Office:
+    """One headless soffice with a private profile, reached over a named pipe."""
+
+    def __init__(self, soffice):
+        self.soffice = soffice
+        self.proc = None
+        self.profile = None
+        self.desktop = None
+        self.pipe = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self):
+        self.profile = tempfile.mkdtemp(prefix="lo-driver-profile-")
+        user = os.path.join(self.profile, "user")
+        os.makedirs(user)
+        with open(os.path.join(user, "registrymodifications.xcu"), "w", encoding="utf-8") as fh:
+            fh.write(REGISTRY_XCU)
+        self.pipe = "lo_driver_%d_%s" % (os.getpid(), uuid.uuid4().hex)
+        profile_url = uno.systemPathToFileUrl(self.profile)
+        cmd = [
+            self.soffice,
+            "--headless",
+            "--invisible",
+            "--nologo",
+            "--norestore",
+            "--nodefault",
+            "--nolockcheck",
+            "--nofirststartwizard",
+            "-env:UserInstallation=%s" % profile_url,
+            "--accept=pipe,name=%s;urp;" % self.pipe,
+        ]
+        env = dict(os.environ)
+        env.setdefault("SAL_USE_VCLPLUGIN", "svp")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self._connect()
+
+    def _connect(self):
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext(
+            "com.sun.star.bridge.UnoUrlResolver", local
+        )
+        url = "uno:pipe,name=%s;urp;StarOffice.ComponentContext" % self.pipe
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                ctx = resolver.resolve(url)
+                smgr = ctx.ServiceManager
+                self.desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+                return
+            except Exception as exc:  # NoConnectException while starting up
+                last = exc
+            rc = self.proc.poll()
+            # The launcher script may exit after handing over to soffice.bin; only
+            # give up early when nothing of it is left alive.
+            if rc is not None and not _descendants(self.proc.pid):
+                if rc != 0:
+                    raise RuntimeError("soffice exited with status %s while starting" % rc)
+            time.sleep(0.25)
+        raise RuntimeError(
+            "could not connect to soffice within %.0f s: %s"
+            % (CONNECT_TIMEOUT, error_text(last) if last else "no answer")
+        )
+
+    def alive(self):
+        if self.desktop is None:
+            return False
+        try:
+            self.desktop.getCurrentComponent()
+            return True
+        except Exception:
+            return False
+
+    def kill(self):
+        """Kill soffice and everything it spawned (only our own processes)."""
+        if self.proc is None:
+            return
+        pids = _descendants(self.proc.pid)
+        for pid in [self.proc.pid, *pids]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self):
+        if self.proc is not None:
+            if self.desktop is not None:
+                try:
+                    self.desktop.terminate()
+                except Exception:
+                    pass  # the bridge goes away while terminating: expected
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None and not _descendants(self.proc.pid):
+                    break
+                time.sleep(0.1)
+            else:
+                log("soffice did not exit in time, killing it")
+            self.kill()  # no-op for processes already gone; reaps the child
+        self.desktop = None
+        self.proc = None
+        if self.profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
+
+
+# ---------------------------------------------------------------------------
+# addresses and names
+
+_SHEET_QUOTED = re.compile(r"^\$?'((?:[^']|'')*)'[.!](.+)$")
+_COLUMN = re.compile(r"^[A-Za-z]{1,3}$")
+
+
+def split_address(address):
+    """``"Scheda.E30:E45"`` -> ``("Scheda", "E30:E45")``; also ``'A b'!E3``."""
+    address = address.strip()
+    m = _SHEET_QUOTED.match(address)
+    if m:
+        return m.group(1).replace("''", "'"), m.group(2)
+    cut = max(address.rfind("."), address.rfind("!"))
+    if cut <= 0:
+        raise ValueError("not a sheet address (expected Sheet.A1): %r" % address)
+    return address[:cut].lstrip("$"), address[cut + 1 :]
+
+
+def get_sheet(doc, name):
+    sheets = doc.Sheets
+    if not sheets.hasByName(name):
+        raise ValueError(
+            "no sheet %r (sheets: %s)" % (name, ", ".join(sheets.getElementNames()))
+        )
+    return sheets.getByName(name)
+
+
+def range_by_address(doc, address):
+    sheet_name, ref = split_address(address)
+    sheet = get_sheet(doc, sheet_name)
+    ref = ref.replace("$", "")
+    # A range that repeats the sheet name ("Sheet.A1:Sheet.B2" / "A1:$Sheet.B2").
+    if ":" in ref:
+        left, right = ref.split(":", 1)
+        if "." in right or "!" in right:
+            right = split_address(right)[1]
+        ref = "%s:%s" % (left, right)
+    return sheet.getCellRangeByName(ref)
+
+
+def _named_range_object(doc, name):
+    named = doc.NamedRanges
+    if named.hasByName(name):
+        return named.getByName(name)
+    # Sheet-scoped names (xlsx localSheetId) live on the sheet.
+    for sheet_name in doc.Sheets.getElementNames():
+        sheet = doc.Sheets.getByName(sheet_name)
+        try:
+            local = sheet.NamedRanges
+        except Exception:
+            continue
+        if local is not None and local.hasByName(name):
+            return local.getByName(name)
+    return None
+
+
+def range_by_name(doc, name):
+    nr = _named_range_object(doc, name)
+    if nr is None:
+        return None
+    cells = None
+    try:
+        cells = nr.getReferredCells()
+    except Exception:
+        cells = None
+    if cells is not None:
+        return cells
+    content = nr.getContent()
+    try:
+        return range_by_address(doc, content.lstrip("="))
+    except Exception as exc:
+        raise ValueError(
+            "name %r does not refer to cells (content %r): %s" % (name, content, exc)
+        ) from exc
+
+
+def resolve(doc, key):
+    """A defined name or a ``Sheet.A1[:B2]`` address -> XCellRange."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("bad cell reference %r" % (key,))
+    rng = range_by_name(doc, key)
+    if rng is not None:
+        return rng
+    try:
+        return range_by_address(doc, key)
+    except Exception as exc:
+        raise ValueError("%r is neither a defined name nor a Sheet.A1 address (%s)" % (
+            key, error_text(exc))) from exc
+
+
+def range_size(rng):
+    a = rng.getRangeAddress()
+    return a.EndRow - a.StartRow + 1, a.EndColumn - a.StartColumn + 1
+
+
+def sheet_of(doc, rng):
+    return doc.Sheets.getByIndex(rng.getRangeAddress().Sheet)
+
+
+def describe(rng):
+    try:
+        return rng.AbsoluteName
+    except Exception:
+        return "?"
+
+
+def column_index(col):
+    if isinstance(col, int):
+        if col < 1:
+            raise ValueError("column numbers are 1-based: %r" % col)
+        return col - 1
+    col = str(col).strip().lstrip("$")
+    if col.isdigit():
+        return column_index(int(col))
+    if not _COLUMN.match(col):
+        raise ValueError("bad column %r" % col)
+    n = 0
+    for ch in col.upper():
+        n = n * 26 + (ord(ch) - 64)
+    return n - 1
+
+
+# ---------------------------------------------------------------------------
+# cells
+
+
+def cell_type_name(cell):
+    return cell.getType().value  # "EMPTY" | "VALUE" | "TEXT" | "FORMULA"
+
+
+def read_cell(cell):
+    kind = cell_type_name(cell)
+    out = {"type": kind, "value": None, "string": cell.getString(), "formula": cell.getFormula()}
+    if kind == "VALUE":
+        out["value"] = cell.getValue()
+    elif kind == "FORMULA":
+        err = cell.getError()
+        out["error_code"] = err
+        try:
+            res = cell.FormulaResultType2
+        except Exception:
+            res = None
+        if err:
+            out["result"] = "ERROR"
+        elif res == FORMULA_RESULT_STRING:
+            out["result"] = "TEXT"
+        elif res == FORMULA_RESULT_ERROR:
+            out["result"] = "ERROR"
+        else:
+            out["result"] = "VALUE"
+            out["value"] = cell.getValue()
+    return out
+
+
+def read_range(rng):
+    rows, cols = range_size(rng)
+    if rows == 1 and cols == 1:
+        return read_cell(rng.getCellByPosition(0, 0))
+    return [[read_cell(rng.getCellByPosition(c, r)) for c in range(cols)] for r in range(rows)]
+
+
+def target_cell(rng, key):
+    rows, cols = range_size(rng)
+    if rows == 1 and cols == 1:
+        return rng.getCellByPosition(0, 0)
+    # A name on a merged area refers to the whole area: write its top-left cell.
+    try:
+        merged = rng.getIsMerged()
+    except Exception:
+        merged = False
+    if merged:
+        return rng.getCellByPosition(0, 0)
+    raise ValueError("%r refers to %s, not to a single cell" % (key, describe(rng)))
+
+
+def excel_formula_tokens(doc, cell, formula):
+    """Parse a formula written as in Excel/OOXML (``,`` separators, ``Sheet!A1``)."""
+    parser = doc.createInstance("com.sun.star.sheet.FormulaParser")
+    mapper = doc.createInstance("com.sun.star.sheet.FormulaOpCodeMapper")
+    entries = mapper.getAvailableMappings(
+        FORMULA_LANGUAGE_OOXML, MAP_GROUP_ALL_EXCEPT_SPECIAL
+    ) + mapper.getAvailableMappings(FORMULA_LANGUAGE_OOXML, MAP_GROUP_SPECIAL)
+    parser.OpCodeMap = uno.Any("[]com.sun.star.sheet.FormulaOpCodeMapEntry", entries)
+    parser.FormulaConvention = ADDRESS_CONVENTION_XL_OOX
+    return parser.parseFormula(formula, cell.getCellAddress())
+
+
+def apply_set(doc, cell, item):
+    if item.get("clear"):
+        cell.clearContents(CLEAR_CONTENT_FLAGS)
+    elif "value" in item:
+        value = item["value"]
+        if value is None:
+            cell.clearContents(CLEAR_CONTENT_FLAGS)
+        elif isinstance(value, bool):
+            cell.setValue(1.0 if value else 0.0)
+        elif isinstance(value, (int, float)):
+            cell.setValue(float(value))
+        else:
+            raise ValueError("'value' must be a number, got %r (use 'string' for text)" % (value,))
+    elif "string" in item:
+        cell.setString("" if item["string"] is None else str(item["string"]))
+    elif "formula" in item:
+        cell.setFormula(str(item["formula"]))
+    elif "excel_formula" in item:
+        cell.setTokens(excel_formula_tokens(doc, cell, str(item["excel_formula"])))
+    else:
+        raise ValueError(
+            "set entry needs one of value/string/formula/excel_formula/clear: %r" % (item,)
+        )
+
+
+# ---------------------------------------------------------------------------
+# jobs
+
+
+class Protection:
+    """Unprotect sheets for a while and protect them again afterwards."""
+
+    def __init__(self):
+        self.sheets = []  # sheets we unprotected and must protect again
+
+    def open(self, sheet):
+        if sheet.isProtected():
+            sheet.unprotect("")
+            if sheet.isProtected():
+                raise RuntimeError("could not unprotect sheet %r" % sheet.getName())
+            self.sheets.append(sheet)
+
+    def close(self):
+        while self.sheets:
+            self.sheets.pop().protect("")
+
+
+def do_inserts(doc, job):
+    for item in job.get("insert_rows") or []:
+        sheet = get_sheet(doc, item["sheet"])
+        before = int(item["before_row"])
+        count = int(item.get("count", 1))
+        if before < 1 or count < 1:
+            raise ValueError("bad insert_rows entry %r" % (item,))
+        prot = Protection()
+        prot.open(sheet)
+        try:
+            sheet.getRows().insertByIndex(before - 1, count)
+        finally:
+            prot.close()
+    for item in job.get("insert_columns") or []:
+        sheet = get_sheet(doc, item["sheet"])
+        before = column_index(item["before_column"])
+        count = int(item.get("count", 1))
+        if count < 1:
+            raise ValueError("bad insert_columns entry %r" % (item,))
+        prot = Protection()
+        prot.open(sheet)
+        try:
+            sheet.getColumns().insertByIndex(before, count)
+        finally:
+            prot.close()
+
+
+def do_sets(doc, job):
+    items = job.get("set") or []
+    respect = bool(job.get("respect_protection"))
+    targets = []
+    for item in items:
+        key = item.get("name") or item.get("cell")
+        if not key:
+            raise ValueError("set entry needs 'name' or 'cell': %r" % (item,))
+        targets.append((key, item, target_cell(resolve(doc, key), key)))
+    prot = Protection()
+    try:
+        for key, item, cell in targets:
+            sheet = sheet_of(doc, cell)
+            if respect:
+                if sheet.isProtected() and cell.CellProtection.IsLocked:
+                    raise PermissionError(
+                        "%r (%s) is a locked cell of protected sheet %r"
+                        % (key, describe(cell), sheet.getName())
+                    )
+            else:
+                prot.open(sheet)
+            apply_set(doc, cell, item)
+    finally:
+        prot.close()
+
+
+def do_save(doc, job):
+    saved = []
+    for item in job.get("save") or []:
+        path = os.path.abspath(item["path"])
+        filt = item.get("filter") or FILTER_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
+        if not filt:
+            raise ValueError("no filter given and none known for %r" % path)
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        kwargs = {"FilterName": filt, "Overwrite": True}
+        if item.get("password"):
+            password = str(item["password"])
+            if filt in OOXML_FILTERS:
+                # ECMA-376 "Standard" encryption; LibreOffice 7.4 cannot write Agile.
+                kwargs["EncryptionData"] = named_values(OOXPassword=password, CryptoType="Standard")
+            else:
+                kwargs["Password"] = password
+        if item.get("filter_options"):
+            kwargs["FilterOptions"] = str(item["filter_options"])
+        doc.storeToURL(uno.systemPathToFileUrl(path), props(**kwargs))
+        if not os.path.exists(path):
+            raise RuntimeError("LibreOffice reported success but %s was not written" % path)
+        saved.append(path)
+    return saved
+
+
+def load(office, path, password=None):
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError("no such file: %s" % path)
+    kwargs = {
+        "Hidden": True,
+        "ReadOnly": False,
+        "MacroExecutionMode": MACRO_NEVER_EXECUTE,
+        "UpdateDocMode": UPDATE_NO_UPDATE,
+        "Silent": True,
+    }
+    if password:
+        kwargs["Password"] = str(password)
+    doc = office.desktop.loadComponentFromURL(
+        uno.systemPathToFileUrl(path), "_blank", 0, props(**kwargs)
+    )
+    if doc is None:
+        raise RuntimeError("LibreOffice could not load %s" % path)
+    if not doc.supportsService("com.sun.star.sheet.SpreadsheetDocument"):
+        close(doc)
+        raise RuntimeError("%s is not a spreadsheet" % path)
+    return doc
+
+
+def close(doc):
+    try:
+        doc.close(True)
+    except Exception:
+        try:
+            doc.dispose()
+        except Exception:
+            pass
+
+
+def run_job(office, job, result):
+    doc = load(office, job["input"], job.get("input_password"))
+    try:
+        do_inserts(doc, job)
+        for name in job.get("unprotect") or []:
+            sheet = get_sheet(doc, name)
+            if sheet.isProtected():
+                sheet.unprotect("")
+        do_sets(doc, job)
+        doc.calculateAll()
+        for key in job.get("read") or []:
+            result["reads"][key] = read_range(resolve(doc, key))
+        result["saved"] = do_save(doc, job)
+    finally:
+        close(doc)
+
+
+class Watchdog:
+    """Kill soffice if a job takes longer than its timeout."""
+
+    def __init__(self, office, seconds):
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire, args=(office,))
+        self._timer.daemon = True
+
+    def _fire(self, office):
+        self.fired = True
+        log("job timed out, killing soffice")
+        office.kill()
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        return False
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.stderr.write("usage: %s JOB.json RESULT.json\n" % argv[0])
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    jobs = spec.get("jobs") if isinstance(spec, dict) else None
+    if not isinstance(jobs, list):
+        sys.stderr.write("%s: expected {\"jobs\": [...]}\n" % argv[1])
+        return 2
+    soffice = spec.get("soffice") or os.environ.get("SOFFICE") or shutil.which("soffice")
+    if not soffice:
+        sys.stderr.write("soffice not found\n")
+        return 3
+    default_timeout = float(spec.get("job_timeout") or DEFAULT_JOB_TIMEOUT)
+
+    office = Office(soffice)
+    results = []
+    try:
+        try:
+            office.start()
+        except Exception as exc:
+            log("cannot start LibreOffice: %s" % error_text(exc))
+            return 3
+        for index, job in enumerate(jobs):
+            result = {"reads": {}, "saved": [], "error": None}
+            results.append(result)
+            if not office.alive():
+                log("soffice is gone, restarting it before job %d" % index)
+                office.stop()
+                office = Office(soffice)
+                try:
+                    office.start()
+                except Exception as exc:
+                    result["error"] = "LibreOffice could not be restarted: %s" % error_text(exc)
+                    continue
+            seconds = float(job.get("timeout") or default_timeout) if isinstance(job, dict) else 1
+            watchdog = Watchdog(office, seconds)
+            try:
+                if not isinstance(job, dict) or "input" not in job:
+                    raise ValueError("a job must be an object with an 'input' path")
+                with watchdog:
+                    run_job(office, job, result)
+            except Exception as exc:
+                if watchdog.fired:
+                    result["error"] = "timeout: job took longer than %.0f s (%s)" % (
+                        seconds, error_text(exc))
+                else:
+                    result["error"] = error_text(exc)
+                if os.environ.get("LO_DRIVER_DEBUG"):
+                    traceback.print_exc()
+    finally:
+        office.stop()
+    tmp = argv[2] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"results": results}, fh, ensure_ascii=False, indent=1)
+    os.replace(tmp, argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
