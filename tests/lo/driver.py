@@ -63,11 +63,14 @@ usage error, 3 when LibreOffice could not be started at all.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -140,7 +143,7 @@ REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def log(msg):
-    sys.stderr.write("lo-driver: %s\n" % msg)
+    sys.stderr.write(f"lo-driver: {msg}\n")
     sys.stderr.flush()
 
 
@@ -168,7 +171,7 @@ def error_text(exc):
     message = getattr(exc, "Message", None)
     if not message:
         message = str(exc)
-    return "%s: %s" % (type(exc).__name__, message.strip() or repr(exc))
+    return f"{type(exc).__name__}: {message.strip() or repr(exc)}"
 
 
 # ---------------------------------------------------------------------------
@@ -186,13 +189,13 @@ def _descendants(pid):
         if not entry.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % entry, "rb") as fh:
-                stat = fh.read().decode("utf-8", "replace")
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                line = fh.read().decode("utf-8", "replace")
         except OSError:
             continue
         # pid (comm) state ppid ...  -- comm may contain spaces and parentheses
         try:
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            ppid = int(line.rsplit(")", 1)[1].split()[1])
         except (IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
@@ -222,7 +225,7 @@ class Office:
         os.makedirs(user)
         with open(os.path.join(user, "registrymodifications.xcu"), "w", encoding="utf-8") as fh:
             fh.write(REGISTRY_XCU)
-        self.pipe = "lo_driver_%d_%s" % (os.getpid(), uuid.uuid4().hex)
+        self.pipe = f"lo_driver_{os.getpid()}_{uuid.uuid4().hex}"
         profile_url = uno.systemPathToFileUrl(self.profile)
         cmd = [
             self.soffice,
@@ -233,8 +236,8 @@ class Office:
             "--nodefault",
             "--nolockcheck",
             "--nofirststartwizard",
-            "-env:UserInstallation=%s" % profile_url,
-            "--accept=pipe,name=%s;urp;" % self.pipe,
+            f"-env:UserInstallation={profile_url}",
+            f"--accept=pipe,name={self.pipe};urp;",
         ]
         env = dict(os.environ)
         env.setdefault("SAL_USE_VCLPLUGIN", "svp")
@@ -252,7 +255,7 @@ class Office:
         resolver = local.ServiceManager.createInstanceWithContext(
             "com.sun.star.bridge.UnoUrlResolver", local
         )
-        url = "uno:pipe,name=%s;urp;StarOffice.ComponentContext" % self.pipe
+        url = f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext"
         deadline = time.monotonic() + CONNECT_TIMEOUT
         last = None
         while time.monotonic() < deadline:
@@ -264,15 +267,13 @@ class Office:
             except Exception as exc:  # NoConnectException while starting up
                 last = exc
             rc = self.proc.poll()
-            # The launcher script may exit after handing over to soffice.bin; only
-            # give up early when nothing of it is left alive.
+            # Give up early when soffice (the launcher and whatever it started) is gone.
             if rc is not None and not _descendants(self.proc.pid):
-                if rc != 0:
-                    raise RuntimeError("soffice exited with status %s while starting" % rc)
+                raise RuntimeError(f"soffice exited with status {rc} while starting")
             time.sleep(0.25)
         raise RuntimeError(
-            "could not connect to soffice within %.0f s: %s"
-            % (CONNECT_TIMEOUT, error_text(last) if last else "no answer")
+            f"could not connect to soffice within {CONNECT_TIMEOUT:.0f} s: "
+            + (error_text(last) if last else "no answer")
         )
 
     def alive(self):
@@ -290,22 +291,37 @@ class Office:
             return
         pids = _descendants(self.proc.pid)
         for pid in [self.proc.pid, *pids]:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+
+    def _remove_pipe_files(self):
+        """A killed soffice leaves its two pipe sockets in /tmp: remove ours."""
+        names = []
+        if self.pipe:
+            names.append(self.pipe)
+        if self.profile:
+            # desktop/source/app/officeipcthread.cxx: MD5 of the UTF-16 profile URL,
+            # each byte in hex without padding.
+            digest = hashlib.md5(  # noqa: S324 - not security, LibreOffice's naming
+                uno.systemPathToFileUrl(self.profile).encode("utf-16-le")
+            ).digest()
+            names.append("SingleOfficeIPC_" + "".join(f"{b:x}" for b in digest))
+        for name in names:
+            for folder in {"/tmp", tempfile.gettempdir()}:
+                path = os.path.join(folder, f"OSL_PIPE_{os.getuid()}_{name}")
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(os.lstat(path).st_mode):
+                        os.unlink(path)
+        self.pipe = None
 
     def stop(self):
         if self.proc is not None:
             if self.desktop is not None:
-                try:
+                # The bridge goes away while terminating: an exception is expected.
+                with contextlib.suppress(Exception):
                     self.desktop.terminate()
-                except Exception:
-                    pass  # the bridge goes away while terminating: expected
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None and not _descendants(self.proc.pid):
@@ -316,6 +332,7 @@ class Office:
             self.kill()  # no-op for processes already gone; reaps the child
         self.desktop = None
         self.proc = None
+        self._remove_pipe_files()
         if self.profile:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None
@@ -336,16 +353,14 @@ def split_address(address):
         return m.group(1).replace("''", "'"), m.group(2)
     cut = max(address.rfind("."), address.rfind("!"))
     if cut <= 0:
-        raise ValueError("not a sheet address (expected Sheet.A1): %r" % address)
+        raise ValueError(f"not a sheet address (expected Sheet.A1): {address!r}")
     return address[:cut].lstrip("$"), address[cut + 1 :]
 
 
 def get_sheet(doc, name):
     sheets = doc.Sheets
     if not sheets.hasByName(name):
-        raise ValueError(
-            "no sheet %r (sheets: %s)" % (name, ", ".join(sheets.getElementNames()))
-        )
+        raise ValueError(f"no sheet {name!r} (sheets: {', '.join(sheets.getElementNames())})")
     return sheets.getByName(name)
 
 
@@ -358,7 +373,7 @@ def range_by_address(doc, address):
         left, right = ref.split(":", 1)
         if "." in right or "!" in right:
             right = split_address(right)[1]
-        ref = "%s:%s" % (left, right)
+        ref = f"{left}:{right}"
     return sheet.getCellRangeByName(ref)
 
 
@@ -369,10 +384,7 @@ def _named_range_object(doc, name):
     # Sheet-scoped names (xlsx localSheetId) live on the sheet.
     for sheet_name in doc.Sheets.getElementNames():
         sheet = doc.Sheets.getByName(sheet_name)
-        try:
-            local = sheet.NamedRanges
-        except Exception:
-            continue
+        local = getattr(sheet, "NamedRanges", None)
         if local is not None and local.hasByName(name):
             return local.getByName(name)
     return None
@@ -394,22 +406,23 @@ def range_by_name(doc, name):
         return range_by_address(doc, content.lstrip("="))
     except Exception as exc:
         raise ValueError(
-            "name %r does not refer to cells (content %r): %s" % (name, content, exc)
+            f"name {name!r} does not refer to cells (content {content!r}): {exc}"
         ) from exc
 
 
 def resolve(doc, key):
     """A defined name or a ``Sheet.A1[:B2]`` address -> XCellRange."""
     if not isinstance(key, str) or not key:
-        raise ValueError("bad cell reference %r" % (key,))
+        raise ValueError(f"bad cell reference {key!r}")
     rng = range_by_name(doc, key)
     if rng is not None:
         return rng
     try:
         return range_by_address(doc, key)
     except Exception as exc:
-        raise ValueError("%r is neither a defined name nor a Sheet.A1 address (%s)" % (
-            key, error_text(exc))) from exc
+        raise ValueError(
+            f"{key!r} is neither a defined name nor a Sheet.A1 address ({error_text(exc)})"
+        ) from exc
 
 
 def range_size(rng):
@@ -431,13 +444,13 @@ def describe(rng):
 def column_index(col):
     if isinstance(col, int):
         if col < 1:
-            raise ValueError("column numbers are 1-based: %r" % col)
+            raise ValueError(f"column numbers are 1-based: {col!r}")
         return col - 1
     col = str(col).strip().lstrip("$")
     if col.isdigit():
         return column_index(int(col))
     if not _COLUMN.match(col):
-        raise ValueError("bad column %r" % col)
+        raise ValueError(f"bad column {col!r}")
     n = 0
     for ch in col.upper():
         n = n * 26 + (ord(ch) - 64)
@@ -494,7 +507,7 @@ def target_cell(rng, key):
         merged = False
     if merged:
         return rng.getCellByPosition(0, 0)
-    raise ValueError("%r refers to %s, not to a single cell" % (key, describe(rng)))
+    raise ValueError(f"{key!r} refers to {describe(rng)}, not to a single cell")
 
 
 def excel_formula_tokens(doc, cell, formula):
@@ -521,7 +534,7 @@ def apply_set(doc, cell, item):
         elif isinstance(value, (int, float)):
             cell.setValue(float(value))
         else:
-            raise ValueError("'value' must be a number, got %r (use 'string' for text)" % (value,))
+            raise ValueError(f"'value' must be a number, got {value!r} (use 'string' for text)")
     elif "string" in item:
         cell.setString("" if item["string"] is None else str(item["string"]))
     elif "formula" in item:
@@ -530,7 +543,7 @@ def apply_set(doc, cell, item):
         cell.setTokens(excel_formula_tokens(doc, cell, str(item["excel_formula"])))
     else:
         raise ValueError(
-            "set entry needs one of value/string/formula/excel_formula/clear: %r" % (item,)
+            f"set entry needs one of value/string/formula/excel_formula/clear: {item!r}"
         )
 
 
@@ -546,9 +559,15 @@ class Protection:
 
     def open(self, sheet):
         if sheet.isProtected():
-            sheet.unprotect("")
+            try:
+                sheet.unprotect("")
+            except Exception as exc:
+                raise PermissionError(
+                    f"cannot unprotect sheet {sheet.getName()!r} "
+                    f"(protected with a password?): {error_text(exc)}"
+                ) from exc
             if sheet.isProtected():
-                raise RuntimeError("could not unprotect sheet %r" % sheet.getName())
+                raise PermissionError(f"could not unprotect sheet {sheet.getName()!r}")
             self.sheets.append(sheet)
 
     def close(self):
@@ -562,7 +581,7 @@ def do_inserts(doc, job):
         before = int(item["before_row"])
         count = int(item.get("count", 1))
         if before < 1 or count < 1:
-            raise ValueError("bad insert_rows entry %r" % (item,))
+            raise ValueError(f"bad insert_rows entry {item!r}")
         prot = Protection()
         prot.open(sheet)
         try:
@@ -574,7 +593,7 @@ def do_inserts(doc, job):
         before = column_index(item["before_column"])
         count = int(item.get("count", 1))
         if count < 1:
-            raise ValueError("bad insert_columns entry %r" % (item,))
+            raise ValueError(f"bad insert_columns entry {item!r}")
         prot = Protection()
         prot.open(sheet)
         try:
@@ -590,7 +609,7 @@ def do_sets(doc, job):
     for item in items:
         key = item.get("name") or item.get("cell")
         if not key:
-            raise ValueError("set entry needs 'name' or 'cell': %r" % (item,))
+            raise ValueError(f"set entry needs 'name' or 'cell': {item!r}")
         targets.append((key, item, target_cell(resolve(doc, key), key)))
     prot = Protection()
     try:
@@ -599,8 +618,8 @@ def do_sets(doc, job):
             if respect:
                 if sheet.isProtected() and cell.CellProtection.IsLocked:
                     raise PermissionError(
-                        "%r (%s) is a locked cell of protected sheet %r"
-                        % (key, describe(cell), sheet.getName())
+                        f"{key!r} ({describe(cell)}) is a locked cell "
+                        f"of protected sheet {sheet.getName()!r}"
                     )
             else:
                 prot.open(sheet)
@@ -615,7 +634,7 @@ def do_save(doc, job):
         path = os.path.abspath(item["path"])
         filt = item.get("filter") or FILTER_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
         if not filt:
-            raise ValueError("no filter given and none known for %r" % path)
+            raise ValueError(f"no filter given and none known for {path!r}")
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -631,7 +650,7 @@ def do_save(doc, job):
             kwargs["FilterOptions"] = str(item["filter_options"])
         doc.storeToURL(uno.systemPathToFileUrl(path), props(**kwargs))
         if not os.path.exists(path):
-            raise RuntimeError("LibreOffice reported success but %s was not written" % path)
+            raise RuntimeError(f"LibreOffice reported success but {path} was not written")
         saved.append(path)
     return saved
 
@@ -639,7 +658,7 @@ def do_save(doc, job):
 def load(office, path, password=None):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError("no such file: %s" % path)
+        raise FileNotFoundError(f"no such file: {path}")
     kwargs = {
         "Hidden": True,
         "ReadOnly": False,
@@ -653,10 +672,10 @@ def load(office, path, password=None):
         uno.systemPathToFileUrl(path), "_blank", 0, props(**kwargs)
     )
     if doc is None:
-        raise RuntimeError("LibreOffice could not load %s" % path)
+        raise RuntimeError(f"LibreOffice could not load {path}")
     if not doc.supportsService("com.sun.star.sheet.SpreadsheetDocument"):
         close(doc)
-        raise RuntimeError("%s is not a spreadsheet" % path)
+        raise RuntimeError(f"{path} is not a spreadsheet")
     return doc
 
 
@@ -664,10 +683,8 @@ def close(doc):
     try:
         doc.close(True)
     except Exception:
-        try:
+        with contextlib.suppress(Exception):
             doc.dispose()
-        except Exception:
-            pass
 
 
 def run_job(office, job, result):
@@ -675,9 +692,7 @@ def run_job(office, job, result):
     try:
         do_inserts(doc, job)
         for name in job.get("unprotect") or []:
-            sheet = get_sheet(doc, name)
-            if sheet.isProtected():
-                sheet.unprotect("")
+            Protection().open(get_sheet(doc, name))  # never closed: stays unprotected
         do_sets(doc, job)
         doc.calculateAll()
         for key in job.get("read") or []:
@@ -711,13 +726,13 @@ class Watchdog:
 
 def main(argv):
     if len(argv) != 3:
-        sys.stderr.write("usage: %s JOB.json RESULT.json\n" % argv[0])
+        sys.stderr.write(f"usage: {argv[0]} JOB.json RESULT.json\n")
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
     jobs = spec.get("jobs") if isinstance(spec, dict) else None
     if not isinstance(jobs, list):
-        sys.stderr.write("%s: expected {\"jobs\": [...]}\n" % argv[1])
+        sys.stderr.write(f'{argv[1]}: expected {{"jobs": [...]}}\n')
         return 2
     soffice = spec.get("soffice") or os.environ.get("SOFFICE") or shutil.which("soffice")
     if not soffice:
@@ -731,19 +746,19 @@ def main(argv):
         try:
             office.start()
         except Exception as exc:
-            log("cannot start LibreOffice: %s" % error_text(exc))
+            log(f"cannot start LibreOffice: {error_text(exc)}")
             return 3
         for index, job in enumerate(jobs):
             result = {"reads": {}, "saved": [], "error": None}
             results.append(result)
             if not office.alive():
-                log("soffice is gone, restarting it before job %d" % index)
+                log(f"soffice is gone, restarting it before job {index}")
                 office.stop()
                 office = Office(soffice)
                 try:
                     office.start()
                 except Exception as exc:
-                    result["error"] = "LibreOffice could not be restarted: %s" % error_text(exc)
+                    result["error"] = f"LibreOffice could not be restarted: {error_text(exc)}"
                     continue
             seconds = float(job.get("timeout") or default_timeout) if isinstance(job, dict) else 1
             watchdog = Watchdog(office, seconds)
@@ -754,8 +769,9 @@ def main(argv):
                     run_job(office, job, result)
             except Exception as exc:
                 if watchdog.fired:
-                    result["error"] = "timeout: job took longer than %.0f s (%s)" % (
-                        seconds, error_text(exc))
+                    result["error"] = (
+                        f"timeout: job took longer than {seconds:g} s ({error_text(exc)})"
+                    )
                 else:
                     result["error"] = error_text(exc)
                 if os.environ.get("LO_DRIVER_DEBUG"):

@@ -1,0 +1,159 @@
+"""Command line: thin adapters over the core, messages in Italian."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__
+from . import raccolta as rc
+from .demo import run_demo
+from .reader import iter_workbook_files
+from .registry import RegistryError
+from .render import print_reports
+from .template import STANDARD_TEMPLATE_NAME, write_standard_template
+from .validate import ValidationContext, validate_file
+
+
+class _ItalianParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = (message.replace("the following arguments are required",
+                                   "mancano gli argomenti obbligatori")
+                   .replace("invalid choice", "scelta non valida")
+                   .replace("unrecognized arguments", "argomenti non riconosciuti")
+                   .replace("expected one argument", "serve un valore")
+                   .replace("invalid int value", "numero intero non valido"))
+        self.print_usage(sys.stderr)
+        self.exit(2, f"Errore: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _ItalianParser(
+        prog="piano-abitativo",
+        description="Raccolta dei dati del Piano annuale dell'offerta abitativa pubblica e "
+                    "sociale (L.R. 16/2016, R.R. 4/2017): modelli per gli enti, validazione "
+                    "dei file restituiti.",
+        add_help=False)
+    p.add_argument("-h", "--help", action="help", help="mostra questo aiuto ed esce")
+    p.add_argument("--version", action="version", version=f"piano-abitativo {__version__}",
+                   help="mostra la versione ed esce")
+    sub = p.add_subparsers(dest="comando", metavar="COMANDO", parser_class=_ItalianParser)
+    sub.required = True
+
+    def cmd(name: str, text: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=text, description=text, add_help=False)
+        c.add_argument("-h", "--help", action="help", help="mostra questo aiuto ed esce")
+        return c
+
+    c = cmd("crea", "Crea la cartella di una nuova raccolta (configurazione ed elenco enti).")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta (nuova)")
+    c.add_argument("--anno", type=int, required=True, help="anno del Piano, es. 2026")
+    c.add_argument("--enti", type=Path, metavar="FILE.csv",
+                   help="elenco degli enti (CSV); se omesso, l'Ambito Cremasco")
+    c.add_argument("--scadenza", metavar="GG/MM/AAAA", help="termine per la risposta")
+    c.add_argument("--ambito", help="nome dell'ambito territoriale")
+    c.add_argument("--contatto", default="", help="chi contattare, per le istruzioni")
+
+    c = cmd("modelli", "Genera un modello personalizzato per ogni ente in CARTELLA/modelli/.")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+
+    c = cmd("valida", "Valida i file restituiti dagli enti (file o cartelle).")
+    c.add_argument("percorsi", type=Path, nargs="+", metavar="PERCORSO",
+                   help="file .xlsx/.xlsm/.xls/.ods o cartelle che li contengono")
+    c.add_argument("--raccolta", type=Path, metavar="CARTELLA",
+                   help="raccolta di riferimento (se omessa: quella che contiene i file)")
+    c.add_argument("--json", action="store_true", help="risultato in formato JSON")
+
+    c = cmd("modello-vuoto", "Scrive il modello standard vuoto (quello in templates/).")
+    c.add_argument("--output", type=Path, default=Path("templates") / STANDARD_TEMPLATE_NAME,
+                   help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})")
+
+    c = cmd("demo", "Dimostrazione completa sui dati dell'Ambito Cremasco 2025.")
+    c.add_argument("cartella", type=Path, nargs="?", default=Path("demo-piano-abitativo"),
+                   help="cartella della demo (predefinita: ./demo-piano-abitativo)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(_dispatch(args))
+    except (rc.RaccoltaError, RegistryError) as exc:
+        print(f"Errore: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrotto.", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    con = Console()
+    if args.comando == "crea":
+        scad = rc.parse_date(args.scadenza) if args.scadenza else None
+        r = rc.create(args.cartella, anno=args.anno, registry_csv=args.enti, scadenza=scad,
+                      ambito=args.ambito, contatto=args.contatto)
+        con.print(f"Raccolta {r.anno} creata in {r.path} ({len(r.registry)} enti). "
+                  f"Configurazione: {r.config_path}.\nPasso successivo: "
+                  f"piano-abitativo modelli {r.path}")
+        return 0
+    if args.comando == "modelli":
+        r = rc.load(args.cartella)
+        paths = rc.generate_templates(r)
+        con.print(f"{len(paths)} modelli scritti in {r.modelli_dir}.")
+        return 0
+    if args.comando == "valida":
+        return _valida(args, con)
+    if args.comando == "modello-vuoto":
+        path = write_standard_template(args.output)
+        con.print(f"Modello standard scritto in {path}.")
+        return 0
+    if args.comando == "demo":
+        res = run_demo(args.cartella, log=con.print)
+        n_ok = sum(1 for r in res.reports if r.valid)
+        con.print(f"File validati: {len(res.reports)}; validi: {n_ok}; con errori: "
+                  f"{len(res.reports) - n_ok} (la prima versione di Castelleone, poi "
+                  "corretta).")
+        for rep in res.reports:
+            if not rep.valid:
+                for p in rep.errors:
+                    con.print(f"  {p.where()}: {p.message}. {p.hint}")
+        t = {k: f"{v:,}".replace(",", ".") for k, v in res.totali.items()}
+        con.print("Totali dei file validi (Piano 2025): "
+                  f"a) {t['a_totale']} unità, {t['a_sap']} SAP, {t['a_sas']} SAS; "
+                  f"b) {t['b_carenza_manutentiva']}; c) {t['c_nuova_edificazione']}; "
+                  f"d) {t['d_turnover']}; e) {t['e_conferite_privati']}; "
+                  f"f) {t['f_totale_assegnabili']}; j) {t['j_sat']}; "
+                  f"k) {t['k_assegnate_anno_precedente']}")
+        con.print(f"Raccolta: {res.raccolta.path}  Modelli: {res.raccolta.modelli_dir}  "
+                  f"Risposte: {res.risposte[0].parent}")
+        return 0
+    raise AssertionError(args.comando)  # pragma: no cover
+
+
+def _valida(args: argparse.Namespace, con: Console) -> int:
+    racc_dir = args.raccolta
+    if racc_dir is None:
+        for p in args.percorsi:
+            racc_dir = rc.find_raccolta(p if p.is_dir() else p.parent)
+            if racc_dir:
+                break
+    ctx = rc.load(racc_dir).validation_context() if racc_dir else ValidationContext()
+    files = list(iter_workbook_files(args.percorsi))
+    reports = [validate_file(f, ctx, display_name=str(f)) for f in files]
+    if args.json:
+        sys.stdout.write(json.dumps({"files": [r.to_json() for r in reports]},
+                                    ensure_ascii=False, indent=2) + "\n")
+    else:
+        if not files:
+            con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
+        print_reports(reports, con)
+    return 1 if any(not r.valid for r in reports) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The built-in demo: the Ambito Cremasco 2025, from the published plan's figures."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import raccolta as rc
+from .atomic import atomic_write_bytes
+from .fill import fill_template
+from .problems import Report
+from .schema import PLAN_FIELDS
+from .template import TemplateFactory, template_filename
+from .validate import validate_file
+
+DEMO_MARK = ".demo-piano-abitativo"
+RISPOSTE_DIR = "risposte"
+
+_CSV_COLUMNS = {
+    "a_sap": "a_sap", "a_sas": "a_sas", "b_carenza_manutentiva": "b_carenza",
+    "c_nuova_edificazione": "c_nuova_edif", "d_turnover": "d_turnover",
+    "e_conferite_privati": "e_privati", "g_soglia_indigenti": "g_soglia_indigenti_pct",
+    "h_categoria_aggiuntiva": "h_categoria_aggiuntiva", "i_forze_polizia": "i_fdp_pct",
+    "j_sat": "j_sat", "k_assegnate_anno_precedente": "k_assegnate_2024",
+}
+
+
+@dataclass(frozen=True)
+class DemoReturn:
+    codice: str
+    nome: str
+    values: dict[str, Any]
+    ricevuto: dt.datetime | None
+
+
+def cremasco_2025_returns() -> list[DemoReturn]:
+    """The 26 returns of the 2025 plan (values of tables a)–k), reception date/time)."""
+    text = (resources.files("piano_abitativo") / "data" / "cremasco_2025_dati_per_ente.csv"
+            ).read_text(encoding="utf-8")
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        codice = row["istat_code"] or "ALER-BCM"
+        values: dict[str, Any] = {}
+        for fid, col in _CSV_COLUMNS.items():
+            raw = row[col].strip()
+            if fid == "h_categoria_aggiuntiva":
+                values[fid] = raw or "NO"
+            elif raw:
+                values[fid] = int(raw)
+        if row["tipo_ente"] == "ALER":
+            for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "i_forze_polizia"):
+                values.pop(fid, None)
+        slug = codice.lower().replace("-", "")
+        values.update({"referente_nome": "Ufficio Casa",
+                       "referente_email": f"casa@{slug}.example"})
+        when = None
+        if row["data_ricezione"]:
+            when = dt.datetime.fromisoformat(f"{row['data_ricezione']}T{row['ora_ricezione']}"
+                                             ).replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
+        out.append(DemoReturn(codice, row["ente_normalizzato"], values, when))
+    return out
+
+
+@dataclass
+class DemoResult:
+    raccolta: rc.Raccolta
+    modelli: list[Path]
+    risposte: list[Path]
+    reports: list[Report]
+    totali: dict[str, int]
+
+
+def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
+    """Create the Cremasco 2025 raccolta, its 49 templates and the 26 returns (one first
+    with a mistake, then corrected), validate them all and total the valid ones."""
+    path = Path(path)
+    if (path / rc.CONFIG_NAME).exists():
+        if not (path / DEMO_MARK).exists():
+            raise rc.RaccoltaError(f"{path} contiene una raccolta vera: la demo non la tocca. "
+                                   "Indicare un'altra cartella.")
+        shutil.rmtree(path)
+    r = rc.create(path, anno=2025, scadenza=dt.date(2024, 12, 18),
+                  contatto="Ufficio di Piano, casa@crema.example")
+    (path / DEMO_MARK).write_text("cartella creata da «piano-abitativo demo»\n",
+                                  encoding="utf-8")
+    log(f"Raccolta {r.anno} dell'Ambito {r.ambito} creata in {path}")
+    modelli = rc.generate_templates(r)
+    log(f"Modelli personalizzati: {len(modelli)} in {r.modelli_dir}")
+    factory = TemplateFactory(r.template_context())
+    outdir = path / RISPOSTE_DIR
+    risposte: list[Path] = []
+    for ret in cremasco_2025_returns():
+        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
+        if ente is None:  # pragma: no cover - the built-in data match the registry
+            raise rc.RaccoltaError(f"ente {ret.nome} non nell'elenco")
+        blank = factory.render(ente)
+        name = template_filename(ente, r.anno)
+        if ente.denominazione == "Castelleone":
+            # the first return has a mistake: 15% for the Forze di Polizia (max 10%)
+            first = outdir / f"prima_versione_{name}"
+            atomic_write_bytes(first, fill_template(blank, {**ret.values,
+                                                            "i_forze_polizia": 15}))
+            risposte.append(first)
+        target = outdir / name
+        atomic_write_bytes(target, fill_template(blank, ret.values))
+        risposte.append(target)
+    log(f"Risposte compilate: {len(risposte)} in {outdir}")
+    ctx = r.validation_context()
+    reports = [validate_file(p, ctx) for p in risposte]
+    latest: dict[str, Report] = {}
+    for p, rep in zip(risposte, reports, strict=True):
+        if rep.ente and rep.valid and not p.name.startswith("prima_versione_"):
+            latest[rep.ente] = rep
+    totali = {f.id: int(sum(int(rep.values.get(f.id) or 0) for rep in latest.values()))
+              for f in PLAN_FIELDS if f.kind.value == "conteggio"}
+    return DemoResult(r, modelli, risposte, reports, totali)
