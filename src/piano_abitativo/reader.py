@@ -566,8 +566,8 @@ def _interpret_one(rd: Reading, f: Field, rc: RawCell, tipo: str) -> Any:
     if f.kind is Kind.YESNO:
         text = _as_text(raw).upper() if not isinstance(raw, bool) else (
             "SI" if raw else "NO")
-        if text in ("SI", "NO") and not isinstance(raw, bool):
-            return text
+        if isinstance(raw, str) and raw.strip() in ("SI", "NO"):
+            return raw.strip()
         if text in _YES or text in _NO:
             value = "SI" if text in _YES else "NO"
             rd.add("L02", f"{f.header}: «{_as_text(raw)}» letto come {value}", value=raw,

@@ -606,9 +606,9 @@ def _write_value_cell(ws: Any, fmt: _Formats, f: Field, row: int, variant: Varia
                 ws.write_blank(row, col, None, fmt.ident_year)
         return
     if f.role is Role.FORMULA:
-        refs = "+".join(LAYOUT.cell(k) for k in f.sum_of)
-        ws.write_formula(row, col, f"=SUM({refs})" if "+" not in refs else f"={refs}",
-                         fmt.formula, 0)
+        # SUM ignores numbers typed as text in Excel and LibreOffice alike
+        refs = ",".join(LAYOUT.cell(k) for k in f.sum_of)
+        ws.write_formula(row, col, f"=SUM({refs})", fmt.formula, 0)
         return
     if f.comuni_only and aler:
         ws.write_string(row, col, NOT_APPLICABLE, fmt.na)

@@ -68,13 +68,13 @@ def validate_reading(rd: Reading, context: ValidationContext | None = None) -> R
         report.ente = rd.metadata.get("ente_codice") or None
         return report
     v = rd.values
-    report.values = dict(v)
     ente = _identify(rd, ctx, report)
     report.ente = ente.codice if ente else (v.get("ente_codice") or None)
     report.ente_denominazione = ente.denominazione if ente else (
         v.get("ente_denominazione") or None)
     tipo = ente.tipo if ente else (rd.metadata.get("ente_tipo") or "")
     report.extend(check_values(v, rd, tipo=tipo, settings=ctx.settings))
+    report.values = dict(rd.values)
     return report
 
 
@@ -169,6 +169,8 @@ def check_values(v: Mapping[str, Any], rd: Reading, *, tipo: str,
     bad: set[str] = set()
     for f in FIELDS:
         x = v.get(f.id)
+        if f.role is Role.FORMULA:
+            continue
         if f.kind is Kind.COUNT and isinstance(x, int | float):
             if x < 0 or not float(x).is_integer() or x > (f.maximum or math.inf):
                 bad.add(f.id)
@@ -179,16 +181,10 @@ def check_values(v: Mapping[str, Any], rd: Reading, *, tipo: str,
             bad.add(f.id)
             out.append(_p(rd, "R0", f.id, f"{f.header}: {_fmt(x)}% non è una percentuale "
                           "tra 0 e 100", value=x))
-    # R1, R2: computed totals
-    for fid in ("a_totale", "f_totale_assegnabili"):
-        f = FIELD_BY_ID[fid]
-        parts = sum(_n(v, k) for k in f.sum_of)
-        x = v.get(fid)
-        if isinstance(x, int | float) and abs(float(x) - parts) > 1e-9:
-            code = "R1" if fid == "a_totale" else "R2"
-            names = " + ".join(FIELD_BY_ID[k].header for k in f.sum_of)
-            out.append(_p(rd, code, fid, f"{f.header}: {_fmt(x)} invece di {_fmt(parts)} "
-                          f"({names})", value=x))
+    # R1, R2: computed totals. The workbook's SUM ignores numbers typed as text, the
+    # reader does not: a cached total is right if it matches either way of adding up.
+    totals = check_totals(v, rd)
+    out.extend(totals)
     sap = _n(v, "a_sap")
     # R3: soglia indigenti
     g = v.get("g_soglia_indigenti")
@@ -252,6 +248,30 @@ def check_values(v: Mapping[str, Any], rd: Reading, *, tipo: str,
     if mail and not _EMAIL.match(mail):
         out.append(_p(rd, "V02", "referente_email", f"«{mail}» non è un indirizzo e-mail "
                       "valido", value=mail))
+    return out
+
+
+def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
+    """R1 and R2. The totals in the values become the sums of the typed values."""
+    out: list[Problem] = []
+    values = v if isinstance(v, dict) else None
+    for fid in ("a_totale", "f_totale_assegnabili"):
+        f = FIELD_BY_ID[fid]
+        parts = sum(_n(v, k) for k in f.sum_of)
+        sheet_sum = 0.0
+        for k in f.sum_of:
+            raw = rd.cells[k].raw if k in rd.cells else None
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                sheet_sum += float(raw)
+        x = v.get(fid)
+        if isinstance(x, int | float) and not isinstance(x, bool) and (
+                abs(float(x) - parts) > 1e-9 and abs(float(x) - sheet_sum) > 1e-9):
+            code = "R1" if fid == "a_totale" else "R2"
+            names = " + ".join(FIELD_BY_ID[k].header for k in f.sum_of)
+            out.append(_p(rd, code, fid, f"{f.header}: {_fmt(x)} invece di {_fmt(parts)} "
+                          f"({names})", value=x))
+        elif values is not None:
+            values[fid] = int(parts) if parts.is_integer() else parts
     return out
 
 

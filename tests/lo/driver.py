@@ -208,6 +208,10 @@ def _descendants(pid):
     return out
 
 
+def _unblock_sigterm():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 class Office:
     """One headless soffice with a private profile, reached over a named pipe."""
 
@@ -247,6 +251,8 @@ class Office:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
+            # main() blocks SIGTERM in this thread; soffice must not inherit that.
+            preexec_fn=_unblock_sigterm,
         )
         self._connect()
 
@@ -315,6 +321,13 @@ class Office:
                     if stat.S_ISSOCK(os.lstat(path).st_mode):
                         os.unlink(path)
         self.pipe = None
+
+    def abandon(self):
+        """Kill everything and clean up at once (used on SIGTERM)."""
+        self.kill()
+        self._remove_pipe_files()
+        if self.profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
 
     def stop(self):
         if self.proc is not None:
@@ -702,6 +715,33 @@ def run_job(office, job, result):
         close(doc)
 
 
+CURRENT = {}  # the Office in use, for the SIGTERM handler
+LIFECYCLE = threading.Lock()  # held while an Office is being started
+TERMINATING = threading.Event()
+
+
+def _handle_sigterm():
+    """Wait for SIGTERM in a thread of its own: a Python signal handler would only
+    run once the main thread comes back from a (possibly hung) UNO call."""
+    signal.sigwait({signal.SIGTERM})
+    log("SIGTERM: killing soffice")
+    TERMINATING.set()
+    with LIFECYCLE:  # let a start in progress finish, so its soffice is known
+        office = CURRENT.get("office")
+        if office is not None:
+            office.abandon()
+        os._exit(128 + signal.SIGTERM)
+
+
+def start_office(soffice):
+    with LIFECYCLE:
+        if TERMINATING.is_set():
+            raise RuntimeError("terminating")
+        office = CURRENT["office"] = Office(soffice)
+        office.start()
+    return office
+
+
 class Watchdog:
     """Kill soffice if a job takes longer than its timeout."""
 
@@ -740,24 +780,26 @@ def main(argv):
         return 3
     default_timeout = float(spec.get("job_timeout") or DEFAULT_JOB_TIMEOUT)
 
-    office = Office(soffice)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=_handle_sigterm, daemon=True).start()
     results = []
     try:
         try:
-            office.start()
+            start_office(soffice)
         except Exception as exc:
             log(f"cannot start LibreOffice: {error_text(exc)}")
             return 3
+        office = CURRENT["office"]
         for index, job in enumerate(jobs):
             result = {"reads": {}, "saved": [], "error": None}
             results.append(result)
             if not office.alive():
                 log(f"soffice is gone, restarting it before job {index}")
                 office.stop()
-                office = Office(soffice)
                 try:
-                    office.start()
+                    office = start_office(soffice)
                 except Exception as exc:
+                    office = CURRENT["office"]
                     result["error"] = f"LibreOffice could not be restarted: {error_text(exc)}"
                     continue
             seconds = float(job.get("timeout") or default_timeout) if isinstance(job, dict) else 1
@@ -777,7 +819,8 @@ def main(argv):
                 if os.environ.get("LO_DRIVER_DEBUG"):
                     traceback.print_exc()
     finally:
-        office.stop()
+        if "office" in CURRENT:
+            CURRENT["office"].stop()
     tmp = argv[2] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"results": results}, fh, ensure_ascii=False, indent=1)
