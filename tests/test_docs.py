@@ -1,0 +1,37 @@
+"""Docs that cannot drift: problem codes, README commands, CI command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from piano_abitativo.docs import problem_catalogue_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_problem_catalogue_doc_is_generated_from_the_code() -> None:
+    """docs/problemi.md lists exactly the codes of the catalogue, as generated."""
+    assert (ROOT / "docs" / "problemi.md").read_text(encoding="utf-8") == (
+        problem_catalogue_markdown()), "Rigenerare con: python -m piano_abitativo.docs"
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.DOTALL)
+    assert block, "README.md must open with a code block"
+    return [ln for ln in block.group(1).splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_readme_opens_with_the_demo_and_the_test_command() -> None:
+    """The first block of README.md holds exactly two commands: demo, then tests."""
+    cmds = _readme_commands()
+    assert len(cmds) == 2
+    assert "piano-abitativo demo" in cmds[0]
+    assert "pytest" in cmds[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """.ci/run ends with the README's test command, character for character."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-1].strip() == _readme_commands()[1]
