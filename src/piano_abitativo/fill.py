@@ -53,7 +53,7 @@ def fill_template(template: bytes, values: Mapping[str, Any]) -> bytes:
     for fid in ("a_totale", "f_totale_assegnabili"):
         total = sum(numeric.get(k, 0) for k in FIELD_BY_ID[fid].sum_of)
         ref = LAYOUT.cell(fid)
-        xml = re.sub(rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>\s*)<v>[^<]*</v>',
+        xml = re.sub(rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)(?:<v>[^<]*</v>)?',
                      lambda m, t=total: f"{m.group(1)}<v>{t!r}</v>", xml)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:

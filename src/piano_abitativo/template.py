@@ -345,7 +345,28 @@ def build_variant(variant: Variant, ctx: TemplateContext) -> bytes:
     _write_scheda(wb, fmt, variant, ctx)
     _write_meta(wb, variant, ctx)
     wb.close()
-    return buf.getvalue()
+    return _without_cached_results(buf.getvalue())
+
+
+_CACHED_RESULT = re.compile(rb"(</f>)<v>[^<]*</v>")
+
+
+def _without_cached_results(data: bytes) -> bytes:
+    """Drop the cached results XlsxWriter writes for formulas (all 0).
+
+    LibreOffice trusts cached results of files that claim to come from Excel, so the
+    self-checks would show 0 until edited; a formula without a cached result is
+    computed on load by LibreOffice, and Excel recalculates everything on load anyway
+    (fullCalcOnLoad)."""
+    zin = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            body = zin.read(info)
+            if info.filename.startswith("xl/worksheets/"):
+                body = _CACHED_RESULT.sub(rb"\1", body)
+            zout.writestr(info, body)
+    return out.getvalue()
 
 
 def _meta_values(variant: Variant, ctx: TemplateContext) -> dict[str, str]:
