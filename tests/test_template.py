@@ -131,7 +131,7 @@ def test_formulas_use_only_functions_safe_in_excel_2010_and_libreoffice(
 
     safe = {"SUM", "IF", "AND", "OR", "NOT", "ISBLANK", "ISNUMBER", "ISERROR", "INT",
             "VALUE", "TRIM", "N", "ROUNDUP", "COUNTIF", "UPPER", "LEN", "FIND", "RIGHT",
-            "SUBSTITUTE"}
+            "SUBSTITUTE", "EXACT", "MAX", "ROUNDDOWN"}
     ws = crema[SHEET_SCHEDA]
     used: set[str] = set()
     for row in ws.iter_rows():

@@ -46,7 +46,7 @@ class Raccolta:
     def template_context(self) -> TemplateContext:
         return TemplateContext(anno=self.anno, raccolta_id=self.id, ambito=self.ambito,
                                scadenza=self.scadenza, capofila=self.capofila,
-                               contatto=self.contatto)
+                               contatto=self.contatto, settings=self.settings)
 
     def validation_context(self, ente_atteso: str | None = None) -> ValidationContext:
         return ValidationContext(anno=self.anno, raccolta_id=self.id, registry=self.registry,

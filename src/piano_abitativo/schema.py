@@ -198,3 +198,15 @@ META_KEYS: dict[str, str] = {
     "ambito": "Ambito territoriale",
 }
 TEMPLATE_MARK = "piano-abitativo"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The *settings* of regole.md, configurable per raccolta."""
+
+    #: R5: SAT units warned above this percentage of the base
+    sat_percentuale: float = 10.0
+    #: R5: the base of the percentage: "a_sap" (SAP stock) or "f_totale_assegnabili"
+    sat_base: str = "a_sap"
+    #: R5: rounding of the limit: "eccesso" (ceil) or "difetto" (floor)
+    sat_arrotondamento: str = "eccesso"

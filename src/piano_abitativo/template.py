@@ -37,6 +37,7 @@ from .schema import (
     Field,
     Kind,
     Role,
+    Settings,
 )
 
 # Columns of the "Scheda" sheet (0-based for XlsxWriter).
@@ -206,7 +207,7 @@ def _yes_no(x: str) -> tuple[str, str]:
     return yes, no
 
 
-def _check_formula(chk: Check, aler: bool) -> tuple[str, str]:
+def _check_formula(chk: Check, aler: bool, settings: Settings) -> tuple[str, str]:
     """(symbol formula, message formula) of a check row."""
     ref = LAYOUT.abs_ref
     if chk.comuni_only and aler:
@@ -250,8 +251,8 @@ def _check_formula(chk: Check, aler: bool) -> tuple[str, str]:
     if chk.id == "h_valore":
         x = ref("h_categoria_aggiuntiva")
         yes, no = _yes_no(x)
-        u = f"UPPER(TRIM({x}))"
-        sym = (f'=IF(ISBLANK({x}),"{OK}",IF(OR({u}="SI",{u}="NO"),"{OK}",'
+        exact = f'OR(EXACT(TRIM({x}),"SI"),EXACT(TRIM({x}),"NO"))'
+        sym = (f'=IF(ISBLANK({x}),"{OK}",IF({exact},"{OK}",'
                f'IF(OR({yes},{no}),"{WARN}","{BAD}")))')
         return sym, _msg_from_symbol(chk, label, "h) scegliere SI oppure NO dall'elenco",
                                      "h) risposta scritta a mano: scegliere SI o NO dall'elenco")
@@ -265,7 +266,10 @@ def _check_formula(chk: Check, aler: bool) -> tuple[str, str]:
     sap = n["a_sap"]
     if chk.id == "R5":
         j = n["j_sat"]
-        sym = f'=IF({j}>ROUNDUP({sap}*10/100,0),"{WARN}","{OK}")'
+        base = n[settings.sat_base]
+        rnd = "ROUNDUP" if settings.sat_arrotondamento == "eccesso" else "ROUNDDOWN"
+        sym = (f'=IF({j}>{rnd}(MAX(0,{base})*{settings.sat_percentuale:g}/100,0),'
+               f'"{WARN}","{OK}")')
         return sym, _msg_from_symbol(chk, label, "", "j) unità SAT oltre il 10% degli alloggi "
                                      "SAP: verificare")
     if chk.id in ("R7", "R8", "R12"):
@@ -314,6 +318,7 @@ class TemplateContext:
     scadenza: dt.date | None = None
     capofila: str = ""
     contatto: str = ""
+    settings: Settings = field(default_factory=Settings)
 
 
 def _ita_date(d: dt.date | None) -> str:
@@ -568,7 +573,7 @@ def _write_scheda(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateContext
                    f"={SHEET_SCHEDA}!{xl_rowcol_to_cell(s, COL_LETTER, True, True)}")
     for chk in CHECKS:
         row = lay.check_rows[chk.id]
-        sym, msg = _check_formula(chk, aler)
+        sym, msg = _check_formula(chk, aler, ctx.settings)
         ws.write_string(row, COL_KEY, f"check:{chk.id}")
         ws.write_formula(row, COL_LETTER, sym, fmt.symbol)
         ws.merge_range(row, COL_LABEL, row, COL_HELP, "", fmt.check_msg)

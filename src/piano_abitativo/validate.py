@@ -16,6 +16,7 @@ from .problems import Problem, Report, Severity, problem
 from .reader import Reading, read_bytes, read_workbook
 from .registry import Ente, Registry, normalise_name
 from .schema import (
+    Settings,
     FIELD_BY_ID,
     FIELDS,
     SHEET_SCHEDA,
@@ -24,18 +25,6 @@ from .schema import (
     Kind,
     Role,
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The *settings* of regole.md, configurable per raccolta."""
-
-    #: R5: SAT units warned above this percentage of the base
-    sat_percentuale: float = 10.0
-    #: R5: the base of the percentage: "a_sap" (SAP stock) or "f_totale_assegnabili"
-    sat_base: str = "a_sap"
-    #: R5: rounding of the limit: "eccesso" (ceil) or "difetto" (floor)
-    sat_arrotondamento: str = "eccesso"
 
 
 @dataclass(frozen=True)
@@ -205,7 +194,7 @@ def check_values(v: Mapping[str, Any], rd: Reading, *, tipo: str,
             out.append(_p(rd, "R4", "i_forze_polizia", f"i) Quota {_fmt(i)}%: il massimo "
                           "consentito è 10%", value=i))
     # R5: SAT
-    base = _n(v, s.sat_base)
+    base = max(0.0, _n(v, s.sat_base))
     limit_raw = base * s.sat_percentuale / 100
     limit = math.ceil(limit_raw - 1e-9) if s.sat_arrotondamento == "eccesso" else math.floor(
         limit_raw + 1e-9)
