@@ -48,13 +48,12 @@ def fill_template(template: bytes, values: Mapping[str, Any]) -> bytes:
         f = FIELD_BY_ID[fid]
         if f.role is Role.FORMULA:
             continue
-        xml = _replace_cell(xml, LAYOUT.cell(fid), lambda ref, style, v=value: _cell_xml(
-            ref, style, v))
+        xml = _replace_cell(xml, LAYOUT.cell(fid), value)
     for fid in ("a_totale", "f_totale_assegnabili"):
         total = sum(numeric.get(k, 0) for k in FIELD_BY_ID[fid].sum_of)
         ref = LAYOUT.cell(fid)
         xml = re.sub(rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)(?:<v>[^<]*</v>)?',
-                     lambda m, t=total: f"{m.group(1)}<v>{t!r}</v>", xml)
+                     rf"\g<1><v>{total!r}</v>", xml)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -65,9 +64,9 @@ def fill_template(template: bytes, values: Mapping[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def _replace_cell(xml: str, ref: str, make: Any) -> str:
+def _replace_cell(xml: str, ref: str, value: Any) -> str:
     pat = re.compile(rf'<c r="{ref}"( s="\d+")?(?: t="\w+")?\s*(?:/>|>.*?</c>)', re.DOTALL)
     m = pat.search(xml)
     if m is None:
         raise ValueError(f"cella {ref} non trovata nel modello")
-    return xml[: m.start()] + make(ref, m.group(1) or "") + xml[m.end():]
+    return xml[: m.start()] + _cell_xml(ref, m.group(1) or "", value) + xml[m.end():]

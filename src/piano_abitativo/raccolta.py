@@ -11,8 +11,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .registry import Ente, Registry, RegistryError, default_registry, load_registry
+from .schema import Settings
 from .template import TemplateContext, write_templates
-from .validate import Settings, ValidationContext
+from .validate import ValidationContext
 
 CONFIG_NAME = "raccolta.toml"
 REGISTRY_NAME = "enti.csv"

@@ -341,7 +341,11 @@ def _ods_names_formulas(content: bytes) -> tuple[dict[str, str], set[str]]:
     row = 0
     col = 0
     depth_table = 0
-    for event, el in ET.iterparse(io.BytesIO(content), events=("start", "end")):
+    if b"<!DOCTYPE" in content[:4096] or b"<!ENTITY" in content:
+        # LibreOffice never writes a DTD: entity tricks (billion laughs) are refused
+        raise ValueError("content.xml con DTD o entità: rifiutato")
+    parser = ET.iterparse(io.BytesIO(content), events=("start", "end"))  # noqa: S314
+    for event, el in parser:
         tag = el.tag
         if event == "start":
             if tag == _TABLE + "table":
@@ -350,9 +354,9 @@ def _ods_names_formulas(content: bytes) -> tuple[dict[str, str], set[str]]:
                 row = 0
             elif in_scheda and tag == _TABLE + "table-row":
                 col = 0
-            elif in_scheda and tag in (_TABLE + "table-cell", _TABLE + "covered-table-cell"):
-                if el.get(_TABLE + "formula"):
-                    formulas.add(a1(row, col))
+            elif (in_scheda and tag in (_TABLE + "table-cell", _TABLE + "covered-table-cell")
+                  and el.get(_TABLE + "formula")):
+                formulas.add(a1(row, col))
         else:
             if tag == _TABLE + "table":
                 depth_table -= 1

@@ -84,10 +84,10 @@ class Layout:
 
     def cell(self, field_id: str) -> str:
         """A1 address of a field's value cell, e.g. 'D10'."""
-        return xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE)
+        return str(xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE))
 
     def abs_ref(self, field_id: str) -> str:
-        return xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE, True, True)
+        return str(xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE, True, True))
 
 
 def _checks() -> tuple[Check, ...]:
@@ -332,7 +332,6 @@ def build_variant(variant: Variant, ctx: TemplateContext) -> bytes:
                                    "strings_to_formulas": False, "strings_to_urls": False})
     created = dt.datetime(ctx.anno - 1 if ctx.anno else 2026, 1, 1, tzinfo=dt.UTC)
     blank = variant == "VUOTO"
-    aler = variant == "ALER"
     wb.set_properties({
         "title": f"Piano annuale offerta abitativa {ctx.anno or ''} - "
                  f"{'' if blank else _PH_FULLNAME}".strip(" -"),
@@ -516,8 +515,8 @@ def _write_scheda(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateContext
         if letter in SECTIONS:
             ws.write_string(row, COL_LETTER, f"{letter})", fmt.letter)
             title = SECTIONS[letter]
-            single = [f for f in FIELDS if f.section == letter]
-            if len(single) == 1:
+            members = [f for f in FIELDS if f.section == letter]
+            if len(members) == 1:
                 ws.write_string(row, COL_LABEL, title, fmt.section)
             else:
                 ws.merge_range(row, COL_LABEL, row, COL_HELP, title, fmt.section)

@@ -16,7 +16,6 @@ from .problems import Problem, Report, Severity, problem
 from .reader import Reading, read_bytes, read_workbook
 from .registry import Ente, Registry, normalise_name
 from .schema import (
-    Settings,
     FIELD_BY_ID,
     FIELDS,
     SHEET_SCHEDA,
@@ -24,6 +23,7 @@ from .schema import (
     TEMPLATE_VERSION,
     Kind,
     Role,
+    Settings,
 )
 
 
@@ -246,7 +246,7 @@ def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
     values = v if isinstance(v, dict) else None
     for fid in ("a_totale", "f_totale_assegnabili"):
         f = FIELD_BY_ID[fid]
-        parts = sum(_n(v, k) for k in f.sum_of)
+        parts = float(sum(_n(v, k) for k in f.sum_of))
         sheet_sum = 0.0
         for k in f.sum_of:
             raw = rd.cells[k].raw if k in rd.cells else None
