@@ -31,7 +31,7 @@ from .schema import (
     Kind,
     Role,
 )
-from .template import COL_KEY, COL_VALUE, KEY_HEADER, LAYOUT, NOT_APPLICABLE
+from .template import KEY_HEADER, LAYOUT, NOT_APPLICABLE, VALUE_HEADER
 
 #: Limits that make hostile files harmless (a filled template is ~20 KB).
 MAX_FILE_BYTES = 15 * 1024 * 1024
@@ -39,6 +39,9 @@ MAX_UNCOMPRESSED_BYTES = 60 * 1024 * 1024
 MAX_RATIO = 150  # a member that inflates more than this (and beyond 1 MB) is a bomb
 MAX_MEMBERS = 2000
 
+#: members whose compressed size could hide more than a few MB are inflated once,
+#: in bounded chunks, to check they are no larger than they declare
+_VERIFY_ABOVE = 4096
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -259,6 +262,10 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
         if info.flag_bits & 0x1:
             rd.add("F04", "Il file contiene parti cifrate")
             return None
+        if info.compress_size > _VERIFY_ABOVE and not _inflates_as_declared(zf, info):
+            rd.add("F06", "Una parte del file si decomprime oltre la dimensione dichiarata "
+                   "(possibile «zip bomb»): rifiutato", value=info.filename)
+            return None
     members = {i.filename for i in infos}
     try:
         if "xl/workbook.xml" in members:
@@ -291,6 +298,23 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
     else:
         rd.add("F02", "Il file è un archivio .zip, non una cartella di lavoro")
     return None
+
+
+def _inflates_as_declared(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """True when the member inflates to no more than its declared size (bounded memory)."""
+    limit = info.file_size
+    seen = 0
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read1(65536) if hasattr(fh, "read1") else fh.read(65536)
+                if not chunk:
+                    return True
+                seen += len(chunk)
+                if seen > limit:
+                    return False
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+        return False
 
 
 _DEFINED = re.compile(rb'<definedName\b([^>]*)>([^<]*)</definedName>')
@@ -433,10 +457,11 @@ def _read_grid(wb: Any, rd: Reading, names: dict[str, str] | None,
     _locate_and_read(grid, rd, names, formulas)
 
 
-def _key_index(grid: list[list[Any]]) -> tuple[dict[str, tuple[int, int]], int | None]:
-    """Field id -> (row, col) of its key cell; and the column of the key header."""
+def _key_index(grid: list[list[Any]]
+               ) -> tuple[dict[str, tuple[int, int]], tuple[int, int] | None]:
+    """Field id -> (row, col) of its key cell; and (row, col) of the key header."""
     found: dict[str, tuple[int, int]] = {}
-    header_col: int | None = None
+    header: tuple[int, int] | None = None
     ids = {f.id for f in FIELDS}
     for r, row in enumerate(grid):
         for c in range(min(len(row), 6)):
@@ -444,17 +469,20 @@ def _key_index(grid: list[list[Any]]) -> tuple[dict[str, tuple[int, int]], int |
             if isinstance(v, str) and v:
                 if v in ids and v not in found:
                     found[v] = (r, c)
-                elif v == KEY_HEADER and header_col is None:
-                    header_col = c
-    return found, header_col
+                elif v == KEY_HEADER and header is None:
+                    header = (r, c)
+    return found, header
 
 
 def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] | None,
                      formulas: set[str] | None) -> None:
-    keys, header_col = _key_index(grid)
+    keys, header = _key_index(grid)
     shifted = False
     ok = True
-    offset = COL_VALUE - COL_KEY
+    value_col: int | None = None
+    if header is not None:
+        row = grid[header[0]]
+        value_col = next((c for c in range(len(row)) if row[c] == VALUE_HEADER), None)
     for f in FIELDS:
         expected = LAYOUT.cell(f.id)
         key = keys.get(f.id)
@@ -474,7 +502,7 @@ def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] |
                        f'"{SHEET_SCHEDA}"', field=f.id, value=ref)
                 ok = False
                 continue
-            if key is None or key[0] != pos[0] or pos[1] - key[1] != offset:
+            if key is None or key[0] != pos[0] or value_col != pos[1]:
                 rd.add("M05", f'La cella del campo "{f.label}" ({cell}) non corrisponde '
                        "alla struttura del modello", sheet=SHEET_SCHEDA, cell=cell,
                        field=f.id)
@@ -487,12 +515,12 @@ def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] |
                        field=f.id, sheet=SHEET_SCHEDA)
                 ok = False
                 continue
-            if header_col is not None and header_col != key[1]:
-                rd.add("M05", "Colonne del modello spostate", sheet=SHEET_SCHEDA,
-                       field=f.id)
+            if header is None or value_col is None or header[1] != key[1]:
+                rd.add("M05", "Colonne del modello spostate: intestazione «Valore» non "
+                       "trovata", sheet=SHEET_SCHEDA, field=f.id)
                 ok = False
                 continue
-            loc = (key[0], key[1] + offset)
+            loc = (key[0], value_col)
         cell = a1(*loc)
         if cell != expected:
             shifted = True

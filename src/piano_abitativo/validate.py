@@ -142,7 +142,9 @@ def _identify(rd: Reading, ctx: ValidationContext, report: Report) -> Ente | Non
 
 def _n(v: Mapping[str, Any], key: str) -> float:
     x = v.get(key)
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else 0.0
+    if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x):
+        return float(x)
+    return 0.0
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*$")
@@ -260,11 +262,13 @@ def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
             out.append(_p(rd, code, fid, f"{f.header}: {_fmt(x)} invece di {_fmt(parts)} "
                           f"({names})", value=x))
         elif values is not None:
-            values[fid] = int(parts) if parts.is_integer() else parts
+            values[fid] = int(parts) if math.isfinite(parts) and parts.is_integer() else parts
     return out
 
 
 def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
     if float(x).is_integer():
         return f"{int(x):,}".replace(",", ".")
     return f"{x:g}".replace(".", ",")
