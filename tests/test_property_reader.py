@@ -169,3 +169,31 @@ def test_mutated_template_never_raises(workdir: Path, data: bytes) -> None:
     assert_well_formed(report, path.name)
     again = validate_bytes(data, path.name, CONTEXT)
     assert [p.code for p in again.problems] == [p.code for p in report.problems]
+
+
+# --- regressions found by the properties above (src bugs, pinned until fixed) ----------
+
+def _validate_values(workdir: Path, values: dict[str, Any]) -> Report:
+    path = workdir / "regressione.xlsx"
+    path.write_bytes(fill_template(TEMPLATES["019035"], values))
+    return validate_file(path, CONTEXT)
+
+
+def test_huge_sap_stock_gives_a_report(workdir: Path) -> None:
+    """A SAP stock of 1.7e308 (a finite double) is an R0 error, not an OverflowError."""
+    report = _validate_values(workdir, {"a_sap": 1.7e308})
+    assert "R0" in report.codes() and not report.valid
+
+
+def test_endless_digit_text_is_not_read_as_infinity(workdir: Path) -> None:
+    """400 digits typed as text in j) are refused (L05) rather than read as infinity."""
+    report = _validate_values(workdir, {"j_sat": "9" * 400})
+    assert report.values["j_sat"] is None
+    assert "L05" in report.codes()
+
+
+def test_report_json_is_strict_json(workdir: Path) -> None:
+    """The JSON of a report stays standard JSON when a cell holds a non-finite number."""
+    report = _validate_values(workdir, {"h_categoria_aggiuntiva": float("nan")})
+    assert "L06" in report.codes()
+    json.dumps(report.to_json(), allow_nan=False)

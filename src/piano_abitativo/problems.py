@@ -7,6 +7,7 @@ value found, an Italian message and an Italian hint saying what to do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -181,6 +182,8 @@ class Problem:
         value = self.value
         if value is not None and not isinstance(value, str | int | float | bool):
             value = str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)  # JSON has no NaN/Infinity
         return {
             "codice": self.code,
             "gravita": self.severity.value,

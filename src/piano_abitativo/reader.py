@@ -559,11 +559,12 @@ def _as_text(v: Any) -> str:
 
 def _parse_number_text(text: str, *, kind: Kind) -> float | None:
     t = text.replace("\u00a0", " ").strip().replace(" ", "")
+    value: float | None = None
     if kind is Kind.COUNT and _INT_THOUSANDS.match(t):
-        return float(t.replace(".", ""))
-    if _NUMBER.match(t):
-        return float(t.replace(",", "."))
-    return None
+        value = float(t.replace(".", ""))
+    elif _NUMBER.match(t):
+        value = float(t.replace(",", "."))
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _num(v: float) -> int | float:

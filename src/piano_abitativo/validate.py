@@ -198,10 +198,17 @@ def check_values(v: Mapping[str, Any], rd: Reading, *, tipo: str,
     # R5: SAT
     base = max(0.0, _n(v, s.sat_base))
     limit_raw = base * s.sat_percentuale / 100
-    limit = math.ceil(limit_raw - 1e-9) if s.sat_arrotondamento == "eccesso" else math.floor(
-        limit_raw + 1e-9)
+    if not math.isfinite(limit_raw):
+        limit_raw = math.inf
+        bad.add(s.sat_base)
+    if math.isinf(limit_raw):
+        limit: float = math.inf
+    elif s.sat_arrotondamento == "eccesso":
+        limit = math.ceil(limit_raw - 1e-9)
+    else:
+        limit = math.floor(limit_raw + 1e-9)
     j = _n(v, "j_sat")
-    if j > limit and "j_sat" not in bad:
+    if j > limit and "j_sat" not in bad and s.sat_base not in bad:
         base_name = FIELD_BY_ID[s.sat_base].header
         out.append(_p(rd, "R5", "j_sat", f"j) {_fmt(j)} unità SAT oltre il "
                       f"{_fmt(s.sat_percentuale)}% di {base_name} ({_fmt(base)}, limite "
@@ -267,8 +274,8 @@ def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
 
 
 def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
+    if not math.isfinite(x) or abs(x) >= 1e15:
+        return f"{x:g}".replace(".", ",")
     if float(x).is_integer():
         return f"{int(x):,}".replace(",", ".")
     return f"{x:g}".replace(".", ",")
