@@ -9,10 +9,13 @@ gets either a correct reading or a clear error.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +96,7 @@ def a1(row: int, col: int) -> str:
 _A1 = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_a1(ref: str) -> tuple[int, int] | None:
     m = _A1.match(ref.strip().upper())
     if not m:
@@ -252,6 +256,7 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
         rd.add("F06", f"L'archivio contiene {len(infos)} parti", value=len(infos))
         return None
     total = 0
+    inflated: dict[str, bytes] = {}
     for info in infos:
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
@@ -262,17 +267,21 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
         if info.flag_bits & 0x1:
             rd.add("F04", "Il file contiene parti cifrate")
             return None
-        if info.compress_size > _VERIFY_ABOVE and not _inflates_as_declared(zf, info):
-            rd.add("F06", "Una parte del file si decomprime oltre la dimensione dichiarata "
-                   "(possibile «zip bomb»): rifiutato", value=info.filename)
-            return None
+        if info.compress_size > _VERIFY_ABOVE:
+            body = _inflate_bounded(data, info)
+            if body is None:
+                rd.add("F06", "Una parte del file non si decomprime nella dimensione "
+                       "dichiarata (possibile «zip bomb» o file alterato): rifiutato",
+                       value=info.filename)
+                return None
+            inflated[info.filename] = body
     members = {i.filename for i in infos}
     try:
         if "xl/workbook.xml" in members:
             rd.format = "xlsm" if "xl/vbaProject.bin" in members else "xlsx"
             if "xl/vbaProject.bin" in members:
                 rd.add("F05")
-            return _xlsx_names_formulas(zf, members)
+            return _xlsx_names_formulas(zf, members, inflated)
         if "mimetype" in members and zf.read("mimetype").strip().startswith(_ODS_MIME):
             rd.format = "ods"
             manifest = zf.read("META-INF/manifest.xml") if (
@@ -284,7 +293,7 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
                    and not m.endswith(("script-lc.xml", "script-lb.xml", "dialog-lc.xml",
                                        "dialog-lb.xml")) for m in members):
                 rd.add("F05", "Il file .ods contiene macro (non vengono eseguite)")
-            return _ods_names_formulas(zf.read("content.xml"))
+            return _ods_names_formulas(inflated.get("content.xml") or zf.read("content.xml"))
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, ET.ParseError, ValueError,
             RuntimeError) as exc:
         rd.add("F03", "Il file è danneggiato o incompleto", value=str(exc)[:200])
@@ -300,21 +309,28 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
     return None
 
 
-def _inflates_as_declared(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """True when the member inflates to no more than its declared size (bounded memory)."""
-    limit = info.file_size
-    seen = 0
-    try:
-        with zf.open(info) as fh:
-            while True:
-                chunk = fh.read1(65536) if hasattr(fh, "read1") else fh.read(65536)
-                if not chunk:
-                    return True
-                seen += len(chunk)
-                if seen > limit:
-                    return False
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
-        return False
+def _inflate_bounded(data: bytes, info: zipfile.ZipInfo) -> bytes | None:
+    """The member's bytes, or None when it does not inflate to exactly its declared size
+    (with the declared CRC). Reads the raw stream itself, with output bounded by the
+    declared size: zipfile would silently stop at the declared size."""
+    off = info.header_offset
+    if data[off:off + 4] != _ZIP_MAGIC:
+        return None
+    name_len, extra_len = struct.unpack_from("<HH", data, off + 26)
+    start = off + 30 + name_len + extra_len
+    raw = data[start:start + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        out = raw
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        try:
+            out = zlib.decompressobj(-15).decompress(raw, info.file_size + 1)
+        except zlib.error:
+            return None
+    else:
+        return None
+    if len(out) != info.file_size or zlib.crc32(out) != info.CRC:
+        return None
+    return out
 
 
 _DEFINED = re.compile(rb'<definedName\b([^>]*)>([^<]*)</definedName>')
@@ -322,8 +338,8 @@ _ATTR_NAME = re.compile(rb'\bname="([^"]+)"')
 _SHEET = re.compile(rb'<sheet\b[^>]*?\bname="([^"]+)"[^>]*?\br:id="([^"]+)"')
 _REL = re.compile(rb'<Relationship\b[^>]*?\bId="([^"]+)"[^>]*?\bTarget="([^"]+)"')
 _REL2 = re.compile(rb'<Relationship\b[^>]*?\bTarget="([^"]+)"[^>]*?\bId="([^"]+)"')
-_CELL_WITH_F = re.compile(rb'<c\b[^>]*?\br="([A-Z]+\d+)"[^>]*?(?<!/)>(?:(?!</c>).)*?<f\b',
-                          re.DOTALL)
+# in OOXML the formula <f> is always the first child of its cell <c>
+_CELL_WITH_F = re.compile(rb'<c\b[^>]*?\br="([A-Z]+\d+)"[^>]*?(?<!/)>\s*<f\b')
 
 
 def _xml_unescape(b: bytes) -> str:
@@ -331,9 +347,9 @@ def _xml_unescape(b: bytes) -> str:
             .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
-def _xlsx_names_formulas(zf: zipfile.ZipFile, members: set[str]
+def _xlsx_names_formulas(zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
                          ) -> tuple[dict[str, str], set[str]]:
-    wbxml = zf.read("xl/workbook.xml")
+    wbxml = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
     names: dict[str, str] = {}
     for attrs, ref in _DEFINED.findall(wbxml):
         if b"localSheetId" in attrs:
@@ -351,7 +367,8 @@ def _xlsx_names_formulas(zf: zipfile.ZipFile, members: set[str]
         target = rels.get(rid, b"").decode("utf-8")
         target = target.lstrip("/") if target.startswith("/") else "xl/" + target
         if target in members:
-            formulas = {m.decode() for m in _CELL_WITH_F.findall(zf.read(target))}
+            sheet = inflated.get(target) or zf.read(target)
+            formulas = {m.decode() for m in _CELL_WITH_F.findall(sheet)}
     return names, formulas
 
 
@@ -474,6 +491,9 @@ def _key_index(grid: list[list[Any]]
     return found, header
 
 
+_EXPECTED = {f.id: LAYOUT.cell(f.id) for f in FIELDS}
+
+
 def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] | None,
                      formulas: set[str] | None) -> None:
     keys, header = _key_index(grid)
@@ -484,7 +504,7 @@ def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] |
         row = grid[header[0]]
         value_col = next((c for c in range(len(row)) if row[c] == VALUE_HEADER), None)
     for f in FIELDS:
-        expected = LAYOUT.cell(f.id)
+        expected = _EXPECTED[f.id]
         key = keys.get(f.id)
         loc: tuple[int, int] | None = None
         if names is not None:

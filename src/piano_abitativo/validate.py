@@ -269,7 +269,10 @@ def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
             out.append(_p(rd, code, fid, f"{f.header}: {_fmt(x)} invece di {_fmt(parts)} "
                           f"({names})", value=x))
         elif values is not None:
-            values[fid] = int(parts) if math.isfinite(parts) and parts.is_integer() else parts
+            if not math.isfinite(parts):
+                values[fid] = None  # the parts are already R0 errors
+            else:
+                values[fid] = int(parts) if parts.is_integer() else parts
     return out
 
 
