@@ -418,6 +418,7 @@ class _Formats:
         self.check_msg = f(border=1, text_wrap=True)
         self.summary = f(bold=True, border=1, bg_color="#FFFFFF", text_wrap=True)
         self.para = f(text_wrap=True, valign="top")
+        self.note = f(text_wrap=True, valign="top", italic=True, font_color="#404040")
         self.para_bold = f(text_wrap=True, valign="top", bold=True)
         self.bad = wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"})
         self.warn = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
@@ -436,7 +437,7 @@ def _setup_print(ws: Any, last_row: int, last_col: int, *, first_col: int = 0) -
 
 def _write_istruzioni(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateContext) -> None:
     ws = wb.add_worksheet(SHEET_ISTRUZIONI)
-    ws.set_column(0, 0, 100)
+    ws.set_column(0, 0, 72)
     ente = "l'ente indicato nel foglio Scheda" if variant == "VUOTO" else _PH_FULLNAME
     anno = str(ctx.anno) if ctx.anno else "del Piano"
     contact = ctx.contatto or "l'ufficio del Comune capofila che ha inviato il modello"
@@ -474,12 +475,12 @@ def _write_istruzioni(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateCon
         (f"Per informazioni: {contact}", fmt.para),
         ("", fmt.para),
         ("Il file non contiene macro. I dati sono trattati dal Comune capofila per la "
-         "redazione del Piano annuale e pubblicati nel Piano stesso.", fmt.subtitle),
+         "redazione del Piano annuale e pubblicati nel Piano stesso.", fmt.note),
     ]
     for i, (text, style) in enumerate(lines):
         ws.write_string(i, 0, text, style)
-        if style is fmt.para and len(text) > 95:
-            ws.set_row(i, 15 * (len(text) // 95 + 1))
+        if style in (fmt.para, fmt.note) and len(text) > 68:
+            ws.set_row(i, 15 * (len(text) // 68 + 1))
     ws.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
     _setup_print(ws, len(lines) - 1, 0)
     ws.hide_gridlines(2)
@@ -520,7 +521,7 @@ def _write_scheda(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateContext
                 ws.write_string(row, COL_LABEL, title, fmt.section)
             else:
                 ws.merge_range(row, COL_LABEL, row, COL_HELP, title, fmt.section)
-            ws.set_row(row, 15 * (len(title) // 60 + 1))
+                ws.set_row(row, 15 * (len(title) // 110 + 1))
         elif letter == "referente":
             ws.merge_range(row, COL_LETTER, row, COL_HELP,
                            "Referente per la compilazione", fmt.section)
@@ -551,6 +552,10 @@ def _write_scheda(wb: Any, fmt: _Formats, variant: Variant, ctx: TemplateContext
         wb.define_name(f.id, f"={SHEET_SCHEDA}!{lay.abs_ref(f.id)}")
         if f.id in ("h_motivazione", "note"):
             ws.set_row(row, 45)
+        else:
+            label = SECTIONS[f.section] if single and f.section else f.label
+            lines = max(-(-len(help_text) // 52), -(-len(label) // 55), 1)
+            ws.set_row(row, max(15, 12.5 * lines))
 
     # live checks
     first = min(lay.check_rows.values())
