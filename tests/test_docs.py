@@ -35,3 +35,17 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     """.ci/run ends with the README's test command, character for character."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1].strip() == _readme_commands()[1]
+
+
+def test_lock_file_pins_every_runtime_dependency() -> None:
+    """requirements.lock has an exact pin for each dependency declared in pyproject."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "dependencies"]
+    lock = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1]
+            for ln in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+            if "==" in ln and not ln.startswith("#")}
+    for dep in deps:
+        name, version = dep.split("==")
+        assert lock[name.lower().replace("_", "-")] == version, dep

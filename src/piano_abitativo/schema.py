@@ -96,7 +96,8 @@ MAX_COUNT = 100_000
 
 FIELDS: tuple[Field, ...] = (
     Field("ente_codice", None, "Codice ente (ISTAT)", Kind.CODE, Role.IDENT, short="Codice"),
-    Field("ente_denominazione", None, "Denominazione dell'ente", Kind.TEXT, Role.IDENT, short="Ente"),
+    Field("ente_denominazione", None, "Denominazione dell'ente", Kind.TEXT, Role.IDENT,
+          short="Ente"),
     Field("anno", None, "Anno del Piano", Kind.YEAR, Role.IDENT, 2000, 2100, short="Anno"),
     Field("a_totale", "a", "Totale unità immobiliari", Kind.COUNT, Role.FORMULA, 0, MAX_COUNT,
           sum_of=("a_sap", "a_sas"), short="Totale unità immobiliari"),
