@@ -29,7 +29,6 @@ from piano_abitativo.reader import MAX_FILE_BYTES
 from piano_abitativo.registry import Registry, default_registry
 from piano_abitativo.schema import (
     SHEET_SCHEDA,
-    SUPPORTED_TEMPLATE_VERSIONS,
     TEMPLATE_VERSION,
 )
 from piano_abitativo.template import LAYOUT, TemplateContext, TemplateFactory
@@ -358,16 +357,15 @@ def test_unknown_template_version(tmp_path: Path, filled: bytes,
     assert codes(report) == ["M10"]
 
 
-# M09 (older but still supported version) needs a second supported version, which does
-# not exist yet (SUPPORTED_TEMPLATE_VERSIONS == ("1.0",)): the test runs by itself as soon
-# as one is added.
-@pytest.mark.skipif(len(SUPPORTED_TEMPLATE_VERSIONS) < 2,
-                    reason="nessuna versione precedente del modello ancora supportata")
-def test_outdated_template_version(tmp_path: Path, filled: bytes,
-                                   ctx: ValidationContext) -> None:  # pragma: no cover
-    """A template of an older supported version is read, with the avviso M09."""
-    older = next(v for v in SUPPORTED_TEMPLATE_VERSIONS if v != TEMPLATE_VERSION)
-    report = check(write(tmp_path, "superata.xlsx", _patch_version(filled, older)), ctx)
+def test_outdated_template_version(tmp_path: Path, filled: bytes, ctx: ValidationContext,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template of an older, still supported version is read, with the avviso M09
+    (simulated by declaring a newer current version, as the next release will)."""
+    import piano_abitativo.validate as validate_mod
+
+    monkeypatch.setattr(validate_mod, "TEMPLATE_VERSION", "1.1")
+    monkeypatch.setattr(validate_mod, "SUPPORTED_TEMPLATE_VERSIONS", ("1.0", "1.1"))
+    report = check(write(tmp_path, "superata.xlsx", filled), ctx)
     assert only(report, "M09").severity is Severity.AVVISO
     assert report.valid
 
