@@ -41,23 +41,8 @@ _SOFFICE_CANDIDATES = (
     "/Applications/LibreOffice.app/Contents/MacOS/soffice",
 )
 
-# Recalculate everything on load (0 = always) for OOXML and ODF files.
-_REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry"
-           xmlns:xs="http://www.w3.org/2001/XMLSchema"
-           xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
-<prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
-<prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Misc">\
-<prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
-</oor:items>
-"""
+# The driver's private profile: recalculate everything on load, macros disabled.
+_REGISTRY_XCU = (Path(__file__).parent / "lo" / "profile.xcu").read_text(encoding="utf-8")
 
 
 class LibreOfficeMissing(RuntimeError):

@@ -78,6 +78,7 @@ import threading
 import time
 import traceback
 import uuid
+from pathlib import Path
 
 import uno
 from com.sun.star.beans import NamedValue, PropertyValue
@@ -118,28 +119,9 @@ FILTER_BY_EXTENSION = {
     ".pdf": "calc_pdf_Export",
 }
 
-REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry"
-           xmlns:xs="http://www.w3.org/2001/XMLSchema"
-           xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
-<prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load">\
-<prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Misc">\
-<prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Misc">\
-<prop oor:name="UseLocking" oor:op="fuse"><value>false</value></prop></item>
-<item oor:path="/org.openoffice.Office.Recovery/AutoSave">\
-<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
-<item oor:path="/org.openoffice.Office.Recovery/RecoveryInfo">\
-<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
-</oor:items>
-"""
+# The private profile: recalculate everything on load, macros disabled (shared with
+# lo_runner.py, which runs under the project's interpreter).
+REGISTRY_XCU = (Path(__file__).with_name("profile.xcu")).read_text(encoding="utf-8")
 
 
 def log(msg):
