@@ -27,10 +27,16 @@ pytestmark = pytest.mark.libreoffice
 ANNO_2025 = TemplateContext(anno=2025, raccolta_id="2025-lo", ambito="Cremasco")
 
 
+class Formula(str):
+    """A formula the clerk types into a cell (LibreOffice syntax)."""
+
+
 def _sets(values: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for k, v in values.items():
-        if v is None:
+        if isinstance(v, Formula):
+            out.append({"name": k, "formula": str(v)})
+        elif v is None:
             out.append({"name": k, "clear": True})
         elif isinstance(v, str):
             out.append({"name": k, "string": v})
@@ -94,6 +100,7 @@ class Session:
     agreement: list[Case]
     inserted: Case
     typed: Case
+    formula: Case
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +128,9 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
     typed = Case("digitazione", "019035", {**CREMA, "a_sap": " 358 ", "h_categoria_aggiuntiva":
                                            "Sì", "h_motivazione": "Genitori soli",
                                            "i_forze_polizia": "10%"})
-    cases += [(inserted, fac26, ("xlsx", "ods")), (typed, fac26, ("xlsx", "ods"))]
+    formula = Case("formula", "019035", {**CREMA, "a_sap": Formula("=300+58")})
+    cases += [(inserted, fac26, ("xlsx", "ods")), (typed, fac26, ("xlsx", "ods")),
+              (formula, fac26, ("xlsx", "ods"))]
 
     for case, fac, exts in cases:
         ente = reg.get(case.ente)
@@ -142,7 +151,7 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
     for (case, _fac, _exts), res in zip(cases, results, strict=True):
         assert res["error"] is None, (case.id, res["error"])
         case.reads = res["reads"]
-    return Session(reg, ret25, agreement, inserted, typed)
+    return Session(reg, ret25, agreement, inserted, typed, formula)
 
 
 def _ctx(reg: Registry, ctx: TemplateContext) -> ValidationContext:
@@ -248,3 +257,13 @@ def test_what_a_clerk_types_in_libreoffice_is_tolerated(lo: Session) -> None:
         assert rep.values["h_categoria_aggiuntiva"] == "SI"
         assert rep.values["i_forze_polizia"] == 10
         assert {"L01", "L02", "L03"} <= rep.codes()
+
+
+def test_formula_typed_into_an_input_cell_is_an_error_in_xlsx_and_ods(lo: Session) -> None:
+    """'=300+58' typed into a) SAP in LibreOffice is refused (M11) on its cell."""
+    ctx = ValidationContext(anno=2026, raccolta_id="2026-test", registry=lo.registry)
+    assert lo.formula.saved
+    for path in lo.formula.saved.values():
+        rep = validate_file(path, ctx)
+        hits = [p for p in rep.errors if p.code == "M11"]
+        assert hits and hits[0].cell == LAYOUT.cell("a_sap"), (path.suffix, rep.problems)

@@ -148,8 +148,6 @@ def build_layout() -> Layout:
         elif f.id == "referente_nome":
             lay.section_rows["referente"] = row
             row += 1
-        elif f.id == "note":
-            row += 0
         lay.field_rows[f.id] = row
         row += 1
     row += 1
