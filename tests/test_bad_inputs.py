@@ -472,30 +472,13 @@ def test_inserted_column_with_stale_names(tmp_path: Path, filled: bytes,
     assert all(p.severity is Severity.ERRORE for p in report.problems)
     assert report.values == {}
 
-
-def test_inserted_column_with_moved_names(tmp_path: Path, filled: bytes,
-                                          ctx: ValidationContext) -> None:
-    """A column inserted before the layout with the names moved along reads every value
-    correctly, with the avviso M04."""
-
-    def insert(wb: Any) -> None:
-        wb[SHEET_SCHEDA].insert_cols(1)
-        move_names(wb, col_from=1)
-
-    data = fill_template(filled, {**VALUES, "d_turnover": " 7 "})
-    report = check(write(tmp_path, "colonna_ok.xlsx", with_openpyxl(data, insert)), ctx)
-    assert only(report, "M04").severity is Severity.AVVISO
-    assert set(codes(report)) == {"M04", "L01"}
-    assert only(report, "L01").cell == shifted(LAYOUT.cell("d_turnover"), cols=1)
-    assert report.valid
-    assert {k: report.values[k] for k in VALUES} == {**VALUES, "d_turnover": 7}
-
-
-@pytest.mark.parametrize("col", [2, 3, 4], ids=["before-B", "before-C", "before-D"])
-def test_column_inserted_inside_layout_with_moved_names(
+@pytest.mark.parametrize("col", [1, 2, 3, 4],
+                         ids=["before-A", "before-B", "before-C", "before-D"])
+def test_column_inserted_with_moved_names(
         tmp_path: Path, filled: bytes, ctx: ValidationContext, col: int) -> None:
-    """A column inserted between the hidden key column and the values, names moved along
-    (as Excel does), is read correctly from the column headed «Valore», with M04."""
+    """A column inserted before the layout or between the hidden key column and the
+    values, names moved along (as Excel does), is read correctly from the column headed
+    «Valore», with the avviso M04."""
 
     def insert(wb: Any) -> None:
         wb[SHEET_SCHEDA].insert_cols(col)
