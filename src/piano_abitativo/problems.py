@@ -195,6 +195,16 @@ class Problem:
             "suggerimento": self.hint,
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything, for the archive's ledger (`from_record` gives it back)."""
+        return {"file": self.file, **self.to_json()}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Problem:
+        return cls(code=rec["codice"], severity=Severity(rec["gravita"]), file=rec["file"],
+                   message=rec["messaggio"], hint=rec["suggerimento"], sheet=rec["foglio"],
+                   cell=rec["cella"], field=rec["campo"], value=rec["valore"])
+
 
 def problem(
     code: str,
@@ -265,3 +275,29 @@ class Report:
             "valido": self.valid,
             "problemi": [p.to_json() for p in self.problems],
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """The whole report as JSON-safe data, for the archive's ledger."""
+        return {
+            "file": self.file,
+            "ente": self.ente,
+            "ente_denominazione": self.ente_denominazione,
+            "problemi": [p.to_record() for p in self.problems],
+            "valori": {k: _json_value(v) for k, v in self.values.items()},
+            "metadati": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Report:
+        return cls(file=rec["file"], ente=rec.get("ente"),
+                   ente_denominazione=rec.get("ente_denominazione"),
+                   problems=[Problem.from_record(p) for p in rec.get("problemi", [])],
+                   values=dict(rec.get("valori", {})), metadata=dict(rec.get("metadati", {})))
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
