@@ -7,15 +7,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from . import __version__
+from . import __version__, actions, archive
 from . import raccolta as rc
 from .demo import run_demo
 from .reader import iter_workbook_files
 from .registry import RegistryError
-from .render import print_reports
+from .render import print_consolidation, print_import, print_reports
 from .template import STANDARD_TEMPLATE_NAME, write_standard_template
 from .validate import ValidationContext, validate_file
 
@@ -69,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="raccolta di riferimento (se omessa: quella che contiene i file)")
     c.add_argument("--json", action="store_true", help="risultato in formato JSON")
 
+    c = cmd("importa", "Archivia e valida i file restituiti dagli enti (file o cartelle): "
+                       "ogni file è conservato nell'archivio della raccolta, l'ente è "
+                       "riconosciuto dal contenuto, non dal nome del file.")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+    c.add_argument("--da", type=Path, nargs="+", required=True, metavar="PERCORSO",
+                   help="file o cartelle da importare")
+    c.add_argument("--json", action="store_true", help="risultato in formato JSON")
+
+    c = cmd("consolida", "Scrive la cartella di lavoro riepilogativa (tabelle a)–k) con "
+                         "totali calcolati da formule, cruscotto, report programmazione).")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+    c.add_argument("--json", action="store_true",
+                   help="stampa in JSON il percorso del file e i totali")
+
     c = cmd("modello-vuoto", "Scrive il modello standard vuoto (quello in templates/).")
     c.add_argument("--output", type=Path, default=Path("templates") / STANDARD_TEMPLATE_NAME,
                    help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})")
@@ -108,27 +123,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.comando == "valida":
         return _valida(args, con)
+    if args.comando == "importa":
+        return _importa(args, con)
+    if args.comando == "consolida":
+        return _consolida(args, con)
     if args.comando == "modello-vuoto":
         path = write_standard_template(args.output)
         con.print(f"Modello standard scritto in {path}.")
         return 0
     if args.comando == "demo":
         res = run_demo(args.cartella, log=con.print)
-        n_ok = sum(1 for r in res.reports if r.valid)
-        con.print(f"File validati: {len(res.reports)}; validi: {n_ok}; con errori: "
-                  f"{len(res.reports) - n_ok} (la prima versione di Castelleone, poi "
-                  "corretta).")
         for rep in res.reports:
-            if not rep.valid:
-                for p in rep.errors:
-                    con.print(f"  {p.where()}: {p.message}. {p.hint}")
-        t = {k: f"{v:,}".replace(",", ".") for k, v in res.totali.items()}
-        con.print("Totali dei file validi (Piano 2025): "
-                  f"a) {t['a_totale']} unità, {t['a_sap']} SAP, {t['a_sas']} SAS; "
-                  f"b) {t['b_carenza_manutentiva']}; c) {t['c_nuova_edificazione']}; "
-                  f"d) {t['d_turnover']}; e) {t['e_conferite_privati']}; "
-                  f"f) {t['f_totale_assegnabili']}; j) {t['j_sat']}; "
-                  f"k) {t['k_assegnate_anno_precedente']}")
+            for p in rep.errors:
+                con.print(f"  {p.where()}: {p.message}. {p.hint}")
+        print_consolidation(res.consolidation, res.master, con)
         con.print(f"Raccolta: {res.raccolta.path}  Modelli: {res.raccolta.modelli_dir}  "
                   f"Risposte: {res.risposte[0].parent}")
         return 0
@@ -153,6 +161,51 @@ def _valida(args: argparse.Namespace, con: Console) -> int:
             con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
         print_reports(reports, con)
     return 1 if any(not r.valid for r in reports) else 0
+
+
+def _importa(args: argparse.Namespace, con: Console) -> int:
+    r = rc.load(args.cartella)
+    for p in args.da:
+        if not p.exists():
+            raise rc.RaccoltaError(f"{p} non esiste")
+    err = Console(stderr=True)
+    res = actions.importa(r, args.da, waiting=lambda m: err.print(m))
+    if args.json:
+        out = {"file": [_outcome_json(o) for o in res.outcomes],
+               "recuperati": [_receipt_json(rc_) for rc_ in res.recovered]}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_import(res, r, con)
+    return 1 if any(not rc_.report.valid for rc_ in res.imported) else 0
+
+
+def _receipt_json(rc_: archive.Receipt) -> dict[str, Any]:
+    return {"sha256": rc_.sha256, "nome": rc_.nome, "ente": rc_.report.ente,
+            "ricevuto_il": rc_.ricevuto_il.isoformat(), "fonte_data": rc_.fonte_data,
+            "valido": rc_.report.valid, "errori": len(rc_.report.errors),
+            "avvisi": len(rc_.report.warnings),
+            "problemi": [p.to_json() for p in rc_.report.problems]}
+
+
+def _outcome_json(o: archive.ImportOutcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"origine": o.origine, "esito": o.esito}
+    if o.messaggio:
+        out["messaggio"] = o.messaggio
+    if o.receipt is not None:
+        out.update(_receipt_json(o.receipt))
+    return out
+
+
+def _consolida(args: argparse.Namespace, con: Console) -> int:
+    r = rc.load(args.cartella)
+    err = Console(stderr=True)
+    res = actions.consolida(r, waiting=lambda m: err.print(m))
+    if args.json:
+        out = {"master": str(res.master), "totali": res.consolidation.totals}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_consolidation(res.consolidation, res.master, con)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import actions
 from . import raccolta as rc
 from .atomic import atomic_write_bytes
+from .consolidate import Consolidation
 from .fill import fill_template
 from .problems import Report
-from .schema import PLAN_FIELDS
 from .template import TemplateFactory, template_filename
-from .validate import validate_file
 
 DEMO_MARK = ".demo-piano-abitativo"
 RISPOSTE_DIR = "risposte"
@@ -75,11 +76,20 @@ class DemoResult:
     risposte: list[Path]
     reports: list[Report]
     totali: dict[str, int]
+    consolidation: Consolidation
+    master: Path
+
+
+def _touch(path: Path, when: dt.datetime | None) -> None:
+    """The file's modification time is the reception time the plan's annex prints."""
+    if when is not None:
+        os.utime(path, (when.timestamp(), when.timestamp()))
 
 
 def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
-    """Create the Cremasco 2025 raccolta, its 49 templates and the 26 returns (one first
-    with a mistake, then corrected), validate them all and total the valid ones."""
+    """Create the Cremasco 2025 raccolta and its 49 templates, fill the 26 returns (one
+    first with a mistake, then corrected), import them into the archive, validate them and
+    write the master workbook."""
     path = Path(path)
     if (path / rc.CONFIG_NAME).exists():
         if not (path / DEMO_MARK).exists():
@@ -107,17 +117,18 @@ def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
             first = outdir / f"prima_versione_{name}"
             atomic_write_bytes(first, fill_template(blank, {**ret.values,
                                                             "i_forze_polizia": 15}))
+            _touch(first, ret.ricevuto - dt.timedelta(days=1) if ret.ricevuto else None)
             risposte.append(first)
         target = outdir / name
         atomic_write_bytes(target, fill_template(blank, ret.values))
+        _touch(target, ret.ricevuto)
         risposte.append(target)
     log(f"Risposte compilate: {len(risposte)} in {outdir}")
-    ctx = r.validation_context()
-    reports = [validate_file(p, ctx) for p in risposte]
-    latest: dict[str, Report] = {}
-    for p, rep in zip(risposte, reports, strict=True):
-        if rep.ente and rep.valid and not p.name.startswith("prima_versione_"):
-            latest[rep.ente] = rep
-    totali = {f.id: int(sum(int(rep.values.get(f.id) or 0) for rep in latest.values()))
-              for f in PLAN_FIELDS if f.kind.value == "conteggio"}
-    return DemoResult(r, modelli, risposte, reports, totali)
+    imported = actions.importa(r, [outdir])
+    reports = [rc_.report for rc_ in imported.imported]
+    log(f"Risposte importate nell'archivio: {len(reports)} "
+        f"({sum(1 for rep in reports if not rep.valid)} con errori)")
+    res = actions.consolida(r)
+    log(f"Cartella di lavoro riepilogativa: {res.master}")
+    return DemoResult(r, modelli, risposte, reports, res.consolidation.totals,
+                      res.consolidation, res.master)

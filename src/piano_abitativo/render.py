@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .consolidate import STATO_CON_ERRORI
 from .problems import Report, Severity
+
+if TYPE_CHECKING:
+    from .archive import ImportResult, Receipt
+    from .consolidate import Consolidation
+    from .raccolta import Raccolta
 
 
 def _value(v: Any) -> str:
@@ -59,3 +66,89 @@ def report_text(rep: Report) -> str:
     for p in rep.problems:
         lines.append(f"[{p.severity.value}] {p.where()}: {p.message}. {p.hint}")
     return "\n".join(lines)
+
+
+def it_number(n: int | float) -> str:
+    """1008 → '1.008', as the plan prints numbers."""
+    if isinstance(n, float) and not n.is_integer():
+        return f"{n:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"{int(n):,}".replace(",", ".")
+
+
+def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:
+    """What `importa` did, one row per file, then the problems of the files with errors."""
+    con = console or Console()
+    if not res.outcomes and not res.recovered:
+        con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("File", "Ente", "Ricevuto il", "Esito"):
+        table.add_column(col, overflow="fold")
+    for o in res.outcomes:
+        name = Path(o.origine).name
+        rc = o.receipt
+        if rc is None:
+            style = "dim" if o.esito == "già importato" else "red"
+            table.add_row(name, "", "", Text(o.messaggio or o.esito, style=style))
+            continue
+        table.add_row(name, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+                      _esito(rc))
+    for rc in res.recovered:
+        table.add_row(rc.nome, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+                      Text.assemble(_esito(rc), " (recuperato dall'archivio)"))
+    con.print(table)
+    bad = [rc.report for rc in [*res.imported, *res.recovered] if rc.report.problems]
+    if bad:
+        con.print()
+        print_reports(bad, con)
+    new = res.imported + res.recovered
+    n_err = sum(1 for rc in new if not rc.report.valid)
+    dup = sum(1 for o in res.outcomes if o.esito == "già importato")
+    unreadable = sum(1 for o in res.outcomes if o.esito == "illeggibile")
+    con.print(f"Nuovi file archiviati: {len(new)} (validi {len(new) - n_err}, con errori "
+              f"{n_err}); già presenti nell'archivio: {dup}"
+              + (f"; non leggibili: {unreadable}" if unreadable else "") + ".")
+    if new:
+        con.print(f"Passo successivo: piano-abitativo consolida {r.path}")
+
+
+def _ente_label(rc: Receipt, r: Raccolta) -> str:
+    ente = r.registry.get(rc.report.ente) if rc.report.ente else None
+    if ente is not None:
+        return ente.nome_completo
+    return f"non riconosciuto ({rc.report.ente})" if rc.report.ente else "non riconosciuto"
+
+
+def _esito(rc: Receipt) -> Text:
+    rep = rc.report
+    if not rep.valid:
+        return Text(f"da correggere: {len(rep.errors)} errori", style="bold red")
+    if rep.warnings:
+        return Text(f"valido, {len(rep.warnings)} avvisi", style="yellow")
+    return Text("valido", style="green")
+
+
+def print_consolidation(cons: Consolidation, master: Path,
+                        console: Console | None = None) -> None:
+    """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
+    con = console or Console()
+    t = {k: it_number(v) for k, v in cons.totals.items()}
+    n = len(cons.enti)
+    answered = sum(1 for s in cons.enti if s.received)
+    con.print(f"Enti che hanno risposto: {answered} di {n}; da correggere: "
+              f"{cons.count(STATO_CON_ERRORI)}; non ricevuti: {n - answered}"
+              + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}"
+                 if cons.non_attribuiti else "") + ".")
+    con.print(f"Totali del Piano {cons.anno}: a) {t['a_totale']} unità, {t['a_sap']} SAP, "
+              f"{t['a_sas']} SAS; b) {t['b_carenza_manutentiva']}; "
+              f"c) {t['c_nuova_edificazione']}; d) {t['d_turnover']}; "
+              f"e) {t['e_conferite_privati']}; f) {t['f_totale_assegnabili']}; "
+              f"j) {t['j_sat']}; k) {t['k_assegnate_anno_precedente']}.")
+    for letter, label in (("g", "g) soglia indigenti"), ("i", "i) Forze di Polizia")):
+        rows = cons.table(letter)
+        fid = "g_soglia_indigenti" if letter == "g" else "i_forze_polizia"
+        names = ", ".join(f"{s.ente.denominazione} {it_number(s.values[fid])}%" for s in rows)
+        con.print(f"{label}: {names or 'nessun Comune'}.")
+    h = ", ".join(s.ente.denominazione for s in cons.table("h"))
+    con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
+    con.print(f"Cartella di lavoro riepilogativa: {master}")
