@@ -36,9 +36,11 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "DEFAULT_PROJECT_GUID",
+    "Decrypted",
     "ModuleKind",
     "VbaModule",
     "build_vba_project",
@@ -446,13 +448,37 @@ def _project_key(project_id: str) -> int:
     return sum(project_id.encode(_ENCODING)) & 0xFF
 
 
-def encrypt_data(project_id: str, data: bytes, *, seed: int = _ENCRYPTION_SEED) -> str:
-    """§2.4.3.2: ``data`` encrypted with the project's key, as upper-case hex."""
+class Decrypted(NamedTuple):
+    """The parts of a value encrypted per §2.4.3."""
+
+    seed: int
+    project_key: int
+    ignored: bytes
+    data: bytes
+
+
+def encrypt_data(
+    project_id: str,
+    data: bytes,
+    *,
+    seed: int = _ENCRYPTION_SEED,
+    ignored: bytes | None = None,
+) -> str:
+    """§2.4.3.2: ``data`` encrypted with the key of ``project_id``, as upper-case hex.
+
+    ``seed`` and the ``ignored`` bytes ((seed & 6) // 2 of them) are random in
+    Office; here they are fixed so that the output is reproducible."""
+    if not 0 <= seed <= 0xFF:
+        raise ValueError(f"seed must be a byte, got {seed}")
+    count = (seed & 6) // 2
+    if ignored is None:
+        ignored = bytes([_ENCRYPTION_IGNORED_BYTE]) * count
+    if len(ignored) != count:
+        raise ValueError(f"seed 0x{seed:02X} needs {count} ignored bytes, got {len(ignored)}")
     version = 2
     project_key = _project_key(project_id)
     out = bytearray([seed, seed ^ version, seed ^ project_key])
     unencrypted_1, encrypted_1, encrypted_2 = project_key, out[2], out[1]
-    ignored = [_ENCRYPTION_IGNORED_BYTE] * ((seed & 6) // 2)
     for byte in (*ignored, *struct.pack("<I", len(data)), *data):
         encrypted = byte ^ ((encrypted_2 + unencrypted_1) & 0xFF)
         out.append(encrypted)
@@ -460,8 +486,8 @@ def encrypt_data(project_id: str, data: bytes, *, seed: int = _ENCRYPTION_SEED) 
     return out.hex().upper()
 
 
-def decrypt_data(text: str) -> tuple[int, bytes]:
-    """§2.4.3.3: the project key and the plain data of an encrypted hex value."""
+def decrypt_data(text: str) -> Decrypted:
+    """§2.4.3.3: decrypt a hex value of the PROJECT stream (ValueError if malformed)."""
     raw = bytes.fromhex(text)
     if len(raw) < 7:
         raise ValueError(f"encrypted data too short: {text!r}")
@@ -475,14 +501,14 @@ def decrypt_data(text: str) -> tuple[int, bytes]:
         byte = encrypted ^ ((encrypted_2 + unencrypted_1) & 0xFF)
         plain.append(byte)
         encrypted_2, encrypted_1, unencrypted_1 = encrypted_1, encrypted, byte
-    ignored = (seed & 6) // 2
-    body = plain[ignored:]
+    count = (seed & 6) // 2
+    body = plain[count:]
     if len(body) < 4:
         raise ValueError(f"encrypted data too short: {text!r}")
     (length,) = struct.unpack_from("<I", body)
     if len(body) - 4 != length:
         raise ValueError(f"encrypted data length {len(body) - 4} is not the declared {length}")
-    return project_key, bytes(body[4:])
+    return Decrypted(seed, project_key, bytes(plain[:count]), bytes(body[4:]))
 
 
 # ---------------------------------------------------------------------------
