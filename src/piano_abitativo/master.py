@@ -239,9 +239,12 @@ def _ref(sheet: str, row: int, col: int) -> str:
 
 
 def _rng(sheet: str | None, r1: int, c1: int, r2: int, c2: int) -> str:
+    """A range: absolute and sheet-qualified with `sheet`, else relative (``B3:B26``)."""
+    if sheet is None:
+        return f"{xl_rowcol_to_cell(r1, c1)}:{xl_rowcol_to_cell(r2, c2)}"
     a = xl_rowcol_to_cell(r1, c1, True, True)
     b = xl_rowcol_to_cell(r2, c2, True, True)
-    return f"{_quote(sheet)}!{a}:{b}" if sheet else f"{a}:{b}"
+    return f"{_quote(sheet)}!{a}:{b}"
 
 
 def _local(t: dt.datetime | None) -> dt.datetime | None:
