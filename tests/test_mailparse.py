@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
@@ -409,3 +410,17 @@ def test_signed_file_with_a_bare_p7m_name_is_recognised_by_content() -> None:
     parsed = parse_message(make_plain(attachments=[("scheda.p7m", make_p7m(xlsx))]))
     assert [(a.filename, a.data) for a in parsed.attachments] == [("scheda.xlsx", xlsx)]
     assert any("è un foglio di calcolo (.xlsx)" in n for n in parsed.notes)
+
+
+def test_postacert_sent_in_base64_is_decoded() -> None:
+    """Some gestori encode message/rfc822 in base64 (not allowed by MIME): it is read anyway."""
+    original = make_plain(attachments=[("Crema.xlsx", CREMA)])
+    pec = make_pec_envelope(original)
+    header = b'Content-Disposition: inline; filename="postacert.eml"\r\n'
+    encoded = pec.replace(header + b"\r\n" + original,
+                          header + b"Content-Transfer-Encoding: base64\r\n\r\n"
+                          + base64.encodebytes(original).replace(b"\n", b"\r\n"))
+    assert encoded != pec
+    parsed = parse_message(encoded)
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA)]
+    assert parsed.notes == ()

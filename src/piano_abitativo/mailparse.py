@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email
 import email.header
 import email.policy
@@ -786,14 +787,24 @@ _DEFECT_NOTES = {
 def _defect_notes(msg: Message) -> list[str]:
     """Italian notes for the structural defects the parser recorded (harmless ones skipped)."""
     found: list[str] = []
-    try:
-        for part in msg.walk():
-            for defect in part.defects:
-                note = _DEFECT_NOTES.get(type(defect).__name__)
-                if note and note not in found:
-                    found.append(note)
-    except Exception:  # noqa: S110 - defects only add notes
-        pass
+
+    def visit(part: Message, level: int) -> None:
+        for defect in part.defects:
+            note = _DEFECT_NOTES.get(type(defect).__name__)
+            if note and note not in found:
+                found.append(note)
+        if level >= 50:
+            return
+        if _is_message_part(part):
+            nested = _as_message(part)  # re-parsed when sent in base64
+            if nested is not None:
+                visit(nested, level + 1)
+        else:
+            for child in _iter_children(part):
+                visit(child, level + 1)
+
+    with contextlib.suppress(Exception):  # defects only add notes
+        visit(msg, 0)
     return found
 
 
