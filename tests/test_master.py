@@ -149,8 +149,11 @@ def recalculated(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict
     cell.value = 9
     edited = tmp / "in" / "modificato.xlsx"
     wb.save(edited)  # openpyxl writes formulas without cached results
-    out = recalculate([plain, edited], tmp / "out")
-    return {"piano": out[0], "modificato": out[1]}
+    empty = tmp / "in" / "vuoto.xlsx"
+    nothing = consolidate.consolidate(world.r, [], generated_at=GENERATED_AT)
+    empty.write_bytes(_without_cached_results(build_master(nothing)))
+    out = recalculate([plain, edited, empty], tmp / "out")
+    return {"piano": out[0], "modificato": out[1], "vuoto": out[2]}
 
 
 def _dati_cell(ws: Any, codice: str, header: str) -> Any:
@@ -189,6 +192,11 @@ def test_recalculated_totals_are_the_plans(world: World, recalculated: dict[str,
     got = {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS}
     assert got == PLAN_TOTALS
     assert got == world.cons.totals
+    ws = openpyxl.load_workbook(recalculated["piano"], data_only=True)[SHEET_CRUSCOTTO]
+    counts = {r[3]: r[4] for r in ws.iter_rows(min_row=2, max_row=7, values_only=True)}
+    assert counts == {"Enti nell'elenco": 49, "Hanno risposto": 26, "Non hanno risposto": 23,
+                      "Da correggere": 0, "Ricevuti con avvisi": 0,
+                      "Ritorni non attribuiti": 0}
 
 
 @pytest.mark.libreoffice
@@ -250,6 +258,25 @@ def test_a_value_corrected_in_dati_updates_the_totals(recalculated: dict[str, Pa
     assert values["totale_b_carenza_manutentiva"] == 24
     assert values["totale_f_totale_assegnabili"] == 32
     assert values["totale_a_totale"] == 1697
+
+
+@pytest.mark.libreoffice
+def test_before_any_return_every_table_says_none_and_totals_are_zero(
+        recalculated: dict[str, Path]) -> None:
+    """With no return yet every table shows its "nessuna" row and every total is 0."""
+    require_libreoffice()
+    values = _named_values(recalculated["vuoto"])
+    assert {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS} == dict.fromkeys(
+        PLAN_TOTALS, 0)
+    wb = openpyxl.load_workbook(recalculated["vuoto"], data_only=True)
+    for letter, sheet in TABLE_SHEETS.items():
+        expected = "nessun Comune" if letter in "ghi" else "nessuna"
+        assert [r[0] for r in _table_rows(wb[sheet])] == [expected], letter
+    counts = {r[3]: r[4] for r in wb[SHEET_CRUSCOTTO].iter_rows(min_row=2, max_row=7,
+                                                                values_only=True)}
+    assert counts["Enti nell'elenco"] == 49 and counts["Non hanno risposto"] == 49
+    assert counts["Hanno risposto"] == 0
+    assert wb[SHEET_REPORT]["A4"].value == "nessuna"
 
 
 def _formulas(data: bytes) -> list[str]:
@@ -329,14 +356,15 @@ def test_cruscotto_and_anomalie_show_a_wrong_version_and_a_stray_return(world: W
     stray_title = col_a.index("Ritorni non attribuiti a un ente dell'elenco")
     stray = next(crus.iter_rows(min_row=stray_title + 3, max_row=stray_title + 3,
                                 values_only=True))
-    assert stray[0] == "Piano_abitativo_2025_Comune_di_Fantasma.xlsx"
-    assert "099999" in stray[2] and "099999" in stray[3]
+    assert stray[:4] == ("099999", "Fantasma", "COMUNE", "non attribuito")
+    assert stray[10] == "Piano_abitativo_2025_Comune_di_Fantasma.xlsx"
+    assert "099999" in stray[11]  # M12: not in the registry
 
     anomalie = [r for r in wb[SHEET_ANOMALIE].iter_rows(min_row=4, values_only=True)]
     r4 = [r for r in anomalie if r[0] == "Comune di Castelleone" and r[4] == "R4"]
     assert len(r4) == 1
     assert r4[0][3] == "errore" and r4[0][6] == "D21" and r4[0][8] == 15
-    assert any(r[4] == "M12" and r[1] == stray[0] for r in anomalie)
+    assert any(r[4] == "M12" and r[1] == stray[10] for r in anomalie)
     assert sum(1 for r in anomalie if r[4] == "R9") == 23
     castelleone_rows = [r[3] for r in anomalie if r[0] == "Comune di Castelleone"]
     assert castelleone_rows == sorted(castelleone_rows, key=lambda g: g != "errore")

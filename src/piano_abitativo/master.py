@@ -452,13 +452,11 @@ def _table_sheet(cons: Consolidation, td: _TableDef, pos: _Dati,
                                        "bad"))
         sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{OK}"',
                                        "good"))
-    sh.landscape = False
     _fit_widths(sh, {0: 44} if td.letter != "h" else {0: 36, 1: 70})
     # the merged title wraps: give it the lines it needs
     width = sum(sh.widths.get(c, 10) for c in range(ncols))
     title = f"{td.letter}) {SECTIONS[td.letter]}"
     sh.row_heights[TABLE_TITLE_ROW] = 18.0 * max(1, -(-len(title) * 1.15 // width))
-    sh.row_heights[TABLE_HEADER_ROW] = 30.0
     return sh
 
 
@@ -522,7 +520,6 @@ def _report_sheet(cons: Consolidation, pos: _Dati) -> SheetLayout:
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")
     _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(REPORT_COLUMNS) - 1: 30}, header_cap=14)
-    sh.row_heights[REPORT_HEADER_ROW] = 90.0
     return sh
 
 
@@ -531,7 +528,11 @@ def _report_sheet(cons: Consolidation, pos: _Dati) -> SheetLayout:
 CRUSCOTTO_HEADER_ROW = 8
 CRUSCOTTO_HEADERS = ("Codice", "Ente", "Tipo", "Stato", "Ricevuto il", "Orario certificato",
                      "Versioni", "Canale", "Errori", "Avvisi", "File")
-STRAY_HEADERS = ("File", "Ricevuto il", "Ente dichiarato", "Messaggio")
+#: the unattributed returns are listed in the columns of the ente list, plus the message
+STRAY_HEADERS = ("Codice dichiarato", "Ente dichiarato", "Tipo", "Stato", "Ricevuto il",
+                 "Orario certificato", "Versioni", "Canale", "Errori", "Avvisi", "File",
+                 "Messaggio")
+STATO_NON_ATTRIBUITO = "non attribuito"
 
 
 def _declared(rc: Receipt) -> str:
@@ -616,13 +617,17 @@ def _cruscotto_sheet(cons: Consolidation) -> SheetLayout:
             sh.put(r, c, h, style="header_bad")
         for rc in cons.non_attribuiti:
             r += 1
-            sh.put(r, 0, rc.nome)
-            sh.put(r, 1, _local(rc.ricevuto_il), style="datetime_s")
-            sh.put(r, 2, _declared(rc))
-            sh.put(r, 3, _stray_message(rc))
-    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56}, header_cap=12,
+            rep = rc.report
+            stray: tuple[tuple[Value, str], ...] = (
+                (rep.ente, "text"), (rep.ente_denominazione or "non indicato", "text"),
+                (rep.metadata.get("ente_tipo"), "text"), (STATO_NON_ATTRIBUITO, "bold_bad"),
+                (_local(rc.ricevuto_il), "datetime_s"), (_si_no(rc.certificato), "center"),
+                (None, "count"), (rc.canale, "text"), (len(rep.errors), "count"),
+                (len(rep.warnings), "count"), (rc.nome, "text"), (_stray_message(rc), "wrap"))
+            for c, (v, style) in enumerate(stray):
+                sh.put(r, c, v, style=style)
+    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12,
                 skip_rows={0})
-    sh.row_heights[CRUSCOTTO_HEADER_ROW] = 30.0
     return sh
 
 
@@ -770,6 +775,25 @@ def _fit_widths(sh: SheetLayout, caps: dict[int, float], *, header_cap: int = 18
         if c in caps:
             width = min(width, caps[c])
         sh.widths[c] = float(width)
+    # header rows wrap: give them the lines their longest header needs
+    lines: dict[int, int] = {}
+    for (r, c), cell in sh.cells.items():
+        if cell.style.startswith("header"):
+            n = _wrapped_lines(str(cell.value), sh.widths.get(c, 8.43) - 1)
+            lines[r] = max(lines.get(r, 1), n)
+    for r, n in sorted(lines.items()):
+        sh.row_heights[r] = 13.0 * n + 4
+
+
+def _wrapped_lines(text: str, width: float) -> int:
+    """How many lines `text` takes when wrapped at word boundaries in `width` characters."""
+    lines, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) > width:
+            lines, used = lines + 1, len(word)
+        else:
+            used += len(word) + (1 if used else 0)
+    return lines
 
 
 # --------------------------------------------------------------------------- layout
@@ -807,6 +831,8 @@ STYLES: dict[str, dict[str, Any]] = {
     "center": {"border": 1, "border_color": "#BFBFBF", "align": "center"},
     "general": {"border": 1, "border_color": "#BFBFBF", "align": "left"},
     "bold": {"bold": True, "border": 1, "border_color": "#BFBFBF"},
+    "bold_bad": {"bold": True, "border": 1, "border_color": "#BFBFBF", "bg_color": "#FFC7CE",
+                 "font_color": "#9C0006"},
     "empty": {"italic": True, "font_color": "#595959", "border": 1, "border_color": "#BFBFBF"},
     "label": {"bold": True},
     "title": {"bold": True, "font_size": 14, "font_color": "#1F3864"},
