@@ -14,6 +14,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeGuard
 
 from .archive import Receipt, now
@@ -87,7 +88,7 @@ class EnteStatus:
     def open_problems(self) -> list[Problem]:
         return list(self.latest.report.problems) if self.latest else []
 
-    @property
+    @cached_property
     def values(self) -> dict[str, Any]:
         """Plan values of the used version, typed (counts int, f and a) totals computed);
         empty when no valid version exists."""
@@ -150,8 +151,8 @@ class Consolidation:
     enti: list[EnteStatus]
     #: returns that name no ente of the registry
     non_attribuiti: list[Receipt] = field(default_factory=list)
-    #: R9: one avviso per ente that has not answered
-    coverage: list[Problem] = field(default_factory=list)
+    #: R9: one avviso per ente that has not answered, by codice
+    coverage: dict[str, Problem] = field(default_factory=dict)
 
     @property
     def answered(self) -> list[EnteStatus]:
@@ -195,9 +196,9 @@ def consolidate(r: Raccolta, all_receipts: Sequence[Receipt], *,
     for e in plan_order(list(r.registry)):
         versions = sorted(by_ente[e.codice], key=lambda rc: (rc.ricevuto_il, rc.seq))
         enti.append(EnteStatus(e, tuple(versions)))
-    coverage = [problem("R9", "", f"{s.ente.nome_completo} non ha inviato i dati",
-                        severity=Severity.AVVISO)
-                for s in enti if not s.received]
+    coverage = {s.ente.codice: problem("R9", "", f"{s.ente.nome_completo} non ha inviato "
+                                       "i dati", severity=Severity.AVVISO)
+                for s in enti if not s.received}
     return Consolidation(
         anno=r.anno, raccolta_id=r.id, ambito=r.ambito, capofila=r.capofila,
         scadenza=r.scadenza, generated_at=generated_at or now(),

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import actions
 from . import raccolta as rc
+from .archive import TZ
 from .atomic import atomic_write_bytes
 from .consolidate import Consolidation
 from .fill import fill_template
@@ -64,7 +65,7 @@ def cremasco_2025_returns() -> list[DemoReturn]:
         when = None
         if row["data_ricezione"]:
             when = dt.datetime.fromisoformat(f"{row['data_ricezione']}T{row['ora_ricezione']}"
-                                             ).replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
+                                             ).replace(tzinfo=TZ)
         out.append(DemoReturn(codice, row["ente_normalizzato"], values, when))
     return out
 

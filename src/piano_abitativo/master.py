@@ -645,20 +645,11 @@ def _by_severity(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def _anomalie_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]]:
-    coverage: dict[str, list[Problem]] = {}
-    unmatched: list[Problem] = []
-    silent = [s for s in cons.enti if not s.received]
-    for p in cons.coverage:
-        owner = next((s for s in silent if p.message.startswith(s.ente.nome_completo)), None)
-        if owner is None:
-            unmatched.append(p)
-        else:
-            coverage.setdefault(owner.ente.codice, []).append(p)
     rows: list[tuple[str, Receipt | None, Problem]] = []
     for s in cons.enti:
-        found = [*s.open_problems, *coverage.get(s.ente.codice, [])]
+        silent = cons.coverage.get(s.ente.codice)
+        found = [*s.open_problems, *([silent] if silent else [])]
         rows += [(s.ente.nome_completo, s.latest, p) for p in _by_severity(found)]
-    rows += [("", None, p) for p in unmatched]
     for rc in cons.non_attribuiti:
         rows += [(_declared(rc), rc, p) for p in _by_severity(rc.report.problems)]
     return rows

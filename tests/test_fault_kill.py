@@ -1,0 +1,115 @@
+"""Crash safety: `importa` and `consolida` killed with SIGKILL at random points, many times.
+
+After every kill: each archived file still matches its sha256, every ledger record is whole
+and points to an intact file, and the master workbook opens (the old one or the new one).
+A final run completes and has recorded every file exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from piano_abitativo import archive
+from piano_abitativo import raccolta as rc
+from piano_abitativo.consolidate import consolidate
+from piano_abitativo.fill import fill_template
+from piano_abitativo.master import master_path
+from piano_abitativo.template import TemplateFactory
+
+from .conftest import CREMA
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+
+BATCHES = 16
+PER_BATCH = 30
+KILLS = 24
+T0 = dt.datetime(2025, 12, 1, 9, 0, tzinfo=archive.TZ)
+
+_RUN = """
+import sys
+from piano_abitativo.cli import main
+main(["importa", sys.argv[1], "--da", *sys.argv[2:]])
+main(["consolida", sys.argv[1]])
+"""
+
+
+def _run(raccolta: Path, sources: list[Path]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", _RUN, str(raccolta), *map(str, sources)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _check_invariants(r: rc.Raccolta) -> None:
+    files = r.path / "archivio" / "file"
+    for blob in files.glob("??/*"):
+        if blob.name.startswith("."):
+            continue  # a temp file of the killed run: not part of the archive
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name.split(".")[0]
+    for rec in archive.read_ledger(r.path).records:
+        data = (r.path / rec["blob"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+    master = master_path(r.path, r.anno)
+    with zipfile.ZipFile(master) as zf:
+        assert zf.testzip() is None
+    openpyxl.load_workbook(master, read_only=True).close()
+
+
+def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
+    """24 SIGKILLs at random moments of importa+consolida: nothing lost, a rerun completes."""
+    r = rc.create(tmp_path / "raccolta", anno=2026)
+    factory = TemplateFactory(r.template_context())
+    enti = list(r.registry)
+    blanks = {e.codice: factory.render(e) for e in enti}
+    batches: list[list[Path]] = []
+    latest: dict[str, int] = {}
+    for b in range(BATCHES):
+        folder = tmp_path / f"lotto_{b:02d}"
+        folder.mkdir()
+        batch = []
+        for k in range(PER_BATCH):
+            ente = enti[(b * 7 + k) % len(enti)]  # distinct within a batch
+            sap = 100 * b + k
+            path = folder / f"{ente.codice}.xlsx"
+            path.write_bytes(fill_template(blanks[ente.codice], CREMA | {"a_sap": sap}))
+            when = (T0 + dt.timedelta(hours=b, minutes=k)).timestamp()
+            os.utime(path, (when, when))
+            batch.append(path)
+            latest[ente.codice] = sap
+        batches.append(batch)
+    started = time.monotonic()
+    done = _run(r.path, batches[0])
+    assert done.wait(60) in (0, 1)
+    # kill anywhere within the time a whole run takes on this machine
+    span = time.monotonic() - started
+    rng = random.Random(20251201)  # reproducible timings
+    kills = 0
+    for i in range(KILLS):
+        proc = _run(r.path, batches[1 + i % (BATCHES - 1)])
+        time.sleep(rng.uniform(0.02, span))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+        _check_invariants(r)
+    assert kills >= KILLS // 2, "most runs ended before their kill"
+    final = _run(r.path, [p for batch in batches for p in batch])
+    assert final.wait(120) in (0, 1)
+    _check_invariants(r)
+    shas = [rec["sha256"] for rec in archive.read_ledger(r.path).records]
+    expected = {hashlib.sha256(p.read_bytes()).hexdigest() for batch in batches for p in batch}
+    assert sorted(shas) == sorted(expected)
+    cons = consolidate(r, archive.receipts(r))
+    assert cons.totals["a_sap"] == sum(latest.values())
+    wb = openpyxl.load_workbook(master_path(r.path, r.anno), read_only=True)
+    wb.close()
