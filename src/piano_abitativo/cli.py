@@ -133,7 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.comando == "demo":
         res = run_demo(args.cartella, log=con.print)
-        for rep in res.reports:
+        wrong = [rep for rep in res.reports if rep.errors]
+        if wrong:
+            con.print("Errori trovati (la prima versione di Castelleone, poi corretta):")
+        for rep in wrong:
             for p in rep.errors:
                 con.print(f"  {p.where()}: {p.message}. {p.hint}")
         print_consolidation(res.consolidation, res.master, con)

@@ -130,6 +130,5 @@ def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
     log(f"Risposte importate nell'archivio: {len(reports)} "
         f"({sum(1 for rep in reports if not rep.valid)} con errori)")
     res = actions.consolida(r)
-    log(f"Cartella di lavoro riepilogativa: {res.master}")
     return DemoResult(r, modelli, risposte, reports, res.consolidation.totals,
                       res.consolidation, res.master)
