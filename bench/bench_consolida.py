@@ -80,7 +80,8 @@ def _values(i: int, ente: Ente) -> dict[str, object]:
 def baseline(paths: list[Path], out: Path) -> float:
     """pandas: read every file, concatenate, write one sheet (no formulas, no checks)."""
     start = time.perf_counter()
-    frames = [pd.read_excel(p, sheet_name=SHEET_SCHEDA, header=None, usecols="A:D")
+    frames = [pd.read_excel(p, sheet_name=SHEET_SCHEDA, header=None, usecols="A:D",
+                            engine="openpyxl")
               .assign(file=p.name) for p in paths]
     pd.concat(frames).to_excel(out, index=False)
     return time.perf_counter() - start

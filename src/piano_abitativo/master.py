@@ -102,7 +102,7 @@ class MasterButton:
 
 # --------------------------------------------------------------------------- layout model
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One cell: a constant `value`, or a `formula` whose Python-computed result is
     `value` (written as the cached result); `style` is a key of `STYLES`."""
