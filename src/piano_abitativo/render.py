@@ -122,9 +122,12 @@ def _ente_label(rc: Receipt, r: Raccolta) -> str:
 def _esito(rc: Receipt) -> Text:
     rep = rc.report
     if not rep.valid:
-        return Text(f"da correggere: {len(rep.errors)} errori", style="bold red")
+        n = len(rep.errors)
+        return Text(f"da correggere: {n} {'errore' if n == 1 else 'errori'}",
+                    style="bold red")
     if rep.warnings:
-        return Text(f"valido, {len(rep.warnings)} avvisi", style="yellow")
+        n = len(rep.warnings)
+        return Text(f"valido, {n} {'avviso' if n == 1 else 'avvisi'}", style="yellow")
     return Text("valido", style="green")
 
 
