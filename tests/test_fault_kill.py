@@ -59,7 +59,7 @@ def _check_invariants(r: rc.Raccolta) -> None:
     for rec in archive.read_ledger(r.path).records:
         data = (r.path / rec["blob"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == rec["sha256"]
-    master = master_path(r.path, r.anno)
+    master = master_path(r.path, r.anno, ".xlsm")
     with zipfile.ZipFile(master) as zf:
         assert zf.testzip() is None
     openpyxl.load_workbook(master, read_only=True).close()
@@ -111,5 +111,5 @@ def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
     assert sorted(shas) == sorted(expected)
     cons = consolidate(r, archive.receipts(r))
     assert cons.totals["a_sap"] == sum(latest.values())
-    wb = openpyxl.load_workbook(master_path(r.path, r.anno), read_only=True)
+    wb = openpyxl.load_workbook(master_path(r.path, r.anno, ".xlsm"), read_only=True)
     wb.close()

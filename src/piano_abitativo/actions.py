@@ -33,12 +33,13 @@ class ConsolidaResult:
     consolidation: Consolidation
 
 
-def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None,
-              suffix: str = ".xlsx") -> ConsolidaResult:
-    """Write the master workbook from the latest valid return of each ente."""
-    from .master import master_path, write_master
+def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None
+              ) -> ConsolidaResult:
+    """Write the master workbook (.xlsm with its buttons) from the latest valid return of
+    each ente."""
+    from .xlsm import write_master_xlsm
 
     with archive.locked(r.path, waiting=waiting):
         cons = consolidation(r)
-        target = write_master(cons, master_path(r.path, r.anno, suffix))
+        target = write_master_xlsm(cons, r.path)
     return ConsolidaResult(target, cons)

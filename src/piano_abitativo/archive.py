@@ -45,6 +45,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from . import __version__
+from .atomic import new_file_mode
 from .problems import Report
 from .raccolta import Raccolta, RaccoltaError
 from .schema import TEMPLATE_VERSION
@@ -69,6 +70,8 @@ CANALE_CARTELLA = "cartella"
 
 #: Files picked up when a folder is imported (others named explicitly are archived too)
 RETURN_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+#: Messages (.eml, Outlook .msg) and signed files (.p7m): opened by `ingest`
+MAIL_SUFFIXES = (".eml", ".msg", ".p7m")
 
 #: Reading limit: a returned workbook is a few tens of KB; the reader refuses > 20 MB anyway
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -218,6 +221,7 @@ def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
             os.fsync(fh.fileno())
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
+        os.chmod(tmp, new_file_mode(target))
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:
@@ -421,7 +425,7 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[Path]:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
                 if (child.is_file() and not child.name.startswith((".", "~$"))
-                        and child.suffix.lower() in RETURN_SUFFIXES):
+                        and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)):
                     yield child
         else:
             yield p
@@ -473,6 +477,12 @@ def import_files(r: Raccolta, paths: Sequence[Path], *, timeout: float = 60.0,
                 result.outcomes.append(ImportOutcome(
                     origine, "illeggibile", messaggio=f"{src}: impossibile leggere il file "
                     f"({exc.strerror or exc})"))
+                continue
+            if src.suffix.lower() in MAIL_SUFFIXES:  # archived and recorded by ingest
+                from .ingest import import_mail_file
+
+                result.outcomes.extend(import_mail_file(r, src, data, st, known=known,
+                                                        ctx=ctx, fingerprint=fp))
                 continue
             try:
                 sha, rel = store_blob(r.path, data, suffix=src.suffix, mtime=st.st_mtime)

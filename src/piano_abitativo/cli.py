@@ -19,6 +19,7 @@ from .registry import RegistryError
 from .render import print_consolidation, print_import, print_reports
 from .template import STANDARD_TEMPLATE_NAME, write_standard_template
 from .validate import ValidationContext, validate_file
+from .xlsm import BLANK_MASTER_NAME, write_blank_master
 
 
 class _ItalianParser(argparse.ArgumentParser):
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true",
                    help="stampa in JSON il percorso del file e i totali")
 
+    c = cmd("master-vuoto", "Scrive la cartella di lavoro riepilogativa vuota con i pulsanti "
+                            "(quella in workbook/) e il testo delle sue macro "
+                            "(workbook/vba/).")
+    c.add_argument("--output", type=Path, default=Path("workbook") / BLANK_MASTER_NAME,
+                   help=f"file da scrivere (predefinito: workbook/{BLANK_MASTER_NAME}); le "
+                        "macro vanno nella sottocartella vba/ della stessa cartella")
+
     c = cmd("modello-vuoto", "Scrive il modello standard vuoto (quello in templates/).")
     c.add_argument("--output", type=Path, default=Path("templates") / STANDARD_TEMPLATE_NAME,
                    help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})")
@@ -127,6 +135,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _importa(args, con)
     if args.comando == "consolida":
         return _consolida(args, con)
+    if args.comando == "master-vuoto":
+        out = write_blank_master(args.output)
+        con.print(f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in "
+                  f"{out.vba_dir}.")
+        return 0
     if args.comando == "modello-vuoto":
         path = write_standard_template(args.output)
         con.print(f"Modello standard scritto in {path}.")

@@ -968,9 +968,12 @@ def _render_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any], lay: MasterLay
 
 
 def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = ()) -> bytes:
+                 buttons: Sequence[MasterButton] = (),
+                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
+                 ) -> bytes:
     """The master workbook as bytes: .xlsx, or .xlsm when `vba_project` (a vbaProject.bin)
-    is given, with `buttons` bound to its macros on the Cruscotto. Deterministic."""
+    is given, with `buttons` bound to its macros on the Cruscotto. `conf_sheet` adds a last
+    sheet of (key, value, note) rows from A1 (xlwings' settings). Deterministic."""
     if buttons and vba_project is None:
         raise ValueError("buttons need the vba_project with their macros")
     lay = master_layout(cons)
@@ -991,6 +994,8 @@ def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
     sheets = {sh.name: _render_sheet(wb, sh, fmts, lay) for sh in lay.sheets}
     for name, target in lay.names.items():
         wb.define_name(name, "=" + target.ref)
+    if conf_sheet is not None:
+        _conf_sheet(wb, fmts, *conf_sheet)
     if vba_project is not None:
         wb.set_vba_name()
         wb.add_vba_project(io.BytesIO(vba_project), is_stream=True)
@@ -1012,6 +1017,20 @@ def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
     first.set_first_sheet()
     wb.close()
     return buf.getvalue()
+
+
+def _conf_sheet(wb: Any, fmts: dict[str, Any], name: str,
+                rows: Sequence[tuple[str, str, str]]) -> None:
+    """Keys in A from A1 down and values in B, as xlwings reads them; notes in D (not
+    adjacent, so not part of what xlwings reads)."""
+    ws = wb.add_worksheet(name)
+    for r, (key, value, note) in enumerate(rows):
+        ws.write_string(r, 0, key, fmts["label"])
+        ws.write_string(r, 1, value)
+        ws.write_string(r, 3, note, fmts["note"])
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 1, 60)
+    ws.set_column(3, 3, 90)
 
 
 # --------------------------------------------------------------------------- writing
@@ -1059,14 +1078,17 @@ _SHARING_VIOLATION = {5, 32, 33}  # Windows: access denied, sharing/lock violati
 
 
 def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = ()) -> Path:
-    """Build the master and replace `path` atomically (temp file + os.replace); refuse
-    with `MasterLocked` when the file is open, leaving the old file as it was."""
+                 buttons: Sequence[MasterButton] = (), data: bytes | None = None) -> Path:
+    """Build the master (or take the built `data`) and replace `path` atomically (temp
+    file + os.replace); refuse with `MasterLocked` when the file is open, leaving the old
+    file as it was."""
     path = Path(path)
-    if vba_project is not None and path.suffix.lower() != ".xlsm":
+    macro = vba_project is not None or (data is not None and b"vbaProject.bin" in data)
+    if macro and path.suffix.lower() != ".xlsm":
         raise ValueError(f"{path.name}: a workbook with macros must be saved as .xlsm")
     _check_not_open(path)
-    data = build_master(cons, vba_project=vba_project, buttons=buttons)
+    if data is None:
+        data = build_master(cons, vba_project=vba_project, buttons=buttons)
     _check_not_open(path)
     try:
         atomic_write_bytes(path, data)

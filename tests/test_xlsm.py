@@ -1,0 +1,187 @@
+"""The master .xlsm with its buttons: macros decoded back exactly, deterministic builds, the
+committed blank master in step with the builder, each button bound to a macro whose Python
+command exists, and LibreOffice clicking through them."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import olefile
+import openpyxl
+import pytest
+from oletools.olevba import VBA_Parser
+
+from piano_abitativo import xlsm
+from piano_abitativo.master import SHEET_CRUSCOTTO, master_layout
+from piano_abitativo.vba import ModuleKind, VbaModule, document_modules
+
+from .lo_runner import UNO_PYTHON, _run_group, find_soffice, require_libreoffice
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "workbook" / xlsm.BLANK_MASTER_NAME
+VBA_DIR = ROOT / "workbook" / "vba"
+VBA_DRIVER = Path(__file__).resolve().parent / "lo" / "vba_driver.py"
+
+
+def _modules(data: bytes) -> dict[str, str]:
+    """Module name -> source text, as oletools' olevba decodes them from an .xlsm."""
+    parser = VBA_Parser("master.xlsm", data=data)
+    try:
+        return {Path(name).stem: code for _, _, name, code in parser.extract_macros()}
+    finally:
+        parser.close()
+
+
+def _button_macros(data: bytes) -> dict[str, str]:
+    """Button caption -> bound macro, read from the VML drawing of the Cruscotto."""
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in zf.namelist():
+            if name.startswith("xl/drawings/vmlDrawing"):
+                vml = zf.read(name).decode("utf-8")
+                for shape in re.findall(r"<v:shape .*?</v:shape>", vml, re.DOTALL):
+                    caption = re.search(r"<font[^>]*>([^<]*)</font>", shape)
+                    macro = re.search(r"<x:FmlaMacro>\[0\]!([^<]*)</x:FmlaMacro>", shape)
+                    if caption and macro:
+                        out[caption.group(1)] = macro.group(1)
+    return out
+
+
+def test_the_committed_blank_master_is_what_the_builder_makes() -> None:
+    """workbook/ holds the builder's blank master and the text of its macros, up to date
+    (regenerate both with `piano-abitativo master-vuoto`)."""
+    assert COMMITTED.read_bytes() == xlsm.build_blank_master()
+    assert (VBA_DIR / "Pulsanti.bas").read_bytes() == xlsm.buttons_source().encode("cp1252")
+
+
+def test_two_builds_are_byte_identical() -> None:
+    """Building the master twice from the same data gives the same bytes."""
+    cons = xlsm.blank_consolidation()
+    assert xlsm.build_master_xlsm(cons) == xlsm.build_master_xlsm(cons)
+
+
+def test_olevba_decodes_every_module_back_to_its_source() -> None:
+    """Each VBA module in the committed master is exactly the text it was built from: the
+    buttons module, xlwings' standalone module and class, and the document modules."""
+    modules = _modules(COMMITTED.read_bytes())
+    n_sheets = len(master_layout(xlsm.blank_consolidation()).sheets) + 1
+    expected: list[VbaModule] = [
+        *document_modules([f"Sheet{i}" for i in range(1, n_sheets + 1)]),
+        VbaModule("Pulsanti", xlsm.buttons_source(), ModuleKind.PROCEDURAL),
+        *xlsm.xlwings_modules(),
+    ]
+    assert sorted(modules) == sorted(m.name for m in expected)
+    for m in expected:
+        assert modules[m.name] == m.source, m.name  # CRLF, Attribute lines included
+    assert modules["Pulsanti"].encode("cp1252") == (VBA_DIR / "Pulsanti.bas").read_bytes()
+
+
+def test_the_vba_project_parses_strictly() -> None:
+    """olefile reads the embedded vbaProject.bin with no tolerance for format defects."""
+    with zipfile.ZipFile(COMMITTED) as zf:
+        data = zf.read("xl/vbaProject.bin")
+        content_types = zf.read("[Content_Types].xml").decode("utf-8")
+    ole = olefile.OleFileIO(data, raise_defects=olefile.DEFECT_INCORRECT)
+    streams = {"/".join(s) for s in ole.listdir()}
+    ole.close()
+    assert {"PROJECT", "PROJECTwm", "VBA/dir", "VBA/_VBA_PROJECT", "VBA/Pulsanti",
+            "VBA/xlwings", "VBA/Dictionary", "VBA/ThisWorkbook"} <= streams
+    assert "application/vnd.ms-excel.sheet.macroEnabled.main+xml" in content_types
+
+
+def test_every_button_runs_an_existing_python_function() -> None:
+    """Each button of the committed master is bound to a macro whose RunPython command
+    imports a callable of the installed package that takes no arguments."""
+    data = COMMITTED.read_bytes()
+    bound = _button_macros(data)
+    assert bound == {b.caption: b.macro for b in xlsm.BUTTONS}
+    source = _modules(data)["Pulsanti"]
+    for caption, macro in bound.items():
+        body = re.search(rf"Sub {macro}\(\)\s*\n\s*RunPython \"([^\"]+)\"\s*\n\s*End Sub",
+                         source.replace("\r\n", "\n"))
+        assert body, f"{caption}: no one-line Sub {macro}"
+        match = re.fullmatch(r"import ([\w.]+) as x; x\.(\w+)\(\)", body.group(1))
+        assert match, body.group(1)
+        func = getattr(importlib.import_module(match.group(1)), match.group(2))
+        assert callable(func)
+        assert all(p.default is not p.empty for p in inspect.signature(func).parameters.values())
+
+
+def test_the_xlwings_settings_sheet_is_read_as_xlwings_reads_it() -> None:
+    """xlwings.conf has its keys in column A from A1 down (no gap, no header) and values
+    in B: the interpreter for Windows, PYTHONPATH and no workbook folder on the path."""
+    wb = openpyxl.load_workbook(COMMITTED, read_only=True)
+    rows = list(wb[xlsm.CONF_SHEET].iter_rows(min_col=1, max_col=3, values_only=True))
+    wb.close()
+    keys = [r[0] for r in rows if r[0]]
+    assert keys == ["INTERPRETER_WIN", "PYTHONPATH", "ADD_WORKBOOK_TO_PYTHONPATH"]
+    assert rows[0][1] == xlsm.DEFAULT_INTERPRETER_WIN
+    assert all(r[2] in (None, "") for r in rows)  # column C empty: A1's region is A:B
+
+
+def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:
+    """Built on Windows, the master points xlwings at pythonw.exe beside the Python used."""
+    conf = xlsm.default_conf(platform="win32",
+                             executable=r"C:\piano\venv\Scripts\python.exe")
+    assert conf["INTERPRETER_WIN"] == r"C:\piano\venv\Scripts\pythonw.exe"
+
+
+def test_consolida_keeps_the_settings_it_edited(tmp_path: Path) -> None:
+    """An interpreter path IT typed into xlwings.conf survives the next `consolida`."""
+    from piano_abitativo import actions
+    from piano_abitativo import raccolta as rc
+
+    r = rc.create(tmp_path / "raccolta", anno=2026)
+    master = actions.consolida(r).master
+    assert master.suffix == ".xlsm"
+    wb = openpyxl.load_workbook(master, keep_vba=True)
+    wb[xlsm.CONF_SHEET]["B1"] = r"D:\Python311\pythonw.exe"
+    wb.save(master)
+    again = actions.consolida(r).master
+    assert xlsm.read_conf(again)["INTERPRETER_WIN"] == r"D:\Python311\pythonw.exe"
+    assert _button_macros(again.read_bytes()) == {b.caption: b.macro for b in xlsm.BUTTONS}
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_clicks_each_button_and_gets_its_python_command(tmp_path: Path) -> None:
+    """In LibreOffice the master lists its modules and binds each button to its macro; in a
+    build whose RunPython only writes its argument into A1, running each bound macro
+    yields exactly that button's Python command."""
+    require_libreoffice()
+    real = tmp_path / "reale.xlsm"
+    real.write_bytes(COMMITTED.read_bytes())
+    stub = tmp_path / "stub.xlsm"
+    stub.write_bytes(xlsm.build_master_xlsm(xlsm.blank_consolidation(), stub=True))
+
+    def uri(macro: str) -> str:
+        return (f"vnd.sun.star.script:VBAProject.Pulsanti.{macro}?language=Basic"
+                "&location=document")
+
+    jobs = [{"input": str(real), "run": [], "read": []}]
+    jobs += [{"input": str(stub), "run": [uri(b.macro)], "read": [f"{SHEET_CRUSCOTTO}.A1"]}
+             for b in xlsm.BUTTONS]
+    with tempfile.TemporaryDirectory(prefix="lo-xlsm-") as tmp:
+        job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps({"soffice": find_soffice(), "jobs": jobs}),
+                            encoding="utf-8")
+        proc = _run_group([UNO_PYTHON, str(VBA_DRIVER), str(job_file), str(result_file)],
+                          timeout=300, env=dict(os.environ, TMPDIR=tmp))
+        assert proc.returncode == 0, proc.stderr
+        results = json.loads(result_file.read_text(encoding="utf-8"))["results"]
+    first, *clicks = results
+    assert first["error"] is None, first["error"]
+    assert {"Pulsanti", "xlwings", "Dictionary", "ThisWorkbook"} <= set(
+        first["libraries"]["VBAProject"])
+    bound = {b["label"]: [e["script"] for e in b["events"]] for b in first["buttons"]}
+    assert bound == {b.caption: [uri(b.macro)] for b in xlsm.BUTTONS}
+    for b, res in zip(xlsm.BUTTONS, clicks, strict=True):
+        assert res["error"] is None, (b.caption, res["error"])
+        assert res["reads"] == {f"{SHEET_CRUSCOTTO}.A1": b.command}
