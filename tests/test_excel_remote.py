@@ -1,0 +1,632 @@
+"""The buttons of the master workbook, clicked through xlwings' remote engine on Linux.
+
+Each test builds the JSON that Excel's RunRemotePython sends for a real master workbook
+(used-range values from A1, names, tables), makes it the calling book, calls the entry
+point exactly as the button's macro does and reads the actions Excel would apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import openpyxl
+import pytest
+import xlwings as xw
+from python_calamine import CalamineWorkbook
+
+from piano_abitativo import actions, archive, consolidate, demo, excel, raccolta
+from piano_abitativo.consolidate import TOTAL_FIELDS
+from piano_abitativo.fill import fill_template
+from piano_abitativo.master import (
+    SHEET_ANOMALIE,
+    SHEET_CRUSCOTTO,
+    SHEET_DATI,
+    SHEET_REPORT,
+    TABLE_SHEETS,
+    Cell,
+    MasterButton,
+    SheetLayout,
+    build_master,
+)
+from piano_abitativo.template import TemplateFactory, template_filename
+
+GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
+MASTER_NAME = "Consolidato_piano_abitativo_2025.xlsm"
+CONF_SHEET = "xlwings.conf"
+BUTTONS = [MasterButton(m, m, f"Pulsante {m}") for m in
+           ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")]
+ALER = "ALER Brescia-Cremona-Mantova"
+
+Payload = dict[str, Any]
+Action = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- payloads
+
+def _xlwings_vba_project() -> bytes:
+    with zipfile.ZipFile(Path(xw.__file__).parent / "quickstart_standalone.xlsm") as zf:
+        return zf.read("xl/vbaProject.bin")
+
+
+def _json_value(v: Any) -> Any:
+    """A cell value as the client sends it: "" when empty, dates as ISO strings."""
+    if v is None:
+        return ""
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if isinstance(v, dt.date):
+        return v.strftime("%Y-%m-%dT00:00:00.000Z")
+    if isinstance(v, dt.time):
+        return dt.datetime.combine(dt.date(1899, 12, 30), v).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return v
+
+
+def payload_of(data: bytes, name: str = MASTER_NAME) -> Payload:
+    """What RunRemotePython sends for a master workbook: each sheet's used-range values from
+    A1, its tables, the workbook names; plus the ``xlwings.conf`` sheet of the .xlsm."""
+    cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    sheets = []
+    for n in cw.sheet_names:
+        rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
+        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
+                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
+        sheets.append({"name": n, "values": [[_json_value(v) for v in row] for row in rows],
+                       "tables": tables, "pictures": []})
+    sheets.append({"name": CONF_SHEET, "values": [["INTERPRETER_WIN", "pythonw.exe"]],
+                   "tables": [], "pictures": []})
+    names = []
+    for nm, dn in wb.defined_names.items():
+        ((sheet, coord),) = list(dn.destinations)
+        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
+                      "address": coord.replace("$", ""), "book_scope": True,
+                      "scope_sheet_name": None, "scope_sheet_index": None})
+    return {"client": "VBA", "version": xw.__version__,
+            "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
+            "names": names, "sheets": sheets}
+
+
+def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
+    """Call a button's entry point with `payload` as the calling workbook; its actions."""
+    book = xw.Book(json=copy.deepcopy(payload))
+    book.set_mock_caller()  # xw.Book.caller() returns it
+    try:
+        entry()
+    finally:
+        delattr(xw.Book, "_mock_caller")
+    return list(book.json()["actions"])
+
+
+def index_of(payload: Payload, sheet: str) -> int:
+    return [s["name"] for s in payload["sheets"]].index(sheet)
+
+
+def grid_written(acts: list[Action], payload: Payload, sheet: str) -> list[list[Any]]:
+    """The one grid written from A1 into `sheet`."""
+    ix = index_of(payload, sheet)
+    (grid,) = [a["values"] for a in acts if a["func"] == "setValues"
+               and a["sheet_position"] == ix and (a["start_row"], a["start_column"]) == (0, 0)]
+    return list(grid)
+
+
+def alerts(acts: list[Action]) -> list[str]:
+    return [a["args"][0] for a in acts if a["func"] == "alert"]
+
+
+def touched_sheets(acts: list[Action]) -> set[int]:
+    return {a["sheet_position"] for a in acts if a["sheet_position"] is not None}
+
+
+def cell_of(grid: list[list[Any]], ref: str) -> Any:
+    """The value at an A1 reference (``$J$19``) of a written grid."""
+    m = re.fullmatch(r"\$?([A-Z]+)\$?(\d+)", ref)
+    assert m is not None
+    col = 0
+    for ch in m.group(1):
+        col = col * 26 + ord(ch) - 64
+    return grid[int(m.group(2)) - 1][col - 1]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module", autouse=True)
+def _remote_engine() -> Iterator[None]:
+    """The remote engine is part of xlwings PRO: its noncommercial key, in these tests only
+    (registered here when xlwings was imported before the key was set)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLWINGS_LICENSE_KEY", "noncommercial")
+        added = None
+        if "remote" not in [e.name for e in xw.engines]:
+            from xlwings.pro import _xlremote
+
+            added = xw.main.Engine(impl=_xlremote.engine)
+            xw.engines.add(added)
+        yield
+        if added is not None:
+            xw.engines.engines.remove(added)
+            del xw.engines.engines_by_name[added.name]
+
+
+@pytest.fixture(autouse=True)
+def _no_raccolta_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(excel.ENV_RACCOLTA, raising=False)
+
+
+def _returns(r: raccolta.Raccolta, folder: Path, only: set[str] | None = None,
+             changes: dict[str, dict[str, Any]] | None = None) -> list[Path]:
+    """Filled templates of the 2025 returns (those of `only`, by ente codice) in `folder`,
+    with their reception times as file times."""
+    factory = TemplateFactory(r.template_context())
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ret in demo.cremasco_2025_returns():
+        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
+        assert ente is not None
+        if only is not None and ente.codice not in only:
+            continue
+        path = folder / template_filename(ente, r.anno)
+        values = {**ret.values, **(changes or {}).get(ente.codice, {})}
+        path.write_bytes(fill_template(factory.render(ente), values))
+        if ret.ricevuto is not None:
+            os.utime(path, (ret.ricevuto.timestamp(), ret.ricevuto.timestamp()))
+        out.append(path)
+    return out
+
+
+@dataclass
+class World:
+    r: raccolta.Raccolta
+    #: the workbook as built before any return arrived
+    before: Payload
+    #: the workbook as built from the 26 returns of 2025
+    current: Payload
+    #: what Consolida does to `before`
+    acts: list[Action]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("excel")
+    r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    archive.import_files(r, _returns(r, base / "ritorni"))
+    vba = _xlwings_vba_project()
+    empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
+    full = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
+    before = payload_of(build_master(empty, vba_project=vba, buttons=BUTTONS))
+    current = payload_of(build_master(full, vba_project=vba, buttons=BUTTONS))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(excel.ENV_RACCOLTA, str(r.path))
+        acts = click(excel.consolida, before)
+    yield World(r, before, current, acts)
+
+
+@pytest.fixture
+def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[raccolta.Raccolta, Payload]:
+    """A new raccolta with nothing received, and its workbook as then built."""
+    r = raccolta.create(tmp_path / "raccolta", anno=2025)
+    monkeypatch.setenv(excel.ENV_RACCOLTA, str(r.path))
+    empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
+    return r, payload_of(build_master(empty))
+
+
+CREMA, CASTELLEONE = "019035", "019025"
+
+
+# --------------------------------------------------------------------------- Consolida
+
+def test_consolida_fills_table_b_from_dati_with_a_sum_total(world: World) -> None:
+    """After Consolida, table b) lists ALER 4, Crema 7, Rivolta 8 and Trescore 3 through
+    formulas into the Dati written in the same click, and its Totale is =SUM(B3:B6)."""
+    grid = grid_written(world.acts, world.before, TABLE_SHEETS["b"])
+    dati = grid_written(world.acts, world.before, SHEET_DATI)
+    rows = grid[2:6]
+    assert [row[0] for row in rows] == [ALER, "Comune di Crema", "Comune di Rivolta d'Adda",
+                                        "Comune di Trescore Cremasco"]
+    refs = [re.fullmatch(r"='Dati'!(\$[A-Z]+\$\d+)", row[1]) for row in rows]
+    assert all(refs)
+    assert [cell_of(dati, m.group(1)) for m in refs if m] == [4, 7, 8, 3]
+    assert grid[6] == ["Totale", "=SUM(B3:B6)", ""]
+    assert len(grid) == 7
+
+
+def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> None:
+    """Every totale_* name moves to the row where its table now ends, and that cell of the
+    written grid holds the total's formula."""
+    added = {a["args"][0]: a["args"][1] for a in world.acts if a["func"] == "namesAdd"}
+    # e) stays empty in 2025: its total keeps its row, so its name is left as it was
+    assert set(added) == {f"totale_{f.id}" for f in TOTAL_FIELDS} - {"totale_e_conferite_privati"}
+    assert added["totale_b_carenza_manutentiva"] == "='b) Carenza manutentiva'!$B$7"
+    for name, target in added.items():
+        m = re.fullmatch(r"='(.+)'!(\$[A-Z]+\$\d+)", target)
+        assert m is not None, target
+        formula = cell_of(grid_written(world.acts, world.before, m.group(1)), m.group(2))
+        assert re.fullmatch(r"=(SUM\([A-Z]+3:[A-Z]+\d+\)|totale_\w+(\+totale_\w+)+)",
+                            formula), (name, formula)
+
+
+def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> None:
+    """The Report has one row per return (26), its times read from Dati, and the Cruscotto
+    counts the enti by formulas over its state column."""
+    report = grid_written(world.acts, world.before, SHEET_REPORT)
+    rows = [row for row in report[3:] if row[0]]
+    assert len(rows) == 26
+    assert all(str(row[1]).startswith("=IF('Dati'!$E$") for row in rows)
+    crus = grid_written(world.acts, world.before, SHEET_CRUSCOTTO)
+    assert [row[3:5] for row in crus[1:6]] == [
+        ["Enti nell'elenco", "=COUNTA(D10:D58)"],
+        ["Hanno risposto", '=COUNTA(D10:D58)-COUNTIF(D10:D58,"non ricevuto")'],
+        ["Non hanno risposto", '=COUNTIF(D10:D58,"non ricevuto")'],
+        ["Da correggere", '=COUNTIF(D10:D58,"da correggere")'],
+        ["Ricevuti con avvisi", '=COUNTIF(D10:D58,"ricevuto con avvisi")']]
+    states = [row[3] for row in crus[9:58]]
+    assert (states.count("ricevuto"), states.count("non ricevuto")) == (26, 23)
+    (crema,) = [row for row in crus[9:58] if row[1] == "Comune di Crema"]
+    assert crema[0] == "'019035"  # the code keeps its leading zero
+
+
+def test_consolida_writes_each_sheet_in_one_assignment_and_leaves_the_rest(
+        world: World) -> None:
+    """One grid per sheet of the layout; the buttons' columns of the Cruscotto (M, N) and
+    the xlwings.conf sheet are never touched; one Italian alert ends the click."""
+    writes = [a for a in world.acts if a["func"] == "setValues"]
+    layout_sheets = [s["name"] for s in world.before["sheets"] if s["name"] != CONF_SHEET]
+    assert sorted(a["sheet_position"] for a in writes) == list(range(len(layout_sheets)))
+    crus = index_of(world.before, SHEET_CRUSCOTTO)
+    values = world.before["sheets"][crus]["values"]
+    assert (values[0][12], values[1][13]) == ("Comandi", "Pulsante Importa")
+    assert all(a["start_column"] + a["column_count"] <= 12 for a in world.acts
+               if a["sheet_position"] == crus)
+    assert index_of(world.before, CONF_SHEET) not in touched_sheets(world.acts)
+    (text,) = alerts(world.acts)
+    assert text.startswith("Consolidato aggiornato") and "26 enti su 49" in text
+    assert "piano-abitativo consolida" in text
+    assert world.acts[-1]["func"] == "alert"
+
+
+def test_consolida_shrinks_the_anomalie_and_clears_the_rows_left_below(world: World) -> None:
+    """Before any return the 49 missing enti were anomalies; now 23 are: the rows below are
+    cleared (contents only) and the Anomalie table is resized to the new rows."""
+    ix = index_of(world.before, SHEET_ANOMALIE)
+    grid = grid_written(world.acts, world.before, SHEET_ANOMALIE)
+    assert len(grid) == 3 + 23
+    clears = [(a["start_row"], a["row_count"], a["column_count"]) for a in world.acts
+              if a["func"] == "rangeClearContents" and a["sheet_position"] == ix]
+    assert clears == [(26, 49 - 23, 11)]
+    resized = [a["args"] for a in world.acts
+               if a["func"] == "resizeTable" and a["sheet_position"] == ix]
+    assert resized == [[0, "$A$3:$K$26"]]
+
+
+def test_consolida_on_an_up_to_date_workbook_rewrites_its_own_values(world: World,
+                                                                     monkeypatch:
+                                                                     pytest.MonkeyPatch
+                                                                     ) -> None:
+    """On a workbook already holding the 26 returns, Consolida writes back every constant
+    the built master holds (only the update time differs) and moves no name."""
+    monkeypatch.setenv(excel.ENV_RACCOLTA, str(world.r.path))
+    acts = click(excel.consolida, world.current)
+    assert not [a for a in acts if a["func"] in ("namesAdd", "resizeTable")]
+    # only column L of the Cruscotto (where unattributed returns would show) is cleared
+    clears = [(a["sheet_position"], a["start_row"], a["start_column"], a["column_count"])
+              for a in acts if a["func"] == "rangeClearContents"]
+    assert clears == [(index_of(world.current, SHEET_CRUSCOTTO), 0, 11, 1)]
+
+    def norm(v: Any) -> Any:
+        if v in ("", None):
+            return None
+        if isinstance(v, str):
+            m = re.fullmatch(r"(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d:\d\d))?(\.000Z)?", v)
+            if m:  # a date or time, as the client sends it and as xlwings writes it
+                return f"{m.group(1)} {m.group(2) or '00:00:00'}"
+            return v.removeprefix("'")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+        return v
+
+    compared = 0
+    for sheet in world.current["sheets"][:-1]:
+        grid = grid_written(acts, world.current, sheet["name"])
+        for r, row in enumerate(grid):
+            for c, v in enumerate(row):
+                if isinstance(v, str) and v.startswith("="):
+                    continue
+                if (sheet["name"], r, c) == (SHEET_CRUSCOTTO, 4, 1):  # "Aggiornato al"
+                    continue
+                old = sheet["values"][r][c]
+                assert norm(v) == norm(old), (sheet["name"], r, c, v, old)
+                compared += 1
+    assert compared > 1500
+
+
+# --------------------------------------------------------------------------- Importa
+
+def ledger_size(r: raccolta.Raccolta) -> int:
+    return len(archive.read_ledger(r.path).records)
+
+
+def test_importa_creates_the_drop_folder_and_says_where(
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Without «arrivi» in the raccolta, Importa creates it, imports nothing, writes
+    nothing and tells the clerk where to put the files."""
+    r, payload = small
+    acts = click(excel.importa, payload)
+    assert (r.path / "arrivi").is_dir()
+    (text,) = alerts(acts)
+    assert "Mettere i file ricevuti" in text and str(r.path / "arrivi") in text
+    assert touched_sheets(acts) == set()
+    assert ledger_size(r) == 0
+
+
+def test_importa_imports_new_files_once_and_refreshes_the_workbook(
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Two files dropped in «arrivi» (one with an error) are imported and the Cruscotto
+    rewritten; a second click imports nothing, writes nothing and says so."""
+    r, payload = small
+    _returns(r, r.path / "arrivi", only={CREMA, CASTELLEONE},
+             changes={CASTELLEONE: {"i_forze_polizia": 15}})
+    acts = click(excel.importa, payload)
+    assert ledger_size(r) == 2
+    (text,) = alerts(acts)
+    assert text.startswith("Importati 2 file nuovi (1 con errori).")
+    assert "Il Cruscotto e le Anomalie sono aggiornati" in text
+    crus = grid_written(acts, payload, SHEET_CRUSCOTTO)
+    states = {row[0].lstrip("'"): row[3] for row in crus[9:58]}
+    assert states[CREMA] == "ricevuto" and states[CASTELLEONE] == "da correggere"
+    assert list(states.values()).count("non ricevuto") == 47
+
+    again = click(excel.importa, payload)
+    assert ledger_size(r) == 2
+    (text,) = alerts(again)
+    assert text.startswith("Nessun file nuovo") and "2 file già importati" in text
+    assert touched_sheets(again) == set()
+
+
+# --------------------------------------------------------------------------- Valida
+
+def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Crema's 20 SAT units pass the 10% rule; after the rule is lowered to 5% in
+    raccolta.toml, Valida marks Crema with a warning, writing only Cruscotto and Anomalie."""
+    r, payload = small
+    archive.import_files(r, _returns(r, r.path / "ritorni", only={CREMA},
+                                     changes={CREMA: {"j_sat": 20}}))
+    crema_row = 9 + [e.codice for e in r.registry].index(CREMA)
+    config = r.config_path.read_text(encoding="utf-8")
+    assert "sat_percentuale = 10\n" in config
+    r.config_path.write_text(config.replace("sat_percentuale = 10\n", "sat_percentuale = 5\n"),
+                             encoding="utf-8")
+    acts = click(excel.valida, payload)
+    assert touched_sheets(acts) == {index_of(payload, SHEET_CRUSCOTTO),
+                                    index_of(payload, SHEET_ANOMALIE)}
+    assert not [a for a in acts if a["func"] == "namesAdd"]
+    crus = grid_written(acts, payload, SHEET_CRUSCOTTO)
+    assert crus[crema_row][3] == "ricevuto con avvisi"
+    anomalie = grid_written(acts, payload, SHEET_ANOMALIE)
+    assert any(row[4] == "R5" and row[0] == "Comune di Crema" for row in anomalie)
+    (text,) = alerts(acts)
+    assert "regole attuali" in text and "1 con avvisi" in text
+
+
+# --------------------------------------------------------------------------- Genera modelli
+
+def test_genera_modelli_writes_one_template_per_ente(
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Genera modelli writes the 49 templates of the Cremasco into «modelli» and says how
+    many and where, without touching the workbook's cells."""
+    r, payload = small
+    acts = click(excel.genera_modelli, payload)
+    assert len(list(r.modelli_dir.glob("*.xlsx"))) == 49
+    (text,) = alerts(acts)
+    assert text == f"Scritti 49 modelli (uno per ente) nella cartella {r.modelli_dir}."
+    assert touched_sheets(acts) == set()
+
+
+# --------------------------------------------------------------------------- Solleciti, Documento
+
+def _fake_mail(monkeypatch: pytest.MonkeyPatch, fn: Callable[..., Any]) -> None:
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail", SimpleNamespace(solleciti=fn))
+
+
+def test_solleciti_is_always_a_dry_run(small: tuple[raccolta.Raccolta, Payload],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Solleciti calls the mail module with davvero=False and summarises what was written
+    to the outbox and who was left out."""
+    r, payload = small
+    calls: list[dict[str, Any]] = []
+    outbox = r.path / "posta" / "uscita"
+
+    def solleciti(rr: raccolta.Raccolta, *, davvero: bool = False, **kw: Any) -> Any:
+        calls.append({"raccolta": rr.path, "davvero": davvero, **kw})
+        return SimpleNamespace(
+            outcomes=[SimpleNamespace(eml=outbox / "1.eml"), SimpleNamespace(eml=None)],
+            esclusi=[("Comune di Agnadello", "manca l'indirizzo")])
+
+    _fake_mail(monkeypatch, solleciti)
+    acts = click(excel.solleciti, payload)
+    assert calls == [{"raccolta": r.path, "davvero": False}]
+    (text,) = alerts(acts)
+    assert text.startswith("Solleciti preparati in prova: nessun messaggio è stato inviato. "
+                           f"1 messaggio scritto nella cartella {outbox}.")
+    assert "1 messaggio non preparato" in text
+    assert "1 ente escluso: Comune di Agnadello: manca l'indirizzo." in text
+
+
+@pytest.mark.parametrize("mail", [None, SimpleNamespace(),
+                                  SimpleNamespace(solleciti=lambda r: "sent!")],
+                         ids=["no module", "no function", "no dry run"])
+def test_solleciti_without_a_safe_mail_function_is_not_available(
+        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch,
+        mail: Any) -> None:
+    """Without a mail module, without its function, or with one that cannot promise a dry
+    run, Solleciti calls nothing and says the function is not available yet."""
+    _, payload = small
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail", mail)
+    acts = click(excel.solleciti, payload)
+    (text,) = alerts(acts)
+    assert text.startswith("Funzione non ancora disponibile: usare ")
+    assert [a["args"][3] for a in acts] == ["info"]
+
+
+def test_solleciti_with_the_installed_mail_module_sends_nothing(
+        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With whatever mail module is installed, Solleciti never opens an SMTP connection and
+    ends with one informative alert."""
+    _, payload = small
+
+    def no_smtp(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a button must never send mail")
+
+    monkeypatch.setattr(smtplib, "SMTP", no_smtp)
+    monkeypatch.setattr(smtplib, "SMTP_SSL", no_smtp)
+    acts = click(excel.solleciti, payload)
+    (alert,) = [a["args"] for a in acts if a["func"] == "alert"]
+    assert alert[3] == "info"
+    assert alert[0].startswith(("Solleciti preparati in prova", "Funzione non ancora"))
+
+
+def test_documento_is_not_available_yet(small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Documento says the function is not available yet and what to use instead."""
+    _, payload = small
+    acts = click(excel.documento, payload)
+    (text,) = alerts(acts)
+    assert text.startswith("Funzione non ancora disponibile: usare il foglio «Report "
+                           "programmazione»")
+    assert touched_sheets(acts) == set()
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_a_folder_that_is_not_a_raccolta_gives_one_italian_alert(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """PIANO_ABITATIVO_RACCOLTA naming a folder without raccolta.toml gives one critical
+    alert naming the variable and the cause, and nothing else."""
+    _, payload = small
+    monkeypatch.setenv(excel.ENV_RACCOLTA, str(tmp_path))
+    acts = click(excel.consolida, payload)
+    assert [a["func"] for a in acts] == ["alert"]
+    text, title, _, mode, _ = acts[0]["args"]
+    assert (title, mode) == ("Piano abitativo", "critical")
+    assert excel.ENV_RACCOLTA in text and "non è una raccolta: manca raccolta.toml" in text
+    assert "Traceback" not in text
+
+
+def test_a_workbook_outside_any_raccolta_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """Without the variable, a workbook that is not saved in a raccolta (the remote engine
+    knows only its name) is refused, even when the current folder is a raccolta."""
+    r, payload = small
+    monkeypatch.delenv(excel.ENV_RACCOLTA)
+    monkeypatch.chdir(r.path)
+    acts = click(excel.valida, payload)
+    (text,) = alerts(acts)
+    assert text.startswith("La cartella di lavoro non è dentro una raccolta")
+
+
+def test_an_unexpected_error_is_logged_not_shown(
+        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected exception becomes one line for the clerk naming the log file, and the
+    traceback goes to piano-abitativo.log in the raccolta; the entry point returns."""
+    r, payload = small
+
+    def broken(_: raccolta.Raccolta) -> Any:
+        raise RuntimeError("disco\nguasto")
+
+    monkeypatch.setattr(actions, "consolidation", broken)
+    acts = click(excel.consolida, payload)
+    (text,) = alerts(acts)
+    log = r.path / excel.LOG_NAME
+    assert text == f"Errore imprevisto: RuntimeError: disco guasto. Dettagli in {log}"
+    details = log.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in details and "pulsante consolida" in details
+    assert 'raise RuntimeError("disco\\nguasto")' in details
+
+
+def test_a_call_outside_excel_returns_and_explains_on_stderr(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Run without a calling workbook, an entry point returns normally and says on stderr
+    that it is started by the workbook's button."""
+    assert excel.consolida() is None
+    err = capsys.readouterr().err
+    assert err.startswith("piano-abitativo: consolida si avvia con il pulsante della cartella "
+                          "di lavoro riepilogativa aperta in Excel")
+    assert "Traceback" not in err
+
+
+def test_an_unexpected_error_before_the_raccolta_is_known_is_logged_in_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    """When the raccolta cannot even be looked for, the details go to the temp folder's
+    piano-abitativo.log, named in the alert."""
+    _, payload = small
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+
+    def broken(_: Path) -> Any:
+        raise OSError("rete assente")
+
+    monkeypatch.setattr(raccolta, "load", broken)
+    acts = click(excel.genera_modelli, payload)
+    (text,) = alerts(acts)
+    log = tmp_path / excel.LOG_NAME
+    assert text == f"Errore imprevisto: OSError: rete assente. Dettagli in {log}"
+    assert "OSError: rete assente" in log.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- import, pure part
+
+ENTRY_POINTS = ("importa", "valida", "consolida", "genera_modelli", "solleciti", "documento")
+
+
+def test_import_needs_neither_excel_nor_xlwings_nor_a_licence() -> None:
+    """Importing piano_abitativo.excel in a fresh interpreter without the licence key loads
+    no xlwings, and every entry point is a callable without parameters."""
+    code = ("import inspect, sys; import piano_abitativo.excel as x; "
+            f"names = {ENTRY_POINTS!r}; "
+            "print([len(inspect.signature(getattr(x, n)).parameters) for n in names], "
+            "'xlwings' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "XLWINGS_LICENSE_KEY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[0, 0, 0, 0, 0, 0] False"
+
+
+def test_sheet_grid_keeps_text_as_text() -> None:
+    """Text that Excel would turn into a formula, a number or a date gets the apostrophe
+    prefix; formulas, plain text, numbers and empty cells are written as they are."""
+    sh = SheetLayout("Prova")
+    sh.cells.update({
+        (0, 0): Cell("019035"), (0, 1): Cell('=HYPERLINK("http://x")'),
+        (0, 2): Cell(7, formula="=SUM(B3:B6)"), (1, 0): Cell("Comune di Crema"),
+        (1, 1): Cell(dt.time(12, 0)), (2, 0): Cell("@cmd"), (2, 1): Cell("VERO"),
+        (2, 3): Cell(3.5)})
+    assert excel.sheet_grid(sh) == [
+        ["'019035", '\'=HYPERLINK("http://x")', "=SUM(B3:B6)", None],
+        ["Comune di Crema", 0.5, None, None],
+        ["'@cmd", "'VERO", None, 3.5]]
+
+
+def test_layout_names_each_sheet_once(world: World) -> None:
+    """layout_grids gives one rectangular grid per sheet of the master, in its order."""
+    from piano_abitativo.master import master_layout
+
+    full = consolidate.consolidate(world.r, archive.receipts(world.r),
+                                   generated_at=GENERATED_AT)
+    grids = excel.layout_grids(master_layout(full))
+    assert list(grids) == [s["name"] for s in world.current["sheets"][:-1]]
+    assert all(len({len(row) for row in g}) == 1 for g in grids.values())
+    assert grids[TABLE_SHEETS["b"]][6] == ["Totale", "=SUM(B3:B6)", None]
+
