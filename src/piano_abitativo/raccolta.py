@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .atomic import atomic_write_text
 from .registry import Ente, Registry, RegistryError, default_registry, load_registry
@@ -18,6 +19,8 @@ from .validate import ValidationContext
 CONFIG_NAME = "raccolta.toml"
 REGISTRY_NAME = "enti.csv"
 MODELLI_DIR = "modelli"
+#: keys of [posta] that would hold a password: refused, the password never goes in a file
+PASSWORD_KEYS = ("password", "passwd", "pass", "parola_chiave")
 
 
 class RaccoltaError(Exception):
@@ -35,6 +38,8 @@ class Raccolta:
     contatto: str
     registry: Registry
     settings: Settings = field(default_factory=Settings)
+    #: the [posta] section as written (see `mail.load_settings` for its meaning)
+    posta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -108,6 +113,43 @@ sat_percentuale = {s.sat_percentuale:g}
 sat_base = {_toml_str(s.sat_base)}
 # Arrotondamento del limite: "eccesso" oppure "difetto".
 sat_arrotondamento = {_toml_str(s.sat_arrotondamento)}
+{POSTA_SECTION}"""
+
+
+POSTA_SECTION = """
+[posta]
+# Posta per inviare i modelli e ricevere le risposte (comandi invia, solleciti,
+# esiti, importa --imap). Togliere il # davanti alle righe da usare.
+# Ogni valore si può dare anche con una variabile d'ambiente, che prevale sul file:
+# PIANO_ABITATIVO_SMTP_HOST, _SMTP_PORT, _SMTP_SICUREZZA, _IMAP_HOST, _IMAP_PORT,
+# _IMAP_SICUREZZA, _UTENTE, _MITTENTE (tutte con il prefisso PIANO_ABITATIVO).
+# La password NON va scritta qui: si legge dalla variabile PIANO_ABITATIVO_PASSWORD
+# oppure dal portachiavi di sistema (comando: keyring set piano-abitativo UTENTE).
+# I testi dei messaggi sono nella cartella messaggi/ e si possono modificare.
+#
+# Server di invio (SMTP); sicurezza "ssl" (porta 465), "starttls" (587) o "nessuna".
+# smtp_host = "smtps.pec.example.it"
+# smtp_port = 465
+# smtp_sicurezza = "ssl"
+# Casella da cui leggere le risposte (IMAP); sicurezza "ssl" (993), "starttls" (143)
+# o "nessuna". La casella è letta senza modificare nulla.
+# imap_host = "imaps.pec.example.it"
+# imap_port = 993
+# imap_sicurezza = "ssl"
+# Nome utente della casella (spesso l'indirizzo stesso) e indirizzo del mittente.
+# utente = "piano.abitativo@pec.comune.example.it"
+# mittente = "piano.abitativo@pec.comune.example.it"
+# Cartella IMAP da leggere; cartella in cui copiare i messaggi inviati (vuota: quella
+# che il server indica come posta inviata); cartella in cui spostare i messaggi
+# importati, solo con «importa --imap --sposta».
+# cartella = "INBOX"
+# cartella_inviati = ""
+# cartella_importati = ""
+# Pausa fra due invii (secondi); tentativi per ogni messaggio quando il server ha un
+# problema temporaneo, con attesa crescente fra un tentativo e l'altro (secondi).
+# pausa = 2
+# tentativi = 3
+# attesa_tentativi = 5
 """
 
 
@@ -138,6 +180,9 @@ def create(path: Path, *, anno: int, registry_csv: Path | None = None,
     atomic_write_text(path / REGISTRY_NAME, registry.to_csv())
     atomic_write_text(path / CONFIG_NAME,
                       _config_text(r, now or dt.datetime.now(dt.UTC).astimezone()))
+    from .mail import write_message_templates  # mail imports this module
+
+    write_message_templates(path)
     return r
 
 
@@ -178,10 +223,20 @@ def load(path: Path) -> Raccolta:
                             "(eccesso oppure difetto)")
     settings = Settings(sat_percentuale=float(rules.get("sat_percentuale", 10)),
                         sat_base=base, sat_arrotondamento=rounding)
+    posta = cfg.get("posta", {})
+    if not isinstance(posta, dict):
+        raise RaccoltaError(f"{cfg_path}: «posta» deve essere una sezione [posta]")
+    for key in posta:
+        if key.lower() in PASSWORD_KEYS:
+            raise RaccoltaError(
+                f"{cfg_path}: la sezione [posta] contiene «{key}»: la password non va mai "
+                "scritta nel file. Cancellare quella riga e usare la variabile d'ambiente "
+                "PIANO_ABITATIVO_PASSWORD oppure il portachiavi di sistema (keyring set "
+                "piano-abitativo UTENTE).")
     return Raccolta(path=path, id=rid, anno=anno, ambito=str(sec.get("ambito", "")),
                     capofila=str(sec.get("capofila", "")), scadenza=scadenza,
                     contatto=str(sec.get("contatto", "")), registry=registry,
-                    settings=settings)
+                    settings=settings, posta=dict(posta))
 
 
 def find_raccolta(start: Path) -> Path | None:
