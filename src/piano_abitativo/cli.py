@@ -11,12 +11,13 @@ from typing import Any
 
 from rich.console import Console
 
-from . import __version__, actions, archive
+from . import __version__, actions, archive, ingest, mail, status
 from . import raccolta as rc
 from .demo import run_demo
 from .reader import iter_workbook_files
 from .registry import RegistryError
 from .render import print_consolidation, print_import, print_reports
+from .render_posta import print_ingest, print_send, print_stato
 from .template import STANDARD_TEMPLATE_NAME, write_standard_template
 from .validate import ValidationContext, validate_file
 from .xlsm import BLANK_MASTER_NAME, write_blank_master
@@ -75,9 +76,43 @@ def _parser() -> argparse.ArgumentParser:
                        "ogni file è conservato nell'archivio della raccolta, l'ente è "
                        "riconosciuto dal contenuto, non dal nome del file.")
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--da", type=Path, nargs="+", required=True, metavar="PERCORSO",
-                   help="file o cartelle da importare")
+    c.add_argument("--da", type=Path, nargs="+", metavar="PERCORSO",
+                   help="file o cartelle da importare (anche messaggi .eml/.msg e file "
+                        "firmati .p7m)")
+    c.add_argument("--imap", action="store_true",
+                   help="legge anche la casella di posta configurata in [posta], senza "
+                        "modificarla")
+    c.add_argument("--sposta", action="store_true",
+                   help="con --imap: sposta i messaggi importati nella cartella "
+                        "cartella_importati (nessun messaggio viene cancellato)")
     c.add_argument("--json", action="store_true", help="risultato in formato JSON")
+
+    for name, text in (
+            ("invia", "Invia a ogni ente il suo modello personalizzato, con le istruzioni "
+                      "(testo in CARTELLA/messaggi/invio.txt)."),
+            ("solleciti", "Sollecita gli enti che non hanno risposto o il cui ultimo file ha "
+                          "errori, elencandoli (al massimo un sollecito al giorno per ente)."),
+            ("esiti", "Comunica a ogni ente l'esito del suo ultimo file (accettato, o cosa "
+                      "correggere) e chiede il file a chi ha scritto senza allegarlo.")):
+        c = cmd(name, text + " Senza --davvero è una prova: i messaggi sono scritti in "
+                "CARTELLA/posta/uscita/ e non inviati.")
+        c.add_argument("cartella", type=Path, help="cartella della raccolta")
+        c.add_argument("--davvero", action="store_true",
+                       help="invia davvero (senza: solo prova, nulla parte)")
+        c.add_argument("--limite", type=int, metavar="N", help="invia al massimo N messaggi")
+        c.add_argument("--ripeti", action="store_true",
+                       help="invia di nuovo anche i messaggi già inviati o il cui invio è "
+                            "stato interrotto")
+        if name != "esiti":
+            c.add_argument("--enti", nargs="+", metavar="CODICE",
+                           help="solo questi enti (codici dell'elenco enti)")
+        c.add_argument("--json", action="store_true", help="risultato in formato JSON")
+
+    c = cmd("stato", "Mostra per ogni ente se ha risposto, quando (ora certificata PEC se "
+                     "c'è), con quali errori, e i solleciti inviati.")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+    c.add_argument("--json", action="store_true",
+                   help='risultato in formato JSON: {"enti": [...]}')
 
     c = cmd("consolida", "Scrive la cartella di lavoro riepilogativa (tabelle a)–k) con "
                          "totali calcolati da formule, cruscotto, report programmazione).")
@@ -133,6 +168,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _valida(args, con)
     if args.comando == "importa":
         return _importa(args, con)
+    if args.comando in ("invia", "solleciti", "esiti"):
+        return _posta(args, con)
+    if args.comando == "stato":
+        st = status.stato(rc.load(args.cartella))
+        if args.json:
+            sys.stdout.write(json.dumps(st.to_json(), ensure_ascii=False, indent=2) + "\n")
+        else:
+            print_stato(st, con)
+        return 0
     if args.comando == "consolida":
         return _consolida(args, con)
     if args.comando == "master-vuoto":
@@ -181,18 +225,53 @@ def _valida(args: argparse.Namespace, con: Console) -> int:
 
 def _importa(args: argparse.Namespace, con: Console) -> int:
     r = rc.load(args.cartella)
-    for p in args.da:
+    if not args.da and not args.imap:
+        raise rc.RaccoltaError("indicare cosa importare: --da PERCORSO... e/o --imap")
+    if args.sposta and not args.imap:
+        raise rc.RaccoltaError("--sposta vale solo con --imap")
+    for p in args.da or []:
         if not p.exists():
             raise rc.RaccoltaError(f"{p} non esiste")
     err = Console(stderr=True)
-    res = actions.importa(r, args.da, waiting=lambda m: err.print(m))
-    if args.json:
+    out: dict[str, Any] = {}
+    bad = False
+    if args.da:
+        res = actions.importa(r, args.da, waiting=lambda m: err.print(m))
+        bad = any(not rc_.report.valid for rc_ in res.imported)
         out = {"file": [_outcome_json(o) for o in res.outcomes],
                "recuperati": [_receipt_json(rc_) for rc_ in res.recovered]}
+        if not args.json:
+            print_import(res, r, con)
+            for o in res.outcomes:
+                if o.receipt is not None and o.messaggio:
+                    con.print(f"  {o.receipt.nome}: {o.messaggio}")
+    if args.imap:
+        got = ingest.import_imap(r, sposta=args.sposta, waiting=lambda m: err.print(m))
+        bad = bad or any(not rc_.report.valid for rc_ in got.receipts)
+        out["posta"] = got.to_json()
+        if not args.json:
+            print_ingest(got, r, con)
+    if args.json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
+    return 1 if bad else 0
+
+
+def _posta(args: argparse.Namespace, con: Console) -> int:
+    r = rc.load(args.cartella)
+    err = Console(stderr=True)
+    kw: dict[str, Any] = {"davvero": args.davvero, "limite": args.limite,
+                          "ripeti": args.ripeti, "waiting": lambda m: err.print(m)}
+    if args.comando == "invia":
+        res = mail.invia(r, enti=args.enti, **kw)
+    elif args.comando == "solleciti":
+        res = mail.solleciti(r, enti=args.enti, **kw)
     else:
-        print_import(res, r, con)
-    return 1 if any(not rc_.report.valid for rc_ in res.imported) else 0
+        res = mail.esiti(r, **kw)
+    if args.json:
+        sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_send(res, r, con)
+    return 1 if res.count(mail.FALLITO) else 0
 
 
 def _receipt_json(rc_: archive.Receipt) -> dict[str, Any]:
