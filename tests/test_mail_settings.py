@@ -30,7 +30,18 @@ def test_crea_writes_a_commented_posta_section_and_the_message_texts(
     assert not [ln for ln in text.splitlines() if ln.lstrip("# ").startswith("password")]
     assert sorted(p.name for p in mail.messages_dir(racc.path).iterdir()) == [
         "esito.txt", "invio.txt", "manca_file.txt", "sollecito.txt"]
-    assert mail.load_settings(racc, env={}) == mail.MailSettings()
+    assert mail.load_settings(racc, env={}) == mail.MailSettings(
+        mittente="protocollo@pec.comune.crema.example")  # the capofila's PEC
+
+
+def test_sender_defaults_to_the_mailbox_user_then_to_the_capofila(racc: rc.Raccolta) -> None:
+    """No mittente: utente when it is an address, else the capofila's address."""
+    env = {"PIANO_ABITATIVO_UTENTE": "casella@pec.example.org"}
+    assert mail.load_settings(racc, env=env).mittente == "casella@pec.example.org"
+    env = {"PIANO_ABITATIVO_UTENTE": "casella"}
+    assert mail.load_settings(racc, env=env).mittente == "protocollo@pec.comune.crema.example"
+    env["PIANO_ABITATIVO_MITTENTE"] = "ufficio.casa@pec.example.org"
+    assert mail.load_settings(racc, env=env).mittente == "ufficio.casa@pec.example.org"
 
 
 def test_environment_overrides_the_file_and_ports_follow_the_security(

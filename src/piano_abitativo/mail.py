@@ -118,6 +118,9 @@ class MailSettings:
     #: seconds before the second attempt; doubled for each further one
     attesa_tentativi: float = 5.0
 
+    # mittente, when not given, is `utente` if it is an address, else the capofila's
+    # address from the registry
+
     @property
     def smtp_configured(self) -> bool:
         return bool(self.smtp_host)
@@ -169,6 +172,12 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
                         "di posta")
     if not values.get("cartella"):
         values.pop("cartella", None)
+    if not values.get("mittente"):  # the mailbox's own address, else the capofila's
+        capo = r.registry.capofila
+        for candidate in (values.get("utente", ""), capo.indirizzo if capo else ""):
+            if _looks_like_address(candidate):
+                values["mittente"] = candidate
+                break
     return MailSettings(**values)
 
 
@@ -759,7 +768,8 @@ class _SmtpSession:
             conn = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
             if s.smtp_sicurezza == "starttls":
                 conn.starttls(context=ssl.create_default_context())
-        if s.utente and self.pwd:
+        conn.ehlo_or_helo_if_needed()
+        if s.utente and self.pwd and conn.has_extn("auth"):
             try:
                 conn.login(s.utente, self.pwd)
             except smtplib.SMTPAuthenticationError as exc:

@@ -67,8 +67,9 @@ def _message_label(m: MessageOutcome) -> Text:
         return Text("già importato", style="dim")
     if m.receipts:
         bad = sum(1 for rc in m.receipts if not rc.report.valid)
-        return Text(f"{len(m.receipts)} file, {bad} con errori" if bad else
-                    f"{len(m.receipts)} file validi", style="red" if bad else "green")
+        n = len(m.receipts)
+        return Text(f"{n} file, {bad} con errori" if bad else
+                    f"{n} file valid{'o' if n == 1 else 'i'}", style="red" if bad else "green")
     return Text(m.esito, style="yellow" if m.esito != "ricevuta" else "dim")
 
 
@@ -82,7 +83,9 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
             table.add_column(col, overflow="fold")
         for m in fresh:
             ente = r.registry.get(m.ente_mittente) if m.ente_mittente else None
-            who = ente.nome_completo if ente else Text("mittente sconosciuto", style="yellow")
+            who: str | Text = ente.nome_completo if ente else (
+                "ricevuta PEC" if m.kind == "ricevuta"
+                else Text("mittente sconosciuto", style="yellow"))
             table.add_row(m.mittente or "", who, _when(m.ricevuto_il),
                           "sì (PEC)" if m.certificato else "no", _message_label(m))
         con.print(table)
@@ -110,8 +113,8 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
     """One row per ente, then the files and the senders that need a look."""
     con = console or Console()
     table = Table(show_header=True, header_style="bold")
-    for col in ("Codice", "Ente", "Stato", "Ricevuto il", "Certificato", "Canale", "Versioni",
-                "Errori", "Avvisi", "Sollecitato il"):
+    for col in ("Codice", "Ente", "Stato", "Ricevuto il", "Cert.", "Canale", "Vers.",
+                "Err.", "Avv.", "Sollecitato il"):
         table.add_column(col, overflow="fold")
     for e in st.enti:
         style = "red" if e.errori else ("green" if e.ricevuto else "dim")
