@@ -105,3 +105,11 @@ def test_eml_with_several_workbooks_records_each_and_notes_the_stranger(
     assert set(got) == {"019010", "019005"}
     assert all(r.ricevuto_il == WHEN and r.fonte_data == ingest.FONTE_DATE
                and not r.certificato for r in got.values())
+
+
+def test_importa_needs_something_to_import(racc: rc.Raccolta,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Neither --da nor --imap: one «Errore:» line saying what to give."""
+    assert main(["importa", str(racc.path)]) == 2
+    assert capsys.readouterr().err == (
+        "Errore: indicare cosa importare: --da PERCORSO... e/o --imap\n")

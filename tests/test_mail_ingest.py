@@ -136,6 +136,10 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
     assert dt.datetime.fromisoformat(aler["ricevuto_il"]) == T_ALER and not aler["certificato"]
     assert aler["mittente"] == CLERK
     assert (bag["ricevuto"], bag["ricevuto_il"], bag["sollecitato_il"]) == (False, None, None)
+    assert main(["stato", str(racc.path)]) == 0
+    text = capsys.readouterr().out
+    assert "Enti che hanno risposto: 4 di 5." in text
+    assert f"Mittente sconosciuto: {CLERK}" in text
 
     assert _unflagged(mailbox.snapshot()) == before, "the mailbox must not change"
     ledger = (racc.path / "archivio" / "registro.jsonl").read_bytes()

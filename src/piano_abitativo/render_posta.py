@@ -46,7 +46,8 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
         return
     if not res.davvero:
         n = res.count(mail.PROVA)
-        con.print(f"PROVA: {n} messaggi scritti in {mail.outbox_dir(r.path)}, nessuno inviato"
+        con.print(f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
+                  f"{mail.outbox_dir(r.path)}, nessuno inviato"
                   + (f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
                      if res.count(mail.GIA_INVIATO) else "") + ".")
         if n:
