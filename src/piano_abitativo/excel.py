@@ -17,8 +17,8 @@ Errors never reach the clerk as a traceback: the known ones (`RaccoltaError`,
 becomes "Errore imprevisto" with the details appended to ``piano-abitativo.log`` in the
 raccolta. The entry points always return normally.
 
-`layout_grids` (what goes where, as lists of rows) is pure, so it is tested and benchmarked
-without xlwings.
+`layout_grids` and `sheet_grid` (what goes where, as lists of rows) are pure, so they are
+tested without xlwings.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ if TYPE_CHECKING:
     import xlwings as xw
 
 __all__ = [
-    "ARRIVI_DIR", "ENV_RACCOLTA", "LOG_NAME", "consolida", "documento", "genera_modelli",
-    "importa", "layout_grids", "solleciti", "valida",
+    "ARRIVI_DIR", "ENV_RACCOLTA", "LOG_NAME", "TITLE", "Refresh", "consolida",
+    "datetime_format_runs", "documento", "genera_modelli", "importa", "layout_grids",
+    "refresh", "sheet_grid", "solleciti", "valida",
 ]
 
 #: the raccolta to use, whatever the workbook's folder (IT can set it on a PC)

@@ -1,0 +1,177 @@
+"""Benchmark: the *Consolida* button of the master workbook, on xlwings' remote engine.
+
+The Ambito Cremasco (49 enti) with the 26 returns of 2025 imported. The payload is what
+Excel's RunRemotePython would send for the master workbook (used-range values of every
+sheet from A1, tables, names). One round trip = parse the request JSON, `xw.Book(json=...)`,
+`excel.consolida()` (consolidation of the archive, layout, writing back), serialise the
+actions to JSON. Measured for two workbooks: one built before any return arrived (every
+table grows, every total name moves, the Anomalie shrink) and one already up to date.
+
+Baseline, in the same process: the same consolidation written back cell by cell
+(``sheet.range(cell).value = v``, one action per cell) instead of one grid per sheet.
+
+The remote engine is part of xlwings PRO: this benchmark sets its noncommercial licence key
+for itself only; the product never does (on Windows the buttons use classic xlwings).
+
+Run: ``python bench/bench_excel.py [--repeat 5]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# before xlwings is imported: it registers the remote engine at import time
+os.environ["XLWINGS_LICENSE_KEY"] = "noncommercial"
+
+import argparse
+import datetime as dt
+import io
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import xlwings as xw
+from python_calamine import CalamineWorkbook
+
+from piano_abitativo import actions, consolidate, demo, excel
+from piano_abitativo import raccolta as rc
+from piano_abitativo.fill import fill_template
+from piano_abitativo.master import build_master, master_layout
+from piano_abitativo.template import TemplateFactory, template_filename
+
+TARGET_S = 2.0
+
+
+def build(folder: Path) -> rc.Raccolta:
+    """The Cremasco 2025 raccolta with its 26 returns imported."""
+    r = rc.create(folder / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    factory = TemplateFactory(r.template_context())
+    ritorni = folder / "ritorni"
+    ritorni.mkdir()
+    for ret in demo.cremasco_2025_returns():
+        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
+        assert ente is not None
+        path = ritorni / template_filename(ente, r.anno)
+        path.write_bytes(fill_template(factory.render(ente), ret.values))
+        if ret.ricevuto is not None:
+            os.utime(path, (ret.ricevuto.timestamp(), ret.ricevuto.timestamp()))
+    actions.importa(r, [ritorni])
+    return r
+
+
+def _json_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if isinstance(v, dt.date):
+        return v.strftime("%Y-%m-%dT00:00:00.000Z")
+    if isinstance(v, dt.time):
+        return dt.datetime.combine(dt.date(1899, 12, 30), v).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return v
+
+
+def payload_text(data: bytes, name: str) -> str:
+    """The request body RunRemotePython would send for the workbook `data`."""
+    cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    sheets = []
+    for n in cw.sheet_names:
+        rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
+        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
+                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
+        sheets.append({"name": n, "values": [[_json_value(v) for v in row] for row in rows],
+                       "tables": tables, "pictures": []})
+    names = []
+    for nm, dn in wb.defined_names.items():
+        ((sheet, coord),) = list(dn.destinations)
+        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
+                      "address": coord.replace("$", ""), "book_scope": True,
+                      "scope_sheet_name": None, "scope_sheet_index": None})
+    return json.dumps({"client": "VBA", "version": xw.__version__,
+                       "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
+                       "names": names, "sheets": sheets})
+
+
+def round_trip(body: str, write: Callable[[], None]) -> tuple[float, int, int]:
+    """Seconds, actions and response bytes of one button click served from `body`."""
+    start = time.perf_counter()
+    book = xw.Book(json=json.loads(body))
+    book.set_mock_caller()  # xw.Book.caller() returns it
+    try:
+        write()
+    finally:
+        delattr(xw.Book, "_mock_caller")
+    response = json.dumps(book.json(), default=str)
+    secs = time.perf_counter() - start
+    return secs, len(book.json()["actions"]), len(response)
+
+
+def cell_by_cell(r: rc.Raccolta) -> Callable[[], None]:
+    """The baseline: the same consolidation written back one cell at a time."""
+    def write() -> None:
+        book = xw.Book.caller()
+        layout = master_layout(actions.consolidation(r))
+        for sh in layout.sheets:
+            ws = book.sheets[sh.name]
+            for (row, col), cell in sh.cells.items():
+                ws.range((row + 1, col + 1)).value = cell.formula or cell.value
+        for name, ref in layout.names.items():
+            book.names.add(name, "=" + ref.ref)
+        book.app.alert("fatto", title=excel.TITLE)
+    return write
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs per measure (median)")
+    args = ap.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="bench-excel-"))
+    try:
+        r = build(root)
+        os.environ[excel.ENV_RACCOLTA] = str(r.path)
+        full = actions.consolidation(r)
+        print(f"piano-abitativo bench_excel: Ambito {full.ambito}, {len(full.enti)} enti, "
+              f"{len(full.answered)} risposte; Python {platform.python_version()}, "
+              f"xlwings {xw.__version__} (motore remote), {os.cpu_count()} CPU")
+        name = "Consolidato_piano_abitativo_2025.xlsm"
+        empty = consolidate.consolidate(r, [])
+        bodies = {"cartella costruita prima delle risposte": payload_text(build_master(empty),
+                                                                          name),
+                  "cartella già aggiornata": payload_text(build_master(full), name)}
+        cells = sum(len(sh.cells) for sh in master_layout(full).sheets)
+        print(f"{cells} celle in {len(master_layout(full).sheets)} fogli; ripetizioni: "
+              f"{args.repeat} (mediana)")
+        print(f"{'Consolida, remote engine':<44}{'secondi':>9}{'azioni':>8}{'risposta':>11}")
+        medians: dict[str, float] = {}
+        for label, body in bodies.items():
+            runs = [round_trip(body, excel.consolida) for _ in range(args.repeat)]
+            secs = medians[label] = statistics.median(x[0] for x in runs)
+            _, n_actions, size = runs[-1]
+            print(f"{label:<44}{secs:>9.3f}{n_actions:>8}{size / 1024:>8.0f} KB")
+        first = "cartella costruita prima delle risposte"
+        base_runs = [round_trip(bodies[first], cell_by_cell(r)) for _ in range(args.repeat)]
+        base = statistics.median(x[0] for x in base_runs)
+        _, n_actions, size = base_runs[-1]
+        print(f"{'baseline: cella per cella (stesso libro)':<44}{base:>9.3f}{n_actions:>8}"
+              f"{size / 1024:>8.0f} KB")
+        worst = max(medians.values())
+        verdict = "PASS" if worst <= TARGET_S else "FAIL"
+        print(f"Consolida: {worst:.3f} s nel caso peggiore (obiettivo ≤ {TARGET_S:.0f} s) "
+              f"{verdict}")
+        print(f"rapporto baseline / Consolida (stesso libro): {base / medians[first]:.1f}×")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
