@@ -38,8 +38,12 @@ def make_raccolta(folder: Path, *, enti_csv: str = ENTI_CSV, **posta: Any) -> rc
 
 
 def configure(r: rc.Raccolta, **posta: Any) -> rc.Raccolta:
-    """Set keys of [posta] (the last section of raccolta.toml) and reload the raccolta."""
+    """Set keys of [posta] (the last section of raccolta.toml, commented out by `crea`) and
+    reload the raccolta."""
+    text = r.config_path.read_text(encoding="utf-8")
     with open(r.config_path, "a", encoding="utf-8") as fh:
+        if posta and "\n[posta]\n" not in text:
+            fh.write("\n[posta]\n")
         for key, value in posta.items():
             fh.write(f"{key} = {json.dumps(value)}\n")
     return rc.load(r.path)

@@ -147,6 +147,8 @@ class Dovecot:
     proc: subprocess.Popen[bytes]
     uid: int
     gid: int
+    #: user names of this server only (another test run may have its own Dovecot)
+    tag: str
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -161,7 +163,7 @@ class Dovecot:
     def new_mailbox(self) -> Mailbox:
         n = next(self.counter)
         assert n <= USERS, "more mailboxes than users written at start"
-        return Mailbox(self, f"utente{n}")
+        return Mailbox(self, f"{self.tag}{n}")
 
     def settings(self, box: Mailbox) -> dict[str, Any]:
         """The [posta] keys that point the raccolta at this mailbox."""
@@ -236,7 +238,8 @@ def dovecot_server(root: Path) -> Iterator[Dovecot]:
         uid, gid = os.getuid(), os.getgid()
     (root / "mail").mkdir(parents=True, exist_ok=True)
     # all users up front: Dovecot may not notice a passwd-file changed within a second
-    (root / "users").write_text("".join(f"utente{n}:{{PLAIN}}{PASSWORD}\n"
+    tag = f"utente{uuid.uuid4().hex[:6]}x"
+    (root / "users").write_text("".join(f"{tag}{n}:{{PLAIN}}{PASSWORD}\n"
                                         for n in range(1, USERS + 1)), encoding="utf-8")
     port = free_port()
     conf = root / "dovecot.conf"
@@ -247,7 +250,11 @@ def dovecot_server(root: Path) -> Iterator[Dovecot]:
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_greeting(port, proc, root)
-        yield Dovecot(root, port, proc, uid, gid)
+        server = Dovecot(root, port, proc, uid, gid, tag)
+        # the greeting could come from another server that took the port first: ours knows
+        # our users
+        Mailbox(server, f"{tag}{USERS}").connect().logout()
+        yield server
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

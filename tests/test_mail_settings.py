@@ -24,7 +24,7 @@ def test_crea_writes_a_commented_posta_section_and_the_message_texts(
         racc: rc.Raccolta) -> None:
     """A new raccolta has [posta] with every key commented, and messaggi/*.txt to edit."""
     text = racc.config_path.read_text(encoding="utf-8")
-    assert "\n[posta]\n" in text
+    assert "\n# [posta]\n" in text and "\n[posta]" not in text
     for key in mail.ENV_KEYS:
         assert f"\n# {key} = " in text
     assert not [ln for ln in text.splitlines() if ln.lstrip("# ").startswith("password")]
@@ -87,7 +87,7 @@ def test_a_password_in_raccolta_toml_is_refused(racc: rc.Raccolta,
     """`password = ...` in [posta] stops every command with an Italian error saying to
     remove it; the password is never read from there."""
     with open(racc.config_path, "a", encoding="utf-8") as fh:
-        fh.write('password = "segreta"\n')
+        fh.write('[posta]\npassword = "segreta"\n')
     with pytest.raises(rc.RaccoltaError, match="la password non va mai scritta nel file"):
         rc.load(racc.path)
     assert main(["stato", str(racc.path)]) == 2

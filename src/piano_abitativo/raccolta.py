@@ -117,9 +117,10 @@ sat_arrotondamento = {_toml_str(s.sat_arrotondamento)}
 
 
 POSTA_SECTION = """
-[posta]
+# [posta]
 # Posta per inviare i modelli e ricevere le risposte (comandi invia, solleciti,
-# esiti, importa --imap). Togliere il # davanti alle righe da usare.
+# esiti, importa --imap). Togliere il # davanti alla riga [posta] qui sopra e
+# davanti alle righe da usare.
 # Ogni valore si può dare anche con una variabile d'ambiente, che prevale sul file:
 # PIANO_ABITATIVO_SMTP_HOST, _SMTP_PORT, _SMTP_SICUREZZA, _IMAP_HOST, _IMAP_PORT,
 # _IMAP_SICUREZZA, _UTENTE, _MITTENTE (tutte con il prefisso PIANO_ABITATIVO).
