@@ -325,3 +325,50 @@ def test_files_from_mail_carry_their_evidence_through_importa_da(
     res = archive.import_files(racc, [tmp_path / "salvati"])
     assert {o.esito for o in res.outcomes} == {"già importato"}
     assert (racc.path / "archivio" / "registro.jsonl").read_bytes() == ledger
+
+
+def test_pec_receipts_of_our_messages_show_delivery_in_stato(
+        tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gestore's "avvenuta consegna" of the template sent to Crema and a "mancata
+    consegna" for Agnadello appear in stato; neither counts as a return."""
+    monkeypatch.setenv(mail.PASSWORD_ENV, mailbox.password)
+    r = make_raccolta(tmp_path, pausa=0, cartella_inviati="Sent", **smtp.settings(),
+                      **mailbox.server.settings(mailbox))
+    mail.invia(r, enti=["019035", "019002"], davvero=True)
+    ids = {m.rcpt_tos[0]: str(_parse(m.data)["Message-ID"]) for m in smtp.received}
+    when = dt.datetime(2025, 11, 20, 9, 0, 5, tzinfo=mf.CET)
+    mailbox.append(mf.make_ricevuta("avvenuta-consegna", when=when,
+                                    riferimento=ids[ADDRESSES["019035"]]), when=when)
+    mailbox.append(mf.make_ricevuta("mancata-consegna", when=when,
+                                    riferimento=ids[ADDRESSES["019002"]]), when=when)
+    ingest.import_imap(r)
+    rows = {e.codice: e for e in status.stato(r).enti}
+    assert rows["019035"].consegnato_il == when and not rows["019035"].ricevuto
+    assert rows["019002"].consegnato_il is None
+    assert rows["019002"].mancata_consegna == "mancata consegna il 20/11/2025"
+    assert archive.receipts(r) == []
+
+
+def test_an_unrecognised_file_gets_an_esito_to_its_sender(racc: rc.Raccolta,
+                                                          tmp_path: Path) -> None:
+    """A workbook that is not one of our templates, by mail: the sender is told it was not
+    recognised, with the reasons."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active["A1"] = "dati nostri"  # type: ignore[index]
+    buf = io.BytesIO()
+    book.save(buf)
+    path = tmp_path / "altro.eml"
+    path.write_bytes(mf.make_plain(sender="ufficio.tecnico@posta.example.org",
+                                   message_id="<altro@x>",
+                                   attachments=[("dati.xlsx", buf.getvalue())]))
+    archive.import_files(racc, [path])
+    [msg] = mail.plan_esiti(racc).messages
+    assert (msg.genere, msg.destinatario, msg.ente) == (
+        "esito", "ufficio.tecnico@posta.example.org", None)
+    assert "non è stato riconosciuto come un modello del Piano 2026" in msg.corpo
+    assert "\n- " in msg.corpo and msg.in_risposta_a == "<altro@x>"

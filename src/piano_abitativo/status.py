@@ -9,7 +9,7 @@ Pure: reads the ledger, writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import archive, mail
@@ -41,6 +41,9 @@ class EnteStato:
     invitato_il: dt.datetime | None
     sollecitato_il: dt.datetime | None
     esito_inviato_il: dt.datetime | None
+    #: PEC receipts of our messages to this ente: last "avvenuta consegna", last failure
+    consegnato_il: dt.datetime | None = None
+    mancata_consegna: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         def iso(x: dt.datetime | None) -> str | None:
@@ -56,6 +59,7 @@ class EnteStato:
             "identificativo_pec": self.identificativo_pec,
             "invitato_il": iso(self.invitato_il), "sollecitato_il": iso(self.sollecitato_il),
             "esito_inviato_il": iso(self.esito_inviato_il),
+            "consegnato_il": iso(self.consegnato_il), "mancata_consegna": self.mancata_consegna,
         }
 
 
@@ -84,6 +88,7 @@ def stato(r: Raccolta, cons: Consolidation | None = None) -> Stato:
     """The state of every ente of the raccolta."""
     cons = cons or consolidate(r, archive.receipts(r))
     sent: dict[tuple[str, str], dt.datetime] = {}
+    ente_of_message: dict[str, str] = {}
     for rec in mail.sent_records(r):
         try:
             when = dt.datetime.fromisoformat(rec["quando"])
@@ -92,7 +97,10 @@ def stato(r: Raccolta, cons: Consolidation | None = None) -> Stato:
         key = (str(rec.get("genere")), str(rec.get("ente")))
         if key not in sent or sent[key] < when:
             sent[key] = when
-    enti = [_row(s, sent) for s in cons.enti]
+        if rec.get("message_id") and rec.get("ente"):
+            ente_of_message[str(rec["message_id"]).strip()] = str(rec["ente"])
+    delivered, failed = _delivery(r, ente_of_message)
+    enti = [_with_delivery(_row(s, sent), delivered, failed) for s in cons.enti]
     stray = [{"file": rc.nome, "sha256": rc.sha256,
               "ricevuto_il": rc.ricevuto_il.astimezone(archive.TZ).isoformat(),
               "mittente": rc.extra.get("mittente"), "canale": rc.canale,
@@ -117,6 +125,34 @@ def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
         invitato_il=sent.get(("invio", e.codice)),
         sollecitato_il=sent.get(("sollecito", e.codice)),
         esito_inviato_il=sent.get(("esito", e.codice)))
+
+
+def _delivery(r: Raccolta, ente_of_message: dict[str, str]
+              ) -> tuple[dict[str, dt.datetime], dict[str, str]]:
+    """PEC receipts that refer to messages we sent: delivered (time) or not (why)."""
+    delivered: dict[str, dt.datetime] = {}
+    failed: dict[str, str] = {}
+    for rec in archive.read_ledger(r.path).records:
+        if rec.get("tipo") != "messaggio" or rec.get("genere") != "ricevuta":
+            continue
+        codice = ente_of_message.get(str(rec.get("message_id") or "").strip())
+        tipo = str(rec.get("ricevuta_tipo") or "")
+        if codice is None or not rec.get("ricevuto_il"):
+            continue
+        when = dt.datetime.fromisoformat(rec["ricevuto_il"])
+        if tipo == "avvenuta-consegna":
+            if codice not in delivered or delivered[codice] < when:
+                delivered[codice] = when
+        elif tipo in ("errore-consegna", "mancata-consegna", "preavviso-errore-consegna",
+                      "non-accettazione", "rilevazione-virus"):
+            failed[codice] = f"{tipo.replace('-', ' ')} il {when.astimezone(archive.TZ):%d/%m/%Y}"
+    return delivered, failed
+
+
+def _with_delivery(row: EnteStato, delivered: dict[str, dt.datetime],
+                   failed: dict[str, str]) -> EnteStato:
+    return replace(row, consegnato_il=delivered.get(row.codice),
+                   mancata_consegna=failed.get(row.codice))
 
 
 def _unknown_senders(r: Raccolta) -> list[dict[str, Any]]:
