@@ -251,9 +251,23 @@ def _importa(args: argparse.Namespace, con: Console) -> int:
         out["posta"] = got.to_json()
         if not args.json:
             print_ingest(got, r, con)
+    if _something_new(out):  # the replies to the enti, as drafts in posta/uscita/
+        prep = mail.esiti(r, waiting=lambda m: err.print(m))
+        out["esiti_preparati"] = prep.count(mail.PROVA)
+        if not args.json and prep.count(mail.PROVA):
+            con.print(f"Risposte agli enti preparate, non inviate: {prep.count(mail.PROVA)} "
+                      f"in {mail.outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
+                      f"{r.path} --davvero")
     if args.json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
     return 1 if bad else 0
+
+
+def _something_new(out: dict[str, Any]) -> bool:
+    news = [f["esito"] for f in out.get("file", [])]
+    posta = out.get("posta", {})
+    news += [m["esito"] for m in [*posta.get("messaggi", []), *posta.get("recuperati", [])]]
+    return any(e in ("importato", "senza allegati") for e in news)
 
 
 def _posta(args: argparse.Namespace, con: Console) -> int:

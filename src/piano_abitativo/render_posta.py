@@ -106,8 +106,7 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
     con.print("La casella non è stata modificata." if not res.spostati else
               "I messaggi importati sono stati spostati; nessuno è stato cancellato.")
     if receipts or no_file:
-        con.print(f"Passi successivi: piano-abitativo esiti {r.path} (risposte agli enti), "
-                  f"piano-abitativo stato {r.path}")
+        con.print(f"Per vedere chi ha risposto: piano-abitativo stato {r.path}")
 
 
 def print_stato(st: Stato, console: Console | None = None) -> None:
