@@ -192,19 +192,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def blob_relpath(sha256: str, suffix: str) -> str:
+def blob_relpath(sha256: str, suffix: str, folder: str = FILES_DIR) -> str:
     suffix = suffix.lower() if suffix and len(suffix) <= 12 and suffix[1:].isalnum() else ""
-    return f"{ARCHIVE_DIR}/{FILES_DIR}/{sha256[:2]}/{sha256}{suffix}"
+    return f"{ARCHIVE_DIR}/{folder}/{sha256[:2]}/{sha256}{suffix}"
 
 
 def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
-               mtime: float | None = None) -> tuple[str, str]:
+               mtime: float | None = None, folder: str = FILES_DIR) -> tuple[str, str]:
     """Copy `data` into the archive (if not there yet); returns (sha256, relative path).
 
     An existing archived copy is checked against its name and rewritten only if damaged.
     """
     sha = hashlib.sha256(data).hexdigest()
-    rel = blob_relpath(sha, suffix)
+    rel = blob_relpath(sha, suffix, folder)
     target = Path(raccolta_path) / rel
     if target.exists():
         try:

@@ -32,14 +32,12 @@ import hashlib
 import imaplib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import archive, mail, p7m
-from .atomic import new_file_mode
 from .mailparse import MessageKind, ParsedMessage, parse_message
 from .p7m import Signature
 from .raccolta import Raccolta
@@ -218,29 +216,9 @@ def store_original(raccolta_path: Path, data: bytes, *, suffix: str,
     Same guarantees as :func:`archive.store_blob`, in ``archivio/originali/`` so that the
     archive's recovery of unrecorded workbooks never mistakes a message for one.
     """
-    sha = hashlib.sha256(data).hexdigest()
-    rel = f"{archive.ARCHIVE_DIR}/{ORIGINALS_DIR}/{sha[:2]}/{sha}{suffix}"
-    target = Path(raccolta_path) / rel
-    with contextlib.suppress(OSError):
-        if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha:
-            return sha, rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:16]}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mtime is not None:
-            os.utime(tmp, (mtime.timestamp(), mtime.timestamp()))
-        os.chmod(tmp, new_file_mode(target))
-        os.replace(tmp, target)
-        archive._fsync_dir(target.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return sha, rel
+    when = mtime.timestamp() if mtime is not None else None
+    return archive.store_blob(raccolta_path, data, suffix=suffix, mtime=when,
+                              folder=ORIGINALS_DIR)
 
 
 def _auto_submitted(raw: bytes) -> bool:
