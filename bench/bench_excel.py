@@ -25,7 +25,6 @@ os.environ["XLWINGS_LICENSE_KEY"] = "noncommercial"
 
 import argparse
 import datetime as dt
-import io
 import json
 import platform
 import shutil
@@ -35,17 +34,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import openpyxl
 import xlwings as xw
-from python_calamine import CalamineWorkbook
 
 from piano_abitativo import actions, consolidate, demo, excel
 from piano_abitativo import raccolta as rc
-from piano_abitativo.fill import fill_template
 from piano_abitativo.master import build_master, master_layout
-from piano_abitativo.template import TemplateFactory, template_filename
+
+# the payload builder is shared with the tests (run from a checkout of the repository)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.xlwings_payload import payload_of
 
 TARGET_S = 2.0
 
@@ -53,52 +51,13 @@ TARGET_S = 2.0
 def build(folder: Path) -> rc.Raccolta:
     """The Cremasco 2025 raccolta with its 26 returns imported."""
     r = rc.create(folder / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
-    factory = TemplateFactory(r.template_context())
-    ritorni = folder / "ritorni"
-    ritorni.mkdir()
-    for ret in demo.cremasco_2025_returns():
-        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
-        assert ente is not None
-        path = ritorni / template_filename(ente, r.anno)
-        path.write_bytes(fill_template(factory.render(ente), ret.values))
-        if ret.ricevuto is not None:
-            os.utime(path, (ret.ricevuto.timestamp(), ret.ricevuto.timestamp()))
-    actions.importa(r, [ritorni])
+    actions.importa(r, demo.write_returns(r, folder / "ritorni"))
     return r
-
-
-def _json_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    if isinstance(v, dt.date):
-        return v.strftime("%Y-%m-%dT00:00:00.000Z")
-    if isinstance(v, dt.time):
-        return dt.datetime.combine(dt.date(1899, 12, 30), v).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return v
 
 
 def payload_text(data: bytes, name: str) -> str:
     """The request body RunRemotePython would send for the workbook `data`."""
-    cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
-    wb = openpyxl.load_workbook(io.BytesIO(data))
-    sheets = []
-    for n in cw.sheet_names:
-        rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
-        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
-                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
-        sheets.append({"name": n, "values": [[_json_value(v) for v in row] for row in rows],
-                       "tables": tables, "pictures": []})
-    names = []
-    for nm, dn in wb.defined_names.items():
-        ((sheet, coord),) = list(dn.destinations)
-        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
-                      "address": coord.replace("$", ""), "book_scope": True,
-                      "scope_sheet_name": None, "scope_sheet_index": None})
-    return json.dumps({"client": "VBA", "version": xw.__version__,
-                       "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
-                       "names": names, "sheets": sheets})
+    return json.dumps(payload_of(data, name))
 
 
 def round_trip(body: str, write: Callable[[], None]) -> tuple[float, int, int]:

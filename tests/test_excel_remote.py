@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import io
 import os
 import re
 import smtplib
@@ -22,14 +21,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import openpyxl
 import pytest
 import xlwings as xw
-from python_calamine import CalamineWorkbook
 
 from piano_abitativo import actions, archive, consolidate, demo, excel, raccolta
 from piano_abitativo.consolidate import TOTAL_FIELDS
-from piano_abitativo.fill import fill_template
 from piano_abitativo.master import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
@@ -41,7 +37,9 @@ from piano_abitativo.master import (
     SheetLayout,
     build_master,
 )
-from piano_abitativo.template import TemplateFactory, template_filename
+
+from . import xlwings_payload
+from .xlwings_payload import Payload
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 MASTER_NAME = "Consolidato_piano_abitativo_2025.xlsm"
@@ -50,7 +48,6 @@ BUTTONS = [MasterButton(m, m, f"Pulsante {m}") for m in
            ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")]
 ALER = "ALER Brescia-Cremona-Mantova"
 
-Payload = dict[str, Any]
 Action = dict[str, Any]
 
 
@@ -61,42 +58,12 @@ def _xlwings_vba_project() -> bytes:
         return zf.read("xl/vbaProject.bin")
 
 
-def _json_value(v: Any) -> Any:
-    """A cell value as the client sends it: "" when empty, dates as ISO strings."""
-    if v is None:
-        return ""
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    if isinstance(v, dt.date):
-        return v.strftime("%Y-%m-%dT00:00:00.000Z")
-    if isinstance(v, dt.time):
-        return dt.datetime.combine(dt.date(1899, 12, 30), v).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return v
-
-
 def payload_of(data: bytes, name: str = MASTER_NAME) -> Payload:
-    """What RunRemotePython sends for a master workbook: each sheet's used-range values from
-    A1, its tables, the workbook names; plus the ``xlwings.conf`` sheet of the .xlsm."""
-    cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
-    wb = openpyxl.load_workbook(io.BytesIO(data))
-    sheets = []
-    for n in cw.sheet_names:
-        rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
-        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
-                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
-        sheets.append({"name": n, "values": [[_json_value(v) for v in row] for row in rows],
-                       "tables": tables, "pictures": []})
-    sheets.append({"name": CONF_SHEET, "values": [["INTERPRETER_WIN", "pythonw.exe"]],
-                   "tables": [], "pictures": []})
-    names = []
-    for nm, dn in wb.defined_names.items():
-        ((sheet, coord),) = list(dn.destinations)
-        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
-                      "address": coord.replace("$", ""), "book_scope": True,
-                      "scope_sheet_name": None, "scope_sheet_index": None})
-    return {"client": "VBA", "version": xw.__version__,
-            "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
-            "names": names, "sheets": sheets}
+    """What RunRemotePython sends for a master workbook, plus the ``xlwings.conf`` sheet of
+    the .xlsm."""
+    return xlwings_payload.payload_of(data, name, extra_sheets=[
+        {"name": CONF_SHEET, "values": [["INTERPRETER_WIN", "pythonw.exe"]], "tables": [],
+         "pictures": []}])
 
 
 def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
@@ -165,27 +132,6 @@ def _no_raccolta_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(excel.ENV_RACCOLTA, raising=False)
 
 
-def _returns(r: raccolta.Raccolta, folder: Path, only: set[str] | None = None,
-             changes: dict[str, dict[str, Any]] | None = None) -> list[Path]:
-    """Filled templates of the 2025 returns (those of `only`, by ente codice) in `folder`,
-    with their reception times as file times."""
-    factory = TemplateFactory(r.template_context())
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ret in demo.cremasco_2025_returns():
-        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
-        assert ente is not None
-        if only is not None and ente.codice not in only:
-            continue
-        path = folder / template_filename(ente, r.anno)
-        values = {**ret.values, **(changes or {}).get(ente.codice, {})}
-        path.write_bytes(fill_template(factory.render(ente), values))
-        if ret.ricevuto is not None:
-            os.utime(path, (ret.ricevuto.timestamp(), ret.ricevuto.timestamp()))
-        out.append(path)
-    return out
-
-
 @dataclass
 class World:
     r: raccolta.Raccolta
@@ -201,7 +147,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("excel")
     r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
-    archive.import_files(r, _returns(r, base / "ritorni"))
+    archive.import_files(r, demo.write_returns(r, base / "ritorni"))
     vba = _xlwings_vba_project()
     empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
     full = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
@@ -375,7 +321,7 @@ def test_importa_imports_new_files_once_and_refreshes_the_workbook(
     """Two files dropped in «arrivi» (one with an error) are imported and the Cruscotto
     rewritten; a second click imports nothing, writes nothing and says so."""
     r, payload = small
-    _returns(r, r.path / "arrivi", only={CREMA, CASTELLEONE},
+    demo.write_returns(r, r.path / "arrivi", only={CREMA, CASTELLEONE},
              changes={CASTELLEONE: {"i_forze_polizia": 15}})
     acts = click(excel.importa, payload)
     assert ledger_size(r) == 2
@@ -401,7 +347,7 @@ def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
     """Crema's 20 SAT units pass the 10% rule; after the rule is lowered to 5% in
     raccolta.toml, Valida marks Crema with a warning, writing only Cruscotto and Anomalie."""
     r, payload = small
-    archive.import_files(r, _returns(r, r.path / "ritorni", only={CREMA},
+    archive.import_files(r, demo.write_returns(r, r.path / "ritorni", only={CREMA},
                                      changes={CREMA: {"j_sat": 20}}))
     crema_row = 9 + [e.codice for e in r.registry].index(CREMA)
     config = r.config_path.read_text(encoding="utf-8")

@@ -102,29 +102,17 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("master")
     r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
-    factory = TemplateFactory(r.template_context())
     first, later = base / "ritorni", base / "ritorni_dopo"
-    first.mkdir()
-    later.mkdir()
-    castelleone: tuple[Ente, demo.DemoReturn] | None = None
-    for ret in demo.cremasco_2025_returns():
-        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
-        assert ente is not None
-        path = first / template_filename(ente, r.anno)
-        path.write_bytes(fill_template(factory.render(ente), ret.values))
-        if ret.ricevuto is not None:
-            os.utime(path, (ret.ricevuto.timestamp(), ret.ricevuto.timestamp()))
-        if ente.denominazione == "Castelleone":
-            castelleone = (ente, ret)
-    archive.import_files(r, [first])
+    archive.import_files(r, demo.write_returns(r, first))
     cons = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
 
-    assert castelleone is not None and castelleone[1].ricevuto is not None
-    ente, ret = castelleone
-    wrong = later / ("seconda_" + template_filename(ente, r.anno))
-    wrong.write_bytes(fill_template(factory.render(ente), {**ret.values, "i_forze_polizia": 15}))
-    when = (ret.ricevuto + dt.timedelta(days=2)).timestamp()
-    os.utime(wrong, (when, when))
+    # two days later Castelleone sends a wrong version (i = 15)
+    castelleone = {ret.codice for ret in demo.cremasco_2025_returns()
+                   if ret.nome == "Castelleone"}
+    demo.write_returns(r, later, only=castelleone, prefix="seconda_",
+                       changes={c: {"i_forze_polizia": 15} for c in castelleone},
+                       delay=dt.timedelta(days=2))
+    factory = TemplateFactory(r.template_context())
     ghost = Ente("099999", "COMUNE", "Fantasma")
     stray = later / template_filename(ghost, r.anno)
     stray.write_bytes(fill_template(factory.render(ghost), {"a_sap": 3}))

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -81,10 +81,28 @@ class DemoResult:
     master: Path
 
 
-def _touch(path: Path, when: dt.datetime | None) -> None:
-    """The file's modification time is the reception time the plan's annex prints."""
-    if when is not None:
-        os.utime(path, (when.timestamp(), when.timestamp()))
+def write_returns(r: rc.Raccolta, folder: Path, *, only: Collection[str] | None = None,
+                  changes: Mapping[str, Mapping[str, Any]] | None = None,
+                  prefix: str = "", delay: dt.timedelta = dt.timedelta(0)) -> list[Path]:
+    """Fill the 2025 returns into each ente's template of raccolta `r`, as the clerks did,
+    in `folder`; each file's modification time is its reception time in the plan's annex
+    (plus `delay`). `only` limits the enti (codici), `changes` alters their values."""
+    factory = TemplateFactory(r.template_context())
+    out: list[Path] = []
+    for ret in cremasco_2025_returns():
+        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
+        if ente is None:  # pragma: no cover - the built-in data match the registry
+            raise rc.RaccoltaError(f"ente {ret.nome} non nell'elenco")
+        if only is not None and ente.codice not in only:
+            continue
+        values = {**ret.values, **(changes or {}).get(ente.codice, {})}
+        target = folder / f"{prefix}{template_filename(ente, r.anno)}"
+        atomic_write_bytes(target, fill_template(factory.render(ente), values))
+        if ret.ricevuto is not None:
+            when = (ret.ricevuto + delay).timestamp()
+            os.utime(target, (when, when))
+        out.append(target)
+    return out
 
 
 def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
@@ -104,26 +122,14 @@ def run_demo(path: Path, *, log: Callable[[str], None] = print) -> DemoResult:
     log(f"Raccolta {r.anno} dell'Ambito {r.ambito} creata in {path}")
     modelli = rc.generate_templates(r)
     log(f"Modelli personalizzati: {len(modelli)} in {r.modelli_dir}")
-    factory = TemplateFactory(r.template_context())
     outdir = path / RISPOSTE_DIR
-    risposte: list[Path] = []
-    for ret in cremasco_2025_returns():
-        ente = r.registry.find(codice=ret.codice, nome=ret.nome)
-        if ente is None:  # pragma: no cover - the built-in data match the registry
-            raise rc.RaccoltaError(f"ente {ret.nome} non nell'elenco")
-        blank = factory.render(ente)
-        name = template_filename(ente, r.anno)
-        if ente.denominazione == "Castelleone":
-            # the first return has a mistake: 15% for the Forze di Polizia (max 10%)
-            first = outdir / f"prima_versione_{name}"
-            atomic_write_bytes(first, fill_template(blank, {**ret.values,
-                                                            "i_forze_polizia": 15}))
-            _touch(first, ret.ricevuto - dt.timedelta(days=1) if ret.ricevuto else None)
-            risposte.append(first)
-        target = outdir / name
-        atomic_write_bytes(target, fill_template(blank, ret.values))
-        _touch(target, ret.ricevuto)
-        risposte.append(target)
+    castelleone = {ret.codice for ret in cremasco_2025_returns() if ret.nome == "Castelleone"}
+    # Castelleone's first return, a day earlier, has a mistake: 15% for the Forze di
+    # Polizia (max 10%); the corrected one follows
+    risposte = write_returns(r, outdir, only=castelleone, prefix="prima_versione_",
+                             changes={c: {"i_forze_polizia": 15} for c in castelleone},
+                             delay=-dt.timedelta(days=1))
+    risposte += write_returns(r, outdir)
     log(f"Risposte compilate: {len(risposte)} in {outdir}")
     imported = actions.importa(r, [outdir])
     reports = [rc_.report for rc_ in imported.imported]

@@ -1,0 +1,52 @@
+"""What Excel's RunRemotePython sends for a workbook, for xlwings' remote engine in the
+tests and the benchmark (``xw.Book(json=payload_of(...))``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import openpyxl
+import xlwings as xw
+from python_calamine import CalamineWorkbook
+
+Payload = dict[str, Any]
+
+
+def json_value(v: Any) -> Any:
+    """A cell value as the client sends it: "" when empty, dates as ISO strings."""
+    if v is None:
+        return ""
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if isinstance(v, dt.date):
+        return v.strftime("%Y-%m-%dT00:00:00.000Z")
+    if isinstance(v, dt.time):
+        return dt.datetime.combine(dt.date(1899, 12, 30), v).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return v
+
+
+def payload_of(data: bytes, name: str, *,
+               extra_sheets: list[dict[str, Any]] | None = None) -> Payload:
+    """Each sheet's used-range values from A1, its tables and the workbook names of the
+    workbook `data`; `extra_sheets` are appended as given."""
+    cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    sheets = []
+    for n in cw.sheet_names:
+        rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
+        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
+                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
+        sheets.append({"name": n, "values": [[json_value(v) for v in row] for row in rows],
+                       "tables": tables, "pictures": []})
+    sheets += extra_sheets or []
+    names = []
+    for nm, dn in wb.defined_names.items():
+        ((sheet, coord),) = list(dn.destinations)
+        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
+                      "address": coord.replace("$", ""), "book_scope": True,
+                      "scope_sheet_name": None, "scope_sheet_index": None})
+    return {"client": "VBA", "version": xw.__version__,
+            "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
+            "names": names, "sheets": sheets}
