@@ -36,7 +36,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from . import __version__
-from .atomic import new_file_mode
+from .atomic import atomic_write_bytes
 from .problems import Report
 from .raccolta import Raccolta, RaccoltaError
 from .schema import TEMPLATE_VERSION
@@ -182,16 +181,6 @@ def _read_holder(adir: Path) -> str:
 
 # --------------------------------------------------------------------------- blobs
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":  # pragma: no cover - directories cannot be fsynced on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def blob_relpath(sha256: str, suffix: str, folder: str = FILES_DIR) -> str:
     suffix = suffix.lower() if suffix and len(suffix) <= 12 and suffix[1:].isalnum() else ""
     return f"{ARCHIVE_DIR}/{folder}/{sha256[:2]}/{sha256}{suffix}"
@@ -212,22 +201,7 @@ def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
                 return sha, rel
         except OSError:
             pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:16]}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
-        os.chmod(tmp, new_file_mode(target))
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(target, data, mtime=mtime)
     return sha, rel
 
 

@@ -27,8 +27,20 @@ def new_file_mode(path: Path, *, default: int = 0o666) -> int:
         return default & ~_UMASK
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and `os.replace`."""
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk; Windows cannot and need not."""
+    if os.name == "nt":  # pragma: no cover - directories cannot be fsynced on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -> None:
+    """Write `data` to `path` through a flushed temp file in the same folder and
+    `os.replace`, then flush the folder; `mtime` sets the file's modification time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,8 +49,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
         os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
