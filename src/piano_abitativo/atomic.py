@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _umask() -> int:
@@ -38,15 +40,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -> None:
-    """Write `data` to `path` through a flushed temp file in the same folder and
-    `os.replace`, then flush the folder; `mtime` sets the file's modification time."""
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mtime: float | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write the new content of `path` into: a temp file in the same
+    folder, flushed and put in place with `os.replace` (then the folder is flushed) only
+    when the block ends without an exception; otherwise `path` is left as it was.
+    `mtime` sets the file's modification time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if mtime is not None:
@@ -58,6 +63,12 @@ def atomic_write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -> None:
+    """Write `data` to `path` atomically (see `atomic_writer`)."""
+    with atomic_writer(path, mtime=mtime) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

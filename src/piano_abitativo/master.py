@@ -22,16 +22,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .archive import TZ, Receipt
-from .atomic import atomic_write_bytes
+from .atomic import atomic_writer
 from .consolidate import (
     DATA_FIELDS,
     STATO_CON_AVVISI,
@@ -174,8 +174,19 @@ class ChartSpec:
     height: int = 420
 
 
+#: where the cells of a sheet go when they are not kept: (row, col, cell), rows in order
+CellSink = Callable[[int, int, Cell], None]
+
+#: styles whose text may overflow its column: not measured for the column widths
+_UNMEASURED = frozenset({"title", "note", "subtitle", "title_wrap"})
+
+
 @dataclass
 class SheetLayout:
+    """One sheet. Its cells are kept in `cells`, or, when a `sink` is given, handed to it
+    as they are placed (in row order: the streaming writer keeps no sheet in memory); the
+    column widths are measured either way."""
+
     name: str
     cells: dict[tuple[int, int], Cell] = field(default_factory=dict)
     widths: dict[int, float] = field(default_factory=dict)
@@ -187,20 +198,47 @@ class SheetLayout:
     tables: list[TableSpec] = field(default_factory=list)
     highlights: list[Highlight] = field(default_factory=list)
     charts: list[ChartSpec] = field(default_factory=list)
+    #: tables a)–k): the first and last row of the entries (what the charts plot)
+    data_rows: tuple[int, int] | None = None
+    #: the last column printed, when not the last column with a cell
+    print_last_col: int | None = None
+    sink: CellSink | None = field(default=None, repr=False, compare=False)
+    _wide: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    _headers: list[tuple[int, int, str]] = field(default_factory=list, repr=False,
+                                                 compare=False)
+    _last: list[int] = field(default_factory=lambda: [0, 0], repr=False, compare=False)
 
     def put(self, row: int, col: int, value: Value = None, *, formula: str | None = None,
             style: str = "text") -> Cell:
         cell = Cell(value, formula, style)
-        self.cells[(row, col)] = cell
+        self.place(row, col, cell)
         return cell
+
+    def place(self, row: int, col: int, cell: Cell) -> None:
+        last = self._last
+        if row > last[0]:
+            last[0] = row
+        if col > last[1]:
+            last[1] = col
+        style = cell.style
+        if style.startswith("header"):
+            self._headers.append((row, col, str(cell.value)))
+        elif style not in _UNMEASURED:
+            n = _display_len(cell)
+            if n > self._wide.get(col, -1):
+                self._wide[col] = n
+        if self.sink is not None:
+            self.sink(row, col, cell)
+        else:
+            self.cells[(row, col)] = cell
 
     @property
     def last_row(self) -> int:
-        return max((r for r, _ in self.cells), default=0)
+        return max(self._last[0], max((r for r, _ in self.cells), default=0))
 
     @property
     def last_col(self) -> int:
-        return max((c for _, c in self.cells), default=0)
+        return max(self._last[1], max((c for _, c in self.cells), default=0))
 
     def formula_cells(self) -> Iterable[tuple[int, int, Cell]]:
         return ((r, c, cell) for (r, c), cell in self.cells.items() if cell.formula)
@@ -301,12 +339,17 @@ class _Dati:
         return _ref(SHEET_DATI, self.rows[codice], DATI_COL_RICEVUTO)
 
 
-def _dati_sheet(cons: Consolidation) -> tuple[SheetLayout, _Dati]:
-    sh = SheetLayout(SHEET_DATI, header_row=DATI_HEADER_ROW, landscape=True)
+def _dati_positions(cons: Consolidation) -> _Dati:
     cols = {f.id: DATI_FIRST_FIELD_COL + i for i, f in enumerate(DATA_FIELDS)}
     first = DATI_HEADER_ROW + 1
-    rows = {s.ente.codice: first + i for i, s in enumerate(cons.enti)}
-    pos = _Dati(rows, cols)
+    return _Dati({s.ente.codice: first + i for i, s in enumerate(cons.enti)}, cols)
+
+
+def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
+                ) -> SheetLayout:
+    sh = SheetLayout(SHEET_DATI, header_row=DATI_HEADER_ROW, landscape=True, sink=sink)
+    cols, rows = pos.cols, pos.rows
+    first = DATI_HEADER_ROW + 1
     sh.put(DATI_TITLE_ROW, 0, f"Dati degli enti — Piano annuale {cons.anno}", style="title")
     sh.put(DATI_TITLE_ROW + 1, 0, "Valori della versione valida più recente di ogni ente. "
            "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
@@ -340,7 +383,7 @@ def _dati_sheet(cons: Consolidation) -> tuple[SheetLayout, _Dati]:
     sh.tables.append(TableSpec(TABLE_DATI, DATI_HEADER_ROW, 0, last, len(headers) - 1,
                                tuple(headers)))
     _fit_widths(sh, {1: 40, DATI_COL_RICEVUTO: 19})
-    return sh, pos
+    return sh
 
 
 # --------------------------------------------------------------------------- tables a)–k)
@@ -399,9 +442,9 @@ def _value_cell(f: Field, codice: str, pos: _Dati, value: Any) -> Cell:
 
 
 def _table_sheet(cons: Consolidation, td: _TableDef, pos: _Dati,
-                 names: dict[str, CellRef]) -> SheetLayout:
+                 names: dict[str, CellRef], sink: CellSink | None = None) -> SheetLayout:
     sheet = TABLE_SHEETS[td.letter]
-    sh = SheetLayout(sheet, header_row=TABLE_HEADER_ROW)
+    sh = SheetLayout(sheet, header_row=TABLE_HEADER_ROW, sink=sink)
     ncols = len(td.headers)
     sh.put(TABLE_TITLE_ROW, 0, f"{td.letter}) {SECTIONS[td.letter]}", style="title_wrap")
     sh.merges.append((TABLE_TITLE_ROW, 0, TABLE_TITLE_ROW, ncols - 1))
@@ -412,8 +455,8 @@ def _table_sheet(cons: Consolidation, td: _TableDef, pos: _Dati,
     for s in rows:
         sh.put(r, 0, s.ente.nome_completo)
         for i, fid in enumerate(td.fields, start=1):
-            sh.cells[(r, i)] = _value_cell(FIELD_BY_ID[fid], s.ente.codice, pos,
-                                           s.values.get(fid))
+            sh.place(r, i, _value_cell(FIELD_BY_ID[fid], s.ente.codice, pos,
+                                       s.values.get(fid)))
         if td.comune_col:
             sh.put(r, ncols - 1, s.ente.denominazione if s.ente.is_comune else "")
         r += 1
@@ -423,6 +466,7 @@ def _table_sheet(cons: Consolidation, td: _TableDef, pos: _Dati,
             sh.put(r, c, None, style="count")
         r += 1
     last_data = r - 1
+    sh.data_rows = (TABLE_FIRST_ROW, last_data)
     if td.total:
         sh.put(r, 0, TOTALE, style="total_label")
         for c in range(1, ncols):
@@ -488,8 +532,9 @@ REPORT_COLUMNS: tuple[tuple[str, str | None], ...] = (
 )
 
 
-def _report_sheet(cons: Consolidation, pos: _Dati) -> SheetLayout:
-    sh = SheetLayout(SHEET_REPORT, header_row=REPORT_HEADER_ROW, landscape=True)
+def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
+                  ) -> SheetLayout:
+    sh = SheetLayout(SHEET_REPORT, header_row=REPORT_HEADER_ROW, landscape=True, sink=sink)
     sh.put(0, 0, f"Report programmazione annuale {cons.anno}", style="title")
     sh.put(1, 0, "Enti che hanno inviato dati validi, in ordine di ricezione della versione "
            "usata.", style="note")
@@ -513,7 +558,7 @@ def _report_sheet(cons: Consolidation, pos: _Dati) -> SheetLayout:
                 continue
             cell = _value_cell(FIELD_BY_ID[fid], codice, pos, s.values.get(fid))
             style = "center" if FIELD_BY_ID[fid].kind is Kind.YESNO else cell.style
-            sh.cells[(r, c)] = Cell(cell.value, cell.formula, style)
+            sh.place(r, c, Cell(cell.value, cell.formula, style))
         sh.put(r, len(REPORT_COLUMNS) - 2, _si_no(used.certificato), style="center")
         sh.put(r, len(REPORT_COLUMNS) - 1, used.fonte_data)
         r += 1
@@ -548,22 +593,25 @@ def _stray_message(rc: Receipt) -> str:
     return first.message if first else "Ente non riconosciuto"
 
 
-def _cruscotto_sheet(cons: Consolidation) -> SheetLayout:
-    sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True)
+def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
+                     buttons: Sequence[MasterButton] = ()) -> SheetLayout:
+    """The state of the raccolta; with `buttons`, the label "Comandi" and each button's
+    instruction beside the place of the buttons (column M on)."""
+    sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True,
+                     sink=sink)
     last_col = len(CRUSCOTTO_HEADERS) - 1
+    sh.merges.append((0, 0, 0, last_col))
     sh.put(0, 0, f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
            style="title")
-    sh.merges.append((0, 0, 0, last_col))
     sh.row_heights[0] = 24.0
+    if buttons:
+        sh.put(BUTTON_FIRST_ROW - 1, BUTTON_COL, "Comandi", style="label")
     info: list[tuple[str, Value, str]] = [
         ("Capofila", cons.capofila, "bold"),
         ("Raccolta", cons.raccolta_id, "bold"),
         ("Scadenza", cons.scadenza, "date_bold"),
         ("Aggiornato al", _local(cons.generated_at.replace(microsecond=0)), "datetime_bold"),
     ]
-    for i, (label, value, style) in enumerate(info, start=1):
-        sh.put(i, 0, label, style="label")
-        sh.put(i, 1, value, style=style)
     first = CRUSCOTTO_HEADER_ROW + 1
     last = first + max(len(cons.enti), 1) - 1
     stati = _rng(None, first, 3, last, 3)
@@ -579,13 +627,24 @@ def _cruscotto_sheet(cons: Consolidation) -> SheetLayout:
         ("Ricevuti con avvisi", f"=COUNTIF({stati},{_q(STATO_CON_AVVISI)})",
          cons.count(STATO_CON_AVVISI), "count_bold"),
     ]
-    for i, (label, formula, value, style) in enumerate(counts, start=1):
-        sh.put(i, 3, label, style="label")
-        sh.put(i, 4, value, formula=formula, style=style)
-    row = len(counts) + 1
-    sh.put(row, 3, "Ritorni non attribuiti", style="label")
-    sh.put(row, 4, len(cons.non_attribuiti),
-           style="count_bad" if cons.non_attribuiti else "count_bold")
+    stray_row = len(counts) + 1
+    # rows in order (the streaming writer cannot go back): information, counts, buttons
+    for row in range(1, max(len(info), stray_row, BUTTON_FIRST_ROW + len(buttons)) + 1):
+        if row <= len(info):
+            label, value, style = info[row - 1]
+            sh.put(row, 0, label, style="label")
+            sh.put(row, 1, value, style=style)
+        if row <= len(counts):
+            label, formula, number, style = counts[row - 1]
+            sh.put(row, 3, label, style="label")
+            sh.put(row, 4, number, formula=formula, style=style)
+        elif row == stray_row:
+            sh.put(row, 3, "Ritorni non attribuiti", style="label")
+            sh.put(row, 4, len(cons.non_attribuiti),
+                   style="count_bad" if cons.non_attribuiti else "count_bold")
+        if 0 <= row - BUTTON_FIRST_ROW < len(buttons):
+            sh.put(row, BUTTON_COL + 1, buttons[row - BUTTON_FIRST_ROW].istruzione,
+                   style="instruction")
     for c, h in enumerate(CRUSCOTTO_HEADERS):
         sh.put(CRUSCOTTO_HEADER_ROW, c, h, style="header")
     for i, s in enumerate(cons.enti):
@@ -626,8 +685,13 @@ def _cruscotto_sheet(cons: Consolidation) -> SheetLayout:
                 (len(rep.warnings), "count"), (rc.nome, "text"), (_stray_message(rc), "wrap"))
             for c, (v, style) in enumerate(stray):
                 sh.put(r, c, v, style=style)
-    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12,
-                skip_rows={0})
+    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12)
+    sh.print_last_col = len(STRAY_HEADERS) - 1 if cons.non_attribuiti else last_col
+    if buttons:
+        sh.widths[BUTTON_COL] = 26
+        sh.widths[BUTTON_COL + 1] = 60
+        for i in range(len(buttons)):
+            sh.row_heights[BUTTON_FIRST_ROW + i] = 24
     return sh
 
 
@@ -661,8 +725,9 @@ def _cell_value(v: Any) -> Value:
     return str(v)
 
 
-def _anomalie_sheet(cons: Consolidation) -> SheetLayout:
-    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True)
+def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetLayout:
+    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True,
+                     sink=sink)
     sh.put(0, 0, "Anomalie aperte", style="title")
     sh.put(1, 0, "Errori e avvisi dell'ultima versione ricevuta da ogni ente, enti che non "
            "hanno risposto e ritorni non attribuiti.", style="note")
@@ -698,17 +763,12 @@ def _anomalie_sheet(cons: Consolidation) -> SheetLayout:
 
 # --------------------------------------------------------------------------- Grafici
 
-def _grafici_sheet(tables: dict[str, SheetLayout]) -> SheetLayout:
-    sh = SheetLayout(SHEET_GRAFICI, landscape=True)
+def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = None
+                   ) -> SheetLayout:
+    """Charts of tables f) and a); `spans` are their entries' first and last rows."""
+    sh = SheetLayout(SHEET_GRAFICI, landscape=True, sink=sink)
     sh.put(0, 0, "Grafici (si aggiornano con le tabelle)", style="title")
-
-    def span(letter: str) -> tuple[int, int]:
-        t = tables[letter]
-        rows = [r for (r, c), cell in t.cells.items()
-                if c == 0 and r >= TABLE_FIRST_ROW and cell.style in ("text", "empty")]
-        return min(rows), max(rows)
-
-    f1, f2 = span("f")
+    f1, f2 = spans["f"]
     fs = TABLE_SHEETS["f"]
     f_height = max(300, 60 + 32 * (f2 - f1 + 1))
     f_rows_end = 2 + f_height // 20 + 2
@@ -718,7 +778,7 @@ def _grafici_sheet(tables: dict[str, SheetLayout]) -> SheetLayout:
                 "=" + _rng(fs, f1, 1, f2, 1)),),
         anchor_row=2, anchor_col=0, y_title="Numero unità immobiliari",
         height=f_height))
-    a1, a2 = span("a")
+    a1, a2 = spans["a"]
     as_ = TABLE_SHEETS["a"]
     sh.charts.append(ChartSpec(
         "column", "stacked", "a) Alloggi SAP e SAS per ente proprietario",
@@ -746,32 +806,26 @@ def _display_len(cell: Cell) -> int:
     return max((len(line) for line in str(v).splitlines()), default=0)
 
 
-def _fit_widths(sh: SheetLayout, caps: dict[int, float], *, header_cap: int = 18,
-                skip_rows: set[int] | None = None) -> None:
-    """Column widths that fit the content; headers wrap, so they count up to `header_cap`;
-    `caps` bounds chosen columns (long names, messages wrap)."""
-    skip = set(skip_rows or ())
-    skip.update(r for r, _, _, _ in sh.merges)
-    wide: dict[int, int] = {}
-    for (r, c), cell in sh.cells.items():
-        if r in skip or cell.style in ("title", "note", "subtitle", "title_wrap"):
-            continue
-        n = _display_len(cell)
-        if cell.style.startswith("header"):
-            longest = max((len(w) for w in str(cell.value).split()), default=0)
-            n = max(min(n, header_cap), longest)
+def _fit_widths(sh: SheetLayout, caps: dict[int, float], *, header_cap: int = 18) -> None:
+    """Column widths that fit the content placed so far (titles and notes may overflow);
+    headers wrap, so they count up to `header_cap`; `caps` bounds chosen columns (long
+    names, messages wrap)."""
+    wide = dict(sh._wide)
+    for _, c, text in sh._headers:
+        longest = max((len(w) for w in text.split()), default=0)
+        n = max(min(max((len(line) for line in text.splitlines()), default=0), header_cap),
+                longest)
         wide[c] = max(wide.get(c, 0), n)
-    for c, n in wide.items():
+    for c, n in sorted(wide.items()):
         width: float = min(max(n + 2, 8), 60)
         if c in caps:
             width = min(width, caps[c])
         sh.widths[c] = float(width)
     # header rows wrap: give them the lines their longest header needs
     lines: dict[int, int] = {}
-    for (r, c), cell in sh.cells.items():
-        if cell.style.startswith("header"):
-            n = _wrapped_lines(str(cell.value), sh.widths.get(c, 8.43) - 1)
-            lines[r] = max(lines.get(r, 1), n)
+    for r, c, text in sh._headers:
+        n = _wrapped_lines(text, sh.widths.get(c, 8.43) - 1)
+        lines[r] = max(lines.get(r, 1), n)
     for r, n in sorted(lines.items()):
         sh.row_heights[r] = 13.0 * n + 4
 
@@ -789,25 +843,68 @@ def _wrapped_lines(text: str, width: float) -> int:
 
 # --------------------------------------------------------------------------- layout
 
-def master_layout(cons: Consolidation) -> MasterLayout:
-    """What goes where in the master: every sheet's cells (values and formulas), names,
-    tables, highlights and charts. Pure: nothing is written."""
+def sheet_names() -> list[str]:
+    """The sheets of the master, in order."""
+    return [SHEET_CRUSCOTTO, *TABLE_SHEETS.values(), SHEET_REPORT, SHEET_DATI,
+            SHEET_ANOMALIE, SHEET_GRAFICI]
+
+
+SheetBuilder = Callable[[CellSink | None], SheetLayout]
+
+
+def _sheet_builders(cons: Consolidation, buttons: Sequence[MasterButton] = ()
+                    ) -> tuple[list[SheetBuilder], dict[str, CellRef]]:
+    """One builder per sheet, in order (run them in that order: the tables fill the names
+    and the spans the charts need), and the defined names they fill. A builder can run
+    more than once and places the same cells each time."""
     names: dict[str, CellRef] = {}
-    dati, pos = _dati_sheet(cons)
-    tables = {td.letter: _table_sheet(cons, td, pos, names) for td in _table_defs(cons.anno)}
+    spans: dict[str, tuple[int, int]] = {}
+    pos = _dati_positions(cons)
+
+    def table(td: _TableDef) -> SheetBuilder:
+        def build(sink: CellSink | None) -> SheetLayout:
+            sh = _table_sheet(cons, td, pos, names, sink)
+            if sh.data_rows is not None:
+                spans[td.letter] = sh.data_rows
+            return sh
+        return build
+
+    builders: list[SheetBuilder] = [
+        lambda sink: _cruscotto_sheet(cons, sink, buttons),
+        *(table(td) for td in _table_defs(cons.anno)),
+        lambda sink: _report_sheet(cons, pos, sink),
+        lambda sink: _dati_sheet(cons, pos, sink),
+        lambda sink: _anomalie_sheet(cons, sink),
+        lambda sink: _grafici_sheet(spans, sink),
+    ]
+    return builders, names
+
+
+def _check_names(names: dict[str, CellRef]) -> dict[str, CellRef]:
     missing = {total_name(f.id) for f in TOTAL_FIELDS} - set(names)
     if missing:  # pragma: no cover - every total field has a table with a total row
         raise ValueError(f"totali senza cella: {sorted(missing)}")
-    sheets = [_cruscotto_sheet(cons), *tables.values(), _report_sheet(cons, pos), dati,
-              _anomalie_sheet(cons), _grafici_sheet(tables)]
+    return dict(sorted(names.items()))
+
+
+def _layout(cons: Consolidation, sheets: list[SheetLayout], names: dict[str, CellRef]
+            ) -> MasterLayout:
     created = cons.generated_at
     if created.tzinfo is not None:
         created = created.astimezone(dt.UTC).replace(tzinfo=None)
     return MasterLayout(
         anno=cons.anno, ambito=cons.ambito, capofila=cons.capofila, created=created,
         title=f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
-        sheets=sheets, names=dict(sorted(names.items())),
+        sheets=sheets, names=_check_names(names),
         buttons_anchor=CellRef(SHEET_CRUSCOTTO, BUTTON_FIRST_ROW, BUTTON_COL))
+
+
+def master_layout(cons: Consolidation, *, buttons: Sequence[MasterButton] = ()
+                  ) -> MasterLayout:
+    """What goes where in the master: every sheet's cells (values and formulas), names,
+    tables, highlights and charts, all kept in memory. Pure: nothing is written."""
+    builders, names = _sheet_builders(cons, buttons)
+    return _layout(cons, [build(None) for build in builders], names)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -903,22 +1000,52 @@ def _write_cell(ws: Any, r: int, c: int, cell: Cell, fmt: Any) -> None:
         ws.write_string(r, c, str(v), fmt)
 
 
-def _render_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any], lay: MasterLayout) -> Any:
+class _RowStream:
+    """The sink of one worksheet in constant-memory mode: writes each cell at once; a row
+    is flushed to disk by XlsxWriter when a later row begins, so rows must come in order."""
+
+    def __init__(self, ws: Any, fmts: dict[str, Any], merges: Sequence[tuple[int, ...]]):
+        self.ws = ws
+        self.fmts = fmts
+        self.merged = {(r1, c1): (r2, c2) for r1, c1, r2, c2 in merges}
+        self.row = 0
+
+    def __call__(self, r: int, c: int, cell: Cell) -> None:
+        if r < self.row:
+            raise ValueError(f"{self.ws.name}: row {r} placed after row {self.row}")
+        self.row = r
+        fmt = self.fmts[cell.style]
+        if (r, c) in self.merged:
+            r2, c2 = self.merged[(r, c)]
+            self.ws.merge_range(r, c, r2, c2, "", fmt)
+        _write_cell(self.ws, r, c, cell, fmt)
+
+
+def _discard(r: int, c: int, cell: Cell) -> None:
+    """The sink of the measuring pass: only the widths are wanted."""
+
+
+def _start_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any]) -> Any:
+    """A worksheet set up, before its cells, from the measured layout `sh`."""
     ws = wb.add_worksheet(sh.name)
     for c, w in sorted(sh.widths.items()):
         ws.set_column(c, c, w)
     for r, h in sorted(sh.row_heights.items()):
         ws.set_row(r, h)
-    merged = {(r1, c1): (r2, c2) for r1, c1, r2, c2 in sh.merges}
-    for (r, c), cell in sh.cells.items():
-        if (r, c) in merged:
-            r2, c2 = merged[(r, c)]
-            ws.merge_range(r, c, r2, c2, "", fmts[cell.style])
-        _write_cell(ws, r, c, cell, fmts[cell.style])
+    # XlsxWriter refuses tables in constant-memory mode only because a table writes its
+    # header cells: declared before any cell is written, they take their place in row
+    # order (the sheet's own header cells, identical, then replace them)
+    ws.constant_memory = False
     for t in sh.tables:
         ws.add_table(t.first_row, t.first_col, t.last_row, t.last_col, {
             "name": t.name, "style": "Table Style Light 9", "autofilter": True,
             "columns": [{"header": h, "header_format": fmts["header"]} for h in t.headers]})
+    ws.constant_memory = wb.constant_memory
+    return ws
+
+
+def _finish_sheet(wb: Any, ws: Any, sh: SheetLayout, fmts: dict[str, Any], anno: int,
+                  ambito: str) -> None:
     for hl in sh.highlights:
         ws.conditional_format(hl.first_row, hl.first_col, hl.last_row, hl.last_col,
                               {"type": "formula", "criteria": f"={hl.formula}",
@@ -954,31 +1081,37 @@ def _render_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any], lay: MasterLay
         ws.set_portrait()
     ws.fit_to_pages(1, 0)
     ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
-    last_row, last_col = sh.last_row, sh.last_col
+    last_row = sh.last_row
+    last_col = sh.last_col if sh.print_last_col is None else sh.print_last_col
     for ch in sh.charts:  # default rows are 20 px high, default columns 64 px wide
         last_row = max(last_row, ch.anchor_row + ch.height // 20 + 1)
         last_col = max(last_col, ch.anchor_col + ch.width // 64)
     ws.print_area(0, 0, last_row, last_col)
-    ws.set_header(f"&C&9{_header_footer(f'Piano annuale {lay.anno} — Ambito {lay.ambito}')}")
+    ws.set_header(f"&C&9{_header_footer(f'Piano annuale {anno} — Ambito {ambito}')}")
     ws.set_footer("&L&8" + _header_footer(sh.name) + "&R&8Pagina &P di &N")
     if sh.header_row is not None:
         ws.repeat_rows(sh.header_row)
         ws.freeze_panes(sh.header_row + 1, 0)
-    return ws
 
 
-def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = (),
-                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
-                 ) -> bytes:
-    """The master workbook as bytes: .xlsx, or .xlsm when `vba_project` (a vbaProject.bin)
-    is given, with `buttons` bound to its macros on the Cruscotto. `conf_sheet` adds a last
-    sheet of (key, value, note) rows from A1 (xlwings' settings). Deterministic."""
+def render_master(cons: Consolidation, out: BinaryIO | str, *,
+                  vba_project: bytes | None = None, buttons: Sequence[MasterButton] = (),
+                  conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
+                  ) -> None:
+    """Write the master workbook into `out` (a binary file or a path): .xlsx, or .xlsm
+    when `vba_project` (a vbaProject.bin) is given, with `buttons` bound to its macros on
+    the Cruscotto. `conf_sheet` adds a last sheet of (key, value, note) rows from A1
+    (xlwings' settings). Deterministic.
+
+    Memory stays flat in the number of enti: each sheet is built twice, first only to
+    measure its column widths, then cell by cell into XlsxWriter's constant-memory mode,
+    which keeps one row and streams the rest through a temporary file."""
     if buttons and vba_project is None:
         raise ValueError("buttons need the vba_project with their macros")
-    lay = master_layout(cons)
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False,
+    builders, names = _sheet_builders(cons, buttons)
+    measured = [build(_discard) for build in builders]
+    lay = _layout(cons, measured, names)
+    wb = xlsxwriter.Workbook(out, {"constant_memory": True, "strings_to_numbers": False,
                                    "strings_to_formulas": False, "strings_to_urls": False})
     wb.set_properties({
         "title": lay.title,
@@ -991,7 +1124,12 @@ def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
     })
     fmts = {k: wb.add_format({**_BASE, **v}) for k, v in STYLES.items()}
     fmts.update({"hl_" + k: wb.add_format(v) for k, v in HIGHLIGHTS.items()})
-    sheets = {sh.name: _render_sheet(wb, sh, fmts, lay) for sh in lay.sheets}
+    sheets: dict[str, Any] = {}
+    for build, m in zip(builders, measured, strict=True):
+        ws = _start_sheet(wb, m, fmts)
+        sheets[m.name] = ws
+        sh = build(_RowStream(ws, fmts, m.merges))
+        _finish_sheet(wb, ws, sh, fmts, lay.anno, lay.ambito)
     for name, target in lay.names.items():
         wb.define_name(name, "=" + target.ref)
     if conf_sheet is not None:
@@ -1000,22 +1138,24 @@ def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
         wb.set_vba_name()
         wb.add_vba_project(io.BytesIO(vba_project), is_stream=True)
         ws = sheets[lay.buttons_anchor.sheet]
-        r0, c0 = lay.buttons_anchor.row, lay.buttons_anchor.col
-        if buttons:
-            ws.write_string(r0 - 1, c0, "Comandi", fmts["label"])
-            ws.set_column(c0, c0, 26)
-            ws.set_column(c0 + 1, c0 + 1, 60)
         for i, b in enumerate(buttons):
-            r = r0 + i
-            ws.set_row(r, 24)
-            ws.insert_button(r, c0, {"macro": b.macro, "caption": b.caption,
-                                     "width": 180, "height": 28, "x_offset": 2,
-                                     "y_offset": 2})
-            ws.write_string(r, c0 + 1, b.istruzione, fmts["instruction"])
+            ws.insert_button(lay.buttons_anchor.row + i, lay.buttons_anchor.col,
+                             {"macro": b.macro, "caption": b.caption, "width": 180,
+                              "height": 28, "x_offset": 2, "y_offset": 2})
     first = sheets[SHEET_CRUSCOTTO]
     first.activate()
     first.set_first_sheet()
     wb.close()
+
+
+def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
+                 buttons: Sequence[MasterButton] = (),
+                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
+                 ) -> bytes:
+    """The master workbook as bytes (see `render_master`)."""
+    buf = io.BytesIO()
+    render_master(cons, buf, vba_project=vba_project, buttons=buttons,
+                  conf_sheet=conf_sheet)
     return buf.getvalue()
 
 
@@ -1078,20 +1218,26 @@ _SHARING_VIOLATION = {5, 32, 33}  # Windows: access denied, sharing/lock violati
 
 
 def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = (), data: bytes | None = None) -> Path:
-    """Build the master (or take the built `data`) and replace `path` atomically (temp
-    file + os.replace); refuse with `MasterLocked` when the file is open, leaving the old
-    file as it was."""
+                 buttons: Sequence[MasterButton] = (),
+                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
+                 data: bytes | None = None) -> Path:
+    """Write the master (streamed into a temp file beside `path`, or the built `data`) and
+    put it in place atomically (os.replace); refuse with `MasterLocked` when the file is
+    open, leaving the old file as it was."""
     path = Path(path)
     macro = vba_project is not None or (data is not None and b"vbaProject.bin" in data)
     if macro and path.suffix.lower() != ".xlsm":
         raise ValueError(f"{path.name}: a workbook with macros must be saved as .xlsm")
     _check_not_open(path)
-    if data is None:
-        data = build_master(cons, vba_project=vba_project, buttons=buttons)
-    _check_not_open(path)
     try:
-        atomic_write_bytes(path, data)
+        with atomic_writer(path) as fh:
+            if data is None:
+                render_master(cons, fh, vba_project=vba_project, buttons=buttons,
+                              conf_sheet=conf_sheet)
+            else:
+                fh.write(data)
+            # Excel or LibreOffice may have opened it while it was being built
+            _check_not_open(path)
     except PermissionError as exc:
         raise MasterLocked(
             f"Impossibile sostituire il file {path.name}: probabilmente è aperto in Excel "
@@ -1110,5 +1256,6 @@ def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None =
 
 __all__ = [
     "MASTER_STEM", "MasterButton", "MasterLayout", "MasterLocked", "build_master",
-    "master_layout", "master_path", "total_name", "write_master",
+    "master_layout", "master_path", "render_master", "sheet_names", "total_name",
+    "write_master",
 ]

@@ -21,10 +21,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .atomic import atomic_write_bytes
 from .consolidate import Consolidation, consolidate
-from .master import MasterButton, build_master, master_path, write_master
+from .master import MasterButton, build_master, master_path, sheet_names, write_master
 from .raccolta import Raccolta
 from .registry import Registry, default_registry
 from .vba import ModuleKind, VbaModule, build_vba_project, document_modules, module_from_file
@@ -164,27 +165,30 @@ def read_conf(path: Path) -> dict[str, str]:
     return out
 
 
+def _xlsm_parts(conf: Mapping[str, str] | None = None, stub: bool = False
+                ) -> dict[str, Any]:
+    """What makes the master an .xlsm: the VBA project, the buttons, the xlwings.conf
+    sheet (keyword arguments of `build_master` / `write_master`)."""
+    settings = {**default_conf(), **(conf or {})}
+    rows = [(k, v, CONF_NOTES.get(k, "")) for k, v in settings.items()]
+    n_sheets = len(sheet_names()) + 1  # + xlwings.conf
+    return {"vba_project": vba_project(n_sheets, stub=stub),
+            "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
+            "conf_sheet": (CONF_SHEET, rows)}
+
+
 def build_master_xlsm(cons: Consolidation, *, conf: Mapping[str, str] | None = None,
                       stub: bool = False) -> bytes:
     """The master .xlsm: the consolidation's sheets, an ``xlwings.conf`` sheet, the VBA
     project and one form button per entry of `BUTTONS` on the Cruscotto."""
-    settings = {**default_conf(), **(conf or {})}
-    rows = [(k, v, CONF_NOTES.get(k, "")) for k, v in settings.items()]
-    from .master import master_layout
-
-    n_sheets = len(master_layout(cons).sheets) + 1  # + xlwings.conf
-    return build_master(
-        cons, vba_project=vba_project(n_sheets, stub=stub),
-        buttons=[MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
-        conf_sheet=(CONF_SHEET, rows))
+    return build_master(cons, **_xlsm_parts(conf, stub))
 
 
 def write_master_xlsm(cons: Consolidation, raccolta_path: Path) -> Path:
-    """Write (atomically) the raccolta's master .xlsm, keeping IT's xlwings settings."""
+    """Write (atomically, streaming) the raccolta's master .xlsm, keeping IT's xlwings
+    settings."""
     target = master_path(raccolta_path, cons.anno, ".xlsm")
-    settings = {**default_conf(), **read_conf(target)}
-    data = build_master_xlsm(cons, conf=settings)
-    return write_master(cons, target, data=data)
+    return write_master(cons, target, **_xlsm_parts(read_conf(target)))
 
 
 def blank_consolidation(registry: Registry | None = None) -> Consolidation:
