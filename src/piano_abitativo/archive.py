@@ -29,6 +29,7 @@ reception) supersedes the earlier ones; the earlier ones keep their reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import getpass
 import hashlib
@@ -207,7 +208,7 @@ def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
 
 # --------------------------------------------------------------------------- ledger
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """One received file as recorded in the ledger, with its validation report."""
 
@@ -273,31 +274,34 @@ class LedgerContents:
     damaged_lines: int = 0
 
 
-def read_ledger(raccolta_path: Path) -> LedgerContents:
+def iter_ledger(raccolta_path: Path, damage: list[int] | None = None
+                ) -> Iterator[dict[str, Any]]:
+    """The ledger's records in order, read a line at a time (memory does not grow with
+    the ledger). Lines cut short by a crash or unreadable are skipped and counted in
+    ``damage[0]`` when `damage` is given."""
     path = archive_dir(raccolta_path) / LEDGER_NAME
     try:
-        data = path.read_bytes()
+        fh = path.open("rb")
     except FileNotFoundError:
-        return LedgerContents([])
-    records: list[dict[str, Any]] = []
-    damaged = 0
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        if i == len(lines) - 1:  # no newline after it: an append cut short
-            damaged += 1
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            damaged += 1
-            continue
-        if isinstance(rec, dict) and "tipo" in rec:
-            records.append(rec)
-        else:
-            damaged += 1
-    return LedgerContents(records, damaged)
+        return
+    with fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec: Any = None
+            if line.endswith(b"\n"):  # without it: an append cut short
+                with contextlib.suppress(ValueError):
+                    rec = json.loads(line)
+            if isinstance(rec, dict) and "tipo" in rec:
+                yield rec
+            elif damage is not None:
+                damage[0] += 1
+
+
+def read_ledger(raccolta_path: Path) -> LedgerContents:
+    damage = [0]
+    records = list(iter_ledger(raccolta_path, damage))
+    return LedgerContents(records, damage[0])
 
 
 def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -331,26 +335,32 @@ def _last_byte(path: Path) -> bytes:  # pragma: no cover - Windows has no pread
 
 
 def context_fingerprint(r: Raccolta) -> str:
-    """Changes when anything the validation depends on changes (registry, rules, version)."""
+    """Changes when anything the validation depends on changes (registry, rules, version,
+    last year's raccolta for R13–R15: linking it later makes the returns validated again)."""
+    from .yoy import link_fingerprint  # yoy imports this module
+
     h = hashlib.sha256()
     for part in (__version__, TEMPLATE_VERSION, str(r.anno), r.id, r.registry.to_csv(),
-                 repr(r.settings)):
+                 repr(r.settings), link_fingerprint(r)):
         h.update(part.encode("utf-8") + b"\0")
     return h.hexdigest()[:16]
 
 
 def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:
-    """Every receipt of the raccolta in ledger order.
+    """Every receipt of the raccolta in ledger order (see `iter_receipts`)."""
+    return list(iter_receipts(r, revalidate=revalidate))
+
+
+def iter_receipts(r: Raccolta, *, revalidate: bool = True) -> Iterator[Receipt]:
+    """Every receipt of the raccolta in ledger order, read as they are consumed.
 
     Reports made under another registry or other rules (the fingerprint differs) are made
     again from the archived file, so consolidation always reflects the current settings.
     """
-    contents = read_ledger(r.path)
-    out: list[Receipt] = []
     fp = context_fingerprint(r)
     ctx: ValidationContext | None = None
     seen: set[str] = set()
-    for seq, rec in enumerate(contents.records):
+    for seq, rec in enumerate(iter_ledger(r.path)):
         if rec.get("tipo") != "ricezione" or rec.get("sha256") in seen:
             continue
         seen.add(rec["sha256"])
@@ -365,10 +375,9 @@ def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:
             except OSError:
                 pass
             else:
-                rc = Receipt(**{**rc.__dict__, "report": validate_bytes(data, rc.nome, ctx),
-                                "contesto": fp})
-        out.append(rc)
-    return out
+                rc = dataclasses.replace(rc, report=validate_bytes(data, rc.nome, ctx),
+                                         contesto=fp)
+        yield rc
 
 
 # --------------------------------------------------------------------------- import

@@ -10,18 +10,23 @@ This module is pure: no file is written here (see `master` for the workbook).
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import datetime as dt
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from .archive import Receipt, now
-from .problems import Problem, Severity, problem
+from .archive import TZ, Receipt, now
+from .problems import Problem, Report, Severity, problem
 from .raccolta import Raccolta
 from .registry import Ente
 from .schema import FIELDS, PLAN_FIELDS, Field, Kind, Role
+
+if TYPE_CHECKING:
+    from .yoy import YearOverYear
 
 #: Ente states shown on the Cruscotto
 STATO_NON_RICEVUTO = "non ricevuto"
@@ -43,13 +48,32 @@ TABLE_SELECTOR: dict[str, str] = {
 }
 
 
+#: the keys of `plan_values`, in its order
+PLAN_KEYS: tuple[str, ...] = (
+    *(f.id for f in PLAN_FIELDS if f.role is not Role.FORMULA),
+    *(f.id for f in PLAN_FIELDS if f.role is Role.FORMULA))
+
+
 @dataclass(frozen=True)
 class EnteStatus:
-    """One ente of the registry and what it sent."""
+    """One ente of the registry and what it sent.
+
+    `consolidate` keeps of each version only what is shown, so that memory does not grow
+    with the returns: every version says when and how it came and whether it has errors;
+    the latest also keeps its problems and mail facts; the values of the used one are kept
+    compactly in `plan` (read them as `values`). The archive keeps everything else."""
 
     ente: Ente
     #: every receipt attributed to it, oldest first
     versions: tuple[Receipt, ...] = ()
+    #: the plan values of the used version, in `PLAN_KEYS` order (computed from the used
+    #: version's report when not given)
+    plan: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        used = self.used
+        if self.plan is None and used is not None:
+            object.__setattr__(self, "plan", plan_tuple(used.report.values, self.ente))
 
     @property
     def latest(self) -> Receipt | None:
@@ -88,12 +112,11 @@ class EnteStatus:
     def open_problems(self) -> list[Problem]:
         return list(self.latest.report.problems) if self.latest else []
 
-    @cached_property
+    @property
     def values(self) -> dict[str, Any]:
         """Plan values of the used version, typed (counts int, f and a) totals computed);
         empty when no valid version exists."""
-        used = self.used
-        return plan_values(used.report.values, self.ente) if used else {}
+        return dict(zip(PLAN_KEYS, self.plan, strict=True)) if self.plan is not None else {}
 
     def value(self, field_id: str) -> Any:
         return self.values.get(field_id)
@@ -120,6 +143,12 @@ def plan_values(raw: dict[str, Any], ente: Ente) -> dict[str, Any]:
         if f.role is Role.FORMULA:
             out[f.id] = sum(out[p] for p in f.sum_of)
     return out
+
+
+def plan_tuple(raw: dict[str, Any], ente: Ente) -> tuple[Any, ...]:
+    """`plan_values` as a tuple in `PLAN_KEYS` order."""
+    plan = plan_values(raw, ente)
+    return tuple(plan[k] for k in PLAN_KEYS)
 
 
 def _num(x: Any) -> TypeGuard[int | float]:
@@ -153,6 +182,9 @@ class Consolidation:
     non_attribuiti: list[Receipt] = field(default_factory=list)
     #: R9: one avviso per ente that has not answered, by codice
     coverage: dict[str, Problem] = field(default_factory=dict)
+    #: the comparison with last year's raccolta, when the raccolta is linked to one (set
+    #: by `actions.consolidation`; the master and the document show it)
+    confronto: YearOverYear | None = None
 
     @property
     def answered(self) -> list[EnteStatus]:
@@ -181,28 +213,72 @@ def plan_order(enti: Sequence[Ente]) -> list[Ente]:
     return sorted(enti, key=lambda e: (e.is_comune, e.denominazione.casefold()))
 
 
-def consolidate(r: Raccolta, all_receipts: Sequence[Receipt], *,
+def _order(rc: Receipt) -> tuple[dt.datetime, int]:
+    return (rc.ricevuto_il, rc.seq)
+
+
+def _kept(rc: Receipt, *, problems: bool) -> Receipt:
+    """What consolidation keeps of a version (see `EnteStatus`): when, how, whether it has
+    errors; its problems and mail facts too when `problems`. Its values go in `plan`."""
+    rep = rc.report
+    report = Report(
+        rc.nome if rep.file == rc.nome else rep.file, rep.ente, rep.ente_denominazione,
+        problems=list(rep.problems) if problems else rep.errors[:1],
+        metadata={k: sys.intern(v) for k, v in rep.metadata.items() if k == "ente_tipo"})
+    when = rc.ricevuto_il.astimezone(TZ)  # one time zone object, not one per time
+    return dataclasses.replace(
+        rc, ricevuto_il=when, importato_il=when, origine="", utente="", contesto="",
+        canale=sys.intern(rc.canale), fonte_data=sys.intern(rc.fonte_data), report=report,
+        extra=rc.extra if problems else {})
+
+
+@dataclass
+class _Versions:
+    """The versions of one ente while the receipts stream by."""
+
+    ente: Ente
+    versions: list[Receipt] = field(default_factory=list)
+    plan: tuple[Any, ...] | None = None
+
+    def add(self, rc: Receipt) -> None:
+        """Insert `rc` in reception order. Only the latest version keeps its problems and
+        only the latest valid one gives the values; the used version changes only to a
+        newly arrived one, so its values are taken from the full report now."""
+        kept = _kept(rc, problems=True)
+        bisect.insort(self.versions, kept, key=_order)
+        latest = self.versions[-1]
+        used = next((v for v in reversed(self.versions) if v.report.valid), None)
+        if used is kept:
+            self.plan = plan_tuple(rc.report.values, self.ente)
+        for i, v in enumerate(self.versions):
+            if v is not latest and (v.extra or v.report.problems != v.report.errors[:1]):
+                self.versions[i] = _kept(v, problems=False)
+
+    def status(self) -> EnteStatus:
+        return EnteStatus(self.ente, tuple(self.versions), plan=self.plan)
+
+
+def consolidate(r: Raccolta, all_receipts: Iterable[Receipt], *,
                 generated_at: dt.datetime | None = None) -> Consolidation:
-    """Group receipts by ente (latest reception last) and set apart the unattributed."""
-    by_ente: dict[str, list[Receipt]] = {e.codice: [] for e in r.registry}
+    """Group receipts by ente (latest reception last) and set apart the unattributed.
+    `all_receipts` is consumed once, so an `archive.iter_receipts` stream keeps memory
+    flat: of each receipt only what the master shows is kept (see `EnteStatus`)."""
+    by_ente = {e.codice: _Versions(e) for e in r.registry}
     stray: list[Receipt] = []
     for rc in all_receipts:
         codice = rc.report.ente
         if codice is not None and codice in by_ente:
-            by_ente[codice].append(rc)
+            by_ente[codice].add(rc)
         else:
-            stray.append(rc)
-    enti = []
-    for e in plan_order(list(r.registry)):
-        versions = sorted(by_ente[e.codice], key=lambda rc: (rc.ricevuto_il, rc.seq))
-        enti.append(EnteStatus(e, tuple(versions)))
+            stray.append(_kept(rc, problems=True))
+    enti = [by_ente.pop(e.codice).status() for e in plan_order(list(r.registry))]
     coverage = {s.ente.codice: problem("R9", "", f"{s.ente.nome_completo} non ha inviato "
                                        "i dati", severity=Severity.AVVISO)
                 for s in enti if not s.received}
     return Consolidation(
         anno=r.anno, raccolta_id=r.id, ambito=r.ambito, capofila=r.capofila,
         scadenza=r.scadenza, generated_at=generated_at or now(),
-        enti=enti, non_attribuiti=sorted(stray, key=lambda rc: (rc.ricevuto_il, rc.seq)),
+        enti=enti, non_attribuiti=sorted(stray, key=_order),
         coverage=coverage)
 
 

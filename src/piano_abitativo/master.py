@@ -306,7 +306,7 @@ def _num_style(f: Field) -> str:
     return "text"
 
 
-def _dati_header(f: Field) -> str:
+def dati_header(f: Field) -> str:
     head = f.header
     prefix = f"{f.section})"
     return head if not f.section or head.startswith(prefix) else f"{prefix} {head}"
@@ -354,7 +354,7 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
     sh.put(DATI_TITLE_ROW + 1, 0, "Valori della versione valida più recente di ogni ente. "
            "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
            style="note")
-    headers = [*DATI_FIXED, *(_dati_header(f) for f in DATA_FIELDS)]
+    headers = [*DATI_FIXED, *(dati_header(f) for f in DATA_FIELDS)]
     for c, h in enumerate(headers):
         sh.put(DATI_HEADER_ROW, c, h, style="header")
     for s in cons.enti:
@@ -397,7 +397,7 @@ UNITS = "Numero unità immobiliari"
 
 
 @dataclass(frozen=True)
-class _TableDef:
+class TableDef:
     letter: str
     headers: tuple[str, ...]
     fields: tuple[str, ...]  # value columns 1.., in order
@@ -407,23 +407,23 @@ class _TableDef:
     empty: str = NESSUNA
 
 
-def _table_defs(anno: int) -> list[_TableDef]:
+def table_defs(anno: int) -> list[TableDef]:
     return [
-        _TableDef("a", (OWNER, "Totale unità immobiliari", "N. alloggi SAP", "N. alloggi SAS"),
+        TableDef("a", (OWNER, "Totale unità immobiliari", "N. alloggi SAP", "N. alloggi SAS"),
                   ("a_totale", "a_sap", "a_sas")),
-        _TableDef("b", (OWNER, UNITS, "Comune"), ("b_carenza_manutentiva",), comune_col=True),
-        _TableDef("c", (OWNER, UNITS, "Comune"), ("c_nuova_edificazione",), comune_col=True),
-        _TableDef("d", (OWNER, UNITS, "Comune"), ("d_turnover",), comune_col=True),
-        _TableDef("e", (OWNER, UNITS, "Comune"), ("e_conferite_privati",), comune_col=True),
-        _TableDef("f", (OWNER, UNITS, "Comune"), ("f_totale_assegnabili",), comune_col=True),
-        _TableDef("g", ("Comune", "Soglia %"), ("g_soglia_indigenti",), total=False,
+        TableDef("b", (OWNER, UNITS, "Comune"), ("b_carenza_manutentiva",), comune_col=True),
+        TableDef("c", (OWNER, UNITS, "Comune"), ("c_nuova_edificazione",), comune_col=True),
+        TableDef("d", (OWNER, UNITS, "Comune"), ("d_turnover",), comune_col=True),
+        TableDef("e", (OWNER, UNITS, "Comune"), ("e_conferite_privati",), comune_col=True),
+        TableDef("f", (OWNER, UNITS, "Comune"), ("f_totale_assegnabili",), comune_col=True),
+        TableDef("g", ("Comune", "Soglia %"), ("g_soglia_indigenti",), total=False,
                   count_row=True, empty=NESSUN_COMUNE),
-        _TableDef("h", ("Comune", "Motivazione"), ("h_motivazione",), total=False,
+        TableDef("h", ("Comune", "Motivazione"), ("h_motivazione",), total=False,
                   count_row=True, empty=NESSUN_COMUNE),
-        _TableDef("i", ("Comune", "Percentuale (%)"), ("i_forze_polizia",), total=False,
+        TableDef("i", ("Comune", "Percentuale (%)"), ("i_forze_polizia",), total=False,
                   count_row=True, empty=NESSUN_COMUNE),
-        _TableDef("j", ("Comune", UNITS), ("j_sat",)),
-        _TableDef("k", (OWNER, f"Totale alloggi assegnati nell'anno {anno - 1}"),
+        TableDef("j", ("Comune", UNITS), ("j_sat",)),
+        TableDef("k", (OWNER, f"Totale alloggi assegnati nell'anno {anno - 1}"),
                   ("k_assegnate_anno_precedente",)),
     ]
 
@@ -441,7 +441,7 @@ def _value_cell(f: Field, codice: str, pos: _Dati, value: Any) -> Cell:
                 _num_style(f) if f.kind is Kind.PERCENT else "wrap")
 
 
-def _table_sheet(cons: Consolidation, td: _TableDef, pos: _Dati,
+def _table_sheet(cons: Consolidation, td: TableDef, pos: _Dati,
                  names: dict[str, CellRef], sink: CellSink | None = None) -> SheetLayout:
     sheet = TABLE_SHEETS[td.letter]
     sh = SheetLayout(sheet, header_row=TABLE_HEADER_ROW, sink=sink)
@@ -565,6 +565,91 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")
     _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(REPORT_COLUMNS) - 1: 30}, header_cap=14)
+    return sh
+
+
+# --------------------------------------------------------------------------- Confronto
+
+#: the fields compared with last year on the master, in order
+CONFRONTO_FIELDS = ("a_sap", "a_sas", "f_totale_assegnabili", "j_sat",
+                    "k_assegnate_anno_precedente")
+CONFRONTO_HEADER_ROW = 3
+
+
+def confronto_sheet_name(anno_precedente: int) -> str:
+    return f"Confronto {anno_precedente}"
+
+
+def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
+                     ) -> SheetLayout:
+    """Each ente's figures last year and this year and the change: the current ones read
+    Dati, so a correction there shows here too."""
+    yoy = cons.confronto
+    if yoy is None:  # pragma: no cover - the sheet exists only with a comparison
+        raise ValueError("no comparison")
+    prev_anno = yoy.anno_precedente
+    sh = SheetLayout(confronto_sheet_name(prev_anno), header_row=CONFRONTO_HEADER_ROW,
+                     landscape=True, sink=sink)
+    sh.put(0, 0, f"Confronto con il Piano {prev_anno}", style="title")
+    sh.put(1, 0, f"Raccolta {prev_anno}: {yoy.raccolta_precedente}. Le righe sono gli enti "
+           f"che hanno inviato dati validi in almeno uno dei due anni; la variazione è "
+           f"{cons.anno} meno {prev_anno}.", style="note")
+    top = CONFRONTO_HEADER_ROW - 1
+    sh.put(top, 0, None, style="header")
+    for i, fid in enumerate(CONFRONTO_FIELDS):
+        c = 1 + 3 * i
+        sh.merges.append((top, c, top, c + 2))
+        sh.put(top, c, dati_header(FIELD_BY_ID[fid]), style="header")
+        sh.put(top, c + 1, None, style="header")
+        sh.put(top, c + 2, None, style="header")
+    sh.put(CONFRONTO_HEADER_ROW, 0, "Ente", style="header")
+    for i in range(len(CONFRONTO_FIELDS)):
+        for k, label in enumerate((str(prev_anno), str(cons.anno), "Variazione")):
+            sh.put(CONFRONTO_HEADER_ROW, 1 + 3 * i + k, label, style="header")
+    rows = [*yoy.enti, *yoy.solo_precedente]
+    first = CONFRONTO_HEADER_ROW + 1
+    r = first
+    for ch in rows:
+        here = ch.answered_current and ch.ente.codice in pos.rows
+        sh.put(r, 0, ch.ente.nome_completo)
+        for i, fid in enumerate(CONFRONTO_FIELDS):
+            c = 1 + 3 * i
+            fc = ch.field(fid)
+            sh.put(r, c, fc.previous if ch.answered_previous else None, style="count")
+            prev_cell = xl_rowcol_to_cell(r, c)
+            if here:
+                ref = pos.ref(ch.ente.codice, fid)
+                sh.put(r, c + 1, fc.current, formula=f"={ref}", style="count")
+            else:
+                sh.put(r, c + 1, None, style="count")
+            cur_cell = xl_rowcol_to_cell(r, c + 1)
+            if here and ch.answered_previous:
+                sh.put(r, c + 2, fc.delta, formula=f"={cur_cell}-{prev_cell}",
+                       style="delta")
+            else:
+                sh.put(r, c + 2, None, style="delta")
+        r += 1
+    if not rows:
+        sh.put(r, 0, NESSUNA, style="empty")
+        r += 1
+    last = r - 1
+    sh.put(r, 0, TOTALE, style="total_label")
+    for i, fid in enumerate(CONFRONTO_FIELDS):
+        c = 1 + 3 * i
+        prev_total, cur_total = yoy.totals.get(fid, (0, 0))
+        sh.put(r, c, prev_total, formula=f"=SUM({_rng(None, first, c, last, c)})",
+               style="total_count")
+        sh.put(r, c + 1, cur_total, formula=f"={total_name(fid)}", style="total_count")
+        sh.put(r, c + 2, cur_total - prev_total, style="total_delta",
+               formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}")
+    for i in range(len(CONFRONTO_FIELDS)):
+        c = 3 + 3 * i
+        cell = xl_rowcol_to_cell(first, c)
+        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)",
+                                       "bad"))
+        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)",
+                                       "good"))
+    _fit_widths(sh, {0: 40}, header_cap=12)
     return sh
 
 
@@ -843,9 +928,12 @@ def _wrapped_lines(text: str, width: float) -> int:
 
 # --------------------------------------------------------------------------- layout
 
-def sheet_names() -> list[str]:
-    """The sheets of the master, in order."""
-    return [SHEET_CRUSCOTTO, *TABLE_SHEETS.values(), SHEET_REPORT, SHEET_DATI,
+def sheet_names(cons: Consolidation | None = None) -> list[str]:
+    """The sheets of the master of `cons`, in order (the comparison with last year only
+    when `cons` has one)."""
+    confronto = ([confronto_sheet_name(cons.confronto.anno_precedente)]
+                 if cons is not None and cons.confronto is not None else [])
+    return [SHEET_CRUSCOTTO, *TABLE_SHEETS.values(), SHEET_REPORT, *confronto, SHEET_DATI,
             SHEET_ANOMALIE, SHEET_GRAFICI]
 
 
@@ -861,7 +949,7 @@ def _sheet_builders(cons: Consolidation, buttons: Sequence[MasterButton] = ()
     spans: dict[str, tuple[int, int]] = {}
     pos = _dati_positions(cons)
 
-    def table(td: _TableDef) -> SheetBuilder:
+    def table(td: TableDef) -> SheetBuilder:
         def build(sink: CellSink | None) -> SheetLayout:
             sh = _table_sheet(cons, td, pos, names, sink)
             if sh.data_rows is not None:
@@ -871,8 +959,9 @@ def _sheet_builders(cons: Consolidation, buttons: Sequence[MasterButton] = ()
 
     builders: list[SheetBuilder] = [
         lambda sink: _cruscotto_sheet(cons, sink, buttons),
-        *(table(td) for td in _table_defs(cons.anno)),
+        *(table(td) for td in table_defs(cons.anno)),
         lambda sink: _report_sheet(cons, pos, sink),
+        *([lambda sink: _confronto_sheet(cons, pos, sink)] if cons.confronto else []),
         lambda sink: _dati_sheet(cons, pos, sink),
         lambda sink: _anomalie_sheet(cons, sink),
         lambda sink: _grafici_sheet(spans, sink),
@@ -951,6 +1040,10 @@ STYLES: dict[str, dict[str, Any]] = {
     "total_label": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1},
     "total_count": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1,
                     "num_format": "#,##0"},
+    # a change: its sign always shown
+    "delta": {"num_format": "+#,##0;-#,##0;0", "border": 1, "border_color": "#BFBFBF"},
+    "total_delta": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1,
+                    "num_format": "+#,##0;-#,##0;0"},
     "check": {"bold": True, "align": "center", "border": 1, "font_size": 12},
     "instruction": {"italic": True, "font_color": "#404040", "text_wrap": True},
 }
@@ -1034,14 +1127,24 @@ def _start_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any]) -> Any:
         ws.set_row(r, h)
     # XlsxWriter refuses tables in constant-memory mode only because a table writes its
     # header cells: declared before any cell is written, they take their place in row
-    # order (the sheet's own header cells, identical, then replace them)
+    # order (the sheet's own header cells, identical, then replace them). XlsxWriter also
+    # notes every cell of a table, only to refuse overlapping tables or merges (a layout
+    # has none): a dictionary as big as the table, not kept.
     ws.constant_memory = False
+    ws.table_cells = _Unrecorded()
     for t in sh.tables:
         ws.add_table(t.first_row, t.first_col, t.last_row, t.last_col, {
             "name": t.name, "style": "Table Style Light 9", "autofilter": True,
             "columns": [{"header": h, "header_format": fmts["header"]} for h in t.headers]})
     ws.constant_memory = wb.constant_memory
     return ws
+
+
+class _Unrecorded(dict[Any, Any]):
+    """A mapping that forgets what is put in it."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
 
 
 def _finish_sheet(wb: Any, ws: Any, sh: SheetLayout, fmts: dict[str, Any], anno: int,

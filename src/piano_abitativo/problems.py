@@ -143,6 +143,18 @@ CATALOGUE: dict[str, ProblemType] = {
            "Verificare: l'ente dichiara unità assegnabili ma nessun alloggio SAP."),
         _t("R12", A, "k) Assegnazioni dell'anno precedente oltre gli alloggi SAP",
            "Verificare il numero di alloggi SAP assegnati nell'anno precedente."),
+        # --- against the previous year's raccolta ([confronto] precedente) ----------
+        _t("R13", A, "a) Alloggi SAP dimezzati o raddoppiati rispetto all'anno precedente",
+           "Verificare gli alloggi SAP della lettera a): vanno indicati tutti e soli quelli "
+           "di proprietà dell'ente. Se il dato è corretto (vendite, demolizioni, nuove "
+           "costruzioni), ignorare l'avviso."),
+        _t("R14", A, "f) Unità assegnabili oltre gli alloggi SAP dell'anno precedente",
+           "Verificare le lettere b)–e): le unità assegnabili sono di norma una parte degli "
+           "alloggi SAP dell'ente. Se il dato è corretto (es. nuove costruzioni, lettera c), "
+           "ignorare l'avviso."),
+        _t("R15", A, "a) Alloggi SAS dimezzati o raddoppiati rispetto all'anno precedente",
+           "Verificare gli alloggi SAS della lettera a) (e che non siano stati scambiati con "
+           "i SAP). Se il dato è corretto, ignorare l'avviso."),
         _t("V01", A, "Referente non indicato",
            "Indicare nome e recapito (e-mail o telefono) della persona da contattare."),
         _t("V02", A, "Indirizzo e-mail del referente non valido",
@@ -233,7 +245,7 @@ def problem(
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     """The outcome of reading and validating one file."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -40,6 +42,12 @@ class Raccolta:
     settings: Settings = field(default_factory=Settings)
     #: the [posta] section as written (see `mail.load_settings` for its meaning)
     posta: dict[str, Any] = field(default_factory=dict)
+    #: [confronto] precedente: last year's raccolta folder as written (relative to `path`
+    #: or absolute); "" when not linked
+    precedente: str = ""
+    #: what `yoy` loaded from the previous raccolta, kept for the life of this object
+    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                  compare=False)
 
     @property
     def config_path(self) -> Path:
@@ -54,9 +62,20 @@ class Raccolta:
                                scadenza=self.scadenza, capofila=self.capofila,
                                contatto=self.contatto, settings=self.settings)
 
+    @property
+    def precedente_path(self) -> Path | None:
+        """The previous year's raccolta folder (resolved against this one), if linked."""
+        if not self.precedente:
+            return None
+        return Path(os.path.normpath(self.path / self.precedente))
+
     def validation_context(self, ente_atteso: str | None = None) -> ValidationContext:
+        from .yoy import previous_for_validation  # yoy imports this module
+
+        anno_precedente, previous = previous_for_validation(self)
         return ValidationContext(anno=self.anno, raccolta_id=self.id, registry=self.registry,
-                                 settings=self.settings, ente_atteso=ente_atteso)
+                                 settings=self.settings, ente_atteso=ente_atteso,
+                                 previous=previous, anno_precedente=anno_precedente)
 
 
 def parse_date(text: str) -> dt.date:
@@ -113,7 +132,30 @@ sat_percentuale = {s.sat_percentuale:g}
 sat_base = {_toml_str(s.sat_base)}
 # Arrotondamento del limite: "eccesso" oppure "difetto".
 sat_arrotondamento = {_toml_str(s.sat_arrotondamento)}
-{POSTA_SECTION}"""
+# R13, R15 (confronto con la raccolta dell'anno precedente): si segnala (avviso)
+# quando gli alloggi SAP (R13) o SAS (R15) della lettera a) sono al massimo questa
+# percentuale di quelli dell'anno precedente (50 = dimezzati o meno)...
+confronto_minimo_percentuale = {s.confronto_minimo_percentuale:g}
+# ...oppure almeno questa percentuale (200 = raddoppiati o più)...
+confronto_massimo_percentuale = {s.confronto_massimo_percentuale:g}
+# ...purché almeno in uno dei due anni l'ente abbia questo numero di alloggi o più
+# (così il passaggio da 1 a 3 alloggi non è segnalato).
+confronto_minimo_alloggi = {s.confronto_minimo_alloggi}
+{_confronto_section(r)}{POSTA_SECTION}"""
+
+
+def _confronto_section(r: Raccolta) -> str:
+    key = (f"precedente = {_toml_str(r.precedente)}" if r.precedente
+           else f'# precedente = "../raccolta-{r.anno - 1}"')
+    return f"""
+[confronto]
+# Raccolta dell'anno precedente, per confrontare i dati di ogni ente con quelli
+# dell'anno prima (variazioni nel riepilogo e nel documento, avvisi R13-R15 sui salti
+# non plausibili). Cartella della raccolta, relativa a questa cartella oppure completa;
+# togliere il # davanti alla riga per usarla. Si imposta anche con il comando
+#   piano-abitativo collega CARTELLA --precedente CARTELLA_ANNO_PRECEDENTE
+{key}
+"""
 
 
 POSTA_SECTION = """
@@ -156,8 +198,10 @@ POSTA_SECTION = """
 
 def create(path: Path, *, anno: int, registry_csv: Path | None = None,
            scadenza: dt.date | None = None, ambito: str | None = None,
-           contatto: str = "", now: dt.datetime | None = None) -> Raccolta:
-    """Create a new raccolta folder; refuses to touch an existing one."""
+           contatto: str = "", now: dt.datetime | None = None,
+           precedente: Path | None = None) -> Raccolta:
+    """Create a new raccolta folder; refuses to touch an existing one. `precedente` (a
+    folder, relative to the working directory) links last year's raccolta."""
     path = Path(path)
     if (path / CONFIG_NAME).exists():
         raise RaccoltaError(f"{path} contiene già una raccolta ({CONFIG_NAME}): non viene "
@@ -166,6 +210,7 @@ def create(path: Path, *, anno: int, registry_csv: Path | None = None,
         raise RaccoltaError(f"{path} esiste e non è una cartella")
     if not 2000 <= anno <= 2100:
         raise RaccoltaError(f"Anno {anno} non valido")
+    link = previous_link(path, anno, precedente) if precedente is not None else ""
     try:
         registry = load_registry(registry_csv) if registry_csv else default_registry()
     except RegistryError as exc:
@@ -176,7 +221,7 @@ def create(path: Path, *, anno: int, registry_csv: Path | None = None,
             f"di {capo.denominazione}" if capo else "")
     r = Raccolta(path=path, id=f"{anno}-{uuid.uuid4().hex[:12]}", anno=anno, ambito=ambito,
                  capofila=capo.nome_completo if capo else "", scadenza=scadenza,
-                 contatto=contatto, registry=registry)
+                 contatto=contatto, registry=registry, precedente=link)
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path / REGISTRY_NAME, registry.to_csv())
     atomic_write_text(path / CONFIG_NAME,
@@ -222,8 +267,25 @@ def load(path: Path) -> Raccolta:
     if rounding not in ("eccesso", "difetto"):
         raise RaccoltaError(f"{cfg_path}: sat_arrotondamento «{rounding}» non valido "
                             "(eccesso oppure difetto)")
-    settings = Settings(sat_percentuale=float(rules.get("sat_percentuale", 10)),
-                        sat_base=base, sat_arrotondamento=rounding)
+    d = Settings()
+    settings = Settings(
+        sat_percentuale=float(rules.get("sat_percentuale", 10)),
+        sat_base=base, sat_arrotondamento=rounding,
+        confronto_minimo_percentuale=_rule_number(
+            rules, "confronto_minimo_percentuale", d.confronto_minimo_percentuale, cfg_path,
+            0, 100),
+        confronto_massimo_percentuale=_rule_number(
+            rules, "confronto_massimo_percentuale", d.confronto_massimo_percentuale,
+            cfg_path, 100, 100_000),
+        confronto_minimo_alloggi=int(_rule_number(
+            rules, "confronto_minimo_alloggi", d.confronto_minimo_alloggi, cfg_path, 0,
+            100_000, integer=True)))
+    confronto = cfg.get("confronto", {})
+    if not isinstance(confronto, dict) or not isinstance(
+            confronto.get("precedente", ""), str):
+        raise RaccoltaError(f"{cfg_path}: nella sezione [confronto] «precedente» deve essere "
+                            'il percorso di una cartella tra virgolette, es. '
+                            'precedente = "../raccolta-2025"')
     posta = cfg.get("posta", {})
     if not isinstance(posta, dict):
         raise RaccoltaError(f"{cfg_path}: «posta» deve essere una sezione [posta]")
@@ -237,7 +299,100 @@ def load(path: Path) -> Raccolta:
     return Raccolta(path=path, id=rid, anno=anno, ambito=str(sec.get("ambito", "")),
                     capofila=str(sec.get("capofila", "")), scadenza=scadenza,
                     contatto=str(sec.get("contatto", "")), registry=registry,
-                    settings=settings, posta=dict(posta))
+                    settings=settings, posta=dict(posta),
+                    precedente=str(confronto.get("precedente", "")).strip())
+
+
+def _rule_number(rules: dict[str, Any], key: str, default: float, cfg_path: Path,
+                 low: float, high: float, *, integer: bool = False) -> float:
+    """A number of [regole] within [low, high], else an error naming file and key."""
+    x = rules.get(key, default)
+    ok = (isinstance(x, int | float) and not isinstance(x, bool) and low <= x <= high
+          and (not integer or float(x).is_integer()))
+    if not ok:
+        kind = "un numero intero" if integer else "un numero"
+        raise RaccoltaError(f"{cfg_path}: [regole] {key} = {x!r} non valido: serve {kind} "
+                            f"tra {low:g} e {high:g}")
+    return float(x)
+
+
+def previous_link(path: Path, anno: int, precedente: Path | str) -> str:
+    """Check that `precedente` (relative to the working directory) is the raccolta of a
+    year before `anno`; returns what [confronto] precedente says for the raccolta at
+    `path`: the folder relative to it (absolute when on another drive), with forward
+    slashes, which Windows reads too."""
+    target = Path(precedente)
+    if not target.exists():
+        raise RaccoltaError(f"La cartella {precedente} non esiste: indicare la cartella della "
+                            "raccolta dell'anno precedente")
+    if not (target / CONFIG_NAME).is_file():
+        raise RaccoltaError(f"{precedente} non è una raccolta (manca {CONFIG_NAME}): indicare "
+                            "la cartella creata con «piano-abitativo crea» per l'anno "
+                            "precedente")
+    if target.resolve() == Path(path).resolve():
+        raise RaccoltaError(f"{precedente} è la raccolta stessa: indicare quella dell'anno "
+                            "precedente")
+    prev = load(target)
+    if prev.anno >= anno:
+        raise RaccoltaError(f"La raccolta in {precedente} è dell'anno {prev.anno}: come "
+                            f"raccolta precedente serve una raccolta di un anno prima del "
+                            f"{anno}")
+    try:
+        rel = os.path.relpath(target.resolve(), Path(path).resolve())
+    except ValueError:  # another drive (Windows): no relative path exists
+        rel = str(target.resolve())
+    return Path(rel).as_posix()
+
+
+_TABLE = re.compile(r"^\s*\[")
+_CONFRONTO = re.compile(r"^\s*\[\s*confronto\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*precedente\s*=")
+_KEY_COMMENTED = re.compile(r"^\s*#\s*precedente\s*=")
+
+
+def _with_precedente(text: str, link: str) -> str:
+    """`text` of raccolta.toml with [confronto] precedente = `link`, all else as it was."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines()
+    line = f"precedente = {_toml_str(link)}"
+    start = next((i for i, ln in enumerate(lines) if _CONFRONTO.match(ln)), None)
+    if start is None:
+        lines += ["", "[confronto]", "# Raccolta dell'anno precedente, per il confronto dei "
+                  "dati (piano-abitativo collega).", line]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])),
+                   len(lines))
+        idx = next((i for i in range(start + 1, end) if _KEY.match(lines[i])), None)
+        if idx is None:
+            idx = next((i for i in range(start + 1, end) if _KEY_COMMENTED.match(lines[i])),
+                       None)
+        if idx is None:
+            lines.insert(start + 1, line)
+        else:
+            lines[idx] = line
+    return newline.join(lines) + newline
+
+
+def collega(path: Path, precedente: Path | str) -> Raccolta:
+    """Link the raccolta at `path` to last year's (`precedente`, relative to the working
+    directory): [confronto] precedente is rewritten in raccolta.toml, atomically, keeping
+    every other line (comments included) as it was."""
+    r = load(path)
+    link = previous_link(r.path, r.anno, precedente)
+    raw = r.config_path.read_bytes().decode("utf-8")
+    text = _with_precedente(raw, link)
+    before = tomllib.loads(raw)
+    try:
+        after = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        after = {}
+    expected = {**before, "confronto": {**before.get("confronto", {}), "precedente": link}}
+    if after != expected:
+        raise RaccoltaError(f"{r.config_path}: impossibile aggiornare il file in automatico. "
+                            "Aggiungere a mano, in fondo al file, le righe:\n[confronto]\n"
+                            f"precedente = {_toml_str(link)}")
+    atomic_write_text(r.config_path, text)
+    return load(r.path)
 
 
 def find_raccolta(start: Path) -> Path | None:

@@ -37,6 +37,10 @@ class ValidationContext:
     settings: Settings = field(default_factory=Settings)
     #: when the caller knows which ente must have sent the file (e.g. its mail)
     ente_atteso: str | None = None
+    #: last year's plan values by (current) codice, for R13–R15; None: no comparison
+    previous: Mapping[str, Mapping[str, Any]] | None = None
+    #: the year of the raccolta those values come from
+    anno_precedente: int | None = None
 
 
 def validate_file(path: Path | str, context: ValidationContext | None = None, *,
@@ -63,6 +67,10 @@ def validate_reading(rd: Reading, context: ValidationContext | None = None) -> R
         v.get("ente_denominazione") or None)
     tipo = ente.tipo if ente else (rd.metadata.get("ente_tipo") or "")
     report.extend(check_values(v, rd, tipo=tipo, settings=ctx.settings))
+    if ente is not None and ctx.previous is not None and ente.codice in ctx.previous:
+        report.extend(check_previous(v, rd, ctx.previous[ente.codice], anno=ctx.anno,
+                                     anno_precedente=ctx.anno_precedente,
+                                     settings=ctx.settings))
     report.values = dict(rd.values)
     return report
 
@@ -273,6 +281,75 @@ def check_totals(v: Mapping[str, Any], rd: Reading) -> list[Problem]:
                 values[fid] = None  # the parts are already R0 errors
             else:
                 values[fid] = int(parts) if parts.is_integer() else parts
+    return out
+
+
+def _count(x: Any) -> int | None:
+    """A valid count (an integer >= 0), else None: a wrong value is an error already."""
+    if (isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            and x >= 0 and float(x).is_integer()):
+        return int(x)
+    return None
+
+
+_STOCK_HINTS = {
+    ("a_sap", "calo"): "Verificare che siano indicati tutti gli alloggi SAP di proprietà "
+    "dell'ente. Se il dato è corretto (es. alloggi venduti, demoliti o destinati ad altro "
+    "uso), ignorare l'avviso.",
+    ("a_sap", "aumento"): "Verificare che siano indicati solo gli alloggi SAP di proprietà "
+    "dell'ente, non quelli di altri proprietari presenti sul territorio. Se il dato è "
+    "corretto (es. nuove costruzioni o acquisizioni), ignorare l'avviso.",
+    ("a_sas", "calo"): "Verificare che siano indicati tutti gli alloggi SAS di proprietà "
+    "dell'ente e che non siano stati scambiati con i SAP. Se il dato è corretto, ignorare "
+    "l'avviso.",
+    ("a_sas", "aumento"): "Verificare che siano indicati solo gli alloggi SAS di proprietà "
+    "dell'ente e che non siano stati scambiati con i SAP. Se il dato è corretto, ignorare "
+    "l'avviso.",
+}
+
+
+def check_previous(v: Mapping[str, Any], rd: Reading, previous: Mapping[str, Any], *,
+                   anno: int | None = None, anno_precedente: int | None = None,
+                   settings: Settings | None = None) -> list[Problem]:
+    """R13–R15: implausible jumps against the same ente's plan values of last year.
+
+    R13 (SAP) and R15 (SAS): the stock of a) is at most `confronto_minimo_percentuale` or
+    at least `confronto_massimo_percentuale` of last year's, when the larger of the two is
+    at least `confronto_minimo_alloggi`. R14: f) exceeds last year's SAP stock.
+    """
+    s = settings or Settings()
+    now = f"nel {anno}" if anno is not None else "quest'anno"
+    before = f"nel {anno_precedente}" if anno_precedente is not None else "l'anno precedente"
+    out: list[Problem] = []
+    for code, fid, other in (("R13", "a_sap", "a_sas"), ("R15", "a_sas", "a_sap")):
+        cur, prev = _count(v.get(fid)), _count(previous.get(fid))
+        if (cur is None or prev is None or cur == prev
+                or max(cur, prev) < s.confronto_minimo_alloggi):
+            continue
+        low, high = s.confronto_minimo_percentuale, s.confronto_massimo_percentuale
+        if cur <= prev * low / 100:
+            way = "calo"
+            how = ("nessun alloggio" if cur == 0 else "la metà o meno" if low == 50
+                   else f"il {_fmt(low)}% o meno")
+        elif cur >= prev * high / 100:
+            way = "aumento"
+            how = ("l'anno precedente nessuno" if prev == 0 else "il doppio o più"
+                   if high == 200 else f"il {_fmt(high)}% o più")
+        else:
+            continue
+        message = (f"a) {FIELD_BY_ID[fid].header}: {_fmt(cur)} {now} contro {_fmt(prev)} "
+                   f"{before} ({how})")
+        cur_o, prev_o = _count(v.get(other)), _count(previous.get(other))
+        if cur_o is not None and prev_o is not None and (
+                (way == "calo" and cur_o > prev_o) or (way == "aumento" and cur_o < prev_o)):
+            message += (f"; intanto {FIELD_BY_ID[other].header} sono passati da "
+                        f"{_fmt(prev_o)} a {_fmt(cur_o)}")
+        out.append(_p(rd, code, fid, message, value=cur, hint=_STOCK_HINTS[fid, way]))
+    f, sap = _count(v.get("f_totale_assegnabili")), _count(previous.get("a_sap"))
+    if f is not None and sap is not None and f > sap:
+        out.append(_p(rd, "R14", "f_totale_assegnabili", f"f) Totale assegnabili: "
+                      f"{_fmt(f)} {now}, più degli alloggi SAP indicati in a) {before} "
+                      f"({_fmt(sap)})", value=f))
     return out
 
 

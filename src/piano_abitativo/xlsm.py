@@ -16,6 +16,7 @@ Deterministic: the same consolidation and settings give byte-identical files.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import ntpath
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 from .atomic import atomic_write_bytes
 from .consolidate import Consolidation, consolidate
 from .master import MasterButton, build_master, master_path, sheet_names, write_master
-from .raccolta import Raccolta
+from .raccolta import Raccolta, RaccoltaError
 from .registry import Registry, default_registry
 from .vba import ModuleKind, VbaModule, build_vba_project, document_modules, module_from_file
 
@@ -88,9 +89,13 @@ def buttons_source(buttons: Sequence[Button] = BUTTONS) -> str:
 
 
 def _xlwings_dir() -> Path:
-    import xlwings
-
-    return Path(xlwings.__file__).parent
+    """The installed xlwings package's folder, found without importing it (importing
+    xlwings loads numpy and pandas: half a second and tens of MB for two text files)."""
+    spec = importlib.util.find_spec("xlwings")
+    if spec is None or not spec.submodule_search_locations:
+        raise RaccoltaError("Il pacchetto xlwings non è installato: reinstallare "
+                            "piano-abitativo (pip install piano-abitativo).")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def xlwings_modules() -> list[VbaModule]:
@@ -165,13 +170,13 @@ def read_conf(path: Path) -> dict[str, str]:
     return out
 
 
-def _xlsm_parts(conf: Mapping[str, str] | None = None, stub: bool = False
-                ) -> dict[str, Any]:
-    """What makes the master an .xlsm: the VBA project, the buttons, the xlwings.conf
-    sheet (keyword arguments of `build_master` / `write_master`)."""
+def _xlsm_parts(cons: Consolidation, conf: Mapping[str, str] | None = None,
+                stub: bool = False) -> dict[str, Any]:
+    """What makes the master of `cons` an .xlsm: the VBA project, the buttons, the
+    xlwings.conf sheet (keyword arguments of `build_master` / `write_master`)."""
     settings = {**default_conf(), **(conf or {})}
     rows = [(k, v, CONF_NOTES.get(k, "")) for k, v in settings.items()]
-    n_sheets = len(sheet_names()) + 1  # + xlwings.conf
+    n_sheets = len(sheet_names(cons)) + 1  # + xlwings.conf
     return {"vba_project": vba_project(n_sheets, stub=stub),
             "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
             "conf_sheet": (CONF_SHEET, rows)}
@@ -181,14 +186,14 @@ def build_master_xlsm(cons: Consolidation, *, conf: Mapping[str, str] | None = N
                       stub: bool = False) -> bytes:
     """The master .xlsm: the consolidation's sheets, an ``xlwings.conf`` sheet, the VBA
     project and one form button per entry of `BUTTONS` on the Cruscotto."""
-    return build_master(cons, **_xlsm_parts(conf, stub))
+    return build_master(cons, **_xlsm_parts(cons, conf, stub))
 
 
 def write_master_xlsm(cons: Consolidation, raccolta_path: Path) -> Path:
     """Write (atomically, streaming) the raccolta's master .xlsm, keeping IT's xlwings
     settings."""
     target = master_path(raccolta_path, cons.anno, ".xlsm")
-    return write_master(cons, target, **_xlsm_parts(read_conf(target)))
+    return write_master(cons, target, **_xlsm_parts(cons, read_conf(target)))
 
 
 def blank_consolidation(registry: Registry | None = None) -> Consolidation:
