@@ -443,16 +443,6 @@ def test_solleciti_with_the_installed_mail_module_sends_nothing(
     assert alert[0].startswith(("Solleciti preparati in prova", "Funzione non ancora"))
 
 
-def test_documento_is_not_available_yet(small: tuple[raccolta.Raccolta, Payload]) -> None:
-    """Documento says the function is not available yet and what to use instead."""
-    _, payload = small
-    acts = click(excel.documento, payload)
-    (text,) = alerts(acts)
-    assert text.startswith("Funzione non ancora disponibile: usare il foglio «Report "
-                           "programmazione»")
-    assert touched_sheets(acts) == set()
-
-
 # --------------------------------------------------------------------------- errors
 
 def test_a_folder_that_is_not_a_raccolta_gives_one_italian_alert(

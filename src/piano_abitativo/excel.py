@@ -523,9 +523,18 @@ def _solleciti(s: _Session) -> str:
 
 
 def _documento(s: _Session) -> str:
-    """Write the document of the Piano annuale (not available yet)."""
-    return ("Funzione non ancora disponibile: usare il foglio «Report programmazione» e le "
-            "tabelle a)–k) di questa cartella di lavoro (File > Stampa oppure Esporta in PDF).")
+    """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice) into
+    the raccolta's «documento» folder."""
+    from .document import TESTI_DIR
+
+    r = _find_raccolta(s)
+    res = actions.documento(r, progress=lambda m: s.status(f"Piano abitativo: {m}"))
+    paths = "\n".join(str(p) for p in (res.docx, res.pdf) if p is not None)
+    text = f"Documento del Piano annuale {r.anno} scritto:\n{paths}"
+    if res.note:
+        text += "\n\n" + "\n".join(f"- {n}" for n in res.note)
+    return (text + f"\n\nI testi delle sezioni descrittive sono nella cartella "
+            f"{r.path / TESTI_DIR}: modificarli e premere di nuovo Documento.")
 
 
 importa = _button(_importa)
