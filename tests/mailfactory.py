@@ -1,10 +1,11 @@
 """Builders of test mail: plain messages, PEC envelopes, receipts, anomalie, .p7m and .msg files.
 
-Everything is made here, in memory, with real cryptography: the PEC envelope is a
-``multipart/signed`` whose ``smime.p7s`` is a CMS signature over the exact bytes of the signed
-part, and ``.p7m`` files are CMS SignedData with the content embedded (made by ``cryptography``,
-or by the ``openssl`` command for BER indefinite-length encoding). Certificates are self-signed
-test certificates with a CN and a ``serialNumber`` holding the codice fiscale.
+Everything is made here, in memory, with real cryptography. The pieces the demo also needs
+(certificates, CMS signatures, plain mail, daticert.xml, the PEC envelope) live in
+:mod:`piano_abitativo.demo_posta`; this module gives them the defaults the tests use and adds
+what only tests need: receipts, anomalie, forwarded PEC, ``.p7m`` in every encoding (BER
+through the ``openssl`` command), zip archives and Outlook ``.msg`` files. Certificates are
+self-signed test certificates with a CN and a ``serialNumber`` holding the codice fiscale.
 
 The layout of a PEC follows ``shared/reference/posta.md``.
 """
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.header
-import email.policy
 import email.utils
 import functools
 import io
@@ -24,16 +23,13 @@ import subprocess
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
-from xml.sax.saxutils import escape
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from piano_abitativo import demo_posta as dp
+from piano_abitativo.demo_posta import Files, KeyKind, Signer, cms_sign, original_fields
 
 CET = dt.timezone(dt.timedelta(hours=1))
 CEST = dt.timezone(dt.timedelta(hours=2))
@@ -46,13 +42,6 @@ IDENTIFICATIVO = "opec21010.20241205000210.12345.678.1.1@pec.gestore.example"
 GESTORE = "Gestore PEC di prova S.p.A."
 GESTORE_DOMAIN = "pec.gestore.example"
 CF = "RSSMRA80A01H501U"
-
-KeyKind = Literal["rsa", "rsa-pss", "ec"]
-Signer = tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]
-Files = Sequence[tuple[str, bytes]]
-
-_SMTP = email.policy.SMTP
-
 
 def workbook(tag: str = "Crema") -> bytes:
     """Bytes standing for a workbook (the parser never opens them): unique per tag."""
@@ -67,39 +56,7 @@ def workbook(tag: str = "Crema") -> bytes:
 def make_signer(cn: str = "Mario Rossi", codice_fiscale: str = CF, *,
                 cf_prefix: str = "TINIT-", key: KeyKind = "rsa") -> Signer:
     """A self-signed certificate (CN, serialNumber "<prefix><CF>") and its private key."""
-    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if key == "ec":
-        private = ec.generate_private_key(ec.SECP256R1())
-    else:
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "IT"),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"{cf_prefix}{codice_fiscale}"),
-    ])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(private.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .sign(private, hashes.SHA256()))
-    return cert, private
-
-
-def _cms_sign(data: bytes, signers: Sequence[Signer], *, key: KeyKind = "rsa",
-              detached: bool = False) -> bytes:
-    builder = pkcs7.PKCS7SignatureBuilder().set_data(data)
-    for cert, private in signers:
-        if key == "rsa-pss":
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                              salt_length=padding.PSS.DIGEST_LENGTH)
-            builder = builder.add_signer(cert, private, hashes.SHA256(), rsa_padding=pss)
-        else:
-            builder = builder.add_signer(cert, private, hashes.SHA256())
-    options = [pkcs7.PKCS7Options.Binary]
-    if detached:
-        options.append(pkcs7.PKCS7Options.DetachedSignature)
-    return builder.sign(serialization.Encoding.DER, options)
+    return dp.make_signer(cn, codice_fiscale, cf_prefix=cf_prefix, key=key)
 
 
 def _openssl_sign_ber(data: bytes, signer: Signer) -> bytes:
@@ -138,7 +95,7 @@ def make_p7m(data: bytes, *, form: P7mForm = "der", nested: int = 1,
         if form == "ber":
             out = _openssl_sign_ber(out, signer)
         else:
-            out = _cms_sign(out, [signer, *cosigners], key=key)
+            out = cms_sign(out, [signer, *cosigners], key=key)
     if form == "base64":
         return base64.b64encode(out)
     if form == "base64-lines":
@@ -159,31 +116,8 @@ def make_plain(*, sender: str = SENDER, to: str = CAPOFILA,
                message_id: str = "<scheda.crema.2026@comune.crema.example>",
                headers: Iterable[tuple[str, str]] = ()) -> bytes:
     """An ordinary e-mail (CRLF line ends) with the given attachments."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = email.utils.format_datetime(date)
-    msg["Message-ID"] = message_id
-    for name, value in headers:
-        msg[name] = value
-    msg.set_content(body)
-    for filename, data in attachments:
-        maintype, subtype = _mime_type(filename).split("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg.as_bytes(policy=_SMTP)
-
-
-def _mime_type(filename: str) -> str:
-    lower = filename.lower()
-    for ext, mime in ((".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml"
-                                ".sheet"),
-                      (".pdf", "application/pdf"), (".zip", "application/zip"),
-                      (".p7m", "application/pkcs7-mime"), (".ods",
-                       "application/vnd.oasis.opendocument.spreadsheet")):
-        if lower.endswith(ext):
-            return mime
-    return "application/octet-stream"
+    return dp.make_plain(sender=sender, to=to, subject=subject, body=body, date=date,
+                         message_id=message_id, attachments=attachments, headers=headers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,95 +130,18 @@ def daticert(*, tipo: str = "posta-certificata", mittente: str = SENDER,
              identificativo: str = IDENTIFICATIVO, msgid: str = "<x@example>",
              zona: str | None = None) -> bytes:
     """A daticert.xml as the gestori write it (zona from ``when`` unless given)."""
-    offset = when.utcoffset() or dt.timedelta()
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    zona = zona if zona is not None else f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
-    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE postacert SYSTEM "Postacert.dtd">
-<postacert tipo="{tipo}" errore="nessuno">
-  <intestazione>
-    <mittente>{escape(mittente)}</mittente>
-    <destinatari tipo="certificato">{escape(destinatario)}</destinatari>
-    <risposte>{escape(mittente)}</risposte>
-    <oggetto>{escape(oggetto)}</oggetto>
-  </intestazione>
-  <dati>
-    <gestore-emittente>{escape(gestore)}</gestore-emittente>
-    <data zona="{zona}">
-      <giorno>{when:%d/%m/%Y}</giorno>
-      <ora>{when:%H:%M:%S}</ora>
-    </data>
-    <identificativo>{escape(identificativo)}</identificativo>
-    <msgid>{escape(msgid)}</msgid>
-    <ricevuta tipo="completa" />
-  </dati>
-</postacert>
-"""
-    return xml.replace("\n", "\r\n").encode("utf-8")
+    return dp.daticert(tipo=tipo, mittente=mittente, destinatario=destinatario,
+                       oggetto=oggetto, gestore=gestore, when=when,
+                       identificativo=identificativo, msgid=msgid, zona=zona)
 
 
-def _b64_lines(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
-
-
-def _leaf(ctype: str, data: bytes, *, filename: str | None = None,
-          disposition: str = "attachment") -> bytes:
-    head = f"Content-Type: {ctype}"
-    if filename:
-        head += f'; name="{filename}"'
-    head += "\r\nContent-Transfer-Encoding: base64\r\n"
-    if filename:
-        head += f'Content-Disposition: {disposition}; filename="{filename}"\r\n'
-    return head.encode() + b"\r\n" + _b64_lines(data)
-
-
-def _message_part(raw: bytes, filename: str = "postacert.eml") -> bytes:
-    return (f'Content-Type: message/rfc822; name="{filename}"\r\n'
-            f'Content-Disposition: inline; filename="{filename}"\r\n\r\n').encode() + raw
-
-
-def _multipart(subtype: str, parts: Sequence[bytes], boundary: str,
-               extra: str = "") -> bytes:
-    out = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"{extra}\r\n\r\n'.encode()]
-    for part in parts:
-        out.append(f"--{boundary}\r\n".encode() + part.rstrip(b"\r\n") + b"\r\n")
-    out.append(f"--{boundary}--\r\n".encode())
-    return b"".join(out)
-
-
-def _text_parts(text: str) -> bytes:
-    html = f"<html><body><p>{escape(text)}</p></body></html>"
-    return _multipart("alternative", [
-        _leaf("text/plain; charset=UTF-8", text.encode()),
-        _leaf("text/html; charset=UTF-8", html.encode()),
-    ], "----alt-boundary-7f3a")
+def _gestore_signer() -> Signer:
+    return make_signer("Gestore PEC di prova", "00000000000", cf_prefix="VATIT-")
 
 
 def _signed(headers: Sequence[tuple[str, str]], inner: bytes, signer: Signer | None) -> bytes:
     """A multipart/signed message: ``inner`` (exact bytes) and a detached CMS over them."""
-    signer = signer or make_signer("Gestore PEC di prova", "00000000000", cf_prefix="VATIT-")
-    inner = inner.rstrip(b"\r\n")
-    p7s = _cms_sign(inner, [signer], detached=True)
-    boundary = "----signed-boundary-1c9e"
-    sig_part = (b'Content-Type: application/x-pkcs7-signature; name="smime.p7s"\r\n'
-                b"Content-Transfer-Encoding: base64\r\n"
-                b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
-                + _b64_lines(p7s))
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    body = (f"--{boundary}\r\n".encode() + inner + f"\r\n--{boundary}\r\n".encode()
-            + sig_part + f"--{boundary}--\r\n".encode())
-    return (head.encode("utf-8") + b"MIME-Version: 1.0\r\n"
-            + f'Content-Type: multipart/signed; protocol="application/x-pkcs7-signature"; '
-              f'micalg=sha-256; boundary="{boundary}"\r\n\r\n'.encode()
-            + b"This is an S/MIME signed message\r\n\r\n" + body)
-
-
-def _original_fields(original: bytes) -> tuple[str, str, str]:
-    parsed = email.message_from_bytes(original, policy=email.policy.default)
-    _, sender = email.utils.parseaddr(str(parsed.get("From", "")))
-    return (sender or SENDER, str(parsed.get("Subject", "")),
-            str(parsed.get("Message-ID", "")))
+    return dp.signed_message(headers, inner, signer or _gestore_signer())
 
 
 def make_pec_envelope(original: bytes, *, tipo: str = "posta-certificata",
@@ -297,29 +154,10 @@ def make_pec_envelope(original: bytes, *, tipo: str = "posta-certificata",
 
     ``tipo`` is written in daticert.xml only; the header stays X-Trasporto: posta-certificata.
     """
-    sender, subject, message_id = _original_fields(original)
-    text = (f"Il giorno {when:%d/%m/%Y} alle ore {when:%H:%M:%S} ({when:%z}) il messaggio "
-            f'"{subject}" è stato inviato da "{sender}" indirizzato a: {to}')
-    parts = [_text_parts(text)]
-    if with_daticert:
-        parts.append(_leaf("application/xml", daticert(
-            tipo=tipo, mittente=sender, destinatario=to, oggetto=subject, gestore=gestore,
-            when=when, identificativo=identificativo, msgid=message_id, zona=zona),
-            filename="daticert.xml", disposition="inline"))
-    parts.append(_message_part(original))
-    inner = _multipart("mixed", parts, "----mixed-boundary-42b1")
-    headers = [
-        ("Return-Path", f"<posta-certificata@{gestore_domain}>"),
-        ("Date", email.utils.format_datetime(when)),
-        ("From", f'"Per conto di: {sender}" <posta-certificata@{gestore_domain}>'),
-        ("Reply-To", reply_to or sender),
-        ("To", to),
-        ("Subject", str(email.header.Header(f"POSTA CERTIFICATA: {subject}", "utf-8").encode())),
-        ("Message-ID", f"<{identificativo}>"),
-        ("X-Riferimento-Message-ID", message_id),
-        ("X-Trasporto", "posta-certificata"),
-    ]
-    return _signed(headers, inner, signer)
+    return dp.make_pec_envelope(
+        original, when=when, identificativo=identificativo, gestore=gestore,
+        gestore_domain=gestore_domain, to=to, signer=signer or _gestore_signer(), tipo=tipo,
+        reply_to=reply_to, with_daticert=with_daticert, zona=zona)
 
 
 RICEVUTA_SUBJECT = {
@@ -341,14 +179,14 @@ def make_ricevuta(tipo: str = "accettazione", *, original: bytes | None = None,
                   signer: Signer | None = None) -> bytes:
     """A PEC receipt (X-Ricevuta: ``tipo``); ``original`` is embedded as in a ricevuta completa."""
     text = f"Il giorno {when:%d/%m/%Y} alle ore {when:%H:%M:%S} ({when:%z}): {tipo}"
-    parts = [_text_parts(text),
-             _leaf("application/xml", daticert(tipo=tipo, mittente=CAPOFILA,
+    parts = [dp.text_parts(text),
+             dp.mime_leaf("application/xml", daticert(tipo=tipo, mittente=CAPOFILA,
                                                destinatario=SENDER, oggetto=oggetto, when=when,
                                                msgid=riferimento),
                    filename="daticert.xml", disposition="inline")]
     if original is not None:
-        parts.append(_message_part(original))
-    inner = _multipart("mixed", parts, "----mixed-boundary-r77")
+        parts.append(dp.message_part(original))
+    inner = dp.multipart("mixed", parts, "----mixed-boundary-r77")
     headers = [
         ("Date", email.utils.format_datetime(when)),
         ("From", f"posta-certificata@{gestore_domain}"),
@@ -369,14 +207,14 @@ def make_anomalia(original: bytes | None = None, *, attachments: Files = (),
     """A busta di anomalia (X-Trasporto: errore): ``original`` inside, or ``attachments`` flat."""
     message_id = "<anomalo@comune.crema.example>"
     if original is not None:
-        sender, subject, message_id = _original_fields(original)
+        sender, subject, message_id = original_fields(original)
     text = (f"Il giorno {when:%d/%m/%Y} alle ore {when:%H:%M:%S} ({when:%z}) è stato ricevuto "
             f'il messaggio "{subject}" inviato da "{sender}". Il messaggio non è certificato.')
-    parts = [_text_parts(text)]
+    parts = [dp.text_parts(text)]
     if original is not None:
-        parts.append(_message_part(original))
-    parts += [_leaf(_mime_type(name), data, filename=name) for name, data in attachments]
-    inner = _multipart("mixed", parts, "----mixed-boundary-an1")
+        parts.append(dp.message_part(original))
+    parts += [dp.mime_leaf(dp.mime_type(name), data, filename=name) for name, data in attachments]
+    inner = dp.multipart("mixed", parts, "----mixed-boundary-an1")
     headers = [
         ("Date", email.utils.format_datetime(when)),
         ("From", f'"Per conto di: {sender}" <posta-certificata@{gestore_domain}>'),
@@ -397,18 +235,18 @@ def make_forwarded(pec: bytes, *, forwarder: str = "segreteria@comune.crema.exam
 
     As a message/rfc822 part by default; ``as_file`` attaches it as an .eml file in base64.
     """
-    body = _leaf("text/plain; charset=UTF-8", b"Inoltro la PEC ricevuta.")
+    body = dp.mime_leaf("text/plain; charset=UTF-8", b"Inoltro la PEC ricevuta.")
     if as_file:
-        carried = _leaf("application/octet-stream", pec, filename=filename)
+        carried = dp.mime_leaf("application/octet-stream", pec, filename=filename)
     else:
         carried = (f'Content-Type: message/rfc822\r\n'
                    f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n'
                    ).encode() + pec
-    parts = [body, carried, *(_leaf(_mime_type(n), d, filename=n) for n, d in attachments)]
+    parts = [body, carried, *(dp.mime_leaf(dp.mime_type(n), d, filename=n) for n, d in attachments)]
     head = (f"From: {forwarder}\r\nTo: {CAPOFILA}\r\nSubject: I: POSTA CERTIFICATA: inoltro\r\n"
             f"Date: {email.utils.format_datetime(WHEN)}\r\n"
             f"Message-ID: <inoltro.1@comune.crema.example>\r\nMIME-Version: 1.0\r\n")
-    return head.encode() + _multipart("mixed", parts, "----fwd-boundary-5d")
+    return head.encode() + dp.multipart("mixed", parts, "----fwd-boundary-5d")
 
 
 # --------------------------------------------------------------------------------------------

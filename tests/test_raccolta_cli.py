@@ -121,16 +121,3 @@ def test_valida_unreadable_file_reports_without_traceback(
     assert json.loads(captured.out)["files"][0]["problemi"][0]["codice"] == "F02"
     assert "Traceback" not in captured.err
 
-
-def test_demo_reproduces_the_2025_plan_totals(tmp_path: Path) -> None:
-    """The demo's valid returns add up to the printed totals of the 2025 plan."""
-    from piano_abitativo.demo import run_demo
-
-    res = run_demo(tmp_path / "demo", log=lambda _m: None)
-    t = res.totali
-    assert (t["a_totale"], t["a_sap"], t["a_sas"]) == (1697, 1680, 17)
-    assert (t["b_carenza_manutentiva"], t["c_nuova_edificazione"], t["d_turnover"],
-            t["e_conferite_privati"], t["f_totale_assegnabili"]) == (22, 5, 3, 0, 30)
-    assert (t["j_sat"], t["k_assegnate_anno_precedente"]) == (8, 59)
-    assert len(res.modelli) == 49
-    assert sum(1 for r in res.reports if not r.valid) == 1

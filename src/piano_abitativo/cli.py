@@ -11,12 +11,18 @@ from typing import Any
 
 from rich.console import Console
 
-from . import __version__, actions, archive, ingest, mail, status
+from . import __version__, actions, archive, ingest, mail, status, yoy
 from . import raccolta as rc
 from .demo import run_demo
 from .reader import iter_workbook_files
 from .registry import RegistryError
-from .render import print_consolidation, print_import, print_reports
+from .render import (
+    print_consolidation,
+    print_demo,
+    print_import,
+    print_reports,
+    step_progress,
+)
 from .render_posta import print_ingest, print_send, print_stato
 from .template import STANDARD_TEMPLATE_NAME, write_standard_template
 from .validate import ValidationContext, validate_file
@@ -61,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--scadenza", metavar="GG/MM/AAAA", help="termine per la risposta")
     c.add_argument("--ambito", help="nome dell'ambito territoriale")
     c.add_argument("--contatto", default="", help="chi contattare, per le istruzioni")
+    c.add_argument("--precedente", type=Path, metavar="CARTELLA",
+                   help="raccolta dell'anno precedente, per il confronto ente per ente")
+
+    c = cmd("collega", "Collega la raccolta dell'anno precedente, per confrontare i dati di "
+                       "ogni ente con quelli dell'anno prima (avvisi R13-R15 e variazioni "
+                       "nel riepilogo); aggiorna raccolta.toml lasciando il resto com'è.")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+    c.add_argument("--precedente", type=Path, required=True, metavar="CARTELLA",
+                   help="cartella della raccolta dell'anno precedente")
 
     c = cmd("modelli", "Genera un modello personalizzato per ogni ente in CARTELLA/modelli/.")
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
@@ -120,6 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true",
                    help="stampa in JSON il percorso del file e i totali")
 
+    c = cmd("documento", "Scrive il documento del Piano annuale da approvare in Assemblea dei "
+                         "sindaci: CARTELLA/documento/Piano_annuale_offerta_abitativa_ANNO"
+                         ".docx e, se LibreOffice è installato, il .pdf. I testi delle "
+                         "sezioni descrittive sono in CARTELLA/testi/ e si possono "
+                         "modificare.")
+    c.add_argument("cartella", type=Path, help="cartella della raccolta")
+    c.add_argument("--senza-pdf", action="store_true",
+                   help="scrive solo il .docx, senza la conversione in PDF")
+    c.add_argument("--json", action="store_true",
+                   help='stampa in JSON {"docx": percorso, "pdf": percorso o null, '
+                        '"note": [...]}')
+
     c = cmd("master-vuoto", "Scrive la cartella di lavoro riepilogativa vuota con i pulsanti "
                             "(quella in workbook/) e il testo delle sue macro "
                             "(workbook/vba/).")
@@ -131,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--output", type=Path, default=Path("templates") / STANDARD_TEMPLATE_NAME,
                    help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})")
 
-    c = cmd("demo", "Dimostrazione completa sui dati dell'Ambito Cremasco 2025.")
+    c = cmd("demo", "Dimostrazione completa sui dati dell'Ambito Cremasco 2025, senza rete e "
+                    "senza inviare nulla: raccolta, modelli, risposte arrivate per PEC ed "
+                    "e-mail, importazione, validazione, cartella riepilogativa, documento.")
     c.add_argument("cartella", type=Path, nargs="?", default=Path("demo-piano-abitativo"),
                    help="cartella della demo (predefinita: ./demo-piano-abitativo)")
     return p
@@ -154,10 +183,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.comando == "crea":
         scad = rc.parse_date(args.scadenza) if args.scadenza else None
         r = rc.create(args.cartella, anno=args.anno, registry_csv=args.enti, scadenza=scad,
-                      ambito=args.ambito, contatto=args.contatto)
+                      ambito=args.ambito, contatto=args.contatto, precedente=args.precedente)
         con.print(f"Raccolta {r.anno} creata in {r.path} ({len(r.registry)} enti). "
                   f"Configurazione: {r.config_path}.\nPasso successivo: "
                   f"piano-abitativo modelli {r.path}")
+        return 0
+    if args.comando == "collega":
+        r = rc.collega(args.cartella, args.precedente)
+        con.print(f"Raccolta {r.anno} collegata alla raccolta dell'anno precedente "
+                  f"({r.precedente_path}). I file già importati saranno confrontati con "
+                  "l'anno precedente al prossimo consolidamento.")
         return 0
     if args.comando == "modelli":
         r = rc.load(args.cartella)
@@ -179,6 +214,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.comando == "consolida":
         return _consolida(args, con)
+    if args.comando == "documento":
+        return _documento(args, con)
     if args.comando == "master-vuoto":
         out = write_blank_master(args.output)
         con.print(f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in "
@@ -189,16 +226,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         con.print(f"Modello standard scritto in {path}.")
         return 0
     if args.comando == "demo":
-        res = run_demo(args.cartella, log=con.print)
-        wrong = [rep for rep in res.reports if rep.errors]
-        if wrong:
-            con.print("Errori trovati (la prima versione di Castelleone, poi corretta):")
-        for rep in wrong:
-            for p in rep.errors:
-                con.print(f"  {p.where()}: {p.message}. {p.hint}")
-        print_consolidation(res.consolidation, res.master, con)
-        con.print(f"Raccolta: {res.raccolta.path}  Modelli: {res.raccolta.modelli_dir}  "
-                  f"Risposte: {res.risposte[0].parent}")
+        with step_progress(con) as progress:
+            res = run_demo(args.cartella, log=con.print, progress=progress)
+        print_demo(res, con)
         return 0
     raise AssertionError(args.comando)  # pragma: no cover
 
@@ -309,6 +339,9 @@ def _consolida(args: argparse.Namespace, con: Console) -> int:
     r = rc.load(args.cartella)
     err = Console(stderr=True)
     res = actions.consolida(r, waiting=lambda m: err.print(m))
+    notice = yoy.previous_notice(r)
+    if notice:
+        err.print(f"Avviso: {notice}", markup=False)
     if args.json:
         out = {"master": str(res.master), "totali": res.consolidation.totals}
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
@@ -316,6 +349,27 @@ def _consolida(args: argparse.Namespace, con: Console) -> int:
         print_consolidation(res.consolidation, res.master, con)
     return 0
 
+
+
+def _documento(args: argparse.Namespace, con: Console) -> int:
+    from .document import TESTI_DIR
+
+    r = rc.load(args.cartella)
+    err = Console(stderr=True)
+    res = actions.documento(r, pdf=not args.senza_pdf,
+                            progress=lambda m: err.print(m, markup=False))
+    if args.json:
+        sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    con.print(f"Documento del Piano annuale {r.anno} scritto:", markup=False)
+    for path in (res.docx, res.pdf):
+        if path is not None:
+            con.print(f"  {path}", markup=False, highlight=False)
+    for note in res.note:
+        con.print(f"Nota: {note}", markup=False, highlight=False)
+    con.print(f"I testi delle sezioni descrittive sono in {r.path / TESTI_DIR}: modificarli e "
+              f"ripetere il comando.", markup=False, highlight=False)
+    return 0
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

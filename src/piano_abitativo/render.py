@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -16,6 +25,7 @@ from .problems import Report, Severity
 if TYPE_CHECKING:
     from .archive import ImportResult, Receipt
     from .consolidate import Consolidation
+    from .demo import DemoResult
     from .raccolta import Raccolta
 
 
@@ -155,3 +165,64 @@ def print_consolidation(cons: Consolidation, master: Path,
     h = ", ".join(s.ente.denominazione for s in cons.table("h"))
     con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
     con.print(f"Cartella di lavoro riepilogativa: {master}")
+
+
+@contextlib.contextmanager
+def step_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars for the long steps: yields ``update(step, done, total)``, one bar per
+    step. Shown only on a terminal (nothing when the output goes to a file or a program)."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+    tasks: dict[str, TaskID] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = bar.add_task(step, total=total)
+        bar.update(tasks[step], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def print_demo(res: DemoResult, console: Console | None = None) -> None:
+    """The end of the demo: errors found, how the returns arrived, the plan's totals and
+    where each file is."""
+    from .ingest import CANALE_PEC
+
+    con = console or Console()
+    con.print()
+    got = [rc for rc in res.importazione.imported if rc.report.ente]
+    wrong = [rc for rc in got if rc.report.errors]
+    if wrong:
+        con.print("Errori trovati dalla validazione (poi corretti dall'ente con un nuovo invio):")
+    for rc in wrong:
+        for p in rc.report.errors:
+            con.print(f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
+                      f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}")
+    pec = [rc for rc in got if rc.canale == CANALE_PEC and rc.certificato]
+    signed = sum(1 for rc in got if rc.extra.get("firma"))
+    others = len(got) - len(pec)
+    con.print(f"File ricevuti: {len(got)} — {len(pec)} per PEC con data e ora certificate"
+              + (f" (di cui {signed} firmato digitalmente, .p7m)" if signed else "")
+              + f", {others} per e-mail ordinaria (vale la data del messaggio).")
+    print_consolidation(res.consolidation, res.master, con)
+    con.print()
+    con.print("Dove sono i file:")
+    rows: list[tuple[str, Path | str]] = [
+        ("Raccolta (configurazione, elenco enti)", res.raccolta.path),
+        (f"Modelli per gli enti ({len(res.modelli)})", res.raccolta.modelli_dir),
+        (f"Posta in arrivo ({len(res.messaggi)} messaggi .eml)", res.posta_dir),
+        ("Archivio (file e messaggi ricevuti, registro)", res.archivio),
+        ("Cartella di lavoro riepilogativa", res.master),
+    ]
+    doc = res.documento
+    if doc is not None:
+        rows.append(("Documento del Piano (.docx)", doc.docx))
+        rows.append(("Documento del Piano (.pdf)", doc.pdf or "non scritto (vedi la nota)"))
+    for label, where in rows:
+        con.print(f"  {label}: {where}", soft_wrap=True, highlight=False)
+    for note in doc.note if doc is not None else ():
+        con.print(f"  Nota sul documento: {note}", markup=False)
+    con.print(f"Nessun messaggio è stato inviato: la casella PEC del capofila "
+              f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example).",
+              soft_wrap=True)
