@@ -141,7 +141,7 @@ def _esito(rc: Receipt) -> Text:
     return Text("valido", style="green")
 
 
-def print_consolidation(cons: Consolidation, master: Path,
+def print_consolidation(cons: Consolidation, master: Path | None,
                         console: Console | None = None) -> None:
     """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
     con = console or Console()
@@ -164,7 +164,8 @@ def print_consolidation(cons: Consolidation, master: Path,
         con.print(f"{label}: {names or 'nessun Comune'}.")
     h = ", ".join(s.ente.denominazione for s in cons.table("h"))
     con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
-    con.print(f"Cartella di lavoro riepilogativa: {master}")
+    if master is not None:
+        con.print(f"Cartella di lavoro riepilogativa: {master}")
 
 
 @contextlib.contextmanager
@@ -205,7 +206,7 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
     con.print(f"File ricevuti: {len(got)} — {len(pec)} per PEC con data e ora certificate"
               + (f" (di cui {signed} firmato digitalmente, .p7m)" if signed else "")
               + f", {others} per e-mail ordinaria (vale la data del messaggio).")
-    print_consolidation(res.consolidation, res.master, con)
+    print_consolidation(res.consolidation, None, con)  # the paths follow
     con.print()
     con.print("Dove sono i file:")
     rows: list[tuple[str, Path | str]] = [
