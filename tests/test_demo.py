@@ -17,7 +17,6 @@ import zipfile
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 import pytest
@@ -30,6 +29,7 @@ from piano_abitativo.registry import normalise_name
 from piano_abitativo.template import _without_cached_results
 
 from .lo_runner import find_soffice, recalculate, require_libreoffice
+from .test_master import _named_values
 
 #: the totals of the published plan (a) is not printed there: 1.697 / 1.680 / 17)
 PLAN_TOTALS = {
@@ -231,15 +231,6 @@ def test_document_prints_every_number_of_the_2025_plan(run: DemoRun) -> None:
     assert re.search(r"g\) [^|]*: nessun Comune \| h\) [^|]*: nessun Comune \|", text)
     assert "Comune di Castelleone | 10 | j)" in text
     assert "Comune di Crema | 05-12-2024 | 09:44:55 | 0 | 358 | 10 |" in text
-
-
-def _named_values(path: Path) -> dict[str, Any]:
-    wb = openpyxl.load_workbook(path, data_only=True)
-    out = {}
-    for name, dn in wb.defined_names.items():
-        ((sheet, coord),) = list(dn.destinations)
-        out[name] = wb[sheet][coord.replace("$", "")].value
-    return out
 
 
 @pytest.mark.libreoffice

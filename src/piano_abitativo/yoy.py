@@ -178,23 +178,19 @@ def _match(registry: Registry, previous: Consolidation
            ) -> tuple[dict[str, EnteStatus], list[EnteStatus]]:
     """Last year's enti with a valid return, by the codice of the same ente in `registry`
     (codice first, then normalised name); and those that match no ente."""
-    answered = [s for s in previous.enti if s.values]
     matched: dict[str, EnteStatus] = {}
-    by_name: list[EnteStatus] = []
-    for s in answered:
-        e = registry.find(codice=s.ente.codice)
-        if e is not None and e.codice not in matched:
-            matched[e.codice] = s
-        else:
-            by_name.append(s)
-    unmatched: list[EnteStatus] = []
-    for s in by_name:
-        e = registry.find(nome=s.ente.denominazione)
-        if e is not None and e.codice not in matched:
-            matched[e.codice] = s
-        else:
-            unmatched.append(s)
-    return matched, unmatched
+    left = [s for s in previous.enti if s.values]
+    for by_codice in (True, False):  # codice first, then the normalised name
+        rest: list[EnteStatus] = []
+        for s in left:
+            e = (registry.find(codice=s.ente.codice) if by_codice
+                 else registry.find(nome=s.ente.denominazione))
+            if e is not None and e.codice not in matched:
+                matched[e.codice] = s
+            else:
+                rest.append(s)
+        left = rest
+    return matched, left
 
 
 def previous_values(r: Raccolta) -> dict[str, dict[str, Any]]:
