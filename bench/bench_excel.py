@@ -43,7 +43,7 @@ from piano_abitativo.master import build_master, master_layout
 
 # the payload builder is shared with the tests (run from a checkout of the repository)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.xlwings_payload import payload_of
+from tests.xlwings_payload import calling_book, payload_of
 
 TARGET_S = 2.0
 
@@ -63,12 +63,8 @@ def payload_text(data: bytes, name: str) -> str:
 def round_trip(body: str, write: Callable[[], None]) -> tuple[float, int, int]:
     """Seconds, actions and response bytes of one button click served from `body`."""
     start = time.perf_counter()
-    book = xw.Book(json=json.loads(body))
-    book.set_mock_caller()  # xw.Book.caller() returns it
-    try:
+    with calling_book(json.loads(body)) as book:
         write()
-    finally:
-        delattr(xw.Book, "_mock_caller")
     response = json.dumps(book.json(), default=str)
     secs = time.perf_counter() - start
     return secs, len(book.json()["actions"]), len(response)

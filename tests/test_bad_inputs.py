@@ -110,6 +110,17 @@ def check(path: Path, ctx: ValidationContext | None = None) -> Report:
     return report
 
 
+def _measured_check(path: Path) -> tuple[Report, float, int]:
+    """`check` with its time in seconds and its peak of Python memory in bytes."""
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        report = check(path)
+        return report, time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def only(report: Report, code: str) -> Problem:
     """The single problem with `code` (failing with the full list otherwise)."""
     found = [p for p in report.problems if p.code == code]
@@ -554,14 +565,7 @@ def test_zip_bomb(tmp_path: Path, filled: bytes) -> None:
             zf.writestr(info.filename, zin.read(info))
         _add_zeros_member(zf, "xl/media/image1.png", 200)
     assert path.stat().st_size < 1024 * 1024
-    tracemalloc.start()
-    try:
-        start = time.perf_counter()
-        report = check(path)
-        elapsed = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    report, elapsed, peak = _measured_check(path)
     p = only(report, "F06")
     assert p.severity is Severity.ERRORE and p.value == "xl/media/image1.png"
     assert codes(report) == ["F06"]
@@ -604,14 +608,7 @@ def test_zip_bomb_with_lying_sizes(tmp_path: Path, filled: bytes) -> None:
     data = bytearray(out.getvalue())
     _lie_about_size(data, sheet, 20_000)
     path = write(tmp_path, "bugiardo.xlsx", bytes(data))
-    tracemalloc.start()
-    try:
-        start = time.perf_counter()
-        report = check(path)
-        elapsed = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    report, elapsed, peak = _measured_check(path)
     p = only(report, "F06")
     assert p.severity is Severity.ERRORE and p.value == sheet
     assert codes(report) == ["F06"]

@@ -68,12 +68,8 @@ def payload_of(data: bytes, name: str = MASTER_NAME) -> Payload:
 
 def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
     """Call a button's entry point with `payload` as the calling workbook; its actions."""
-    book = xw.Book(json=copy.deepcopy(payload))
-    book.set_mock_caller()  # xw.Book.caller() returns it
-    try:
+    with xlwings_payload.calling_book(copy.deepcopy(payload)) as book:
         entry()
-    finally:
-        delattr(xw.Book, "_mock_caller")
     return list(book.json()["actions"])
 
 

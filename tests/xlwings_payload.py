@@ -3,8 +3,10 @@ tests and the benchmark (``xw.Book(json=payload_of(...))``)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import openpyxl
@@ -50,3 +52,15 @@ def payload_of(data: bytes, name: str, *,
     return {"client": "VBA", "version": xw.__version__,
             "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
             "names": names, "sheets": sheets}
+
+
+@contextlib.contextmanager
+def calling_book(payload: Payload) -> Iterator[xw.Book]:
+    """A remote-engine book made from `payload` that ``xw.Book.caller()`` returns inside
+    the block, as when a button of that workbook is clicked."""
+    book = xw.Book(json=payload)
+    book.set_mock_caller()
+    try:
+        yield book
+    finally:
+        delattr(xw.Book, "_mock_caller")

@@ -7,9 +7,10 @@ Two halves, kept apart on purpose:
   LibreOffice 7.4), with a semantic style key, plus the defined names, Excel tables,
   conditional highlights and charts. The same layout can be written into a workbook open in
   Excel (xlwings) by writing each cell's `formula` or `value`.
-* `build_master` renders a layout with XlsxWriter, in memory, deterministically (the same
-  `Consolidation` gives the same bytes); `write_master` writes it atomically and refuses
-  when the file is open in Excel or LibreOffice.
+* `render_master` writes the same sheets with XlsxWriter in constant-memory mode, row by
+  row, deterministically (the same `Consolidation` gives the same bytes); `build_master`
+  returns them as bytes; `write_master` streams them into a temp file put in place
+  atomically, and refuses when the file is open in Excel or LibreOffice.
 
 Data flow inside the workbook: the **Dati** sheet holds the values (one row per ente of the
 registry); every table a)–k), every total and the Report refer to Dati by formula, so a
