@@ -30,12 +30,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from piano_abitativo import actions, archive
-from piano_abitativo import raccolta as rc
-from piano_abitativo.fill import fill_template
-from piano_abitativo.registry import Ente
-from piano_abitativo.schema import SHEET_SCHEDA
-from piano_abitativo.template import TemplateFactory
+from piano_abitativo.app import commands as actions
+from piano_abitativo.app.commands import crea
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.registry import Ente
+from piano_abitativo.core.schema import SHEET_SCHEDA
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import TemplateFactory, context_for
 
 ANNO = 2026
 TARGET_S = 5.0
@@ -54,8 +56,8 @@ def build(folder: Path, n: int) -> rc.Raccolta:
     csv_path = folder / "enti.csv"
     folder.mkdir(parents=True, exist_ok=True)
     csv_path.write_text(_registry_csv(n), encoding="utf-8")
-    r = rc.create(folder / "raccolta", anno=ANNO, registry_csv=csv_path, ambito="Bench")
-    factory = TemplateFactory(r.template_context())
+    r = crea(folder / "raccolta", anno=ANNO, registry_csv=csv_path, ambito="Bench")
+    factory = TemplateFactory(context_for(r))
     arrivi = folder / "arrivi"
     arrivi.mkdir()
     for i, ente in enumerate(r.registry):
@@ -89,7 +91,7 @@ def baseline(paths: list[Path], out: Path) -> float:
 
 
 def _peak_child(folder: str, queue: multiprocessing.Queue[int]) -> None:
-    import piano_abitativo.xlsm  # noqa: F401 - code loaded before measuring: not data
+    import piano_abitativo.master.xlsm  # noqa: F401 - code loaded before measuring: not data
 
     r = rc.load(Path(folder))
     gc.collect()
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     t_cons = time.perf_counter() - t
     assert sum(1 for s in out.consolidation.enti if s.used) == n
 
-    blobs = [r.path / rc_.blob for rc_ in archive.receipts(r)]
+    blobs = [r.path / rc_.blob for rc_ in receipts(r)]
     t_base = baseline(blobs, root / "baseline.xlsx")
 
     print(f"{'misura':<44}{'secondi':>10}{'ms/ente':>10}")

@@ -37,20 +37,25 @@ from pathlib import Path
 
 import xlwings as xw
 
-from piano_abitativo import actions, consolidate, demo, excel
-from piano_abitativo import raccolta as rc
-from piano_abitativo.master import build_master, master_layout
+from piano_abitativo.app import commands as actions
+from piano_abitativo.consolidation import consolidate
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.excel import buttons as excel
+from piano_abitativo.master.sheets import build_master, master_layout
+from piano_abitativo.simulation import demo
 
 # the payload builder is shared with the tests (run from a checkout of the repository)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.xlwings_payload import calling_book, payload_of
+
+from piano_abitativo.app.commands import crea
 
 TARGET_S = 2.0
 
 
 def build(folder: Path) -> rc.Raccolta:
     """The Cremasco 2025 raccolta with its 26 returns imported."""
-    r = rc.create(folder / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    r = crea(folder / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
     actions.importa(r, demo.write_returns(r, folder / "ritorni"))
     return r
 

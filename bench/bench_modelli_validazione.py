@@ -37,17 +37,17 @@ from typing import Any
 import pandas as pd
 import python_calamine as pc
 
-from piano_abitativo.atomic import atomic_write_bytes
-from piano_abitativo.fill import fill_template
-from piano_abitativo.problems import Report
-from piano_abitativo.registry import Ente, Registry
-from piano_abitativo.template import (
+from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.problems import Report
+from piano_abitativo.core.registry import Ente, Registry
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import (
     TemplateContext,
     TemplateFactory,
     template_filename,
     write_templates,
 )
-from piano_abitativo.validate import ValidationContext, validate_file
+from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 try:
     import resource

@@ -26,6 +26,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from piano_abitativo.app.commands import crea
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -34,9 +36,10 @@ from tests import mailfactory as mf  # noqa: E402
 from tests.mailraccolta import configure, workbook_of  # noqa: E402
 from tests.mailservers import PASSWORD, Mailbox, dovecot_server, find_dovecot  # noqa: E402
 
-from piano_abitativo import ingest, mail  # noqa: E402
-from piano_abitativo import raccolta as rc  # noqa: E402
-from piano_abitativo.registry import default_registry  # noqa: E402
+from piano_abitativo.core import raccolta as rc  # noqa: E402
+from piano_abitativo.core.registry import default_registry  # noqa: E402
+from piano_abitativo.mail import ingest  # noqa: E402
+from piano_abitativo.mail import outbox as mail  # noqa: E402
 
 T0 = dt.datetime(2025, 12, 1, 8, 0, tzinfo=mf.CET)
 
@@ -129,7 +132,7 @@ def measure(r: rc.Raccolta, *, memory: bool = True
 def _raccolta(folder: Path, settings: dict[str, object]) -> rc.Raccolta:
     folder.mkdir(parents=True)
     (folder / "enti.csv").write_text(registry_csv(), encoding="utf-8")
-    r = rc.create(folder / "raccolta", anno=2026, registry_csv=folder / "enti.csv")
+    r = crea(folder / "raccolta", anno=2026, registry_csv=folder / "enti.csv")
     return configure(r, **settings)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo.fill import fill_template
-from piano_abitativo.registry import Registry, default_registry
-from piano_abitativo.template import TemplateContext, TemplateFactory
-from piano_abitativo.validate import ValidationContext
+from piano_abitativo.core.registry import Registry, default_registry
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
+from piano_abitativo.validation.validate import ValidationContext
 
 ANNO = 2026
 RACCOLTA_ID = "2026-test"

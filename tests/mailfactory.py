@@ -28,8 +28,8 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 
-from piano_abitativo import demo_posta as dp
-from piano_abitativo.demo_posta import Files, KeyKind, Signer, cms_sign, original_fields
+from piano_abitativo.simulation import gestore as dp
+from piano_abitativo.simulation.gestore import Files, KeyKind, Signer, cms_sign, original_fields
 
 CET = dt.timezone(dt.timedelta(hours=1))
 CEST = dt.timezone(dt.timedelta(hours=2))

@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from piano_abitativo import raccolta as rc
-from piano_abitativo.fill import fill_template
-from piano_abitativo.template import TemplateFactory
+from piano_abitativo.app.commands import crea
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import TemplateFactory, context_for
 
 from .conftest import CREMA
 
@@ -32,7 +33,7 @@ def make_raccolta(folder: Path, *, enti_csv: str = ENTI_CSV, **posta: Any) -> rc
     """A raccolta 2026 of the enti above, with these [posta] keys set."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "enti.csv").write_text(enti_csv, encoding="utf-8")
-    r = rc.create(folder / "raccolta", anno=2026, registry_csv=folder / "enti.csv",
+    r = crea(folder / "raccolta", anno=2026, registry_csv=folder / "enti.csv",
                   scadenza=dt.date(2025, 12, 15), contatto="Ufficio Casa, tel. 0373 000000")
     return configure(r, **posta)
 
@@ -53,4 +54,4 @@ def workbook_of(r: rc.Raccolta, codice: str, **values: Any) -> bytes:
     """The ente's template of this raccolta, filled with Crema's figures and `values`."""
     ente = r.registry.get(codice)
     assert ente is not None
-    return fill_template(TemplateFactory(r.template_context()).render(ente), CREMA | values)
+    return fill_template(TemplateFactory(context_for(r)).render(ente), CREMA | values)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo.cli import main
+from piano_abitativo.cli.commands import main
 
 from .lo_runner import require_libreoffice, run_batch
 

@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo import archive
-from piano_abitativo import raccolta as rc
-from piano_abitativo.consolidate import STATO_CON_ERRORI, consolidate
-from piano_abitativo.fill import fill_template
-from piano_abitativo.registry import Ente
-from piano_abitativo.template import TemplateContext, TemplateFactory
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, consolidate
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.registry import Ente
+from piano_abitativo.mail.folder import import_files
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import TemplateContext, TemplateFactory, context_for
 
 from .conftest import CREMA
 
@@ -31,13 +34,13 @@ T0 = dt.datetime(2025, 12, 1, 9, 30, tzinfo=archive.TZ)
 
 @pytest.fixture
 def racc(tmp_path: Path) -> rc.Raccolta:
-    return rc.create(tmp_path / "raccolta", anno=2026)
+    return crea(tmp_path / "raccolta", anno=2026)
 
 
 @pytest.fixture
 def ret(racc: rc.Raccolta, tmp_path: Path) -> Ret:
     """ret("019035", {...}, name=..., when=datetime) -> a filled return with that mtime."""
-    factory = TemplateFactory(racc.template_context())
+    factory = TemplateFactory(context_for(racc))
     folder = tmp_path / "arrivi"
     folder.mkdir()
     counter = iter(range(10_000))
@@ -64,7 +67,7 @@ def test_each_file_is_archived_by_content_and_identified_from_its_metadata(
         racc: rc.Raccolta, ret: Ret) -> None:
     """A return renamed by the clerk is archived under its sha256 and attributed by content."""
     path = ret("019035", name="risposta definitiva (2).xlsx")
-    res = archive.import_files(racc, [path])
+    res = import_files(racc, [path])
     [out] = res.outcomes
     assert out.esito == "importato" and out.receipt is not None
     receipt = out.receipt
@@ -81,11 +84,11 @@ def test_each_file_is_archived_by_content_and_identified_from_its_metadata(
 def test_importing_the_same_bytes_again_changes_nothing(racc: rc.Raccolta, ret: Ret) -> None:
     """A second import of the same files leaves the ledger byte for byte as it was."""
     paths = [ret("019035"), ret("019005", {"a_sap": 17})]
-    archive.import_files(racc, paths)
+    import_files(racc, paths)
     ledger = (racc.path / "archivio" / "registro.jsonl").read_bytes()
     copy = paths[0].with_name("copia con altro nome.xlsx")
     copy.write_bytes(paths[0].read_bytes())
-    res = archive.import_files(racc, [*paths, copy])
+    res = import_files(racc, [*paths, copy])
     assert [o.esito for o in res.outcomes] == ["già importato"] * 3
     assert (racc.path / "archivio" / "registro.jsonl").read_bytes() == ledger
 
@@ -95,9 +98,9 @@ def test_a_later_return_supersedes_the_earlier_one_and_both_stay(
     """The latest reception wins for consolidation even when imported first; history stays."""
     later = ret("019035", {"b_carenza_manutentiva": 9}, when=T0 + dt.timedelta(days=2))
     earlier = ret("019035", {"b_carenza_manutentiva": 7}, when=T0)
-    archive.import_files(racc, [later])
-    archive.import_files(racc, [earlier])
-    cons = consolidate(racc, archive.receipts(racc))
+    import_files(racc, [later])
+    import_files(racc, [earlier])
+    cons = consolidate(racc, receipts(racc))
     crema = next(s for s in cons.enti if s.ente.codice == "019035")
     assert len(crema.versions) == 2
     assert crema.used is not None and crema.used.ricevuto_il == T0 + dt.timedelta(days=2)
@@ -109,10 +112,10 @@ def test_a_later_return_supersedes_the_earlier_one_and_both_stay(
 def test_a_latest_return_with_errors_keeps_the_previous_valid_values(
         racc: rc.Raccolta, ret: Ret) -> None:
     """An ente whose new file has errors is 'da correggere'; its last valid data stay used."""
-    archive.import_files(racc, [ret("019035", {"i_forze_polizia": 5}, when=T0)])
-    archive.import_files(racc, [ret("019035", {"i_forze_polizia": 15},
+    import_files(racc, [ret("019035", {"i_forze_polizia": 5}, when=T0)])
+    import_files(racc, [ret("019035", {"i_forze_polizia": 15},
                                     when=T0 + dt.timedelta(hours=1))])
-    cons = consolidate(racc, archive.receipts(racc))
+    cons = consolidate(racc, receipts(racc))
     crema = next(s for s in cons.enti if s.ente.codice == "019035")
     assert crema.stato == STATO_CON_ERRORI and crema.errori == 1
     assert [p.code for p in crema.open_problems if p.severity.value == "errore"] == ["R4"]
@@ -124,8 +127,8 @@ def test_a_return_of_an_ente_outside_the_registry_is_reported_not_added(
         racc: rc.Raccolta, ret: Ret) -> None:
     """A file naming an ente the ambito does not have stays apart, with an M12 error."""
     stranger = Ente(codice="015146", tipo="COMUNE", denominazione="Milano")
-    archive.import_files(racc, [ret(ente=stranger, name="milano.xlsx")])
-    cons = consolidate(racc, archive.receipts(racc))
+    import_files(racc, [ret(ente=stranger, name="milano.xlsx")])
+    cons = consolidate(racc, receipts(racc))
     assert [x.nome for x in cons.non_attribuiti] == ["milano.xlsx"]
     assert "M12" in cons.non_attribuiti[0].report.codes()
     assert all(s.ente.codice != "015146" for s in cons.enti)
@@ -136,12 +139,12 @@ def test_a_registry_change_is_applied_to_archived_returns(
         racc: rc.Raccolta, ret: Ret) -> None:
     """Adding the missing ente to enti.csv makes its archived return count, without reimport."""
     stranger = Ente(codice="015146", tipo="COMUNE", denominazione="Milano")
-    archive.import_files(racc, [ret(ente=stranger, values={"a_sap": 11})])
+    import_files(racc, [ret(ente=stranger, values={"a_sap": 11})])
     enti = racc.path / "enti.csv"
     enti.write_text(enti.read_text(encoding="utf-8").rstrip("\n")
                     + "\n015146,COMUNE,Milano,MI,F205,\n", encoding="utf-8")
     again = rc.load(racc.path)
-    cons = consolidate(again, archive.receipts(again))
+    cons = consolidate(again, receipts(again))
     assert not cons.non_attribuiti
     assert cons.totals["a_sap"] == 11
 
@@ -151,7 +154,7 @@ def test_a_non_workbook_given_explicitly_is_archived_and_reported(
     """A PDF sent by mistake is kept in the archive, with a problem saying it is no workbook."""
     pdf = tmp_path / "lettera.pdf"
     pdf.write_bytes(b"%PDF-1.4\n% lettera di accompagnamento\n")
-    [out] = archive.import_files(racc, [pdf]).outcomes
+    [out] = import_files(racc, [pdf]).outcomes
     assert out.receipt is not None
     assert (racc.path / out.receipt.blob).read_bytes() == pdf.read_bytes()
     assert not out.receipt.report.valid
@@ -165,23 +168,23 @@ def test_a_folder_import_takes_only_workbooks_and_skips_temporary_files(
     (path.parent / "~$019035.xlsx").write_bytes(b"\x05mario")
     (path.parent / ".nascosto.xlsx").write_bytes(b"x")
     (path.parent / "note.txt").write_text("appunti", encoding="utf-8")
-    res = archive.import_files(racc, [path.parent])
+    res = import_files(racc, [path.parent])
     assert [Path(o.origine).name for o in res.outcomes] == [path.name]
 
 
 def test_a_ledger_line_cut_by_a_crash_is_skipped_and_the_next_append_is_whole(
         racc: rc.Raccolta, ret: Ret) -> None:
     """A half-written last line is ignored; the next import ends it and adds a clean line."""
-    archive.import_files(racc, [ret("019035")])
+    import_files(racc, [ret("019035")])
     ledger = racc.path / "archivio" / "registro.jsonl"
     with open(ledger, "ab") as fh:
         fh.write(b'{"tipo": "ricezione", "sha256": "abc')  # killed mid-write
     assert len(archive.read_ledger(racc.path).records) == 1
     assert archive.read_ledger(racc.path).damaged_lines == 1
-    archive.import_files(racc, [ret("019005", {"a_sap": 17})])
+    import_files(racc, [ret("019005", {"a_sap": 17})])
     contents = archive.read_ledger(racc.path)
     assert len(contents.records) == 2 and contents.damaged_lines == 1
-    assert len(archive.receipts(racc)) == 2
+    assert len(receipts(racc)) == 2
 
 
 def test_a_file_archived_but_not_recorded_is_recorded_by_the_next_import(
@@ -190,16 +193,16 @@ def test_a_file_archived_but_not_recorded_is_recorded_by_the_next_import(
     path = ret("019035", when=T0)
     sha, _ = archive.store_blob(racc.path, path.read_bytes(), suffix=".xlsx",
                                 mtime=T0.timestamp())
-    res = archive.import_files(racc, [])
+    res = import_files(racc, [])
     [rec] = res.recovered
     assert rec.sha256 == sha and rec.report.ente == "019035"
     assert rec.ricevuto_il == T0 and rec.fonte_data == archive.FONTE_RECUPERO
-    assert archive.import_files(racc, [path]).outcomes[0].esito == "già importato"
+    assert import_files(racc, [path]).outcomes[0].esito == "già importato"
 
 
 def _import_worker(raccolta_path: str, files: list[str]) -> None:
     r = rc.load(Path(raccolta_path))
-    archive.import_files(r, [Path(f) for f in files], timeout=60)
+    import_files(r, [Path(f) for f in files], timeout=60)
 
 
 def test_concurrent_imports_record_each_file_exactly_once(
@@ -224,7 +227,7 @@ def test_concurrent_imports_record_each_file_exactly_once(
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from piano_abitativo import archive
+from piano_abitativo.archive import store as archive
 with archive.locked(Path(sys.argv[1])):
     print("preso", flush=True)
     time.sleep(30)
@@ -240,21 +243,21 @@ def test_a_busy_raccolta_is_reported_in_italian_with_who_holds_it(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "preso"
         started = time.monotonic()
         with pytest.raises(archive.ArchiveBusy) as exc:
-            archive.import_files(racc, [ret("019035")], timeout=0.5)
+            import_files(racc, [ret("019035")], timeout=0.5)
         assert time.monotonic() - started >= 0.5
         assert "è in uso da" in str(exc.value) and "Riprovare" in str(exc.value)
     finally:
         holder.kill()
         holder.wait()
     # the OS released the lock of the killed process: the import now goes through
-    assert archive.import_files(racc, [ret("019035")], timeout=5).outcomes[0].receipt
+    assert import_files(racc, [ret("019035")], timeout=5).outcomes[0].receipt
 
 
 def test_receipts_and_reports_survive_the_ledger_round_trip(
         racc: rc.Raccolta, ret: Ret) -> None:
     """What `receipts` reads back equals what `import_files` recorded, problems included."""
-    res = archive.import_files(racc, [ret("019035", {"a_sap": "12", "i_forze_polizia": 15})])
-    [rec] = archive.receipts(racc)
+    res = import_files(racc, [ret("019035", {"a_sap": "12", "i_forze_polizia": 15})])
+    [rec] = receipts(racc)
     assert res.imported[0].to_record() == rec.to_record()
     assert rec.report.codes() == res.imported[0].report.codes() and rec.report.problems
 
@@ -263,7 +266,7 @@ def test_times_are_shown_in_italian_time_whatever_the_machine(
         racc: rc.Raccolta, ret: Ret) -> None:
     """A file modified at 08:30 UTC in winter is received at 09:30 Europe/Rome."""
     when = dt.datetime(2025, 12, 1, 8, 30, tzinfo=dt.UTC)
-    [out] = archive.import_files(racc, [ret("019035", when=when)]).outcomes
+    [out] = import_files(racc, [ret("019035", when=when)]).outcomes
     assert out.receipt is not None
     assert out.receipt.ricevuto_il.isoformat() == "2025-12-01T09:30:00+01:00"
 
@@ -277,7 +280,7 @@ def test_template_context_of_other_years_is_rejected_with_a_problem(
     assert ente is not None
     path = tmp_path / "vecchio.xlsx"
     path.write_bytes(fill_template(TemplateFactory(ctx).render(ente), CREMA))
-    [out] = archive.import_files(racc, [path]).outcomes
+    [out] = import_files(racc, [path]).outcomes
     assert out.receipt is not None and "M06" in out.receipt.report.codes()
-    cons = consolidate(racc, archive.receipts(racc))
+    cons = consolidate(racc, receipts(racc))
     assert cons.totals["a_sap"] == 0

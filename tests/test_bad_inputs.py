@@ -22,17 +22,17 @@ import openpyxl
 import pytest
 from openpyxl.utils import column_index_from_string, get_column_letter
 
-from piano_abitativo import cli
-from piano_abitativo.fill import fill_template
-from piano_abitativo.problems import CATALOGUE, Problem, Report, Severity
-from piano_abitativo.reader import MAX_FILE_BYTES
-from piano_abitativo.registry import Registry, default_registry
-from piano_abitativo.schema import (
+from piano_abitativo.cli import commands as cli
+from piano_abitativo.core.problems import CATALOGUE, Problem, Report, Severity
+from piano_abitativo.core.registry import Registry, default_registry
+from piano_abitativo.core.schema import (
     SHEET_SCHEDA,
     TEMPLATE_VERSION,
 )
-from piano_abitativo.template import LAYOUT, TemplateContext, TemplateFactory
-from piano_abitativo.validate import ValidationContext, validate_file
+from piano_abitativo.reading.reader import MAX_FILE_BYTES
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 ANNO = 2026
 RACCOLTA = "piano-2026-test"
@@ -372,7 +372,7 @@ def test_outdated_template_version(tmp_path: Path, filled: bytes, ctx: Validatio
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A template of an older, still supported version is read, with the avviso M09
     (simulated by declaring a newer current version, as the next release will)."""
-    import piano_abitativo.validate as validate_mod
+    import piano_abitativo.validation.validate as validate_mod
 
     monkeypatch.setattr(validate_mod, "TEMPLATE_VERSION", "1.1")
     monkeypatch.setattr(validate_mod, "SUPPORTED_TEMPLATE_VERSIONS", ("1.0", "1.1"))

@@ -14,11 +14,11 @@ from typing import Any
 import openpyxl
 import pytest
 
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
-from piano_abitativo.fill import fill_template
-from piano_abitativo.master import SHEET_ANOMALIE, SHEET_CRUSCOTTO
-from piano_abitativo.template import _without_cached_results, template_filename
+from piano_abitativo.cli.commands import main
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.master.sheets import SHEET_ANOMALIE, SHEET_CRUSCOTTO
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import _without_cached_results, template_filename
 
 from .lo_runner import recalculate, require_libreoffice
 

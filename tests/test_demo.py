@@ -21,12 +21,17 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from piano_abitativo import actions, archive, demo, ingest
-from piano_abitativo import raccolta as rc
-from piano_abitativo.mailparse import MessageKind, parse_message
-from piano_abitativo.master import SHEET_CRUSCOTTO, SHEET_REPORT
-from piano_abitativo.registry import normalise_name
-from piano_abitativo.template import _without_cached_results
+from piano_abitativo.app import commands as actions
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation.context import receipts as validated_receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.registry import normalise_name
+from piano_abitativo.mail import ingest
+from piano_abitativo.mail.parse import MessageKind, parse_message
+from piano_abitativo.master.sheets import SHEET_CRUSCOTTO, SHEET_REPORT
+from piano_abitativo.simulation import demo
+from piano_abitativo.template.workbook import _without_cached_results
 
 from .lo_runner import find_soffice, recalculate, require_libreoffice
 from .test_master import _named_values
@@ -166,7 +171,7 @@ def test_archive_records_certified_pec_times_and_email_dates(run: DemoRun) -> No
     header (canale e-mail, not certified) for ordinary mail; the sender is a known ente."""
     r = rc.load(run.folder)
     plan = _plan_times()
-    receipts = archive.receipts(r)
+    receipts = validated_receipts(r)
     assert len(receipts) == 27
     by_channel: dict[str, int] = {}
     for receipt in receipts:
@@ -280,7 +285,7 @@ def test_demo_never_touches_a_real_raccolta_or_a_folder_in_use(tmp_path: Path) -
     """A real raccolta and a non-empty folder are refused and left as they were; a previous
     demo folder is replaced."""
     real = tmp_path / "vera"
-    rc.create(real, anno=2026)
+    crea(real, anno=2026)
     before = {p: p.read_bytes() for p in real.rglob("*") if p.is_file()}
     with pytest.raises(rc.RaccoltaError, match="raccolta vera"):
         demo.run_demo(real, log=lambda _m: None)

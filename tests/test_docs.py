@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from piano_abitativo.docs import problem_catalogue_markdown
+from piano_abitativo.core.docs import problem_catalogue_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,18 @@ from docx.enum.section import WD_ORIENT
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from piano_abitativo import actions, archive, cli, consolidate, demo, excel, raccolta, yoy
-from piano_abitativo.consolidate import Consolidation
-from piano_abitativo.document import (
+from piano_abitativo.app import commands as actions
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.cli import commands as cli
+from piano_abitativo.consolidation import confronto as yoy
+from piano_abitativo.consolidation import consolidate
+from piano_abitativo.consolidation.confronto import YearOverYear
+from piano_abitativo.consolidation.consolidate import Consolidation
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta
+from piano_abitativo.core.registry import normalise_name
+from piano_abitativo.document.docx import (
     BLOCKS,
     ENV_SOFFICE,
     TESTI_DIR,
@@ -34,9 +43,10 @@ from piano_abitativo.document import (
     document_path,
     write_document,
 )
-from piano_abitativo.master import REPORT_COLUMNS, build_master
-from piano_abitativo.registry import normalise_name
-from piano_abitativo.yoy import YearOverYear
+from piano_abitativo.excel import buttons as excel
+from piano_abitativo.mail.folder import import_files
+from piano_abitativo.master.sheets import REPORT_COLUMNS, build_master
+from piano_abitativo.simulation import demo
 
 from .lo_runner import require_libreoffice
 from .test_excel_remote import _remote_engine, alerts, click, payload_of  # noqa: F401
@@ -126,14 +136,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     written as .docx only."""
     base = tmp_path_factory.mktemp("documento")
     everyone = {x.codice for x in demo.cremasco_2025_returns()}
-    prev = raccolta.create(base / "raccolta-2024", anno=2024)
-    archive.import_files(prev, demo.write_returns(
+    prev = crea(base / "raccolta-2024", anno=2024)
+    import_files(prev, demo.write_returns(
         prev, base / "ritorni-2024", only=everyone - {_codice("Madignano")},
         changes={_codice("Crema"): {"b_carenza_manutentiva": 5}}))
-    r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18),
+    r = crea(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18),
                         precedente=base / "raccolta-2024")
-    archive.import_files(r, demo.write_returns(r, base / "ritorni"))
-    cons = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
+    import_files(r, demo.write_returns(r, base / "ritorni"))
+    cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     confronto = yoy.year_over_year(r, cons)
     assert confronto is not None
     res = write_document(r, cons, confronto=confronto, pdf=False)
@@ -285,7 +295,7 @@ def test_the_same_data_give_the_same_bytes(world: World) -> None:
     time changes the document."""
     one = build_document(world.r, world.cons, confronto=world.confronto)
     assert one == build_document(world.r, world.cons, confronto=world.confronto)
-    later = consolidate.consolidate(world.r, archive.receipts(world.r),
+    later = consolidate.consolidate(world.r, receipts(world.r),
                                     generated_at=GENERATED_AT + dt.timedelta(hours=1))
     assert build_document(world.r, later, confronto=world.confronto) != one
 
@@ -295,7 +305,7 @@ def test_the_same_data_give_the_same_bytes(world: World) -> None:
 @pytest.fixture
 def empty(tmp_path: Path) -> Iterator[tuple[raccolta.Raccolta, Consolidation]]:
     """A 2025 raccolta of the Ambito Cremasco before any return."""
-    r = raccolta.create(tmp_path / "vuota", anno=2025)
+    r = crea(tmp_path / "vuota", anno=2025)
     yield r, consolidate.consolidate(r, [], generated_at=GENERATED_AT)
 
 

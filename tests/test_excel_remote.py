@@ -24,9 +24,16 @@ from typing import Any
 import pytest
 import xlwings as xw
 
-from piano_abitativo import actions, archive, consolidate, demo, excel, raccolta
-from piano_abitativo.consolidate import TOTAL_FIELDS
-from piano_abitativo.master import (
+from piano_abitativo.app import commands as actions
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation import consolidate
+from piano_abitativo.consolidation.consolidate import TOTAL_FIELDS
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta
+from piano_abitativo.excel import buttons as excel
+from piano_abitativo.mail.folder import import_files
+from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
     SHEET_DATI,
@@ -37,6 +44,7 @@ from piano_abitativo.master import (
     SheetLayout,
     build_master,
 )
+from piano_abitativo.simulation import demo
 
 from . import xlwings_payload
 from .xlwings_payload import Payload
@@ -142,11 +150,11 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("excel")
-    r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
-    archive.import_files(r, demo.write_returns(r, base / "ritorni"))
+    r = crea(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    import_files(r, demo.write_returns(r, base / "ritorni"))
     vba = _xlwings_vba_project()
     empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
-    full = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
+    full = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     before = payload_of(build_master(empty, vba_project=vba, buttons=BUTTONS))
     current = payload_of(build_master(full, vba_project=vba, buttons=BUTTONS))
     with pytest.MonkeyPatch.context() as mp:
@@ -158,7 +166,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture
 def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[raccolta.Raccolta, Payload]:
     """A new raccolta with nothing received, and its workbook as then built."""
-    r = raccolta.create(tmp_path / "raccolta", anno=2025)
+    r = crea(tmp_path / "raccolta", anno=2025)
     monkeypatch.setenv(excel.ENV_RACCOLTA, str(r.path))
     empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
     return r, payload_of(build_master(empty))
@@ -343,7 +351,7 @@ def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
     """Crema's 20 SAT units pass the 10% rule; after the rule is lowered to 5% in
     raccolta.toml, Valida marks Crema with a warning, writing only Cruscotto and Anomalie."""
     r, payload = small
-    archive.import_files(r, demo.write_returns(r, r.path / "ritorni", only={CREMA},
+    import_files(r, demo.write_returns(r, r.path / "ritorni", only={CREMA},
                                      changes={CREMA: {"j_sat": 20}}))
     crema_row = 9 + [e.codice for e in r.registry].index(CREMA)
     config = r.config_path.read_text(encoding="utf-8")
@@ -379,7 +387,7 @@ def test_genera_modelli_writes_one_template_per_ente(
 # --------------------------------------------------------------------------- Solleciti, Documento
 
 def _fake_mail(monkeypatch: pytest.MonkeyPatch, fn: Callable[..., Any]) -> None:
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail", SimpleNamespace(solleciti=fn))
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.outbox", SimpleNamespace(solleciti=fn))
 
 
 def test_solleciti_is_always_a_dry_run(small: tuple[raccolta.Raccolta, Payload],
@@ -415,7 +423,7 @@ def test_solleciti_without_a_safe_mail_function_is_not_available(
     """Without a mail module, without its function, or with one that cannot promise a dry
     run, Solleciti calls nothing and says the function is not available yet."""
     _, payload = small
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail", mail)
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.outbox", mail)
     acts = click(excel.solleciti, payload)
     (text,) = alerts(acts)
     assert text.startswith("Funzione non ancora disponibile: usare ")
@@ -553,9 +561,9 @@ def test_sheet_grid_keeps_text_as_text() -> None:
 
 def test_layout_names_each_sheet_once(world: World) -> None:
     """layout_grids gives one rectangular grid per sheet of the master, in its order."""
-    from piano_abitativo.master import master_layout
+    from piano_abitativo.master.sheets import master_layout
 
-    full = consolidate.consolidate(world.r, archive.receipts(world.r),
+    full = consolidate.consolidate(world.r, receipts(world.r),
                                    generated_at=GENERATED_AT)
     grids = excel.layout_grids(master_layout(full))
     assert list(grids) == [s["name"] for s in world.current["sheets"][:-1]]

@@ -21,12 +21,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from piano_abitativo import archive
-from piano_abitativo import raccolta as rc
-from piano_abitativo.consolidate import consolidate
-from piano_abitativo.fill import fill_template
-from piano_abitativo.master import master_path
-from piano_abitativo.template import TemplateFactory
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation.consolidate import consolidate
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.master.sheets import master_path
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import TemplateFactory, context_for
 
 from .conftest import CREMA
 
@@ -39,7 +41,7 @@ T0 = dt.datetime(2025, 12, 1, 9, 0, tzinfo=archive.TZ)
 
 _RUN = """
 import sys
-from piano_abitativo.cli import main
+from piano_abitativo.cli.commands import main
 main(["importa", sys.argv[1], "--da", *sys.argv[2:]])
 main(["consolida", sys.argv[1]])
 """
@@ -67,8 +69,8 @@ def _check_invariants(r: rc.Raccolta) -> None:
 
 def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
     """24 SIGKILLs at random moments of importa+consolida: nothing lost, a rerun completes."""
-    r = rc.create(tmp_path / "raccolta", anno=2026)
-    factory = TemplateFactory(r.template_context())
+    r = crea(tmp_path / "raccolta", anno=2026)
+    factory = TemplateFactory(context_for(r))
     enti = list(r.registry)
     blanks = {e.codice: factory.render(e) for e in enti}
     batches: list[list[Path]] = []
@@ -109,7 +111,7 @@ def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
     shas = [rec["sha256"] for rec in archive.read_ledger(r.path).records]
     expected = {hashlib.sha256(p.read_bytes()).hexdigest() for batch in batches for p in batch}
     assert sorted(shas) == sorted(expected)
-    cons = consolidate(r, archive.receipts(r))
+    cons = consolidate(r, receipts(r))
     assert cons.totals["a_sap"] == sum(latest.values())
     wb = openpyxl.load_workbook(master_path(r.path, r.anno, ".xlsm"), read_only=True)
     wb.close()

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo.demo import cremasco_2025_returns
-from piano_abitativo.problems import Report, Severity
-from piano_abitativo.registry import Registry, default_registry
-from piano_abitativo.template import CHECKS, LAYOUT, TemplateContext, TemplateFactory
-from piano_abitativo.validate import ValidationContext, validate_file
+from piano_abitativo.core.problems import Report, Severity
+from piano_abitativo.core.registry import Registry, default_registry
+from piano_abitativo.simulation.demo import cremasco_2025_returns
+from piano_abitativo.template.workbook import CHECKS, LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 from .conftest import CREMA
 from .lo_runner import require_libreoffice, run_batch

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from piano_abitativo import archive, ingest
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
+from piano_abitativo.cli.commands import main
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.mail import ingest
+from piano_abitativo.mail.folder import import_files
 
 from . import mailfactory as mf
 from .mailraccolta import make_raccolta, workbook_of
@@ -45,7 +47,7 @@ def test_outlook_msg_of_a_pec_keeps_the_certified_time(racc: rc.Raccolta,
         when=WHEN, identificativo="opec.msg@gestore.example")
     path = tmp_path / "PEC Crema.msg"
     path.write_bytes(_msg_of_pec(pec))
-    res = archive.import_files(racc, [path])
+    res = import_files(racc, [path])
     [out] = res.outcomes
     assert out.esito == "importato" and out.receipt is not None
     got = out.receipt
@@ -69,7 +71,7 @@ def test_signed_file_alone_records_its_signer(racc: rc.Raccolta, tmp_path: Path,
     [row] = json.loads(capsys.readouterr().out)["file"]
     assert (row["esito"], row["nome"], row["ente"], row["valido"]) == (
         "importato", "Crema.xlsx", "019035", True)
-    [got] = archive.receipts(racc)
+    [got] = receipts(racc)
     assert got.sha256 == hashlib.sha256(book).hexdigest()
     assert (got.extra["firma"]["cn"], got.extra["firma"]["codice_fiscale"]) == (
         "Mario Rossi", mf.CF)
@@ -85,9 +87,9 @@ def test_damaged_signed_file_is_reported_not_recorded(racc: rc.Raccolta,
     """A .p7m that is not a signed file: «illeggibile» with an Italian reason."""
     path = tmp_path / "Crema.xlsx.p7m"
     path.write_bytes(b"questo non e' un file firmato")
-    [out] = archive.import_files(racc, [path]).outcomes
+    [out] = import_files(racc, [path]).outcomes
     assert out.esito == "illeggibile" and "file firmato non leggibile" in out.messaggio
-    assert archive.receipts(racc) == []
+    assert receipts(racc) == []
 
 
 def test_eml_with_several_workbooks_records_each_and_notes_the_stranger(
@@ -101,7 +103,7 @@ def test_eml_with_several_workbooks_records_each_and_notes_the_stranger(
     assert main(["importa", str(racc.path), "--da", str(path)]) == 0
     out = capsys.readouterr().out
     assert "mittente sconosciuto" in out
-    got = {rc_.report.ente: rc_ for rc_ in archive.receipts(racc)}
+    got = {rc_.report.ente: rc_ for rc_ in receipts(racc)}
     assert set(got) == {"019010", "019005"}
     assert all(r.ricevuto_il == WHEN and r.fonte_data == ingest.FONTE_DATE
                and not r.certificato for r in got.values())

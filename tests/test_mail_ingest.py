@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from piano_abitativo import archive, ingest, mail, status
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
+from piano_abitativo.app import stato as status
+from piano_abitativo.archive import store as archive
+from piano_abitativo.cli.commands import main
+from piano_abitativo.consolidation.context import receipts as validated_receipts
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.mail import ingest
+from piano_abitativo.mail import outbox as mail
 
 from . import mailfactory as mf
 from .mailraccolta import make_raccolta, workbook_of
@@ -188,7 +192,7 @@ def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta,
     bagnolo = by_sha[hashlib.sha256(raws["bagnolo"]).hexdigest()]
     assert bagnolo["esito"] == ingest.SENZA_ALLEGATI and bagnolo["ente_mittente"] == "019005"
 
-    receipts = archive.receipts(racc)
+    receipts = validated_receipts(racc)
     assert sorted(rc_.report.ente or "" for rc_ in receipts) == sorted(
         ["019035", "019035", "019002", "019010", "ALER-BCM"])
     good = workbook_of(racc, "019035")
@@ -219,7 +223,7 @@ def test_unknown_sender_is_reported_and_its_file_attributed_by_content(
 def test_stato_times_are_the_ones_of_the_consolidation_the_master_uses(
         racc: rc.Raccolta, mailbox: Mailbox) -> None:
     """stato and the master's consolidation show the same reception time for each ente."""
-    from piano_abitativo import actions
+    from piano_abitativo.app import commands as actions
 
     fill_replies(racc, mailbox)
     ingest.import_imap(racc)

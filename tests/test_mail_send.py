@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from piano_abitativo import archive, ingest, mail, status
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
-from piano_abitativo.template import template_filename
-from piano_abitativo.validate import validate_bytes
+from piano_abitativo.app import stato as status
+from piano_abitativo.archive import store as archive
+from piano_abitativo.cli.commands import main
+from piano_abitativo.consolidation.context import receipts, validation_context
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.mail import ingest
+from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail.folder import import_files
+from piano_abitativo.template.workbook import template_filename
+from piano_abitativo.validation.validate import validate_bytes
 
 from . import mailfactory as mf
 from .mailraccolta import make_raccolta, workbook_of
@@ -85,7 +90,7 @@ def test_invia_davvero_delivers_each_ente_its_own_template(
     the deadline; a second run sends nothing."""
     assert main(["invia", str(racc.path), "--davvero"]) == 0
     assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(ADDRESSES.values())
-    ctx = racc.validation_context()
+    ctx = validation_context(racc)
     for got in smtp.received:
         msg = _parse(got.data)
         codice = next(c for c, a in ADDRESSES.items() if a == got.rcpt_tos[0])
@@ -246,7 +251,7 @@ def _import_returns(r: rc.Raccolta, tmp_path: Path) -> None:
     for name, raw in (("crema.eml", crema), ("agnadello.eml", agnadello),
                       ("bagnolo.eml", bagnolo)):
         (folder / name).write_bytes(raw)
-    archive.import_files(r, [folder])
+    import_files(r, [folder])
 
 
 def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
@@ -307,7 +312,7 @@ def test_no_manca_file_reply_to_unknown_senders_or_automatic_messages(
     (folder / "b.eml").write_bytes(mf.make_plain(
         sender=ADDRESSES["019010"], message_id="<auto@x>",
         headers=[("Auto-Submitted", "auto-replied")]))
-    res = archive.import_files(racc, [folder])
+    res = import_files(racc, [folder])
     assert {o.esito for o in res.outcomes} == {"senza allegati"}
     assert mail.plan_esiti(racc).messages == []
     st = status.stato(racc)
@@ -318,11 +323,11 @@ def test_files_from_mail_carry_their_evidence_through_importa_da(
         racc: rc.Raccolta, tmp_path: Path) -> None:
     """A saved PEC .eml keeps its certified time; importing it again changes nothing."""
     _import_returns(racc, tmp_path)
-    [crema] = [rc_ for rc_ in archive.receipts(racc) if rc_.report.ente == "019035"]
+    [crema] = [rc_ for rc_ in receipts(racc) if rc_.report.ente == "019035"]
     assert crema.certificato and crema.canale == ingest.CANALE_PEC
     assert crema.ricevuto_il == dt.datetime(2025, 12, 5, 10, 0, tzinfo=mf.CET)
     ledger = (racc.path / "archivio" / "registro.jsonl").read_bytes()
-    res = archive.import_files(racc, [tmp_path / "salvati"])
+    res = import_files(racc, [tmp_path / "salvati"])
     assert {o.esito for o in res.outcomes} == {"già importato"}
     assert (racc.path / "archivio" / "registro.jsonl").read_bytes() == ledger
 
@@ -347,7 +352,7 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
     assert rows["019035"].consegnato_il == when and not rows["019035"].ricevuto
     assert rows["019002"].consegnato_il is None
     assert rows["019002"].mancata_consegna == "mancata consegna il 20/11/2025"
-    assert archive.receipts(r) == []
+    assert receipts(r) == []
 
 
 def test_an_unrecognised_file_gets_an_esito_to_its_sender(racc: rc.Raccolta,
@@ -366,7 +371,7 @@ def test_an_unrecognised_file_gets_an_esito_to_its_sender(racc: rc.Raccolta,
     path.write_bytes(mf.make_plain(sender="ufficio.tecnico@posta.example.org",
                                    message_id="<altro@x>",
                                    attachments=[("dati.xlsx", buf.getvalue())]))
-    archive.import_files(racc, [path])
+    import_files(racc, [path])
     [msg] = mail.plan_esiti(racc).messages
     assert (msg.genere, msg.destinatario, msg.ente) == (
         "esito", "ufficio.tecnico@posta.example.org", None)

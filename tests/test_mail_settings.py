@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo import mail
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
+from piano_abitativo.cli.commands import main
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.mail import outbox as mail
 
 from .mailraccolta import configure, make_raccolta
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piano_abitativo.mailparse import MessageKind, parse_message, parse_msg_file
+from piano_abitativo.mail.parse import MessageKind, parse_message, parse_msg_file
 from tests.mailfactory import (
     CEST,
     CET,

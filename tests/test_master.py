@@ -18,10 +18,15 @@ import openpyxl
 import pytest
 import xlwings
 
-from piano_abitativo import archive, consolidate, demo, raccolta
-from piano_abitativo.consolidate import TOTAL_FIELDS, Consolidation
-from piano_abitativo.fill import fill_template
-from piano_abitativo.master import (
+from piano_abitativo.app.commands import crea
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation import consolidate
+from piano_abitativo.consolidation.consolidate import TOTAL_FIELDS, Consolidation
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core import raccolta
+from piano_abitativo.core.registry import Ente, normalise_name
+from piano_abitativo.mail.folder import import_files
+from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
     SHEET_DATI,
@@ -33,10 +38,12 @@ from piano_abitativo.master import (
     master_path,
     write_master,
 )
-from piano_abitativo.registry import Ente, normalise_name
-from piano_abitativo.template import (
+from piano_abitativo.simulation import demo
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import (
     TemplateFactory,
     _without_cached_results,
+    context_for,
     template_filename,
 )
 
@@ -101,10 +108,10 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("master")
-    r = raccolta.create(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    r = crea(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
     first, later = base / "ritorni", base / "ritorni_dopo"
-    archive.import_files(r, demo.write_returns(r, first))
-    cons = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
+    import_files(r, demo.write_returns(r, first))
+    cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
 
     # two days later Castelleone sends a wrong version (i = 15)
     castelleone = {ret.codice for ret in demo.cremasco_2025_returns()
@@ -112,12 +119,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     demo.write_returns(r, later, only=castelleone, prefix="seconda_",
                        changes={c: {"i_forze_polizia": 15} for c in castelleone},
                        delay=dt.timedelta(days=2))
-    factory = TemplateFactory(r.template_context())
+    factory = TemplateFactory(context_for(r))
     ghost = Ente("099999", "COMUNE", "Fantasma")
     stray = later / template_filename(ghost, r.anno)
     stray.write_bytes(fill_template(factory.render(ghost), {"a_sap": 3}))
-    archive.import_files(r, [later])
-    faulty = consolidate.consolidate(r, archive.receipts(r), generated_at=GENERATED_AT)
+    import_files(r, [later])
+    faulty = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     return World(r, cons, faulty, base)
 
 

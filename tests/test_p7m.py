@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piano_abitativo import p7m
+from piano_abitativo.mail import p7m
 from tests.mailfactory import CF, KeyKind, P7mForm, make_p7m, make_signer, workbook
 
 DATA = workbook("Crema")

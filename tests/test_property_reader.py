@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from piano_abitativo.fill import fill_template
-from piano_abitativo.problems import CATALOGUE, Report, Severity
-from piano_abitativo.registry import default_registry
-from piano_abitativo.schema import FIELD_BY_ID, INPUT_FIELDS, SHEET_SCHEDA, Kind
-from piano_abitativo.template import LAYOUT, TemplateContext, TemplateFactory
-from piano_abitativo.validate import ValidationContext, validate_bytes, validate_file
+from piano_abitativo.core.problems import CATALOGUE, Report, Severity
+from piano_abitativo.core.registry import default_registry
+from piano_abitativo.core.schema import FIELD_BY_ID, INPUT_FIELDS, SHEET_SCHEDA, Kind
+from piano_abitativo.template.fill import fill_template
+from piano_abitativo.template.workbook import LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.validation.validate import ValidationContext, validate_bytes, validate_file
 
 _REGISTRY = default_registry()
 _FACTORY = TemplateFactory(TemplateContext(anno=2026, raccolta_id="prop"))

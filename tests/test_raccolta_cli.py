@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from piano_abitativo import raccolta as rc
-from piano_abitativo.cli import main
-from piano_abitativo.registry import RegistryError, default_registry, normalise_name, parse_registry
+from piano_abitativo.cli.commands import main
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.registry import (
+    RegistryError,
+    default_registry,
+    normalise_name,
+    parse_registry,
+)
 
 from .conftest import CREMA
 
@@ -76,7 +81,7 @@ def test_modelli_writes_one_template_per_ente(tmp_path: Path) -> None:
 def test_valida_json_inside_a_raccolta_checks_year_and_ente(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A clean return gives valido=true; another raccolta's file gives M07; exit code 1."""
-    from piano_abitativo.fill import fill_template
+    from piano_abitativo.template.fill import fill_template
 
     d = tmp_path / "r"
     main(["crea", str(d), "--anno", "2026"])

@@ -8,9 +8,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from piano_abitativo.registry import Registry
-from piano_abitativo.schema import FIELD_IDS, FIELDS, SHEET_META, SHEET_SCHEDA, Role
-from piano_abitativo.template import (
+from piano_abitativo.core.registry import Registry
+from piano_abitativo.core.schema import FIELD_IDS, FIELDS, SHEET_META, SHEET_SCHEDA, Role
+from piano_abitativo.template.workbook import (
     LAYOUT,
     NOT_APPLICABLE,
     STANDARD_TEMPLATE_NAME,
@@ -169,8 +169,8 @@ def test_file_names_are_readable_by_a_clerk(registry: Registry) -> None:
 
 def test_names_with_xml_special_characters_survive_personalisation() -> None:
     """An ente called 'A & B <x>' gets a valid workbook showing its name verbatim."""
-    from piano_abitativo.registry import Ente
-    from piano_abitativo.template import TemplateContext
+    from piano_abitativo.core.registry import Ente
+    from piano_abitativo.template.workbook import TemplateContext
 
     ente = Ente("999999", "COMUNE", "A & B <x> \"y\"")
     wb = _load(TemplateFactory(TemplateContext(anno=2026)).render(ente))

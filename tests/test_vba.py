@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oletools.olevba import VBA_Parser, decompress_stream  # type: ignore[import-untyped]
 
-from piano_abitativo.vba import (
+from piano_abitativo.master.vba import (
     CMG_UNPROTECTED,
     DEFAULT_PROJECT_GUID,
     DPB_NO_PASSWORD,

@@ -19,9 +19,10 @@ import openpyxl
 import pytest
 from oletools.olevba import VBA_Parser
 
-from piano_abitativo import xlsm
-from piano_abitativo.master import SHEET_CRUSCOTTO, master_layout
-from piano_abitativo.vba import ModuleKind, VbaModule, document_modules
+from piano_abitativo.app.commands import crea
+from piano_abitativo.master import xlsm
+from piano_abitativo.master.sheets import SHEET_CRUSCOTTO, master_layout
+from piano_abitativo.master.vba import ModuleKind, VbaModule, document_modules
 
 from .lo_runner import UNO_PYTHON, _run_group, find_soffice, require_libreoffice
 
@@ -136,10 +137,9 @@ def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:
 
 def test_consolida_keeps_the_settings_it_edited(tmp_path: Path) -> None:
     """An interpreter path IT typed into xlwings.conf survives the next `consolida`."""
-    from piano_abitativo import actions
-    from piano_abitativo import raccolta as rc
+    from piano_abitativo.app import commands as actions
 
-    r = rc.create(tmp_path / "raccolta", anno=2026)
+    r = crea(tmp_path / "raccolta", anno=2026)
     master = actions.consolida(r).master
     assert master.suffix == ".xlsm"
     wb = openpyxl.load_workbook(master, keep_vba=True)

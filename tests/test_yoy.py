@@ -16,17 +16,20 @@ from typing import Any
 
 import pytest
 
-from piano_abitativo import actions, yoy
-from piano_abitativo import raccolta as rc
-from piano_abitativo.archive import receipts
-from piano_abitativo.cli import main
-from piano_abitativo.consolidate import Consolidation, EnteStatus
-from piano_abitativo.demo import write_returns
-from piano_abitativo.problems import Severity
-from piano_abitativo.registry import default_registry
-from piano_abitativo.schema import SHEET_SCHEDA, Settings
-from piano_abitativo.template import LAYOUT
-from piano_abitativo.validate import ValidationContext, validate_file
+from piano_abitativo.app import commands as actions
+from piano_abitativo.app.commands import crea
+from piano_abitativo.cli.commands import main
+from piano_abitativo.consolidation import confronto as yoy
+from piano_abitativo.consolidation import context
+from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
+from piano_abitativo.consolidation.context import receipts, validation_context
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.problems import Severity
+from piano_abitativo.core.registry import default_registry
+from piano_abitativo.core.schema import SHEET_SCHEDA, Settings
+from piano_abitativo.simulation.demo import write_returns
+from piano_abitativo.template.workbook import LAYOUT
+from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 from .conftest import MakeReturn
 
@@ -44,7 +47,7 @@ CHANGES_2026: dict[str, dict[str, Any]] = {
 def built_2025(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 2025 raccolta with the 26 returns of the published plan, imported."""
     base = tmp_path_factory.mktemp("anno2025")
-    r = rc.create(base / "raccolta-2025", anno=2025)
+    r = crea(base / "raccolta-2025", anno=2025)
     actions.importa(r, write_returns(r, base / "risposte"))
     return r.path
 
@@ -213,7 +216,7 @@ def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
     r = rc.load(r.path)
     assert _yoy_problems(actions.consolidation(r), CREMA) == []
     assert yoy.year_over_year(r, actions.consolidation(r)) is None
-    assert yoy.previous_values(r) == {}
+    assert context.previous_values(r) == {}
 
 
 @pytest.mark.parametrize(("target", "fragment"), [
@@ -227,10 +230,10 @@ def test_collega_refuses_what_is_not_an_earlier_raccolta(
         fragment: str) -> None:
     """Missing folder, a folder without raccolta.toml, the same or a later year: an Italian
     error, exit code 2, raccolta.toml untouched; crea --precedente creates nothing."""
-    r = rc.create(tmp_path / "r2026", anno=2026)
+    r = crea(tmp_path / "r2026", anno=2026)
     (tmp_path / "vuota").mkdir()
-    rc.create(tmp_path / "stesso-anno", anno=2026)
-    rc.create(tmp_path / "anno-dopo", anno=2027)
+    crea(tmp_path / "stesso-anno", anno=2026)
+    crea(tmp_path / "anno-dopo", anno=2027)
     config = r.config_path.read_bytes()
     capsys.readouterr()
 
@@ -293,13 +296,13 @@ def test_sap_swapped_with_sas_is_named_in_the_message(make_return: MakeReturn,
 def test_thresholds_are_settings_of_raccolta_toml(tmp_path: Path) -> None:
     """crea writes the three thresholds and the commented link; edited values are read,
     wrong ones refused naming file and key; with no link there is nothing to compare."""
-    r = rc.create(tmp_path / "r", anno=2026)
+    r = crea(tmp_path / "r", anno=2026)
     text = r.config_path.read_text(encoding="utf-8")
     assert "confronto_minimo_percentuale = 50\n" in text
     assert '[confronto]\n' in text and '# precedente = "../raccolta-2025"\n' in text
     assert rc.load(r.path).settings == Settings()
-    assert yoy.previous_raccolta(r) is None and yoy.previous_notice(r) is None
-    assert r.validation_context().previous is None
+    assert context.previous_raccolta(r) is None and context.previous_notice(r) is None
+    assert validation_context(r).previous is None
 
     r.config_path.write_text(text.replace("confronto_minimo_alloggi = 10",
                                           "confronto_minimo_alloggi = 3"), encoding="utf-8")
@@ -314,13 +317,13 @@ def test_thresholds_are_settings_of_raccolta_toml(tmp_path: Path) -> None:
 def test_previous_values_are_read_once_per_raccolta_object(make_2026: Make2026) -> None:
     """Importing many files loads last year's ledger once: the values are cached."""
     r = make_2026(linked=True)
-    first = r.validation_context().previous
+    first = validation_context(r).previous
     assert first is not None and first[CREMA]["a_sap"] == 358
     assert first[ALER_2026]["a_sas"] == 11
     (r.path.parent / "raccolta-2025" / "archivio" / "registro.jsonl").unlink()
-    assert r.validation_context().previous is first
+    assert validation_context(r).previous is first
     fresh = rc.load(r.path)  # a new object reads last year again: no return there now
-    assert fresh.validation_context().previous == {}
+    assert validation_context(fresh).previous == {}
     assert [rc_.report.codes() & YOY_CODES for rc_ in receipts(fresh)] == [set()] * 4
 
 
@@ -328,8 +331,8 @@ def test_collega_on_an_older_config_without_confronto_keeps_windows_line_ends(
         tmp_path: Path) -> None:
     """A raccolta.toml written before [confronto] existed, saved with CRLF by Notepad,
     gets the section appended; every other line stays as it was, CRLF included."""
-    rc.create(tmp_path / "r2025", anno=2025)
-    r = rc.create(tmp_path / "r2026", anno=2026)
+    crea(tmp_path / "r2025", anno=2025)
+    r = crea(tmp_path / "r2026", anno=2026)
     text = r.config_path.read_text(encoding="utf-8")
     start, end = text.index("\n[confronto]"), text.index("\n# [posta]")
     old = (text[:start] + text[end:]).replace("\n", "\r\n")
@@ -353,7 +356,7 @@ def test_master_compares_each_ente_with_last_year_after_recalculation(
     totals include Montodine, the 2026 ones are the plan's totals."""
     import openpyxl
 
-    from piano_abitativo.template import _without_cached_results
+    from piano_abitativo.template.workbook import _without_cached_results
 
     from .lo_runner import recalculate, require_libreoffice
 

@@ -1,0 +1,174 @@
+"""The state of the collection (`piano-abitativo stato`): who answered, when, how, reminders.
+
+One row per ente of the registry, from the same consolidation the master workbook uses, so
+the times shown here are those of its *Cruscotto* and *Report programmazione*: the certified
+PEC time when the file came by PEC, else the arrival time in the mailbox, else the file's.
+Pure: reads the ledger, writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
+from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.core.raccolta import Raccolta
+from piano_abitativo.mail import outbox as mail
+
+
+@dataclass(frozen=True)
+class EnteStato:
+    """What `stato` says about one ente."""
+
+    codice: str
+    denominazione: str
+    indirizzo: str
+    stato: str
+    ricevuto: bool
+    #: reception of the latest version: certified time when there is one
+    ricevuto_il: dt.datetime | None
+    fonte_data: str | None
+    certificato: bool
+    canale: str | None
+    versioni: int
+    errori: int
+    avvisi: int
+    file: str | None
+    mittente: str | None
+    identificativo_pec: str | None
+    #: when the template was sent, the last reminder, the last esito (messages really sent)
+    invitato_il: dt.datetime | None
+    sollecitato_il: dt.datetime | None
+    esito_inviato_il: dt.datetime | None
+    #: PEC receipts of our messages to this ente: last "avvenuta consegna", last failure
+    consegnato_il: dt.datetime | None = None
+    mancata_consegna: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(x: dt.datetime | None) -> str | None:
+            return x.astimezone(archive.TZ).isoformat() if x else None
+
+        return {
+            "codice": self.codice, "denominazione": self.denominazione,
+            "indirizzo": self.indirizzo, "stato": self.stato, "ricevuto": self.ricevuto,
+            "ricevuto_il": iso(self.ricevuto_il), "fonte_data": self.fonte_data,
+            "certificato": self.certificato, "canale": self.canale,
+            "versioni": self.versioni, "errori": self.errori, "avvisi": self.avvisi,
+            "file": self.file, "mittente": self.mittente,
+            "identificativo_pec": self.identificativo_pec,
+            "invitato_il": iso(self.invitato_il), "sollecitato_il": iso(self.sollecitato_il),
+            "esito_inviato_il": iso(self.esito_inviato_il),
+            "consegnato_il": iso(self.consegnato_il), "mancata_consegna": self.mancata_consegna,
+        }
+
+
+@dataclass
+class Stato:
+    """The whole state: every ente, and what needs a look by hand."""
+
+    anno: int
+    enti: list[EnteStato]
+    #: files that name no ente of the registry: (name, received, sender)
+    non_attribuiti: list[dict[str, Any]] = field(default_factory=list)
+    #: messages from addresses that are no ente's (their files may still name an ente)
+    mittenti_sconosciuti: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enti": [e.to_json() for e in self.enti],
+                "non_attribuiti": self.non_attribuiti,
+                "mittenti_sconosciuti": self.mittenti_sconosciuti}
+
+    @property
+    def ricevuti(self) -> int:
+        return sum(1 for e in self.enti if e.ricevuto)
+
+
+def stato(r: Raccolta, cons: Consolidation | None = None) -> Stato:
+    """The state of every ente of the raccolta."""
+    cons = cons or consolidate(r, receipts(r))
+    sent: dict[tuple[str, str], dt.datetime] = {}
+    ente_of_message: dict[str, str] = {}
+    for rec in mail.sent_records(r):
+        try:
+            when = dt.datetime.fromisoformat(rec["quando"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        key = (str(rec.get("genere")), str(rec.get("ente")))
+        if key not in sent or sent[key] < when:
+            sent[key] = when
+        if rec.get("message_id") and rec.get("ente"):
+            ente_of_message[str(rec["message_id"]).strip()] = str(rec["ente"])
+    delivered, failed = _delivery(r, ente_of_message)
+    enti = [_with_delivery(_row(s, sent), delivered, failed) for s in cons.enti]
+    stray = [{"file": rc.nome, "sha256": rc.sha256,
+              "ricevuto_il": rc.ricevuto_il.astimezone(archive.TZ).isoformat(),
+              "mittente": rc.extra.get("mittente"), "canale": rc.canale,
+              "problemi": [p.message for p in rc.report.errors]}
+             for rc in cons.non_attribuiti]
+    return Stato(cons.anno, enti, stray, _unknown_senders(r))
+
+
+def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
+    last = s.latest
+    e = s.ente
+    return EnteStato(
+        codice=e.codice, denominazione=e.nome_completo, indirizzo=e.indirizzo, stato=s.stato,
+        ricevuto=last is not None, ricevuto_il=last.ricevuto_il if last else None,
+        fonte_data=last.fonte_data if last else None,
+        certificato=bool(last and last.certificato), canale=last.canale if last else None,
+        versioni=len(s.versions), errori=s.errori, avvisi=s.avvisi,
+        file=last.nome if last else None,
+        mittente=str(last.extra["mittente"]) if last and last.extra.get("mittente") else None,
+        identificativo_pec=(str(last.extra["identificativo_pec"])
+                            if last and last.extra.get("identificativo_pec") else None),
+        invitato_il=sent.get(("invio", e.codice)),
+        sollecitato_il=sent.get(("sollecito", e.codice)),
+        esito_inviato_il=sent.get(("esito", e.codice)))
+
+
+def _delivery(r: Raccolta, ente_of_message: dict[str, str]
+              ) -> tuple[dict[str, dt.datetime], dict[str, str]]:
+    """PEC receipts that refer to messages we sent: delivered (time) or not (why)."""
+    delivered: dict[str, dt.datetime] = {}
+    failed: dict[str, str] = {}
+    for rec in archive.read_ledger(r.path).records:
+        if rec.get("tipo") != "messaggio" or rec.get("genere") != "ricevuta":
+            continue
+        codice = ente_of_message.get(str(rec.get("message_id") or "").strip())
+        tipo = str(rec.get("ricevuta_tipo") or "")
+        if codice is None or not rec.get("ricevuto_il"):
+            continue
+        when = dt.datetime.fromisoformat(rec["ricevuto_il"])
+        if tipo == "avvenuta-consegna":
+            if codice not in delivered or delivered[codice] < when:
+                delivered[codice] = when
+        elif tipo in ("errore-consegna", "mancata-consegna", "preavviso-errore-consegna",
+                      "non-accettazione", "rilevazione-virus"):
+            failed[codice] = f"{tipo.replace('-', ' ')} il {when.astimezone(archive.TZ):%d/%m/%Y}"
+    return delivered, failed
+
+
+def _with_delivery(row: EnteStato, delivered: dict[str, dt.datetime],
+                   failed: dict[str, str]) -> EnteStato:
+    return replace(row, consegnato_il=delivered.get(row.codice),
+                   mancata_consegna=failed.get(row.codice))
+
+
+def _unknown_senders(r: Raccolta) -> list[dict[str, Any]]:
+    """Messages (not receipts) from an address that is no ente's, with the enti their new
+    files were attributed to by content."""
+    out = []
+    for rec in archive.read_ledger(r.path).records:
+        if (rec.get("tipo") != "messaggio" or rec.get("duplicato")
+                or rec.get("genere") == "ricevuta" or rec.get("ente_mittente")):
+            continue
+        enti = sorted({str(a["ente"]) for a in rec.get("allegati") or []
+                       if a.get("ente") in r.registry})
+        out.append({"mittente": rec.get("mittente"), "oggetto": rec.get("oggetto"),
+                    "ricevuto_il": rec.get("ricevuto_il"), "esito": rec.get("esito"),
+                    "attribuito_a": enti, "origine": rec.get("origine"),
+                    "note": rec.get("note") or []})
+    return out

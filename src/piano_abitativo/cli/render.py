@@ -1,0 +1,229 @@
+"""Rendering validation reports for people: terminal tables and plain text."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI
+from piano_abitativo.core.problems import Report, Severity
+
+if TYPE_CHECKING:
+    from piano_abitativo.archive.store import ImportResult, Receipt
+    from piano_abitativo.consolidation.consolidate import Consolidation
+    from piano_abitativo.core.raccolta import Raccolta
+    from piano_abitativo.simulation.demo import DemoResult
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return ""
+    s = str(v)
+    return s if len(s) <= 30 else s[:29] + "…"
+
+
+def print_reports(reports: Sequence[Report], console: Console | None = None) -> None:
+    """One Italian table per file, then a one-line summary."""
+    con = console or Console()
+    for rep in reports:
+        ente = f" — {rep.ente_denominazione or ''} ({rep.ente})" if rep.ente else ""
+        if rep.valid:
+            status = Text("VALIDO", style="bold green")
+        else:
+            status = Text("NON VALIDO", style="bold red")
+        head = Text.assemble(Text(rep.file, style="bold"), ente, "  ", status,
+                             f"  {len(rep.errors)} errori, {len(rep.warnings)} avvisi")
+        con.print(head)
+        if not rep.problems:
+            con.print()
+            continue
+        table = Table(show_header=True, header_style="bold", expand=False, show_lines=False)
+        table.add_column("Gravità")
+        table.add_column("Codice")
+        table.add_column("Foglio")
+        table.add_column("Cella")
+        table.add_column("Valore", overflow="fold")
+        table.add_column("Problema", overflow="fold", ratio=3)
+        table.add_column("Cosa fare", overflow="fold", ratio=3)
+        for p in sorted(rep.problems, key=lambda p: (p.severity is not Severity.ERRORE,)):
+            style = "red" if p.severity is Severity.ERRORE else "yellow"
+            table.add_row(Text(p.severity.value, style=style), p.code, p.sheet or "",
+                          p.cell or "", _value(p.value), p.message, p.hint)
+        con.print(table)
+        con.print()
+    n_err = sum(1 for r in reports if not r.valid)
+    con.print(f"File esaminati: {len(reports)}; validi: {len(reports) - n_err}; "
+              f"con errori: {n_err}.")
+
+
+def report_text(rep: Report) -> str:
+    """Plain text, one problem per line, as in a reply to the ente."""
+    lines = []
+    for p in rep.problems:
+        lines.append(f"[{p.severity.value}] {p.where()}: {p.message}. {p.hint}")
+    return "\n".join(lines)
+
+
+def it_number(n: int | float) -> str:
+    """1008 → '1.008', as the plan prints numbers."""
+    if isinstance(n, float) and not n.is_integer():
+        return f"{n:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"{int(n):,}".replace(",", ".")
+
+
+def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:
+    """What `importa` did, one row per file, then the problems of the files with errors."""
+    con = console or Console()
+    if not res.outcomes and not res.recovered:
+        con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("File", "Ente", "Ricevuto il", "Esito"):
+        table.add_column(col, overflow="fold")
+    for o in res.outcomes:
+        name = Path(o.origine).name
+        rc = o.receipt
+        if rc is None:
+            style = "dim" if o.esito == "già importato" else "red"
+            table.add_row(name, "", "", Text(o.messaggio or o.esito, style=style))
+            continue
+        table.add_row(name, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+                      _esito(rc))
+    for rc in res.recovered:
+        table.add_row(rc.nome, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+                      Text.assemble(_esito(rc), " (recuperato dall'archivio)"))
+    con.print(table)
+    bad = [rc.report for rc in [*res.imported, *res.recovered] if rc.report.problems]
+    if bad:
+        con.print()
+        print_reports(bad, con)
+    new = res.imported + res.recovered
+    n_err = sum(1 for rc in new if not rc.report.valid)
+    dup = sum(1 for o in res.outcomes if o.esito == "già importato")
+    unreadable = sum(1 for o in res.outcomes if o.esito == "illeggibile")
+    con.print(f"Nuovi file archiviati: {len(new)} (validi {len(new) - n_err}, con errori "
+              f"{n_err}); già presenti nell'archivio: {dup}"
+              + (f"; non leggibili: {unreadable}" if unreadable else "") + ".")
+    if new:
+        con.print(f"Passo successivo: piano-abitativo consolida {r.path}")
+
+
+def _ente_label(rc: Receipt, r: Raccolta) -> str:
+    ente = r.registry.get(rc.report.ente) if rc.report.ente else None
+    if ente is not None:
+        return ente.nome_completo
+    return f"non riconosciuto ({rc.report.ente})" if rc.report.ente else "non riconosciuto"
+
+
+def _esito(rc: Receipt) -> Text:
+    rep = rc.report
+    if not rep.valid:
+        n = len(rep.errors)
+        return Text(f"da correggere: {n} {'errore' if n == 1 else 'errori'}",
+                    style="bold red")
+    if rep.warnings:
+        n = len(rep.warnings)
+        return Text(f"valido, {n} {'avviso' if n == 1 else 'avvisi'}", style="yellow")
+    return Text("valido", style="green")
+
+
+def print_consolidation(cons: Consolidation, master: Path | None,
+                        console: Console | None = None) -> None:
+    """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
+    con = console or Console()
+    t = {k: it_number(v) for k, v in cons.totals.items()}
+    n = len(cons.enti)
+    answered = sum(1 for s in cons.enti if s.received)
+    con.print(f"Enti che hanno risposto: {answered} di {n}; da correggere: "
+              f"{cons.count(STATO_CON_ERRORI)}; non ricevuti: {n - answered}"
+              + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}"
+                 if cons.non_attribuiti else "") + ".")
+    con.print(f"Totali del Piano {cons.anno}: a) {t['a_totale']} unità, {t['a_sap']} SAP, "
+              f"{t['a_sas']} SAS; b) {t['b_carenza_manutentiva']}; "
+              f"c) {t['c_nuova_edificazione']}; d) {t['d_turnover']}; "
+              f"e) {t['e_conferite_privati']}; f) {t['f_totale_assegnabili']}; "
+              f"j) {t['j_sat']}; k) {t['k_assegnate_anno_precedente']}.")
+    for letter, label in (("g", "g) soglia indigenti"), ("i", "i) Forze di Polizia")):
+        rows = cons.table(letter)
+        fid = "g_soglia_indigenti" if letter == "g" else "i_forze_polizia"
+        names = ", ".join(f"{s.ente.denominazione} {it_number(s.values[fid])}%" for s in rows)
+        con.print(f"{label}: {names or 'nessun Comune'}.")
+    h = ", ".join(s.ente.denominazione for s in cons.table("h"))
+    con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
+    if master is not None:
+        con.print(f"Cartella di lavoro riepilogativa: {master}")
+
+
+@contextlib.contextmanager
+def step_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars for the long steps: yields ``update(step, done, total)``, one bar per
+    step. Shown only on a terminal (nothing when the output goes to a file or a program)."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+    tasks: dict[str, TaskID] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = bar.add_task(step, total=total)
+        bar.update(tasks[step], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def print_demo(res: DemoResult, console: Console | None = None) -> None:
+    """The end of the demo: errors found, how the returns arrived, the plan's totals and
+    where each file is."""
+    from piano_abitativo.mail.ingest import CANALE_PEC
+
+    con = console or Console()
+    con.print()
+    got = [rc for rc in res.importazione.imported if rc.report.ente]
+    wrong = [rc for rc in got if rc.report.errors]
+    if wrong:
+        con.print("Errori trovati dalla validazione (poi corretti dall'ente con un nuovo invio):")
+    for rc in wrong:
+        for p in rc.report.errors:
+            con.print(f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
+                      f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}")
+    pec = [rc for rc in got if rc.canale == CANALE_PEC and rc.certificato]
+    signed = sum(1 for rc in got if rc.extra.get("firma"))
+    others = len(got) - len(pec)
+    con.print(f"File ricevuti: {len(got)} — {len(pec)} per PEC con data e ora certificate"
+              + (f" (di cui {signed} firmato digitalmente, .p7m)" if signed else "")
+              + f", {others} per e-mail ordinaria (vale la data del messaggio).")
+    print_consolidation(res.consolidation, None, con)  # the paths follow
+    con.print()
+    con.print("Dove sono i file:")
+    rows: list[tuple[str, Path | str]] = [
+        ("Raccolta (configurazione, elenco enti)", res.raccolta.path),
+        (f"Modelli per gli enti ({len(res.modelli)})", res.raccolta.modelli_dir),
+        (f"Posta in arrivo ({len(res.messaggi)} messaggi .eml)", res.posta_dir),
+        ("Archivio (file e messaggi ricevuti, registro)", res.archivio),
+        ("Cartella di lavoro riepilogativa", res.master),
+    ]
+    doc = res.documento
+    if doc is not None:
+        rows.append(("Documento del Piano (.docx)", doc.docx))
+        rows.append(("Documento del Piano (.pdf)", doc.pdf or "non scritto (vedi la nota)"))
+    for label, where in rows:
+        con.print(f"  {label}: {where}", soft_wrap=True, highlight=False)
+    for note in doc.note if doc is not None else ():
+        con.print(f"  Nota sul documento: {note}", markup=False)
+    con.print(f"Nessun messaggio è stato inviato: la casella PEC del capofila "
+              f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example).",
+              soft_wrap=True)

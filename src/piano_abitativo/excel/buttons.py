@@ -1,0 +1,553 @@
+"""The buttons of the master workbook: one xlwings entry point per button.
+
+Each button of the .xlsm runs a one-line macro,
+``RunPython "import piano_abitativo.excel as x; x.consolida()"``. An entry point
+
+1. finds the workbook that called it (`xw.Book.caller()`, inside the function: importing
+   this module needs neither Excel nor xlwings),
+2. finds the raccolta: the environment variable ``PIANO_ABITATIVO_RACCOLTA``, else the
+   folder of the workbook or one of its parents,
+3. makes one call into the core (`actions`, `raccolta.generate_templates`, `mail`),
+4. writes the result back into the open workbook: values and formulas only (the formats
+   were baked in when the master was built), one 2-D assignment per sheet,
+5. tells the clerk what happened in a short Italian message box.
+
+Errors never reach the clerk as a traceback: the known ones (`RaccoltaError`,
+`RegistryError`, files that cannot be opened) become their Italian message; anything else
+becomes "Errore imprevisto" with the details appended to ``piano-abitativo.log`` in the
+raccolta. The entry points always return normally.
+
+`layout_grids` and `sheet_grid` (what goes where, as lists of rows) are pure, so they are
+tested without xlwings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import inspect
+import os
+import re
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from piano_abitativo import __version__
+from piano_abitativo.app import commands as actions
+from piano_abitativo.archive import store as archive
+from piano_abitativo.consolidation.consolidate import (
+    STATO_CON_AVVISI,
+    STATO_CON_ERRORI,
+    STATO_NON_RICEVUTO,
+    Consolidation,
+)
+from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.registry import RegistryError
+from piano_abitativo.master.sheets import (
+    SHEET_ANOMALIE,
+    SHEET_CRUSCOTTO,
+    STYLES,
+    MasterLayout,
+    SheetLayout,
+    master_layout,
+)
+from piano_abitativo.template.workbook import generate_templates
+
+if TYPE_CHECKING:
+    import xlwings as xw
+
+__all__ = [
+    "ARRIVI_DIR", "ENV_RACCOLTA", "LOG_NAME", "TITLE", "Refresh", "consolida",
+    "datetime_format_runs", "documento", "genera_modelli", "importa", "layout_grids",
+    "refresh", "sheet_grid", "solleciti", "valida",
+]
+
+#: the raccolta to use, whatever the workbook's folder (IT can set it on a PC)
+ENV_RACCOLTA = "PIANO_ABITATIVO_RACCOLTA"
+#: the drop folder of *Importa*, inside the raccolta
+ARRIVI_DIR = "arrivi"
+#: where unexpected errors are described, inside the raccolta
+LOG_NAME = "piano-abitativo.log"
+TITLE = "Piano abitativo"
+
+Grid = list[list[Any]]
+
+
+# --------------------------------------------------------------------------- pure part
+
+_BOOLEAN_WORDS = frozenset({"TRUE", "FALSE", "VERO", "FALSO"})
+#: text Excel reads as a month-name date, as typed in any language ("mar 2024", "gen-24")
+_MONTH_DATE = re.compile(r"[^\W\d_]{3,9}[ ./-]+\d")
+
+
+def _needs_text_prefix(text: str) -> bool:
+    """Whether Excel would read `text`, written as a value, as something else: a formula
+    (``=``, ``+``, ``-``, ``@``), an error (``#N/A``), a number or code with leading zeros
+    (``019035``), a negative number in brackets, a date or time (``3/12``, ``mar 2024``),
+    a percentage or a boolean. Conservative: a needless prefix is invisible."""
+    t = text.lstrip()
+    if not t:
+        return False
+    return (t[0] in "=+-@'#(.,$€£" or t[0].isdigit() or t.upper() in _BOOLEAN_WORDS
+            or _MONTH_DATE.match(t) is not None)
+
+
+def _xl_value(v: Any) -> Any:
+    """A layout value as it is written into a cell (None leaves the cell empty)."""
+    if isinstance(v, str):
+        # the apostrophe makes Excel keep the text as typed; it is not part of the value
+        return "'" + v if _needs_text_prefix(v) else v
+    if isinstance(v, dt.time):
+        return (v.hour * 3600 + v.minute * 60 + v.second + v.microsecond / 1e6) / 86400
+    return v
+
+
+def sheet_grid(sheet: SheetLayout) -> Grid:
+    """The cells of one sheet from A1, row by row: formula (``=...``) or value, None where
+    the cell is empty. Rectangular."""
+    nrows, ncols = sheet.last_row + 1, sheet.last_col + 1
+    grid: Grid = [[None] * ncols for _ in range(nrows)]
+    for (r, c), cell in sheet.cells.items():
+        grid[r][c] = cell.formula or _xl_value(cell.value)
+    return grid
+
+
+def layout_grids(layout: MasterLayout) -> dict[str, Grid]:
+    """Every sheet of the master as one grid from A1 (see `sheet_grid`). Pure."""
+    return {sh.name: sheet_grid(sh) for sh in layout.sheets}
+
+
+def _is_datetime_format(style: str) -> bool:
+    fmt = str(STYLES.get(style, {}).get("num_format", ""))
+    return "yy" in fmt or "hh" in fmt
+
+
+def datetime_format_runs(sheet: SheetLayout) -> list[tuple[int, int, int, str]]:
+    """(column, first row, last row, number format) of the vertical runs of date and time
+    cells: they get their format again, so that rows added since the master was built show
+    a date and not a serial number. Pure."""
+    cells = sorted((c, r, str(STYLES[cell.style]["num_format"]))
+                   for (r, c), cell in sheet.cells.items() if _is_datetime_format(cell.style))
+    runs: list[tuple[int, int, int, str]] = []
+    for c, r, fmt in cells:
+        if runs and runs[-1][0] == c and runs[-1][2] == r - 1 and runs[-1][3] == fmt:
+            runs[-1] = (c, runs[-1][1], r, fmt)
+        else:
+            runs.append((c, r, r, fmt))
+    return runs
+
+
+def _a1(row: int, col: int, absolute: bool = False) -> str:
+    """A1 reference of a zero-based cell."""
+    letters = ""
+    n = col + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"${letters}${row + 1}" if absolute else f"{letters}{row + 1}"
+
+
+def _norm_ref(ref: str) -> str:
+    """A sheet-qualified reference in one spelling: ``='b) X'!$B$7`` -> ``b) x!B7``."""
+    text = ref.strip().lstrip("=").replace("$", "")
+    sheet, _, addr = text.rpartition("!")
+    if len(sheet) >= 2 and sheet[0] == sheet[-1] == "'":
+        sheet = sheet[1:-1].replace("''", "'")
+    return f"{sheet.casefold()}!{addr.upper()}"
+
+
+# --------------------------------------------------------------------------- the session
+
+@dataclass
+class _Session:
+    """One click: the calling workbook and, once found, its raccolta."""
+
+    book: xw.Book
+    raccolta: rc.Raccolta | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def status(self, text: str | None) -> None:
+        """Progress in Excel's status bar, where the engine has one (None gives it back)."""
+        with contextlib.suppress(Exception):
+            self.book.app.status_bar = text if text is not None else False
+
+    def alert(self, text: str, *, critical: bool = False) -> None:
+        self.book.app.alert(text, title=TITLE, mode="critical" if critical else "info")
+
+
+def _caller() -> xw.Book:
+    import xlwings as xw
+
+    return xw.Book.caller()
+
+
+def _book_folder(book: xw.Book) -> Path | None:
+    """The folder of the workbook, when it is a saved local or network file."""
+    try:
+        full = Path(str(book.fullname))
+    except Exception:  # an unsaved book or a cloud URL that xlwings cannot map
+        return None
+    return full.parent if full.is_absolute() else None
+
+
+def _find_raccolta(s: _Session) -> rc.Raccolta:
+    env = os.environ.get(ENV_RACCOLTA, "").strip()
+    if env:
+        try:
+            s.raccolta = rc.load(Path(env))
+        except rc.RaccoltaError as exc:
+            raise rc.RaccoltaError(f"La variabile {ENV_RACCOLTA} indica la cartella {env}, "
+                                   f"ma: {exc}") from exc
+        return s.raccolta
+    folder = _book_folder(s.book)
+    found = None
+    if folder is not None:
+        found = folder if (folder / rc.CONFIG_NAME).is_file() else rc.find_raccolta(folder)
+    if found is None:
+        where = f" ({folder})" if folder else ""
+        raise rc.RaccoltaError(
+            f"La cartella di lavoro non è dentro una raccolta{where}: salvarla nella cartella "
+            f"della raccolta, quella che contiene {rc.CONFIG_NAME}, e riaprirla; oppure "
+            f"indicare la cartella della raccolta nella variabile d'ambiente {ENV_RACCOLTA}.")
+    s.raccolta = rc.load(found)
+    return s.raccolta
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "nessun dettaglio"
+    if len(text) > 200:
+        text = text[:197] + "…"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _log_unexpected(s: _Session, name: str, exc: BaseException) -> Path | None:
+    """Append the traceback to the raccolta's log (or the temp folder's, when the raccolta
+    is not known yet or cannot be written); the log's path, None if none could be written."""
+    candidates = []
+    if s.raccolta is not None:
+        candidates.append(s.raccolta.path / LOG_NAME)
+    candidates.append(Path(tempfile.gettempdir()) / LOG_NAME)
+    book = ""
+    with contextlib.suppress(Exception):
+        book = str(s.book.fullname)
+    entry = (f"--- {archive.now():%Y-%m-%d %H:%M:%S %Z} pulsante {name} "
+             f"(piano-abitativo {__version__}, Python {sys.version.split()[0]}, "
+             f"cartella di lavoro {book or 'sconosciuta'})\n"
+             + "".join(traceback.format_exception(exc)) + "\n")
+    for path in candidates:
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(entry)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def _known_message(exc: BaseException) -> str | None:
+    """The clerk's message for an error we expect, or None for an unexpected one."""
+    if isinstance(exc, rc.RaccoltaError | RegistryError):
+        return str(exc)
+    if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
+        what = ("non è accessibile (è forse aperto in un altro programma, o manca il "
+                "permesso di scrittura)" if isinstance(exc, PermissionError)
+                else "non esiste (la cartella condivisa è raggiungibile?)")
+        return f"Operazione non riuscita: {exc.filename} {what}. Risolvere e ripetere."
+    return None
+
+
+def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
+    """Make `action` an entry point: caller book, status bar, alert, errors as messages."""
+    name = action.__name__.lstrip("_")
+
+    def entry() -> None:
+        try:
+            s = _Session(_caller())
+        except Exception as exc:  # not started by a button: no message box to show
+            print(f"piano-abitativo: {name} si avvia con il pulsante della cartella di lavoro "
+                  f"riepilogativa aperta in Excel ({_one_line(exc)})", file=sys.stderr)
+            return
+        try:
+            s.status(f"Piano abitativo: {name.replace('_', ' ')} in corso…")
+            s.alert(action(s))
+        except Exception as exc:
+            known = _known_message(exc)
+            if known is None:
+                log = _log_unexpected(s, name, exc)
+                known = (f"Errore imprevisto: {_one_line(exc)}."
+                         + (f" Dettagli in {log}" if log else ""))
+            with contextlib.suppress(Exception):  # an engine that cannot even alert
+                s.alert(known, critical=True)
+        finally:
+            s.status(None)
+
+    # not functools.wraps: its __wrapped__ would show the session parameter to inspect
+    entry.__name__ = entry.__qualname__ = name
+    entry.__doc__ = action.__doc__
+    return entry
+
+
+# --------------------------------------------------------------------------- writing back
+
+@dataclass
+class Refresh:
+    """What one refresh wrote into the workbook."""
+
+    sheets: list[str] = field(default_factory=list)
+    added_sheets: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+
+
+def _extent(ws: Any) -> tuple[int, int]:
+    """Rows and columns from A1 to the last used cell of a sheet."""
+    ur = ws.used_range
+    nrows, ncols = ur.shape
+    return ur.row + nrows - 1, ur.column + ncols - 1
+
+
+def _table(ws: Any, name: str) -> Any | None:
+    try:
+        return ws.tables[name]
+    except Exception:  # no such table (removed or renamed by hand)
+        return None
+
+
+def refresh(book: xw.Book, layout: MasterLayout, *, only: Collection[str] | None = None,
+            status: Callable[[str], None] | None = None) -> Refresh:
+    """Write `layout` into the open workbook: each sheet's values and formulas (in `only`,
+    or all), the Excel tables' extents and the ``totale_*`` names.
+
+    On each sheet, the part of the old used range that the new grid does not cover is
+    cleared (contents only: formats stay), then the grid is written from A1 in one
+    assignment, where None empties a cell. The columns of the buttons on the Cruscotto are
+    never touched. Sheets that are not in the layout (``xlwings.conf``...) are left alone.
+    """
+    done = Refresh()
+    existing = {ws.name: ws for ws in book.sheets}
+    anchor = layout.buttons_anchor
+    for sh in layout.sheets:
+        if only is not None and sh.name not in only:
+            continue
+        if status is not None:
+            status(f"Piano abitativo: aggiornamento del foglio {sh.name}…")
+        ws = existing.get(sh.name)
+        if ws is None:
+            ws = book.sheets.add(sh.name, after=book.sheets[-1])
+            done.added_sheets.append(sh.name)
+            old_rows, old_cols = 0, 0
+        else:
+            old_rows, old_cols = _extent(ws)
+        if sh.name == anchor.sheet:
+            old_cols = min(old_cols, anchor.col)
+        grid = sheet_grid(sh)
+        rows, cols = len(grid), len(grid[0])
+        if old_rows > rows:
+            ws.range((rows + 1, 1), (old_rows, max(old_cols, 1))).clear_contents()
+        if old_cols > cols:
+            ws.range((1, cols + 1), (min(rows, old_rows), old_cols)).clear_contents()
+        ws["A1"].value = grid
+        for col, first, last, fmt in datetime_format_runs(sh):
+            ws.range((first + 1, col + 1), (last + 1, col + 1)).number_format = fmt
+        for t in sh.tables:
+            want = f"{_a1(t.first_row, t.first_col, True)}:{_a1(t.last_row, t.last_col, True)}"
+            table = _table(ws, t.name)
+            if table is None:  # removed by hand: the values are written anyway
+                continue
+            if str(table.range.address).replace("$", "") != want.replace("$", ""):
+                table.resize(ws.range(want))
+                done.tables.append(t.name)
+        done.sheets.append(sh.name)
+    if only is None or any(ref.sheet in only for ref in layout.names.values()):
+        for name, ref in layout.names.items():
+            target = "=" + ref.ref
+            if book.names.contains(name) and (
+                    _norm_ref(str(book.names(name).refers_to)) == _norm_ref(target)):
+                continue
+            book.names.add(name, target)  # replaces the old definition
+            done.names.append(name)
+    return done
+
+
+# --------------------------------------------------------------------------- summaries
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _summary(cons: Consolidation) -> str:
+    n = len(cons.enti)
+    answered = n - cons.count(STATO_NON_RICEVUTO)
+    text = (f"Hanno risposto {answered} enti su {n}: {cons.count(STATO_CON_ERRORI)} da "
+            f"correggere, {cons.count(STATO_CON_AVVISI)} con avvisi.")
+    if cons.non_attribuiti:
+        stray = _n(len(cons.non_attribuiti), "ritorno non attribuito", "ritorni non attribuiti")
+        text += f" {stray} a un ente dell'elenco (vedere il Cruscotto)."
+    return text
+
+
+SAVE_NOTE = ("Salvare la cartella di lavoro per conservare i dati aggiornati (non serve "
+             "eseguire anche il comando «piano-abitativo consolida», che aggiorna il file "
+             "su disco).")
+
+
+def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
+    return refresh(s.book, master_layout(cons), status=s.status)
+
+
+# --------------------------------------------------------------------------- the buttons
+
+def _importa(s: _Session) -> str:
+    """Archive and validate the files dropped in the raccolta's «arrivi» folder, then
+    refresh the whole workbook."""
+    r = _find_raccolta(s)
+    arrivi = r.path / ARRIVI_DIR
+    if not arrivi.is_dir():
+        arrivi.mkdir(parents=True, exist_ok=True)
+        return (f"Creata la cartella {arrivi}.\nMettere i file ricevuti dagli enti nella "
+                f"cartella {arrivi} e premere di nuovo Importa.")
+    res = actions.importa(r, [arrivi], progress=lambda p: s.status(f"Importazione di {p.name}…"),
+                          waiting=s.status)
+    new = res.imported
+    already = sum(1 for o in res.outcomes if o.esito == "già importato")
+    unreadable = [o for o in res.outcomes if o.esito == "illeggibile"]
+    lines: list[str] = []
+    if not new and not res.recovered:
+        text = f"Nessun file nuovo nella cartella {arrivi}"
+        text += f" ({_n(already, 'file già importato', 'file già importati')})." if already \
+            else "."
+        lines.append(text + " Mettere lì i file ricevuti dagli enti e premere di nuovo "
+                            "Importa.")
+    else:
+        wrong = sum(1 for x in new if not x.report.valid)
+        verb = "Importato" if len(new) == 1 else "Importati"
+        text = f"{verb} {_n(len(new), 'file nuovo', 'file nuovi')}"
+        text += f" ({wrong} con errori)." if wrong else "."
+        if res.recovered:
+            text += (f" {_n(len(res.recovered), 'file recuperato', 'file recuperati')} "
+                     "dall'archivio.")
+        lines.append(text)
+        cons = actions.consolidation(r)
+        _refresh_all(s, cons)
+        lines.append("Il Cruscotto e le Anomalie sono aggiornati, come le tabelle a)–k), i "
+                     "totali e il Report. " + _summary(cons))
+        lines.append(SAVE_NOTE)
+    if unreadable:
+        shown = [o.messaggio or o.origine for o in unreadable[:5]]
+        more = f"\n… e altri {len(unreadable) - 5}" if len(unreadable) > 5 else ""
+        lines.append("Non importati:\n" + "\n".join(f"- {m}" for m in shown) + more)
+    return "\n\n".join(lines)
+
+
+def _valida(s: _Session) -> str:
+    """Validate again every archived return with the current rules of the raccolta and
+    refresh the Cruscotto and the Anomalie."""
+    r = _find_raccolta(s)
+    s.status("Piano abitativo: validazione delle risposte con le regole attuali…")
+    cons = actions.consolidation(r)
+    refresh(s.book, master_layout(cons), only=(SHEET_CRUSCOTTO, SHEET_ANOMALIE),
+            status=s.status)
+    return (f"Risposte validate di nuovo con le regole attuali ({r.config_path.name}). "
+            + _summary(cons) + "\n\nIl Cruscotto e le Anomalie sono aggiornati; per "
+            "aggiornare tabelle, totali e Report premere Consolida.")
+
+
+def _consolida(s: _Session) -> str:
+    """Consolidate the latest valid return of each ente into every sheet of this
+    workbook."""
+    r = _find_raccolta(s)
+    s.status("Piano abitativo: consolidamento…")
+    cons = actions.consolidation(r)
+    done = _refresh_all(s, cons)
+    f_total = cons.totals.get("f_totale_assegnabili", 0)
+    text = (f"Consolidato aggiornato ({_n(len(done.sheets), 'foglio', 'fogli')}). "
+            + _summary(cons)
+            + f" Unità assegnabili nell'anno (tabella f): {f_total}.")
+    if done.added_sheets:
+        text += " Fogli aggiunti: " + ", ".join(done.added_sheets) + "."
+    return text + "\n\n" + SAVE_NOTE
+
+
+def _genera_modelli(s: _Session) -> str:
+    """Write one personalised template per ente of the registry into «modelli»."""
+    r = _find_raccolta(s)
+    paths = generate_templates(
+        r, progress=lambda e: s.status(f"Modello per {e.nome_completo}…"))
+    return (f"Scritti {_n(len(paths), 'modello', 'modelli')} (uno per ente) nella cartella "
+            f"{r.modelli_dir}.")
+
+
+def _optional_core(module: str, function: str) -> Callable[..., Any] | None:
+    """`module.function` when it exists now (the module may be written later), else None."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    fn = getattr(mod, function, None)
+    return fn if callable(fn) else None
+
+
+def _accepts_dry_run(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` takes ``davvero=False`` (a dry run): a button never sends mail."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    p = params.get("davvero")
+    return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+
+
+def _solleciti(s: _Session) -> str:
+    """Prepare the reminders as a dry run (written to the outbox, never sent)."""
+    r = _find_raccolta(s)
+    fn = _optional_core("piano_abitativo.mail.outbox", "solleciti")
+    if fn is None or not _accepts_dry_run(fn):
+        return ("Funzione non ancora disponibile: usare il Cruscotto (enti «non ricevuto» e "
+                "«da correggere») e scrivere agli enti dalla propria casella di posta.")
+    s.status("Piano abitativo: preparazione dei solleciti (prova, nessun invio)…")
+    result = fn(r, davvero=False)
+    outcomes = list(getattr(result, "outcomes", []) or [])
+    excluded = list(getattr(result, "esclusi", []) or [])
+    eml = [o.eml for o in outcomes if getattr(o, "eml", None)]
+    folder = Path(eml[0]).parent if eml else None
+    text = (f"Solleciti preparati in prova: nessun messaggio è stato inviato. "
+            f"{_n(len(eml), 'messaggio scritto', 'messaggi scritti')}"
+            + (f" nella cartella {folder}" if folder else "") + ".")
+    others = len(outcomes) - len(eml)
+    if others:
+        text += (f" {_n(others, 'messaggio non preparato', 'messaggi non preparati')} "
+                 "(già inviati o interrotti).")
+    if excluded:
+        shown = "; ".join(f"{who}: {why}" for who, why in excluded[:5])
+        more = f" e altri {len(excluded) - 5}" if len(excluded) > 5 else ""
+        text += f"\n\n{_n(len(excluded), 'ente escluso', 'enti esclusi')}: {shown}{more}."
+    return (text + "\n\nPer inviarli davvero usare il comando «piano-abitativo solleciti» "
+            "(vedere «piano-abitativo solleciti --help»).")
+
+
+def _documento(s: _Session) -> str:
+    """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice) into
+    the raccolta's «documento» folder."""
+    from piano_abitativo.document.docx import TESTI_DIR
+
+    r = _find_raccolta(s)
+    res = actions.documento(r, progress=lambda m: s.status(f"Piano abitativo: {m}"))
+    paths = "\n".join(str(p) for p in (res.docx, res.pdf) if p is not None)
+    text = f"Documento del Piano annuale {r.anno} scritto:\n{paths}"
+    if res.note:
+        text += "\n\n" + "\n".join(f"- {n}" for n in res.note)
+    return (text + f"\n\nI testi delle sezioni descrittive sono nella cartella "
+            f"{r.path / TESTI_DIR}: modificarli e premere di nuovo Documento.")
+
+
+importa = _button(_importa)
+valida = _button(_valida)
+consolida = _button(_consolida)
+genera_modelli = _button(_genera_modelli)
+solleciti = _button(_solleciti)
+documento = _button(_documento)
