@@ -23,6 +23,7 @@ import pytest
 from openpyxl.utils import column_index_from_string, get_column_letter
 
 from piano_abitativo.cli import commands as cli
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import CATALOGUE, Problem, Report, Severity
 from piano_abitativo.core.registry import Registry, default_registry
 from piano_abitativo.core.schema import (
@@ -31,7 +32,7 @@ from piano_abitativo.core.schema import (
 )
 from piano_abitativo.reading.reader import MAX_FILE_BYTES
 from piano_abitativo.template.fill import fill_template
-from piano_abitativo.template.workbook import LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 ANNO = 2026

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from piano_abitativo.core.layout import CHECKS, LAYOUT
 from piano_abitativo.core.problems import Report, Severity
 from piano_abitativo.core.registry import Registry, default_registry
 from piano_abitativo.simulation.demo import cremasco_2025_returns
-from piano_abitativo.template.workbook import CHECKS, LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 from .conftest import CREMA

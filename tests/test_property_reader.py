@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import CATALOGUE, Report, Severity
 from piano_abitativo.core.registry import default_registry
 from piano_abitativo.core.schema import FIELD_BY_ID, INPUT_FIELDS, SHEET_SCHEDA, Kind
 from piano_abitativo.template.fill import fill_template
-from piano_abitativo.template.workbook import LAYOUT, TemplateContext, TemplateFactory
+from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext, validate_bytes, validate_file
 
 _REGISTRY = default_registry()

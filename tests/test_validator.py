@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import CATALOGUE, Severity
-from piano_abitativo.template.workbook import LAYOUT
 from piano_abitativo.validation.validate import Settings, ValidationContext, validate_file
 
 from .conftest import CREMA, MakeReturn

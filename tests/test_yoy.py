@@ -24,11 +24,11 @@ from piano_abitativo.consolidation import context
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import receipts, validation_context
 from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import Severity
 from piano_abitativo.core.registry import default_registry
 from piano_abitativo.core.schema import SHEET_SCHEDA, Settings
 from piano_abitativo.simulation.demo import write_returns
-from piano_abitativo.template.workbook import LAYOUT
 from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 from .conftest import MakeReturn

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI
+from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
 
 if TYPE_CHECKING:
@@ -76,13 +77,6 @@ def report_text(rep: Report) -> str:
     for p in rep.problems:
         lines.append(f"[{p.severity.value}] {p.where()}: {p.message}. {p.hint}")
     return "\n".join(lines)
-
-
-def it_number(n: int | float) -> str:
-    """1008 → '1.008', as the plan prints numbers."""
-    if isinstance(n, float) and not n.is_integer():
-        return f"{n:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".")
-    return f"{int(n):,}".replace(",", ".")
 
 
 def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:

@@ -48,9 +48,9 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from piano_abitativo.archive.store import TZ
-from piano_abitativo.cli.render import it_number
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Kind
 from piano_abitativo.master.sheets import NESSUNA, REPORT_COLUMNS, TOTALE, dati_header, table_defs

@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 
 import python_calamine as pc
 
+from piano_abitativo.core.layout import KEY_HEADER, LAYOUT, NOT_APPLICABLE, VALUE_HEADER
 from piano_abitativo.core.problems import Problem, Severity, problem
 from piano_abitativo.core.schema import (
     FIELDS,
@@ -34,7 +35,6 @@ from piano_abitativo.core.schema import (
     Kind,
     Role,
 )
-from piano_abitativo.template.workbook import KEY_HEADER, LAYOUT, NOT_APPLICABLE, VALUE_HEADER
 
 #: Limits that make hostile files harmless (a filled template is ~20 KB).
 MAX_FILE_BYTES = 15 * 1024 * 1024

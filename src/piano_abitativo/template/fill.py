@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.schema import FIELD_BY_ID, Role
-from piano_abitativo.template.workbook import LAYOUT
 
 _SCHEDA_XML = "xl/worksheets/sheet2.xml"
 
