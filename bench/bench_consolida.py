@@ -62,18 +62,23 @@ def build(folder: Path, n: int) -> rc.Raccolta:
     arrivi.mkdir()
     for i, ente in enumerate(r.registry):
         values = _values(i, ente)
-        (arrivi / f"{ente.codice}.xlsx").write_bytes(fill_template(factory.render(ente),
-                                                                   values))
+        (arrivi / f"{ente.codice}.xlsx").write_bytes(fill_template(factory.render(ente), values))
     return r
 
 
 def _values(i: int, ente: Ente) -> dict[str, object]:
     sap = 5 + i % 40
     out: dict[str, object] = {
-        "a_sap": sap, "a_sas": i % 3, "b_carenza_manutentiva": i % 2,
-        "c_nuova_edificazione": i % 5 // 4, "d_turnover": i % 4 // 3,
-        "e_conferite_privati": 0, "j_sat": i % 7 // 6, "k_assegnate_anno_precedente": i % 3,
-        "referente_nome": "Ufficio Casa", "referente_email": f"casa{i}@prova.example",
+        "a_sap": sap,
+        "a_sas": i % 3,
+        "b_carenza_manutentiva": i % 2,
+        "c_nuova_edificazione": i % 5 // 4,
+        "d_turnover": i % 4 // 3,
+        "e_conferite_privati": 0,
+        "j_sat": i % 7 // 6,
+        "k_assegnate_anno_precedente": i % 3,
+        "referente_nome": "Ufficio Casa",
+        "referente_email": f"casa{i}@prova.example",
     }
     if ente.is_comune:
         out |= {"h_categoria_aggiuntiva": "NO", "i_forze_polizia": 10 if i % 9 == 0 else 0}
@@ -83,9 +88,12 @@ def _values(i: int, ente: Ente) -> dict[str, object]:
 def baseline(paths: list[Path], out: Path) -> float:
     """pandas: read every file, concatenate, write one sheet (no formulas, no checks)."""
     start = time.perf_counter()
-    frames = [pd.read_excel(p, sheet_name=SHEET_SCHEDA, header=None, usecols="A:D",
-                            engine="openpyxl")
-              .assign(file=p.name) for p in paths]
+    frames = [
+        pd.read_excel(
+            p, sheet_name=SHEET_SCHEDA, header=None, usecols="A:D", engine="openpyxl"
+        ).assign(file=p.name)
+        for p in paths
+    ]
     pd.concat(frames).to_excel(out, index=False)
     return time.perf_counter() - start
 
@@ -120,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-consolida-"))
     if root.exists() and args.out:
         shutil.rmtree(root)
-    print(f"piano-abitativo bench_consolida: N = {n} enti, Python {platform.python_version()}"
-          f", XlsxWriter {version('XlsxWriter')}, pandas {version('pandas')}, "
-          f"{os.cpu_count()} CPU")
+    print(
+        f"piano-abitativo bench_consolida: N = {n} enti, Python {platform.python_version()}"
+        f", XlsxWriter {version('XlsxWriter')}, pandas {version('pandas')}, "
+        f"{os.cpu_count()} CPU"
+    )
     t = time.perf_counter()
     r = build(root / "big", n)
     print(f"preparazione di {n} risposte: {time.perf_counter() - t:.1f} s")
@@ -142,13 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     t_base = baseline(blobs, root / "baseline.xlsx")
 
     print(f"{'misura':<44}{'secondi':>10}{'ms/ente':>10}")
-    for label, secs in (("importa (archivio + validazione + registro)", t_import),
-                        ("consolida (registro → cartella riepilogativa)", t_cons),
-                        ("baseline pandas read_excel + to_excel", t_base)):
+    for label, secs in (
+        ("importa (archivio + validazione + registro)", t_import),
+        ("consolida (registro → cartella riepilogativa)", t_cons),
+        ("baseline pandas read_excel + to_excel", t_base),
+    ):
         print(f"{label:<44}{secs:>10.2f}{secs / n * 1000:>10.2f}")
     verdict = "PASS" if t_cons <= TARGET_S else "FAIL"
-    print(f"consolida: {t_cons:.2f} s per {n} risposte (obiettivo ≤ {TARGET_S:.0f} s) "
-          f"{verdict}")
+    print(f"consolida: {t_cons:.2f} s per {n} risposte (obiettivo ≤ {TARGET_S:.0f} s) {verdict}")
     print(f"rapporto baseline / consolida: {t_base / t_cons:.1f}×")
     print(f"cartella riepilogativa: {out.master.stat().st_size // 1024} KB")
     if not args.no_memory:
@@ -160,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         peaks.append((n, peak_memory(r.path)))
         (n0, p0), (n1, p1) = peaks[0], peaks[-1]
         per = (p1 - p0) / (n1 - n0)
-        print("memoria di picco di consolida: " + ", ".join(
-            f"{k} enti {p / 1e6:.2f} MB" for k, p in peaks))
-        print(f"  rapporto {n1} / {n0} enti: {p1 / p0:.2f}× per {n1 / n0:.0f}× gli enti; "
-              f"per ente in più {per / 1024:.2f} KB (valori e stato di ogni ente; i fogli "
-              "sono scritti riga per riga, nessun file tenuto in memoria)")
+        print(
+            "memoria di picco di consolida: "
+            + ", ".join(f"{k} enti {p / 1e6:.2f} MB" for k, p in peaks)
+        )
+        print(
+            f"  rapporto {n1} / {n0} enti: {p1 / p0:.2f}× per {n1 / n0:.0f}× gli enti; "
+            f"per ente in più {per / 1024:.2f} KB (valori e stato di ogni ente; i fogli "
+            "sono scritti riga per riga, nessun file tenuto in memoria)"
+        )
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if verdict == "PASS" else 1

@@ -77,6 +77,7 @@ def round_trip(body: str, write: Callable[[], None]) -> tuple[float, int, int]:
 
 def cell_by_cell(r: rc.Raccolta) -> Callable[[], None]:
     """The baseline: the same consolidation written back one cell at a time."""
+
     def write() -> None:
         book = xw.Book.caller()
         layout = master_layout(actions.consolidation(r))
@@ -87,6 +88,7 @@ def cell_by_cell(r: rc.Raccolta) -> Callable[[], None]:
         for name, ref in layout.names.items():
             book.names.add(name, "=" + ref.ref)
         book.app.alert("fatto", title=excel.TITLE)
+
     return write
 
 
@@ -99,17 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         r = build(root)
         os.environ[excel.ENV_RACCOLTA] = str(r.path)
         full = actions.consolidation(r)
-        print(f"piano-abitativo bench_excel: Ambito {full.ambito}, {len(full.enti)} enti, "
-              f"{len(full.answered)} risposte; Python {platform.python_version()}, "
-              f"xlwings {xw.__version__} (motore remote), {os.cpu_count()} CPU")
+        print(
+            f"piano-abitativo bench_excel: Ambito {full.ambito}, {len(full.enti)} enti, "
+            f"{len(full.answered)} risposte; Python {platform.python_version()}, "
+            f"xlwings {xw.__version__} (motore remote), {os.cpu_count()} CPU"
+        )
         name = "Consolidato_piano_abitativo_2025.xlsm"
         empty = consolidate.consolidate(r, [])
-        bodies = {"cartella costruita prima delle risposte": payload_text(build_master(empty),
-                                                                          name),
-                  "cartella già aggiornata": payload_text(build_master(full), name)}
+        bodies = {
+            "cartella costruita prima delle risposte": payload_text(build_master(empty), name),
+            "cartella già aggiornata": payload_text(build_master(full), name),
+        }
         cells = sum(len(sh.cells) for sh in master_layout(full).sheets)
-        print(f"{cells} celle in {len(master_layout(full).sheets)} fogli; ripetizioni: "
-              f"{args.repeat} (mediana)")
+        print(
+            f"{cells} celle in {len(master_layout(full).sheets)} fogli; ripetizioni: "
+            f"{args.repeat} (mediana)"
+        )
         print(f"{'Consolida, remote engine':<44}{'secondi':>9}{'azioni':>8}{'risposta':>11}")
         medians: dict[str, float] = {}
         for label, body in bodies.items():
@@ -121,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         base_runs = [round_trip(bodies[first], cell_by_cell(r)) for _ in range(args.repeat)]
         base = statistics.median(x[0] for x in base_runs)
         _, n_actions, size = base_runs[-1]
-        print(f"{'baseline: cella per cella (stesso libro)':<44}{base:>9.3f}{n_actions:>8}"
-              f"{size / 1024:>8.0f} KB")
+        print(
+            f"{'baseline: cella per cella (stesso libro)':<44}{base:>9.3f}{n_actions:>8}"
+            f"{size / 1024:>8.0f} KB"
+        )
         worst = max(medians.values())
         verdict = "PASS" if worst <= TARGET_S else "FAIL"
-        print(f"Consolida: {worst:.3f} s nel caso peggiore (obiettivo ≤ {TARGET_S:.0f} s) "
-              f"{verdict}")
+        print(
+            f"Consolida: {worst:.3f} s nel caso peggiore (obiettivo ≤ {TARGET_S:.0f} s) {verdict}"
+        )
         print(f"rapporto baseline / Consolida (stesso libro): {base / medians[first]:.1f}×")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -70,10 +70,15 @@ FLAT_BYTES_PER_FILE = 1024
 
 # --- the synthetic ambito and its returns -------------------------------------------
 
+
 def make_registry(n: int) -> Registry:
     """N comuni ("000001", "Comune Prova 00001", ...) and one ALER."""
-    enti = [Ente(codice=f"0{i:05d}", tipo="COMUNE", denominazione=f"Comune Prova {i:05d}",
-                 provincia="XX") for i in range(1, n + 1)]
+    enti = [
+        Ente(
+            codice=f"0{i:05d}", tipo="COMUNE", denominazione=f"Comune Prova {i:05d}", provincia="XX"
+        )
+        for i in range(1, n + 1)
+    ]
     enti.append(Ente(codice=ALER_CODICE, tipo="ALER", denominazione="ALER Bench Prova"))
     return Registry(enti, source="registro sintetico del benchmark")
 
@@ -205,6 +210,7 @@ def write_returns(registry: Registry, n: int, outdir: Path, seed: int) -> list[P
 
 # --- the three readers ---------------------------------------------------------------
 
+
 def read_pandas(path: Path) -> int:
     """The baseline: every sheet with pandas and openpyxl."""
     sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
@@ -242,8 +248,9 @@ class Tally:
         self.codes.update(p.code for p in report.problems)
 
 
-def validate_counting(paths: Sequence[Path], vctx: ValidationContext,
-                      tally: Tally | None = None) -> Tally:
+def validate_counting(
+    paths: Sequence[Path], vctx: ValidationContext, tally: Tally | None = None
+) -> Tally:
     tally = tally if tally is not None else Tally()
     for p in paths:
         tally.add(validate_file(p, vctx))
@@ -261,6 +268,7 @@ def timed(fn: Callable[[Path], object], paths: Sequence[Path]) -> float:
 
 
 # --- memory --------------------------------------------------------------------------
+
 
 def _maxrss_mib() -> float | None:
     if resource is None:
@@ -337,6 +345,7 @@ def in_child(fn: Callable[..., MemoryResult], *args: Any) -> MemoryResult:
 
 # --- output --------------------------------------------------------------------------
 
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -346,21 +355,27 @@ def print_memory(title: str, unit: str, one: str, m: MemoryResult) -> None:
     slope = (m.peak_large - m.peak_small) * 1048576 / max(m.large - m.small, 1)
     flat = slope <= FLAT_BYTES_PER_FILE
     print(f"  {title}")
-    print(f"    picco tracemalloc: {m.small:>6} {unit} {m.peak_small:8.2f} MiB   "
-          f"{m.large:>6} {unit} {m.peak_large:8.2f} MiB   rapporto {ratio:5.2f}")
-    print(f"    crescita del picco: {slope:+.0f} byte per {one} in più   "
-          f"{'piatto in N' if flat else 'CRESCE con N'} (soglia {FLAT_BYTES_PER_FILE} "
-          f"byte; un file trattenuto ne pesa ~16000)   {verdict(flat)}")
+    print(
+        f"    picco tracemalloc: {m.small:>6} {unit} {m.peak_small:8.2f} MiB   "
+        f"{m.large:>6} {unit} {m.peak_large:8.2f} MiB   rapporto {ratio:5.2f}"
+    )
+    print(
+        f"    crescita del picco: {slope:+.0f} byte per {one} in più   "
+        f"{'piatto in N' if flat else 'CRESCE con N'} (soglia {FLAT_BYTES_PER_FILE} "
+        f"byte; un file trattenuto ne pesa ~16000)   {verdict(flat)}"
+    )
     if m.rss_start is None or m.rss_small is None or m.rss_large is None:
         print("    ru_maxrss: non disponibile su questo sistema")
         return
     d_small = m.rss_small - m.rss_start
     d_large = m.rss_large - m.rss_start
     d_ratio = f"{d_large / d_small:.2f}" if d_small >= 1 else "n/d (Δ N/10 < 1 MiB)"
-    print(f"    ru_maxrss: dopo il riscaldamento {m.rss_start:.1f} MiB; dopo {m.small} {unit} "
-          f"{m.rss_small:.1f} MiB (+{d_small:.1f}); dopo {m.large} {unit} {m.rss_large:.1f} "
-          f"MiB (+{d_large:.1f}); rapporto dei picchi {m.rss_large / m.rss_small:.2f}, "
-          f"rapporto dei Δ {d_ratio}")
+    print(
+        f"    ru_maxrss: dopo il riscaldamento {m.rss_start:.1f} MiB; dopo {m.small} {unit} "
+        f"{m.rss_small:.1f} MiB (+{d_small:.1f}); dopo {m.large} {unit} {m.rss_large:.1f} "
+        f"MiB (+{d_large:.1f}); rapporto dei picchi {m.rss_large / m.rss_small:.2f}, "
+        f"rapporto dei Δ {d_ratio}"
+    )
 
 
 def profile_validation(paths: Sequence[Path], vctx: ValidationContext, top: int = 25) -> None:
@@ -380,14 +395,27 @@ def profile_validation(paths: Sequence[Path], vctx: ValidationContext, top: int 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=1500, help="numero di comuni (default 1500)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="cartella dove lasciare modelli e risposte (default: temporanea, "
-                    "cancellata alla fine)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="cartella dove lasciare modelli e risposte (default: temporanea, "
+        "cancellata alla fine)",
+    )
     ap.add_argument("--seed", type=int, default=2026, help="seme dei valori casuali")
-    ap.add_argument("--baseline-sample", type=int, default=300,
-                    help="file letti con pandas (tempo per file × N; default 300)")
-    ap.add_argument("--profile", type=int, default=0, metavar="K",
-                    help="profila validate_file con cProfile su K file (default: no)")
+    ap.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=300,
+        help="file letti con pandas (tempo per file × N; default 300)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="profila validate_file con cProfile su K file (default: no)",
+    )
     ap.add_argument("--no-memory", action="store_true", help="salta le misure di memoria")
     args = ap.parse_args(argv)
     if args.n < 10:
@@ -410,11 +438,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_bench(args: argparse.Namespace, n: int, workdir: Path) -> None:
     print(f"Benchmark piano-abitativo: N = {n} comuni + 1 ALER, seme {args.seed}")
-    print(f"Python {platform.python_version()} su {platform.platform()}; pandas "
-          f"{pd.__version__}, openpyxl {version('openpyxl')}, python-calamine "
-          f"{version('python-calamine')}, XlsxWriter {version('XlsxWriter')}")
-    print(f"Cartella di lavoro: {workdir}"
-          f"{'' if args.out else ' (temporanea, cancellata alla fine)'}")
+    print(
+        f"Python {platform.python_version()} su {platform.platform()}; pandas "
+        f"{pd.__version__}, openpyxl {version('openpyxl')}, python-calamine "
+        f"{version('python-calamine')}, XlsxWriter {version('XlsxWriter')}"
+    )
+    print(
+        f"Cartella di lavoro: {workdir}{'' if args.out else ' (temporanea, cancellata alla fine)'}"
+    )
     registry = make_registry(n)
     ctx = template_context()
 
@@ -456,20 +487,29 @@ def run_bench(args: argparse.Namespace, n: int, workdir: Path) -> None:
 
     print()
     print(f"Generazione modelli (write_templates, {len(modelli)} enti)")
-    print(f"  totale {t_templates:7.2f} s   {t_templates / len(modelli) * 1000:7.2f} ms/ente   "
-          f"obiettivo ≤ {target_templates:.1f} s (15 s per 1500)   "
-          f"{verdict(t_templates <= target_templates)}")
-    print(f"Risposte compilate (render + fill_template, non misurate come obiettivo): "
-          f"{n} file in {t_fill:.2f} s")
+    print(
+        f"  totale {t_templates:7.2f} s   {t_templates / len(modelli) * 1000:7.2f} ms/ente   "
+        f"obiettivo ≤ {target_templates:.1f} s (15 s per 1500)   "
+        f"{verdict(t_templates <= target_templates)}"
+    )
+    print(
+        f"Risposte compilate (render + fill_template, non misurate come obiettivo): "
+        f"{n} file in {t_fill:.2f} s"
+    )
     codes = ", ".join(f"{c} {k}" for c, k in sorted(tally.codes.items()))
-    print(f"  esito validazione: {tally.valid} valide ({tally.warnings_only} con soli "
-          f"avvisi), {tally.with_errors} con errori; problemi: {codes}")
+    print(
+        f"  esito validazione: {tally.valid} valide ({tally.warnings_only} con soli "
+        f"avvisi), {tally.with_errors} con errori; problemi: {codes}"
+    )
 
     print()
     print(f"Lettura e validazione delle stesse {n} risposte")
     print(f"  {'':48}{'ms/file':>9}{'totale s':>11}")
-    note = (f"   stima = {ms['pandas']:.2f} ms/file (misurati {len(sample)} file) × {n}"
-            if extrapolated else "")
+    note = (
+        f"   stima = {ms['pandas']:.2f} ms/file (misurati {len(sample)} file) × {n}"
+        if extrapolated
+        else ""
+    )
     rows = [
         ("(a) pandas.read_excel, openpyxl, tutti i fogli", ms["pandas"], pandas_total, note),
         ("(b) python-calamine grezzo, tutti i fogli", ms["calamine"], t_calamine, ""),
@@ -477,16 +517,22 @@ def run_bench(args: argparse.Namespace, n: int, workdir: Path) -> None:
     ]
     for label, per_file, total, extra in rows:
         print(f"  {label:48}{per_file:9.2f}{total:11.2f}{extra}")
-    print(f"  baseline / validazione  {baseline_ratio:6.1f}×   obiettivo ≥ "
-          f"{MIN_BASELINE_RATIO:g}×   {verdict(baseline_ratio >= MIN_BASELINE_RATIO)}")
-    print(f"  validazione / calamine  {calamine_ratio:6.1f}×   obiettivo ≤ "
-          f"{MAX_CALAMINE_RATIO:g}×    {verdict(calamine_ratio <= MAX_CALAMINE_RATIO)}")
+    print(
+        f"  baseline / validazione  {baseline_ratio:6.1f}×   obiettivo ≥ "
+        f"{MIN_BASELINE_RATIO:g}×   {verdict(baseline_ratio >= MIN_BASELINE_RATIO)}"
+    )
+    print(
+        f"  validazione / calamine  {calamine_ratio:6.1f}×   obiettivo ≤ "
+        f"{MAX_CALAMINE_RATIO:g}×    {verdict(calamine_ratio <= MAX_CALAMINE_RATIO)}"
+    )
 
     if not args.no_memory:
         small = max(1, n // 10)
         print()
-        print("Memoria (processo figlio nuovo per ciascuna misura; N/10 e poi N file nello "
-              "stesso processo, senza tenere i report)")
+        print(
+            "Memoria (processo figlio nuovo per ciascuna misura; N/10 e poi N file nello "
+            "stesso processo, senza tenere i report)"
+        )
         m_val = in_child(memory_validation, [str(p) for p in paths], n, small)
         print_memory("validate_file", "file", "file", m_val)
         mem_dir = workdir / "memoria"
@@ -494,8 +540,12 @@ def run_bench(args: argparse.Namespace, n: int, workdir: Path) -> None:
             m_tpl = in_child(memory_templates, str(mem_dir), n, small)
         finally:
             shutil.rmtree(mem_dir, ignore_errors=True)
-        print_memory(f"write_templates (comuni + 1 ALER: {small + 1} e {n + 1} enti)",
-                     "comuni", "ente", m_tpl)
+        print_memory(
+            f"write_templates (comuni + 1 ALER: {small + 1} e {n + 1} enti)",
+            "comuni",
+            "ente",
+            m_tpl,
+        )
 
     if args.profile:
         profile_validation(paths[: args.profile], vctx)

@@ -48,9 +48,11 @@ def registry_csv() -> str:
     """The 49 enti of the Ambito Cremasco, each with a PEC address."""
     lines = ["codice,tipo,denominazione,provincia,codice_catastale,capofila,email,pec"]
     for e in default_registry():
-        lines.append(f"{e.codice},{e.tipo},{e.denominazione},{e.provincia},"
-                     f"{e.codice_catastale},{'SI' if e.capofila else ''},,"
-                     f"protocollo@pec.{e.codice.lower()}.example")
+        lines.append(
+            f"{e.codice},{e.tipo},{e.denominazione},{e.provincia},"
+            f"{e.codice_catastale},{'SI' if e.capofila else ''},,"
+            f"protocollo@pec.{e.codice.lower()}.example"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -58,7 +60,7 @@ def _variant(workbook: bytes, n: int) -> bytes:
     """The same workbook with a zip comment: other bytes, same content."""
     eocd = workbook.rfind(b"PK\x05\x06")
     comment = f"copia {n}".encode()
-    return workbook[:eocd + 20] + struct.pack("<H", len(comment)) + comment
+    return workbook[: eocd + 20] + struct.pack("<H", len(comment)) + comment
 
 
 def build_messages(r: rc.Raccolta, n: int) -> tuple[list[tuple[bytes, dt.datetime]], int]:
@@ -76,31 +78,54 @@ def build_messages(r: rc.Raccolta, n: int) -> tuple[list[tuple[bytes, dt.datetim
         ident = f"msg{i}"
         if kind in (0, 1, 2, 8):
             att = ("scheda.xlsx.p7m", mf.make_p7m(book)) if kind == 0 else ("scheda.xlsx", book)
-            original = mf.make_plain(sender=sender, attachments=[att], date=when,
-                                     message_id=f"<{ident}@x>")
-            raw = mf.make_pec_envelope(original, when=when,
-                                       identificativo=f"{ident}@gestore.example")
+            original = mf.make_plain(
+                sender=sender, attachments=[att], date=when, message_id=f"<{ident}@x>"
+            )
+            raw = mf.make_pec_envelope(
+                original, when=when, identificativo=f"{ident}@gestore.example"
+            )
             if kind == 8:
                 raw = mf.make_forwarded(raw, forwarder=f"inoltro{i}@posta.example")
             carried += 1
         elif kind in (3, 4):
-            raw = mf.make_ricevuta("accettazione" if kind == 3 else "avvenuta-consegna",
-                                   when=when, riferimento=f"<rich{i}@capofila.example>")
+            raw = mf.make_ricevuta(
+                "accettazione" if kind == 3 else "avvenuta-consegna",
+                when=when,
+                riferimento=f"<rich{i}@capofila.example>",
+            )
         elif kind == 5:
-            raw = mf.make_anomalia(mf.make_plain(sender=sender, date=when,
-                                                 attachments=[("scheda.xlsx", book)],
-                                                 message_id=f"<{ident}@x>"), when=when)
+            raw = mf.make_anomalia(
+                mf.make_plain(
+                    sender=sender,
+                    date=when,
+                    attachments=[("scheda.xlsx", book)],
+                    message_id=f"<{ident}@x>",
+                ),
+                when=when,
+            )
             carried += 1
         elif kind == 6:
-            raw = mf.make_plain(sender=sender, date=when, message_id=f"<{ident}@x>",
-                                body=f"Domanda numero {i}: quando scade il termine?")
+            raw = mf.make_plain(
+                sender=sender,
+                date=when,
+                message_id=f"<{ident}@x>",
+                body=f"Domanda numero {i}: quando scade il termine?",
+            )
         elif kind == 7:
-            raw = mf.make_plain(sender=sender, date=when, message_id=f"<{ident}@x>",
-                                attachments=[("dati.zip", mf.make_zip([("s.xlsx", book)]))])
+            raw = mf.make_plain(
+                sender=sender,
+                date=when,
+                message_id=f"<{ident}@x>",
+                attachments=[("dati.zip", mf.make_zip([("s.xlsx", book)]))],
+            )
             carried += 1
         else:
-            raw = mf.make_plain(sender=f"impiegato{i}@posta.example", date=when,
-                                message_id=f"<{ident}@x>", attachments=[("s.xlsx", book)])
+            raw = mf.make_plain(
+                sender=f"impiegato{i}@posta.example",
+                date=when,
+                message_id=f"<{ident}@x>",
+                attachments=[("s.xlsx", book)],
+            )
             carried += 1
         out.append((raw, when))
     return out, carried
@@ -113,8 +138,7 @@ def fill_box(r: rc.Raccolta, box: Mailbox, n: int) -> int:
     return carried
 
 
-def measure(r: rc.Raccolta, *, memory: bool = True
-            ) -> tuple[float, int, ingest.IngestResult]:
+def measure(r: rc.Raccolta, *, memory: bool = True) -> tuple[float, int, ingest.IngestResult]:
     """(seconds, peak Python bytes or 0, result) of one import of the configured box."""
     if memory:
         tracemalloc.start()
@@ -144,8 +168,10 @@ def main() -> int:
         print("dovecot non installato (apt-get install dovecot-imapd)", file=sys.stderr)
         return 2
     os.environ[mail.PASSWORD_ENV] = PASSWORD
-    with tempfile.TemporaryDirectory(prefix="bench-posta-") as tmp, \
-            dovecot_server(Path(tmp) / "dovecot") as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-posta-") as tmp,
+        dovecot_server(Path(tmp) / "dovecot") as server,
+    ):
         box = server.new_mailbox()
         r = _raccolta(Path(tmp) / "a", server.settings(box))
         t = time.perf_counter()
@@ -153,15 +179,19 @@ def main() -> int:
         print(f"casella riempita con {args.n} messaggi in {time.perf_counter() - t:.1f} s")
         seconds, _, res = measure(r, memory=False)
         assert len(res.messages) == args.n and len(res.receipts) == carried
-        print(f"importa --imap: {args.n} messaggi, {carried} file in {seconds:.1f} s "
-              f"({args.n / seconds:.0f} messaggi/s)")
+        print(
+            f"importa --imap: {args.n} messaggi, {carried} file in {seconds:.1f} s "
+            f"({args.n / seconds:.0f} messaggi/s)"
+        )
         again, _, res2 = measure(r, memory=False)
         assert res2.gia_visti == args.n and not res2.messages
         print(f"seconda esecuzione (nulla di nuovo): {again:.2f} s")
         r2 = _raccolta(Path(tmp) / "b", server.settings(box))
         seconds2, peak, _ = measure(r2)
-        print(f"picco di memoria Python (tracemalloc): {peak / 2**20:.1f} MB "
-              f"(importazione con tracemalloc: {seconds2:.1f} s)")
+        print(
+            f"picco di memoria Python (tracemalloc): {peak / 2**20:.1f} MB "
+            f"(importazione con tracemalloc: {seconds2:.1f} s)"
+        )
     return 0
 
 

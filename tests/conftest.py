@@ -18,17 +18,26 @@ RACCOLTA_ID = "2026-test"
 
 #: a complete, valid return of a comune (Crema 2025's figures)
 CREMA: dict[str, Any] = {
-    "a_sap": 358, "a_sas": 0, "b_carenza_manutentiva": 7, "c_nuova_edificazione": 2,
-    "d_turnover": 1, "e_conferite_privati": 0, "h_categoria_aggiuntiva": "NO",
-    "i_forze_polizia": 0, "j_sat": 0, "k_assegnate_anno_precedente": 15,
-    "referente_nome": "Mario Rossi", "referente_email": "casa@comune.crema.example",
+    "a_sap": 358,
+    "a_sas": 0,
+    "b_carenza_manutentiva": 7,
+    "c_nuova_edificazione": 2,
+    "d_turnover": 1,
+    "e_conferite_privati": 0,
+    "h_categoria_aggiuntiva": "NO",
+    "i_forze_polizia": 0,
+    "j_sat": 0,
+    "k_assegnate_anno_precedente": 15,
+    "referente_nome": "Mario Rossi",
+    "referente_email": "casa@comune.crema.example",
     "referente_telefono": "0373 000000",
 }
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test reads or writes the real user's home (keyring, xlwings config...)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -42,8 +51,9 @@ def registry() -> Registry:
 
 @pytest.fixture(scope="session")
 def template_ctx() -> TemplateContext:
-    return TemplateContext(anno=ANNO, raccolta_id=RACCOLTA_ID, ambito="Cremasco",
-                           capofila="Comune di Crema")
+    return TemplateContext(
+        anno=ANNO, raccolta_id=RACCOLTA_ID, ambito="Cremasco", capofila="Comune di Crema"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +74,9 @@ def make_return(tmp_path: Path, factory: TemplateFactory, registry: Registry) ->
     """make_return({"a_sap": 3}, ente="019035", name="x.xlsx") -> path of a filled return."""
     counter = iter(range(10_000))
 
-    def make(values: dict[str, Any] | None = None, *, ente: str = "019035",
-             name: str | None = None) -> Path:
+    def make(
+        values: dict[str, Any] | None = None, *, ente: str = "019035", name: str | None = None
+    ) -> Path:
         found = registry.get(ente)
         assert found is not None
         data = fill_template(factory.render(found), values or {})

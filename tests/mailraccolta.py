@@ -33,8 +33,13 @@ def make_raccolta(folder: Path, *, enti_csv: str = ENTI_CSV, **posta: Any) -> rc
     """A raccolta 2026 of the enti above, with these [posta] keys set."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "enti.csv").write_text(enti_csv, encoding="utf-8")
-    r = crea(folder / "raccolta", anno=2026, registry_csv=folder / "enti.csv",
-                  scadenza=dt.date(2025, 12, 15), contatto="Ufficio Casa, tel. 0373 000000")
+    r = crea(
+        folder / "raccolta",
+        anno=2026,
+        registry_csv=folder / "enti.csv",
+        scadenza=dt.date(2025, 12, 15),
+        contatto="Ufficio Casa, tel. 0373 000000",
+    )
     return configure(r, **posta)
 
 

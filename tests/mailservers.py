@@ -66,6 +66,7 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- Dovecot
 
+
 @dataclass
 class Mailbox:
     """One Dovecot user: its credentials, its Maildir, and helpers to fill and inspect it."""
@@ -83,8 +84,7 @@ class Mailbox:
         conn.login(self.user, self.password)
         return conn
 
-    def append(self, raw: bytes, *, when: dt.datetime | None = None,
-               folder: str = "INBOX") -> None:
+    def append(self, raw: bytes, *, when: dt.datetime | None = None, folder: str = "INBOX") -> None:
         """APPEND one message; ``when`` becomes its INTERNALDATE."""
         conn = self.connect()
         try:
@@ -132,8 +132,9 @@ class Mailbox:
         conn = self.connect()
         try:
             _, data = conn.list()
-            return sorted(d.decode().rsplit(" ", 1)[-1].strip('"') for d in data
-                          if isinstance(d, bytes))
+            return sorted(
+                d.decode().rsplit(" ", 1)[-1].strip('"') for d in data if isinstance(d, bytes)
+            )
         finally:
             conn.logout()
 
@@ -167,17 +168,25 @@ class Dovecot:
 
     def settings(self, box: Mailbox) -> dict[str, Any]:
         """The [posta] keys that point the raccolta at this mailbox."""
-        return {"imap_host": "127.0.0.1", "imap_port": self.port, "imap_sicurezza": "nessuna",
-                "utente": box.user}
+        return {
+            "imap_host": "127.0.0.1",
+            "imap_port": self.port,
+            "imap_sicurezza": "nessuna",
+            "utente": box.user,
+        }
 
 
 def _dovecot_conf(root: Path, port: int, uid: int, gid: int) -> str:
     me = pwd.getpwuid(os.geteuid()).pw_name
-    as_user = "" if os.geteuid() == 0 else f"""
+    as_user = (
+        ""
+        if os.geteuid() == 0
+        else f"""
 default_internal_user = {me}
 default_internal_group = {me}
 default_login_user = {me}
 """
+    )
     return f"""\
 protocols = imap
 listen = 127.0.0.1
@@ -239,15 +248,20 @@ def dovecot_server(root: Path) -> Iterator[Dovecot]:
     (root / "mail").mkdir(parents=True, exist_ok=True)
     # all users up front: Dovecot may not notice a passwd-file changed within a second
     tag = f"utente{uuid.uuid4().hex[:6]}x"
-    (root / "users").write_text("".join(f"{tag}{n}:{{PLAIN}}{PASSWORD}\n"
-                                        for n in range(1, USERS + 1)), encoding="utf-8")
+    (root / "users").write_text(
+        "".join(f"{tag}{n}:{{PLAIN}}{PASSWORD}\n" for n in range(1, USERS + 1)), encoding="utf-8"
+    )
     port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(_dovecot_conf(root, port, uid, gid), encoding="utf-8")
     if os.geteuid() == 0:
         os.chown(root / "mail", uid, gid)
-    proc = subprocess.Popen([binary, "-F", "-c", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [binary, "-F", "-c", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait_greeting(port, proc, root)
         server = Dovecot(root, port, proc, uid, gid, tag)
@@ -269,11 +283,16 @@ def _wait_greeting(port: int, proc: subprocess.Popen[bytes], root: Path) -> None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            log = (root / "dovecot.log").read_text(errors="replace") \
-                if (root / "dovecot.log").exists() else ""
+            log = (
+                (root / "dovecot.log").read_text(errors="replace")
+                if (root / "dovecot.log").exists()
+                else ""
+            )
             raise RuntimeError(f"dovecot exited: {out}\n{log}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                    timeout=1) as s:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1) as s,
+        ):
             if s.recv(100).startswith(b"* OK"):
                 return
         time.sleep(0.05)
@@ -281,6 +300,7 @@ def _wait_greeting(port: int, proc: subprocess.Popen[bytes], root: Path) -> None
 
 
 # --------------------------------------------------------------------------- SMTP
+
 
 @dataclass
 class Received:
@@ -302,19 +322,25 @@ class _Handler:
         #: SMTP replies to give to the next DATA commands instead of accepting
         self.failures: list[str] = []
 
-    async def handle_DATA(self, server: SMTPServer, session: Session,
-                          envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         if self.failures:
             return self.failures.pop(0)
         auth = session.auth_data
         login = auth.login.decode() if isinstance(auth, LoginPassword) else None
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                      bytes(envelope.original_content or b""), login))
+        self.received.append(
+            Received(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or b""),
+                login,
+            )
+        )
         return "250 OK"
 
 
-def _authenticator(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str,
-                   auth_data: Any) -> AuthResult:
+def _authenticator(
+    server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
     ok = isinstance(auth_data, LoginPassword) and auth_data.password == PASSWORD.encode()
     # handled=False: aiosmtpd itself answers "535" to a wrong password
     return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
@@ -339,16 +365,25 @@ class SmtpServer:
         self.handler.failures.clear()
 
     def settings(self) -> dict[str, Any]:
-        return {"smtp_host": self.host, "smtp_port": self.port, "smtp_sicurezza": "nessuna",
-                "mittente": "piano.abitativo@pec.comune.crema.example"}
+        return {
+            "smtp_host": self.host,
+            "smtp_port": self.port,
+            "smtp_sicurezza": "nessuna",
+            "mittente": "piano.abitativo@pec.comune.crema.example",
+        }
 
 
 @contextlib.contextmanager
 def smtp_server() -> Iterator[SmtpServer]:
     handler = _Handler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port,
-                            authenticator=_authenticator, auth_require_tls=False)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_authenticator,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield SmtpServer("127.0.0.1", port, handler)
@@ -364,14 +399,14 @@ _STARTED: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="session")
-def dovecot(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Dovecot:
+def dovecot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Dovecot:
     """One Dovecot for the whole session."""
     require_dovecot()
     if "dovecot" not in _STARTED:
         stack = contextlib.ExitStack()
         _STARTED["dovecot"] = stack.enter_context(
-            dovecot_server(tmp_path_factory.mktemp("dovecot")))
+            dovecot_server(tmp_path_factory.mktemp("dovecot"))
+        )
         request.addfinalizer(stack.close)
     server: Dovecot = _STARTED["dovecot"]
     return server

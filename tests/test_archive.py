@@ -45,9 +45,14 @@ def ret(racc: rc.Raccolta, tmp_path: Path) -> Ret:
     folder.mkdir()
     counter = iter(range(10_000))
 
-    def make(codice: str = "019035", values: dict[str, Any] | None = None, *,
-             name: str | None = None, when: dt.datetime = T0,
-             ente: Ente | None = None) -> Path:
+    def make(
+        codice: str = "019035",
+        values: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        when: dt.datetime = T0,
+        ente: Ente | None = None,
+    ) -> Path:
         found = ente or racc.registry.get(codice)
         assert found is not None
         path = folder / (name or f"{codice}_{next(counter)}.xlsx")
@@ -64,7 +69,8 @@ def _ledger_lines(r: rc.Raccolta) -> list[dict[str, Any]]:
 
 
 def test_each_file_is_archived_by_content_and_identified_from_its_metadata(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """A return renamed by the clerk is archived under its sha256 and attributed by content."""
     path = ret("019035", name="risposta definitiva (2).xlsx")
     res = import_files(racc, [path])
@@ -94,7 +100,8 @@ def test_importing_the_same_bytes_again_changes_nothing(racc: rc.Raccolta, ret: 
 
 
 def test_a_later_return_supersedes_the_earlier_one_and_both_stay(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """The latest reception wins for consolidation even when imported first; history stays."""
     later = ret("019035", {"b_carenza_manutentiva": 9}, when=T0 + dt.timedelta(days=2))
     earlier = ret("019035", {"b_carenza_manutentiva": 7}, when=T0)
@@ -110,11 +117,11 @@ def test_a_later_return_supersedes_the_earlier_one_and_both_stay(
 
 
 def test_a_latest_return_with_errors_keeps_the_previous_valid_values(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """An ente whose new file has errors is 'da correggere'; its last valid data stay used."""
     import_files(racc, [ret("019035", {"i_forze_polizia": 5}, when=T0)])
-    import_files(racc, [ret("019035", {"i_forze_polizia": 15},
-                                    when=T0 + dt.timedelta(hours=1))])
+    import_files(racc, [ret("019035", {"i_forze_polizia": 15}, when=T0 + dt.timedelta(hours=1))])
     cons = consolidate(racc, receipts(racc))
     crema = next(s for s in cons.enti if s.ente.codice == "019035")
     assert crema.stato == STATO_CON_ERRORI and crema.errori == 1
@@ -124,7 +131,8 @@ def test_a_latest_return_with_errors_keeps_the_previous_valid_values(
 
 
 def test_a_return_of_an_ente_outside_the_registry_is_reported_not_added(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """A file naming an ente the ambito does not have stays apart, with an M12 error."""
     stranger = Ente(codice="015146", tipo="COMUNE", denominazione="Milano")
     import_files(racc, [ret(ente=stranger, name="milano.xlsx")])
@@ -135,14 +143,15 @@ def test_a_return_of_an_ente_outside_the_registry_is_reported_not_added(
     assert cons.totals["a_sap"] == 0
 
 
-def test_a_registry_change_is_applied_to_archived_returns(
-        racc: rc.Raccolta, ret: Ret) -> None:
+def test_a_registry_change_is_applied_to_archived_returns(racc: rc.Raccolta, ret: Ret) -> None:
     """Adding the missing ente to enti.csv makes its archived return count, without reimport."""
     stranger = Ente(codice="015146", tipo="COMUNE", denominazione="Milano")
     import_files(racc, [ret(ente=stranger, values={"a_sap": 11})])
     enti = racc.path / "enti.csv"
-    enti.write_text(enti.read_text(encoding="utf-8").rstrip("\n")
-                    + "\n015146,COMUNE,Milano,MI,F205,\n", encoding="utf-8")
+    enti.write_text(
+        enti.read_text(encoding="utf-8").rstrip("\n") + "\n015146,COMUNE,Milano,MI,F205,\n",
+        encoding="utf-8",
+    )
     again = rc.load(racc.path)
     cons = consolidate(again, receipts(again))
     assert not cons.non_attribuiti
@@ -150,7 +159,8 @@ def test_a_registry_change_is_applied_to_archived_returns(
 
 
 def test_a_non_workbook_given_explicitly_is_archived_and_reported(
-        racc: rc.Raccolta, tmp_path: Path) -> None:
+    racc: rc.Raccolta, tmp_path: Path
+) -> None:
     """A PDF sent by mistake is kept in the archive, with a problem saying it is no workbook."""
     pdf = tmp_path / "lettera.pdf"
     pdf.write_bytes(b"%PDF-1.4\n% lettera di accompagnamento\n")
@@ -162,7 +172,8 @@ def test_a_non_workbook_given_explicitly_is_archived_and_reported(
 
 
 def test_a_folder_import_takes_only_workbooks_and_skips_temporary_files(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """Excel's ~$ owner files, hidden files and non-workbooks in a folder are not imported."""
     path = ret("019035")
     (path.parent / "~$019035.xlsx").write_bytes(b"\x05mario")
@@ -173,7 +184,8 @@ def test_a_folder_import_takes_only_workbooks_and_skips_temporary_files(
 
 
 def test_a_ledger_line_cut_by_a_crash_is_skipped_and_the_next_append_is_whole(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """A half-written last line is ignored; the next import ends it and adds a clean line."""
     import_files(racc, [ret("019035")])
     ledger = racc.path / "archivio" / "registro.jsonl"
@@ -188,11 +200,11 @@ def test_a_ledger_line_cut_by_a_crash_is_skipped_and_the_next_append_is_whole(
 
 
 def test_a_file_archived_but_not_recorded_is_recorded_by_the_next_import(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """A crash between archiving and recording loses nothing: the next run records it."""
     path = ret("019035", when=T0)
-    sha, _ = archive.store_blob(racc.path, path.read_bytes(), suffix=".xlsx",
-                                mtime=T0.timestamp())
+    sha, _ = archive.store_blob(racc.path, path.read_bytes(), suffix=".xlsx", mtime=T0.timestamp())
     res = import_files(racc, [])
     [rec] = res.recovered
     assert rec.sha256 == sha and rec.report.ente == "019035"
@@ -205,15 +217,15 @@ def _import_worker(raccolta_path: str, files: list[str]) -> None:
     import_files(r, [Path(f) for f in files], timeout=60)
 
 
-def test_concurrent_imports_record_each_file_exactly_once(
-        racc: rc.Raccolta, ret: Ret) -> None:
+def test_concurrent_imports_record_each_file_exactly_once(racc: rc.Raccolta, ret: Ret) -> None:
     """Four processes importing overlapping sets at once leave one record per content."""
-    paths = [str(ret(e.codice, {"a_sap": 10 + i}, when=T0 + dt.timedelta(minutes=i)))
-             for i, e in enumerate(list(racc.registry)[:30])]
+    paths = [
+        str(ret(e.codice, {"a_sap": 10 + i}, when=T0 + dt.timedelta(minutes=i)))
+        for i, e in enumerate(list(racc.registry)[:30])
+    ]
     ctx = multiprocessing.get_context("spawn")
     orders = [paths, paths[::-1], paths[1::2] + paths[::2], paths[15:] + paths[:15]]
-    procs = [ctx.Process(target=_import_worker, args=(str(racc.path), order))
-             for order in orders]
+    procs = [ctx.Process(target=_import_worker, args=(str(racc.path), order)) for order in orders]
     for p in procs:
         p.start()
     for p in procs:
@@ -221,7 +233,8 @@ def test_concurrent_imports_record_each_file_exactly_once(
         assert p.exitcode == 0
     lines = _ledger_lines(racc)
     assert sorted(r["sha256"] for r in lines) == sorted(
-        hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths)
+        hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths
+    )
 
 
 _HOLD_LOCK = """
@@ -235,10 +248,12 @@ with archive.locked(Path(sys.argv[1])):
 
 
 def test_a_busy_raccolta_is_reported_in_italian_with_who_holds_it(
-        racc: rc.Raccolta, ret: Ret) -> None:
+    racc: rc.Raccolta, ret: Ret
+) -> None:
     """While another process writes, an import waits, then says who holds the raccolta."""
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(racc.path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(racc.path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "preso"
         started = time.monotonic()
@@ -253,8 +268,7 @@ def test_a_busy_raccolta_is_reported_in_italian_with_who_holds_it(
     assert import_files(racc, [ret("019035")], timeout=5).outcomes[0].receipt
 
 
-def test_receipts_and_reports_survive_the_ledger_round_trip(
-        racc: rc.Raccolta, ret: Ret) -> None:
+def test_receipts_and_reports_survive_the_ledger_round_trip(racc: rc.Raccolta, ret: Ret) -> None:
     """What `receipts` reads back equals what `import_files` recorded, problems included."""
     res = import_files(racc, [ret("019035", {"a_sap": "12", "i_forze_polizia": 15})])
     [rec] = receipts(racc)
@@ -262,8 +276,7 @@ def test_receipts_and_reports_survive_the_ledger_round_trip(
     assert rec.report.codes() == res.imported[0].report.codes() and rec.report.problems
 
 
-def test_times_are_shown_in_italian_time_whatever_the_machine(
-        racc: rc.Raccolta, ret: Ret) -> None:
+def test_times_are_shown_in_italian_time_whatever_the_machine(racc: rc.Raccolta, ret: Ret) -> None:
     """A file modified at 08:30 UTC in winter is received at 09:30 Europe/Rome."""
     when = dt.datetime(2025, 12, 1, 8, 30, tzinfo=dt.UTC)
     [out] = import_files(racc, [ret("019035", when=when)]).outcomes
@@ -272,10 +285,12 @@ def test_times_are_shown_in_italian_time_whatever_the_machine(
 
 
 def test_template_context_of_other_years_is_rejected_with_a_problem(
-        racc: rc.Raccolta, tmp_path: Path) -> None:
+    racc: rc.Raccolta, tmp_path: Path
+) -> None:
     """A template of another raccolta year is archived and flagged M06, never mixed in."""
-    ctx = TemplateContext(anno=2025, raccolta_id="vecchia", ambito="Cremasco",
-                          capofila="Comune di Crema")
+    ctx = TemplateContext(
+        anno=2025, raccolta_id="vecchia", ambito="Cremasco", capofila="Comune di Crema"
+    )
     ente = racc.registry.get("019035")
     assert ente is not None
     path = tmp_path / "vecchio.xlsx"

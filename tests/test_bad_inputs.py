@@ -63,6 +63,7 @@ EXPECTED = {**VALUES, "a_totale": 52, "f_totale_assegnabili": 17}
 
 # --- fixtures and helpers -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return default_registry()
@@ -89,8 +90,7 @@ def filled(template: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def ctx(registry: Registry) -> ValidationContext:
-    return ValidationContext(anno=ANNO, raccolta_id=RACCOLTA, registry=registry,
-                             ente_atteso=CREMA)
+    return ValidationContext(anno=ANNO, raccolta_id=RACCOLTA, registry=registry, ente_atteso=CREMA)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -133,8 +133,11 @@ def codes(report: Report) -> list[str]:
     return [p.code for p in report.problems]
 
 
-def rewrite_zip(data: bytes, edit: Callable[[str, bytes], bytes] | None = None,
-                add: Mapping[str, bytes] | None = None) -> bytes:
+def rewrite_zip(
+    data: bytes,
+    edit: Callable[[str, bytes], bytes] | None = None,
+    add: Mapping[str, bytes] | None = None,
+) -> bytes:
     """A copy of the xlsx `data` with members edited by `edit(name, content)` and the
     members in `add` appended."""
     zin = zipfile.ZipFile(io.BytesIO(data))
@@ -179,37 +182,52 @@ def move_names(wb: Any, *, row_from: int | None = None, col_from: int | None = N
 def shifted(cell: str, *, rows: int = 0, cols: int = 0) -> str:
     m = re.fullmatch(r"([A-Z]+)(\d+)", cell)
     assert m
-    return f"{get_column_letter(column_index_from_string(m.group(1)) + cols)}" \
-           f"{int(m.group(2)) + rows}"
+    return (
+        f"{get_column_letter(column_index_from_string(m.group(1)) + cols)}{int(m.group(2)) + rows}"
+    )
 
 
 # --- not a workbook -------------------------------------------------------------------
 
-PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-       b"trailer << /Root 1 0 R >>\n%%EOF\n")
+PDF = (
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+    b"trailer << /Root 1 0 R >>\n%%EOF\n"
+)
 CSV = b"codice;ente;a_sap\n019035;Crema;40\n019036,Cremosano,3\n"
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
-       b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\nIDATx\x9cc\x00\x01\x00\x00\x05\x00\x01"
-       b"\r\n-\xb4\x00\x00\x00\x00IEND\xaeB`\x82")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+    b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\nIDATx\x9cc\x00\x01\x00\x00\x05\x00\x01"
+    b"\r\n-\xb4\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 def make_docx() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://'
-                   'schemas.openxmlformats.org/package/2006/content-types"/>')
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://'
+            'schemas.openxmlformats.org/package/2006/content-types"/>',
+        )
         z.writestr("_rels/.rels", "<Relationships/>")
-        z.writestr("word/document.xml", "<w:document xmlns:w=\"urn:w\"><w:body><w:p>"
-                   "<w:r><w:t>Piano abitativo</w:t></w:r></w:p></w:body></w:document>")
+        z.writestr(
+            "word/document.xml",
+            '<w:document xmlns:w="urn:w"><w:body><w:p>'
+            "<w:r><w:t>Piano abitativo</w:t></w:r></w:p></w:body></w:document>",
+        )
     return out.getvalue()
 
 
-@pytest.mark.parametrize(("name", "data", "what"), [
-    ("piano.pdf.xlsx", PDF, "PDF"),
-    ("piano.csv", CSV, "CSV"),
-    ("piano.png", PNG, "PNG"),
-    ("piano.docx", make_docx(), "Word"),
-], ids=["pdf", "csv", "png", "docx"])
+@pytest.mark.parametrize(
+    ("name", "data", "what"),
+    [
+        ("piano.pdf.xlsx", PDF, "PDF"),
+        ("piano.csv", CSV, "CSV"),
+        ("piano.png", PNG, "PNG"),
+        ("piano.docx", make_docx(), "Word"),
+    ],
+    ids=["pdf", "csv", "png", "docx"],
+)
 def test_not_a_workbook(tmp_path: Path, name: str, data: bytes, what: str) -> None:
     """A PDF, a CSV text, a PNG image or a Word .docx is refused with F02, naming what it
     is."""
@@ -271,15 +289,18 @@ def test_workbook_with_macros(tmp_path: Path, filled: bytes, ctx: ValidationCont
             data = data.replace(
                 b'<Default Extension="xml"',
                 b'<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>'
-                b'<Default Extension="xml"')
+                b'<Default Extension="xml"',
+            )
             data = data.replace(
                 b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
-                b"application/vnd.ms-excel.sheet.macroEnabled.main+xml")
+                b"application/vnd.ms-excel.sheet.macroEnabled.main+xml",
+            )
         elif name == "xl/_rels/workbook.xml.rels":
             data = data.replace(
                 b"</Relationships>",
                 b'<Relationship Id="rId99" Type="http://schemas.microsoft.com/office/2006/'
-                b'relationships/vbaProject" Target="vbaProject.bin"/></Relationships>')
+                b'relationships/vbaProject" Target="vbaProject.bin"/></Relationships>',
+            )
         return data
 
     vba = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1024)  # never executed nor parsed
@@ -294,8 +315,10 @@ def test_workbook_with_macros(tmp_path: Path, filled: bytes, ctx: ValidationCont
 
 # --- a template, but not the right one -----------------------------------------------
 
-def test_template_of_another_year(tmp_path: Path, registry: Registry,
-                                  ctx: ValidationContext) -> None:
+
+def test_template_of_another_year(
+    tmp_path: Path, registry: Registry, ctx: ValidationContext
+) -> None:
     """Last year's template sent to this year's raccolta is M06 on the year cell."""
     ente = registry.get(CREMA)
     assert ente is not None
@@ -308,13 +331,13 @@ def test_template_of_another_year(tmp_path: Path, registry: Registry,
     assert codes(report) == ["M06"]
 
 
-def test_template_of_another_raccolta(tmp_path: Path, registry: Registry,
-                                      ctx: ValidationContext) -> None:
+def test_template_of_another_raccolta(
+    tmp_path: Path, registry: Registry, ctx: ValidationContext
+) -> None:
     """A template generated for another raccolta (same year) is M07."""
     ente = registry.get(CREMA)
     assert ente is not None
-    other = TemplateFactory(TemplateContext(anno=ANNO, raccolta_id="altra-raccolta")
-                            ).render(ente)
+    other = TemplateFactory(TemplateContext(anno=ANNO, raccolta_id="altra-raccolta")).render(ente)
     report = check(write(tmp_path, "altra.xlsx", fill_template(other, VALUES)), ctx)
     p = only(report, "M07")
     assert p.severity is Severity.ERRORE
@@ -322,13 +345,15 @@ def test_template_of_another_raccolta(tmp_path: Path, registry: Registry,
     assert codes(report) == ["M07"]
 
 
-def test_template_of_another_ente(tmp_path: Path, factory: TemplateFactory,
-                                  registry: Registry, ctx: ValidationContext) -> None:
+def test_template_of_another_ente(
+    tmp_path: Path, factory: TemplateFactory, registry: Registry, ctx: ValidationContext
+) -> None:
     """The template of Agnadello sent where Crema's return is expected is M08."""
     other = registry.get("019002")
     assert other is not None and other.denominazione == "Agnadello"
-    report = check(write(tmp_path, "agnadello.xlsx",
-                         fill_template(factory.render(other), VALUES)), ctx)
+    report = check(
+        write(tmp_path, "agnadello.xlsx", fill_template(factory.render(other), VALUES)), ctx
+    )
     p = only(report, "M08")
     assert p.severity is Severity.ERRORE
     assert p.cell == LAYOUT.cell("ente_codice") and p.value == "019002"
@@ -336,12 +361,13 @@ def test_template_of_another_ente(tmp_path: Path, factory: TemplateFactory,
     assert report.ente == "019002"
 
 
-def test_scheda_code_differs_from_meta(tmp_path: Path, template: bytes, registry: Registry
-                                       ) -> None:
+def test_scheda_code_differs_from_meta(tmp_path: Path, template: bytes, registry: Registry) -> None:
     """A code cell edited so it no longer matches the hidden _meta sheet is M08."""
     data = fill_template(template, {**VALUES, "ente_codice": "019036"})
-    report = check(write(tmp_path, "codice.xlsx", data),
-                   ValidationContext(anno=ANNO, raccolta_id=RACCOLTA, registry=registry))
+    report = check(
+        write(tmp_path, "codice.xlsx", data),
+        ValidationContext(anno=ANNO, raccolta_id=RACCOLTA, registry=registry),
+    )
     p = only(report, "M08")
     assert p.severity is Severity.ERRORE
     assert p.cell == LAYOUT.cell("ente_codice") and p.value == "019036"
@@ -355,12 +381,15 @@ def _patch_version(data: bytes, version: str) -> bytes:
     old = f"<t>{TEMPLATE_VERSION}</t>".encode()
     sst = zipfile.ZipFile(io.BytesIO(data)).read("xl/sharedStrings.xml")
     assert sst.count(old) == 1, "the version string must be a single shared string"
-    return rewrite_zip(data, lambda name, b: b.replace(old, f"<t>{version}</t>".encode())
-                       if name == "xl/sharedStrings.xml" else b)
+    return rewrite_zip(
+        data,
+        lambda name, b: (
+            b.replace(old, f"<t>{version}</t>".encode()) if name == "xl/sharedStrings.xml" else b
+        ),
+    )
 
 
-def test_unknown_template_version(tmp_path: Path, filled: bytes,
-                                  ctx: ValidationContext) -> None:
+def test_unknown_template_version(tmp_path: Path, filled: bytes, ctx: ValidationContext) -> None:
     """A template whose version is not known to the reader is M10."""
     report = check(write(tmp_path, "versione.xlsx", _patch_version(filled, "0.7")), ctx)
     p = only(report, "M10")
@@ -369,8 +398,9 @@ def test_unknown_template_version(tmp_path: Path, filled: bytes,
     assert codes(report) == ["M10"]
 
 
-def test_outdated_template_version(tmp_path: Path, filled: bytes, ctx: ValidationContext,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outdated_template_version(
+    tmp_path: Path, filled: bytes, ctx: ValidationContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A template of an older, still supported version is read, with the avviso M09
     (simulated by declaring a newer current version, as the next release will)."""
     import piano_abitativo.validation.validate as validate_mod
@@ -383,6 +413,7 @@ def test_outdated_template_version(tmp_path: Path, filled: bytes, ctx: Validatio
 
 
 # --- the template, altered ------------------------------------------------------------
+
 
 def test_missing_scheda_sheet(tmp_path: Path, filled: bytes, ctx: ValidationContext) -> None:
     """The template with its Scheda sheet deleted is M02 (sheet missing), not M01."""
@@ -438,8 +469,9 @@ def test_missing_defined_name(tmp_path: Path, filled: bytes, ctx: ValidationCont
     assert report.values == {}
 
 
-def test_inserted_rows_with_stale_names(tmp_path: Path, filled: bytes,
-                                        ctx: ValidationContext) -> None:
+def test_inserted_rows_with_stale_names(
+    tmp_path: Path, filled: bytes, ctx: ValidationContext
+) -> None:
     """A row inserted without updating the names (openpyxl) is M05, and no value is read
     from the wrong cell."""
     row = LAYOUT.field_rows["b_carenza_manutentiva"] + 1  # 1-based: before b)
@@ -455,8 +487,9 @@ def test_inserted_rows_with_stale_names(tmp_path: Path, filled: bytes,
     assert not report.valid
 
 
-def test_inserted_rows_with_moved_names(tmp_path: Path, filled: bytes,
-                                        ctx: ValidationContext) -> None:
+def test_inserted_rows_with_moved_names(
+    tmp_path: Path, filled: bytes, ctx: ValidationContext
+) -> None:
     """A row inserted with the names moved along (as Excel does) reads every value
     correctly, with the avviso M04 and problems at the new cells."""
     row = LAYOUT.field_rows["b_carenza_manutentiva"] + 1
@@ -474,8 +507,9 @@ def test_inserted_rows_with_moved_names(tmp_path: Path, filled: bytes,
     assert {k: report.values[k] for k in VALUES} == {**VALUES, "d_turnover": 7}
 
 
-def test_inserted_column_with_stale_names(tmp_path: Path, filled: bytes,
-                                          ctx: ValidationContext) -> None:
+def test_inserted_column_with_stale_names(
+    tmp_path: Path, filled: bytes, ctx: ValidationContext
+) -> None:
     """A column inserted before the whole layout without updating the names is M05,
     with no values read."""
     data = with_openpyxl(filled, lambda wb: wb[SHEET_SCHEDA].insert_cols(1))
@@ -484,10 +518,11 @@ def test_inserted_column_with_stale_names(tmp_path: Path, filled: bytes,
     assert all(p.severity is Severity.ERRORE for p in report.problems)
     assert report.values == {}
 
-@pytest.mark.parametrize("col", [1, 2, 3, 4],
-                         ids=["before-A", "before-B", "before-C", "before-D"])
+
+@pytest.mark.parametrize("col", [1, 2, 3, 4], ids=["before-A", "before-B", "before-C", "before-D"])
 def test_column_inserted_with_moved_names(
-        tmp_path: Path, filled: bytes, ctx: ValidationContext, col: int) -> None:
+    tmp_path: Path, filled: bytes, ctx: ValidationContext, col: int
+) -> None:
     """A column inserted before the layout or between the hidden key column and the
     values, names moved along (as Excel does), is read correctly from the column headed
     «Valore», with the avviso M04."""
@@ -507,7 +542,8 @@ def test_column_inserted_with_moved_names(
 
 @pytest.mark.parametrize("col", [2, 3, 4], ids=["before-B", "before-C", "before-D"])
 def test_inserted_column_inside_layout_with_stale_names(
-        tmp_path: Path, filled: bytes, ctx: ValidationContext, col: int) -> None:
+    tmp_path: Path, filled: bytes, ctx: ValidationContext, col: int
+) -> None:
     """A column inserted between the hidden key column and the values without updating the
     names is M05, and no value is read from the column the names now point to."""
     data = with_openpyxl(filled, lambda wb: wb[SHEET_SCHEDA].insert_cols(col))
@@ -533,6 +569,7 @@ def test_formula_in_input_cell(tmp_path: Path, filled: bytes, ctx: ValidationCon
 
 
 # --- hostile files --------------------------------------------------------------------
+
 
 def test_oversized_file(tmp_path: Path, filled: bytes) -> None:
     """A file over 15 MB is refused with F06 from its size alone, quickly."""
@@ -578,12 +615,12 @@ def _lie_about_size(data: bytearray, member: str, declared: int) -> None:
     """Set the uncompressed size of `member` to `declared` in both zip headers."""
     zf = zipfile.ZipFile(io.BytesIO(bytes(data)))
     info = zf.getinfo(member)
-    assert data[info.header_offset:info.header_offset + 4] == b"PK\x03\x04"
+    assert data[info.header_offset : info.header_offset + 4] == b"PK\x03\x04"
     struct.pack_into("<I", data, info.header_offset + 22, declared)
     pos = data.find(b"PK\x01\x02")
     while pos >= 0:
         name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if bytes(data[pos + 46:pos + 46 + name_len]) == member.encode():
+        if bytes(data[pos + 46 : pos + 46 + name_len]) == member.encode():
             struct.pack_into("<I", data, pos + 24, declared)
         pos = data.find(b"PK\x01\x02", pos + 4)
 
@@ -620,8 +657,10 @@ def test_zip_bomb_with_lying_sizes(tmp_path: Path, filled: bytes) -> None:
 
 # --- the command line on a folder of bad files ---------------------------------------
 
-def test_cli_valida_json_on_bad_files(tmp_path: Path, filled: bytes,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_cli_valida_json_on_bad_files(
+    tmp_path: Path, filled: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`piano-abitativo valida --json` on a folder of bad files prints one JSON object with
     an entry per file, exits with 1 and prints no traceback."""
     folder = tmp_path / "risposte"

@@ -38,9 +38,16 @@ from .test_master import _named_values
 
 #: the totals of the published plan (a) is not printed there: 1.697 / 1.680 / 17)
 PLAN_TOTALS = {
-    "a_totale": 1697, "a_sap": 1680, "a_sas": 17, "b_carenza_manutentiva": 22,
-    "c_nuova_edificazione": 5, "d_turnover": 3, "e_conferite_privati": 0,
-    "f_totale_assegnabili": 30, "j_sat": 8, "k_assegnate_anno_precedente": 59,
+    "a_totale": 1697,
+    "a_sap": 1680,
+    "a_sas": 17,
+    "b_carenza_manutentiva": 22,
+    "c_nuova_edificazione": 5,
+    "d_turnover": 3,
+    "e_conferite_privati": 0,
+    "f_totale_assegnabili": 30,
+    "j_sat": 8,
+    "k_assegnate_anno_precedente": 59,
 }
 CASTELLEONE = "019025"
 
@@ -73,8 +80,9 @@ class DemoRun:
 
 def _plan_times() -> dict[str, dt.datetime]:
     """codice -> time of reception in the plan's annex (Cremosano: the demo's choice)."""
-    return {ret.codice: ret.ricevuto or demo.CREMOSANO_RICEVUTO
-            for ret in demo.cremasco_2025_returns()}
+    return {
+        ret.codice: ret.ricevuto or demo.CREMOSANO_RICEVUTO for ret in demo.cremasco_2025_returns()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +96,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", _RUN.format(module=module, func=func), "demo", str(folder)],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
-    return DemoRun(folder, proc.stdout, proc.stderr, proc.returncode,
-                   time.monotonic() - start)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    return DemoRun(folder, proc.stdout, proc.stderr, proc.returncode, time.monotonic() - start)
 
 
 def test_demo_runs_offline_in_well_under_two_minutes(run: DemoRun) -> None:
@@ -105,8 +117,10 @@ def test_summary_prints_the_plans_totals_counts_and_where_each_file_is(run: Demo
     """The closing summary has the totals a)–k) as the plan prints them, who answered,
     Castelleone's error, and an existing path for every output."""
     s = run.summary
-    assert ("Totali del Piano 2025: a) 1.697 unità, 1.680 SAP, 17 SAS; b) 22; c) 5; d) 3; "
-            "e) 0; f) 30; j) 8; k) 59.") in s
+    assert (
+        "Totali del Piano 2025: a) 1.697 unità, 1.680 SAP, 17 SAS; b) 22; c) 5; d) 3; "
+        "e) 0; f) 30; j) 8; k) 59."
+    ) in s
     assert "i) Forze di Polizia: Castelleone 10%." in s
     assert "g) soglia indigenti: nessun Comune." in s
     assert "Enti che hanno risposto: 26 di 49; da correggere: 0; non ricevuti: 23." in s
@@ -156,8 +170,11 @@ def test_mail_folder_holds_signed_pec_envelopes_and_plain_mail(run: DemoRun) -> 
             assert parsed.certified_at == when, f.name
             assert parsed.pec_gestore == demo.GESTORE
             assert parsed.sender == ente.pec
-            check = subprocess.run(["openssl", "smime", "-verify", "-noverify", "-in", str(f),
-                                    "-out", os.devnull], capture_output=True, check=False)
+            check = subprocess.run(
+                ["openssl", "smime", "-verify", "-noverify", "-in", str(f), "-out", os.devnull],
+                capture_output=True,
+                check=False,
+            )
             assert check.returncode == 0, (f.name, check.stderr)
         else:
             assert parsed.date_header == when, f.name
@@ -191,8 +208,7 @@ def test_archive_records_certified_pec_times_and_email_dates(run: DemoRun) -> No
     assert pandino.extra["firma"]["valida"] is True
 
 
-def test_castelleones_wrong_first_version_is_kept_and_the_correction_used(
-        run: DemoRun) -> None:
+def test_castelleones_wrong_first_version_is_kept_and_the_correction_used(run: DemoRun) -> None:
     """Castelleone's message of 05/12 has i = 15% (error R4 in D21) and is kept; the one
     of 06/12 is valid and its 10% goes into the plan."""
     r = rc.load(run.folder)
@@ -210,8 +226,10 @@ def _docx_paragraphs(path: Path) -> list[str]:
     """The text of each paragraph (table cells included) of a .docx, in order."""
     with zipfile.ZipFile(path) as zf:
         xml = zf.read("word/document.xml").decode("utf-8")
-    paras = ("".join(html.unescape(t) for t in re.findall(r"<w:t(?: [^>]*)?>([^<]*)</w:t>", p))
-             for p in re.findall(r"<w:p[ >].*?</w:p>", xml, re.DOTALL))
+    paras = (
+        "".join(html.unescape(t) for t in re.findall(r"<w:t(?: [^>]*)?>([^<]*)</w:t>", p))
+        for p in re.findall(r"<w:p[ >].*?</w:p>", xml, re.DOTALL)
+    )
     return [p for p in paras if p.strip()]
 
 
@@ -225,7 +243,7 @@ def test_document_prints_every_number_of_the_2025_plan(run: DemoRun) -> None:
     for i, p in enumerate(paras):
         if p == "Totale":
             row = []
-            for q in paras[i + 1:]:
+            for q in paras[i + 1 :]:
                 if not re.fullmatch(r"[\d.]+", q):
                     break
                 row.append(q)
@@ -239,8 +257,7 @@ def test_document_prints_every_number_of_the_2025_plan(run: DemoRun) -> None:
 
 
 @pytest.mark.libreoffice
-def test_recalculated_master_has_the_plans_totals_and_times(
-        run: DemoRun, tmp_path: Path) -> None:
+def test_recalculated_master_has_the_plans_totals_and_times(run: DemoRun, tmp_path: Path) -> None:
     """The demo's .xlsm, without its cached results and recalculated by LibreOffice: every
     named total is the plan's; the Report lists the 26 enti at the plan's date and time
     (Crema 05-12-2024 09:44:55), certified where they came by PEC."""
@@ -254,10 +271,14 @@ def test_recalculated_master_has_the_plans_totals_and_times(
     assert {k: values[f"totale_{k}"] for k in PLAN_TOTALS} == PLAN_TOTALS
 
     wb = openpyxl.load_workbook(out, data_only=True)
-    counts = {r[3]: r[4] for r in wb[SHEET_CRUSCOTTO].iter_rows(min_row=2, max_row=7,
-                                                               values_only=True)}
-    assert (counts["Hanno risposto"], counts["Non hanno risposto"],
-            counts["Da correggere"]) == (26, 23, 0)
+    counts = {
+        r[3]: r[4] for r in wb[SHEET_CRUSCOTTO].iter_rows(min_row=2, max_row=7, values_only=True)
+    }
+    assert (counts["Hanno risposto"], counts["Non hanno risposto"], counts["Da correggere"]) == (
+        26,
+        23,
+        0,
+    )
     ws = wb[SHEET_REPORT]
     header = next(row for row in ws.iter_rows(values_only=True) if "Data Ricezione" in row)
     col = {h: i for i, h in enumerate(header)}
@@ -270,8 +291,7 @@ def test_recalculated_master_has_the_plans_totals_and_times(
         assert ente is not None
         row = by_name[normalise_name(ente.nome_completo)]
         day, hour = row[col["Data Ricezione"]], row[col["Ora Ricezione"]]
-        seconds = round(hour.hour * 3600 + hour.minute * 60 + hour.second
-                        + hour.microsecond / 1e6)
+        seconds = round(hour.hour * 3600 + hour.minute * 60 + hour.second + hour.microsecond / 1e6)
         got = dt.datetime.combine(day.date(), dt.time()) + dt.timedelta(seconds=seconds)
         assert got == when.replace(tzinfo=None), ente.nome_completo
         pec = codice not in demo.EMAIL_ORDINARIA
@@ -303,12 +323,18 @@ def test_demo_never_touches_a_real_raccolta_or_a_folder_in_use(tmp_path: Path) -
     (again / demo.DEMO_MARK).write_text("", encoding="utf-8")
     (again / "modelli" / "vecchio.xlsx").write_bytes(b"old")
     steps: dict[str, int] = {}
-    res = demo.run_demo(again, log=lambda _m: None,
-                        progress=lambda step, done, total: steps.__setitem__(step, total))
+    res = demo.run_demo(
+        again,
+        log=lambda _m: None,
+        progress=lambda step, done, total: steps.__setitem__(step, total),
+    )
     assert not (again / "modelli" / "vecchio.xlsx").exists()
     assert len(res.messaggi) == 27 and len(res.modelli) == 49
     assert {k: res.totali[k] for k in PLAN_TOTALS} == PLAN_TOTALS
     assert sum(1 for rep in res.reports if not rep.valid) == 1
-    assert steps == {"Generazione dei modelli": 49, "Compilazione delle risposte": 27,
-                     "Scrittura dei messaggi": 27, "Importazione": 27}
-
+    assert steps == {
+        "Generazione dei modelli": 49,
+        "Compilazione delle risposte": 27,
+        "Scrittura dei messaggi": 27,
+        "Importazione": 27,
+    }

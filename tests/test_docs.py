@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_problem_catalogue_doc_is_generated_from_the_code() -> None:
     """docs/problemi.md lists exactly the codes of the catalogue, as generated."""
     assert (ROOT / "docs" / "problemi.md").read_text(encoding="utf-8") == (
-        problem_catalogue_markdown()), "Rigenerare con: python -m piano_abitativo.docs"
+        problem_catalogue_markdown()
+    ), "Rigenerare con: python -m piano_abitativo.docs"
 
 
 def _readme_commands() -> list[str]:
@@ -42,10 +43,13 @@ def test_lock_file_pins_every_runtime_dependency() -> None:
     import tomllib
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
-        "dependencies"]
-    lock = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1]
-            for ln in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
-            if "==" in ln and not ln.startswith("#")}
+        "dependencies"
+    ]
+    lock = {
+        ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1]
+        for ln in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+        if "==" in ln and not ln.startswith("#")
+    }
     for dep in deps:
         name, version = dep.split("==")
         assert lock[name.lower().replace("_", "-")] == version, dep

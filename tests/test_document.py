@@ -58,57 +58,92 @@ ALER = "ALER Brescia-Cremona-Mantova"
 #: the tables of the published 2025 plan, row by row as printed (names compared after
 #: normalisation: the plan spells "Rivolta D'Adda" and "Casale Cremasco Vidolasco" too)
 PLAN: dict[str, list[tuple[str, ...]]] = {
-    "a": [(ALER, "1.008", "997", "11"),
-          ("Comune di Bagnolo Cremasco", "17", "17", "0"),
-          ("Comune di Casale Cremasco-Vidolasco", "8", "8", "0"),
-          ("Comune di Casaletto Ceredano", "7", "7", "0"),
-          ("Comune di Casaletto di Sopra", "2", "2", "0"),
-          ("Comune di Castelleone", "42", "42", "0"),
-          ("Comune di Crema", "358", "358", "0"),
-          ("Comune di Cremosano", "6", "6", "0"),
-          ("Comune di Gombito", "10", "10", "0"),
-          ("Comune di Izano", "6", "6", "0"),
-          ("Comune di Montodine", "2", "2", "0"),
-          ("Comune di Offanengo", "2", "2", "0"),
-          ("Comune di Pandino", "15", "15", "0"),
-          ("Comune di Pianengo", "15", "15", "0"),
-          ("Comune di Rivolta d'Adda", "43", "43", "0"),
-          ("Comune di Romanengo", "22", "22", "0"),
-          ("Comune di Sergnano", "6", "0", "6"),
-          ("Comune di Soncino", "58", "58", "0"),
-          ("Comune di Spino d'Adda", "15", "15", "0"),
-          ("Comune di Torlino Vimercati", "3", "3", "0"),
-          ("Comune di Trescore Cremasco", "21", "21", "0"),
-          ("Comune di Trigolo", "5", "5", "0"),
-          ("Comune di Vaiano Cremasco", "9", "9", "0"),
-          ("Comune di Vailate", "17", "17", "0"),
-          ("Totale", "1.697", "1.680", "17")],
-    "b": [(ALER, "4", ""), ("Comune di Crema", "7", "Crema"),
-          ("Comune di Rivolta D'Adda", "8", "Rivolta D'Adda"),
-          ("Comune di Trescore Cremasco", "3", "Trescore Cremasco"), ("Totale", "22", "")],
-    "c": [("Comune di Crema", "2", "Crema"),
-          ("Comune di Trescore Cremasco", "3", "Trescore Cremasco"), ("Totale", "5", "")],
-    "d": [(ALER, "1", ""), ("Comune di Castelleone", "1", "Castelleone"),
-          ("Comune di Crema", "1", "Crema"), ("Totale", "3", "")],
-    "f": [(ALER, "5", ""), ("Comune di Castelleone", "1", "Castelleone"),
-          ("Comune di Crema", "10", "Crema"),
-          ("Comune di Rivolta D'Adda", "8", "Rivolta D'Adda"),
-          ("Comune di Trescore Cremasco", "6", "Trescore Cremasco"), ("Totale", "30", "")],
+    "a": [
+        (ALER, "1.008", "997", "11"),
+        ("Comune di Bagnolo Cremasco", "17", "17", "0"),
+        ("Comune di Casale Cremasco-Vidolasco", "8", "8", "0"),
+        ("Comune di Casaletto Ceredano", "7", "7", "0"),
+        ("Comune di Casaletto di Sopra", "2", "2", "0"),
+        ("Comune di Castelleone", "42", "42", "0"),
+        ("Comune di Crema", "358", "358", "0"),
+        ("Comune di Cremosano", "6", "6", "0"),
+        ("Comune di Gombito", "10", "10", "0"),
+        ("Comune di Izano", "6", "6", "0"),
+        ("Comune di Montodine", "2", "2", "0"),
+        ("Comune di Offanengo", "2", "2", "0"),
+        ("Comune di Pandino", "15", "15", "0"),
+        ("Comune di Pianengo", "15", "15", "0"),
+        ("Comune di Rivolta d'Adda", "43", "43", "0"),
+        ("Comune di Romanengo", "22", "22", "0"),
+        ("Comune di Sergnano", "6", "0", "6"),
+        ("Comune di Soncino", "58", "58", "0"),
+        ("Comune di Spino d'Adda", "15", "15", "0"),
+        ("Comune di Torlino Vimercati", "3", "3", "0"),
+        ("Comune di Trescore Cremasco", "21", "21", "0"),
+        ("Comune di Trigolo", "5", "5", "0"),
+        ("Comune di Vaiano Cremasco", "9", "9", "0"),
+        ("Comune di Vailate", "17", "17", "0"),
+        ("Totale", "1.697", "1.680", "17"),
+    ],
+    "b": [
+        (ALER, "4", ""),
+        ("Comune di Crema", "7", "Crema"),
+        ("Comune di Rivolta D'Adda", "8", "Rivolta D'Adda"),
+        ("Comune di Trescore Cremasco", "3", "Trescore Cremasco"),
+        ("Totale", "22", ""),
+    ],
+    "c": [
+        ("Comune di Crema", "2", "Crema"),
+        ("Comune di Trescore Cremasco", "3", "Trescore Cremasco"),
+        ("Totale", "5", ""),
+    ],
+    "d": [
+        (ALER, "1", ""),
+        ("Comune di Castelleone", "1", "Castelleone"),
+        ("Comune di Crema", "1", "Crema"),
+        ("Totale", "3", ""),
+    ],
+    "f": [
+        (ALER, "5", ""),
+        ("Comune di Castelleone", "1", "Castelleone"),
+        ("Comune di Crema", "10", "Crema"),
+        ("Comune di Rivolta D'Adda", "8", "Rivolta D'Adda"),
+        ("Comune di Trescore Cremasco", "6", "Trescore Cremasco"),
+        ("Totale", "30", ""),
+    ],
     "i": [("Comune di Castelleone", "10")],
-    "j": [(ALER, "1"), ("Comune di Bagnolo Cremasco", "1"),
-          ("Comune di Casale Cremasco Vidolasco", "1"), ("Comune di Casaletto Ceredano", "1"),
-          ("Comune di Pandino", "1"), ("Comune di Rivolta D'Adda", "1"),
-          ("Comune di Trescore Cremasco", "1"), ("Comune di Vailate", "1"), ("Totale", "8")],
-    "k": [(ALER, "33"), ("Comune di Bagnolo Cremasco", "2"),
-          ("Comune di Casale Cremasco Vidolasco", "1"), ("Comune di Castelleone", "3"),
-          ("Comune di Crema", "15"), ("Comune di Pandino", "2"), ("Comune di Pianengo", "1"),
-          ("Comune di Rivolta D'Adda", "2"), ("Totale", "59")],
+    "j": [
+        (ALER, "1"),
+        ("Comune di Bagnolo Cremasco", "1"),
+        ("Comune di Casale Cremasco Vidolasco", "1"),
+        ("Comune di Casaletto Ceredano", "1"),
+        ("Comune di Pandino", "1"),
+        ("Comune di Rivolta D'Adda", "1"),
+        ("Comune di Trescore Cremasco", "1"),
+        ("Comune di Vailate", "1"),
+        ("Totale", "8"),
+    ],
+    "k": [
+        (ALER, "33"),
+        ("Comune di Bagnolo Cremasco", "2"),
+        ("Comune di Casale Cremasco Vidolasco", "1"),
+        ("Comune di Castelleone", "3"),
+        ("Comune di Crema", "15"),
+        ("Comune di Pandino", "2"),
+        ("Comune di Pianengo", "1"),
+        ("Comune di Rivolta D'Adda", "2"),
+        ("Totale", "59"),
+    ],
 }
 #: the sections the plan prints as one line
 PLAN_EMPTY = {"e": "nessuna", "g": "nessun Comune", "h": "nessun Comune"}
 HEADERS = {
-    "a": ["Ragione Sociale Ente Proprietario", "Totale unità immobiliari", "N. alloggi SAP",
-          "N. alloggi SAS"],
+    "a": [
+        "Ragione Sociale Ente Proprietario",
+        "Totale unità immobiliari",
+        "N. alloggi SAP",
+        "N. alloggi SAS",
+    ],
     "b": ["Ragione Sociale Ente Proprietario", "Numero unità immobiliari", "Comune"],
     "i": ["Comune", "Percentuale (%)"],
     "j": ["Comune", "Numero unità immobiliari"],
@@ -137,11 +172,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("documento")
     everyone = {x.codice for x in demo.cremasco_2025_returns()}
     prev = crea(base / "raccolta-2024", anno=2024)
-    import_files(prev, demo.write_returns(
-        prev, base / "ritorni-2024", only=everyone - {_codice("Madignano")},
-        changes={_codice("Crema"): {"b_carenza_manutentiva": 5}}))
-    r = crea(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18),
-                        precedente=base / "raccolta-2024")
+    import_files(
+        prev,
+        demo.write_returns(
+            prev,
+            base / "ritorni-2024",
+            only=everyone - {_codice("Madignano")},
+            changes={_codice("Crema"): {"b_carenza_manutentiva": 5}},
+        ),
+    )
+    r = crea(
+        base / "raccolta",
+        anno=2025,
+        scadenza=dt.date(2024, 12, 18),
+        precedente=base / "raccolta-2024",
+    )
     import_files(r, demo.write_returns(r, base / "ritorni"))
     cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     confronto = yoy.year_over_year(r, cons)
@@ -184,8 +229,9 @@ def _plan_tables(doc: DocxDocument) -> tuple[dict[str, Table], dict[str, str]]:
 
 def _key(row: list[str] | tuple[str, ...]) -> list[str]:
     """A row with the names normalised (first column, and the Comune column of b)–f))."""
-    return [normalise_name(v) if i == 0 or (len(row) == 3 and i == 2) else v
-            for i, v in enumerate(row)]
+    return [
+        normalise_name(v) if i == 0 or (len(row) == 3 and i == 2) else v for i, v in enumerate(row)
+    ]
 
 
 def _paragraphs(doc: DocxDocument) -> list[str]:
@@ -193,6 +239,7 @@ def _paragraphs(doc: DocxDocument) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the .docx
+
 
 def test_tables_print_every_number_of_the_2025_plan(world: World) -> None:
     """Each table a)–k) has the plan's columns and exactly the plan's rows and numbers
@@ -235,8 +282,10 @@ def test_annex_lists_the_26_enti_with_date_and_time_of_reception(world: World) -
         if ret.ricevuto is not None:
             row = body[normalise_name(ret.nome)]
             assert (row[1], row[2]) == (f"{ret.ricevuto:%d-%m-%Y}", f"{ret.ricevuto:%H:%M:%S}")
-    stamps = [dt.datetime.strptime(f"{r[1]} {r[2]}", "%d-%m-%Y %H:%M:%S").replace(
-        tzinfo=archive.TZ) for r in rows[1:]]
+    stamps = [
+        dt.datetime.strptime(f"{r[1]} {r[2]}", "%d-%m-%Y %H:%M:%S").replace(tzinfo=archive.TZ)
+        for r in rows[1:]
+    ]
     assert stamps == sorted(stamps)
     last = world.doc.sections[-1]
     assert last.orientation == WD_ORIENT.LANDSCAPE
@@ -250,19 +299,30 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
     date of the data; the headings are numbered as in the model; every page's footer and
     the file's properties carry the same date."""
     texts = _paragraphs(world.doc)
-    for expected in ("PIANO ANNUALE DELL'OFFERTA ABITATIVA PUBBLICA E SOCIALE", "Anno 2025",
-                     "Ambito territoriale Cremasco", "Comune di Crema", AS_OF,
-                     "Enti che hanno trasmesso i dati: 26 su 49", "Sommario"):
+    for expected in (
+        "PIANO ANNUALE DELL'OFFERTA ABITATIVA PUBBLICA E SOCIALE",
+        "Anno 2025",
+        "Ambito territoriale Cremasco",
+        "Comune di Crema",
+        AS_OF,
+        "Enti che hanno trasmesso i dati: 26 su 49",
+        "Sommario",
+    ):
         assert expected in texts, expected
     assert any("Legge Regionale Lombardia 8 luglio 2016, n. 16" in t for t in texts)
     headings = [p.text for p in world.doc.paragraphs if p.style.name.startswith("Heading")]
     assert headings == [
-        "1. PREMESSA", "1.1 - PIANO ANNUALE E PIANO TRIENNALE",
-        "1.2 - L'AMBITO TERRITORIALE CREMASCO", "2. I CONTENUTI DEL PIANO",
-        "2.1 - I SERVIZI ABITATIVI", "2.2 - CONFRONTO CON IL PIANO 2024",
+        "1. PREMESSA",
+        "1.1 - PIANO ANNUALE E PIANO TRIENNALE",
+        "1.2 - L'AMBITO TERRITORIALE CREMASCO",
+        "2. I CONTENUTI DEL PIANO",
+        "2.1 - I SERVIZI ABITATIVI",
+        "2.2 - CONFRONTO CON IL PIANO 2024",
         "2.3 - MISURE PER SOSTENERE L'ACCESSO E IL MANTENIMENTO DELL'ABITAZIONE",
-        "3. CONCLUSIONI", "ALLEGATO - REPORT PROGRAMMAZIONE ANNUALE 2025"]
-    index = texts[texts.index("Sommario") + 1: texts.index("Sommario") + 1 + len(headings)]
+        "3. CONCLUSIONI",
+        "ALLEGATO - REPORT PROGRAMMAZIONE ANNUALE 2025",
+    ]
+    index = texts[texts.index("Sommario") + 1 : texts.index("Sommario") + 1 + len(headings)]
     assert [t.split("\t")[0] for t in index] == headings
     footer = world.doc.sections[0].footer.paragraphs[0].text
     assert "dati consolidati al 20/12/2024 09:30" in footer
@@ -276,8 +336,13 @@ def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: Worl
     22, +2) and per ente only what changed (Crema b 5 → 7 and f 8 → 10), and names
     Madignano as answering only in 2025."""
     items = _content(world.doc)
-    start = next(i for i, x in enumerate(items) if isinstance(x, Paragraph)
-                 and x.style.name == "Heading 2" and x.text.startswith("2.2 - CONFRONTO"))
+    start = next(
+        i
+        for i, x in enumerate(items)
+        if isinstance(x, Paragraph)
+        and x.style.name == "Heading 2"
+        and x.text.startswith("2.2 - CONFRONTO")
+    )
     totals, per_ente = [x for x in items[start:] if isinstance(x, Table)][:2]
     trows = {r[0]: r[1:] for r in _rows(totals)}
     assert trows["Voce"] == ["2024", "2025", "Variazione"]
@@ -285,9 +350,11 @@ def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: Worl
     assert trows["a) Totale unità immobiliari"] == ["1.697", "1.697", "0"]
     assert _rows(per_ente)[1:] == [
         ["Comune di Crema", "b) Carenza manutentiva", "5", "7", "+2"],
-        ["", "f) Totale assegnabili", "8", "10", "+2"]]
-    assert ("Hanno trasmesso i dati nel 2025 ma non nel 2024: Comune di Madignano."
-            in _paragraphs(world.doc))
+        ["", "f) Totale assegnabili", "8", "10", "+2"],
+    ]
+    assert "Hanno trasmesso i dati nel 2025 ma non nel 2024: Comune di Madignano." in _paragraphs(
+        world.doc
+    )
 
 
 def test_the_same_data_give_the_same_bytes(world: World) -> None:
@@ -295,12 +362,14 @@ def test_the_same_data_give_the_same_bytes(world: World) -> None:
     time changes the document."""
     one = build_document(world.r, world.cons, confronto=world.confronto)
     assert one == build_document(world.r, world.cons, confronto=world.confronto)
-    later = consolidate.consolidate(world.r, receipts(world.r),
-                                    generated_at=GENERATED_AT + dt.timedelta(hours=1))
+    later = consolidate.consolidate(
+        world.r, receipts(world.r), generated_at=GENERATED_AT + dt.timedelta(hours=1)
+    )
     assert build_document(world.r, later, confronto=world.confronto) != one
 
 
 # --------------------------------------------------------------------------- text blocks
+
 
 @pytest.fixture
 def empty(tmp_path: Path) -> Iterator[tuple[raccolta.Raccolta, Consolidation]]:
@@ -310,7 +379,8 @@ def empty(tmp_path: Path) -> Iterator[tuple[raccolta.Raccolta, Consolidation]]:
 
 
 def test_text_blocks_are_created_once_and_an_edit_changes_the_document(
-        empty: tuple[raccolta.Raccolta, Consolidation]) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation],
+) -> None:
     """The first document writes the 7 text blocks with neutral wording; an edited block
     (placeholders, a bullet list, an unknown {sindaco}) goes into the next document, is
     never overwritten, and the unknown placeholder is left as written with a note."""
@@ -321,9 +391,11 @@ def test_text_blocks_are_created_once_and_an_edit_changes_the_document(
     assert any("Creati i testi modificabili" in n for n in first.note)
     premessa = testi / "01_premessa.txt"
     assert "\nCon la Legge Regionale 8 luglio 2016" in premessa.read_text(encoding="utf-8")
-    edited = ("# commento che non va nel documento\n"
-              "Il {capofila} approva il Piano {anno}; firma {sindaco}.\n\n"
-              "- prima voce\n- seconda voce\n  che continua\n")
+    edited = (
+        "# commento che non va nel documento\n"
+        "Il {capofila} approva il Piano {anno}; firma {sindaco}.\n\n"
+        "- prima voce\n- seconda voce\n  che continua\n"
+    )
     premessa.write_text(edited, encoding="utf-8")
     second = write_document(r, cons, pdf=False)
     assert second.testi_creati == ()
@@ -341,7 +413,8 @@ def test_text_blocks_are_created_once_and_an_edit_changes_the_document(
 
 
 def test_a_block_not_in_utf8_is_read_with_a_note(
-        empty: tuple[raccolta.Raccolta, Consolidation]) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation],
+) -> None:
     """A block saved as Windows-1252 (Notepad of old) keeps its accents, with a note."""
     r, cons = empty
     write_document(r, cons, pdf=False)
@@ -352,7 +425,8 @@ def test_a_block_not_in_utf8_is_read_with_a_note(
 
 
 def test_before_any_return_every_section_says_none(
-        empty: tuple[raccolta.Raccolta, Consolidation]) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation],
+) -> None:
     """With no return, no table is printed: each section is one line ending "nessuna" or
     "nessun Comune", and the annex says that no ente has sent data."""
     r, cons = empty
@@ -363,11 +437,13 @@ def test_before_any_return_every_section_says_none(
     for letter, text in lines.items():
         assert text.endswith("nessun Comune" if letter in "ghi" else "nessuna"), text
     assert doc.tables == []
-    assert any(t.startswith("Nessun ente ha ancora trasmesso dati validi")
-               for t in _paragraphs(doc))
+    assert any(
+        t.startswith("Nessun ente ha ancora trasmesso dati validi") for t in _paragraphs(doc)
+    )
 
 
 # --------------------------------------------------------------------------- LibreOffice
+
 
 def _fake_soffice(tmp_path: Path, body: str) -> Path:
     exe = tmp_path / "soffice"
@@ -378,19 +454,22 @@ def _fake_soffice(tmp_path: Path, body: str) -> Path:
 
 @pytest.mark.skipif(os.name == "nt", reason="the stand-in soffice is a shell script")
 def test_libreoffice_failing_or_hanging_gives_the_docx_and_an_italian_note(
-        empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A soffice that exits without a PDF, or that hangs past the time limit (and is then
     stopped with its children), leaves the .docx and a one-line note, never a traceback."""
     r, cons = empty
     monkeypatch.setenv(ENV_SOFFICE, str(_fake_soffice(tmp_path, "echo rotto >&2; exit 3")))
     res = write_document(r, cons)
     assert res.docx.is_file() and res.pdf is None
-    assert any(n.startswith("LibreOffice non ha prodotto il PDF (codice di uscita 3: rotto)")
-               for n in res.note)
+    assert any(
+        n.startswith("LibreOffice non ha prodotto il PDF (codice di uscita 3: rotto)")
+        for n in res.note
+    )
     child = tmp_path / "child.pid"
-    monkeypatch.setenv(ENV_SOFFICE, str(_fake_soffice(
-        tmp_path, f"sleep 60 & echo $! > {child}; wait")))
+    monkeypatch.setenv(
+        ENV_SOFFICE, str(_fake_soffice(tmp_path, f"sleep 60 & echo $! > {child}; wait"))
+    )
     res = write_document(r, cons, timeout=1.0)
     assert res.pdf is None
     assert any("non ha finito la conversione in PDF entro 1 secondi" in n for n in res.note)
@@ -409,8 +488,11 @@ def _running(pid: int) -> bool:
 
 
 def test_cli_documento_without_libreoffice_prints_json(
-        empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """`documento RACCOLTA --json` with soffice missing writes the .docx and prints its
     path, "pdf": null and the note; --senza-pdf does not look for LibreOffice at all."""
     r, _ = empty
@@ -427,8 +509,8 @@ def test_cli_documento_without_libreoffice_prints_json(
 
 
 def test_excel_button_documento_writes_the_document_and_says_where(
-        empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Documento button of the master writes the document of the raccolta and shows
     one alert with its path and the notes (here: LibreOffice not found)."""
     r, cons = empty
@@ -436,32 +518,41 @@ def test_excel_button_documento_writes_the_document_and_says_where(
     monkeypatch.setenv(ENV_SOFFICE, str(tmp_path / "manca" / "soffice"))
     acts = click(excel.documento, payload_of(build_master(cons)))
     (text,) = alerts(acts)
-    assert text.startswith(f"Documento del Piano annuale 2025 scritto:\n"
-                           f"{document_path(r.path, 2025)}\n\n- ")
+    assert text.startswith(
+        f"Documento del Piano annuale 2025 scritto:\n{document_path(r.path, 2025)}\n\n- "
+    )
     assert "LibreOffice non trovato" in text
     assert document_path(r.path, 2025).is_file()
 
 
 def test_actions_documento_notes_a_previous_raccolta_that_is_gone(
-        empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path) -> None:
+    empty: tuple[raccolta.Raccolta, Consolidation], tmp_path: Path
+) -> None:
     """A raccolta linked to a previous one that no longer exists still gets its document,
     without the comparison, and the first note says why."""
     r, _ = empty
     config = r.config_path.read_text(encoding="utf-8")
-    r.config_path.write_text(config.replace('# precedente = "../raccolta-2024"',
-                                            'precedente = "../sparita"'), encoding="utf-8")
+    r.config_path.write_text(
+        config.replace('# precedente = "../raccolta-2024"', 'precedente = "../sparita"'),
+        encoding="utf-8",
+    )
     res = actions.documento(raccolta.load(r.path), pdf=False)
     assert res.note[0].startswith("La raccolta dell'anno precedente non si trova")
-    heads = [p.text for p in docx.Document(str(res.docx)).paragraphs
-             if p.style.name.startswith("Heading")]
+    heads = [
+        p.text
+        for p in docx.Document(str(res.docx)).paragraphs
+        if p.style.name.startswith("Heading")
+    ]
     assert not any("CONFRONTO" in h for h in heads)
 
 
 # --------------------------------------------------------------------------- the PDF
 
+
 def _pdftotext(pdf: Path, *args: str) -> str:
-    return subprocess.run(["pdftotext", *args, str(pdf), "-"], capture_output=True,
-                          text=True, check=True, timeout=60).stdout
+    return subprocess.run(
+        ["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
 @pytest.mark.libreoffice
@@ -469,9 +560,21 @@ def test_pdf_has_the_plans_numbers_accents_and_index_pages(pdf: Path) -> None:
     """Read back with pdftotext, the PDF has the plan's numbers, the "as of" date, the
     annex's date and time, the accents (Unità, più, è) and page numbers in the index."""
     text = _pdftotext(pdf, "-layout")
-    for s in ("1.008", "1.697", "1.680", "Totale", "nessuna", "nessun Comune", AS_OF,
-              "05-12-2024", "09:44:55", "Unità abitative", "più recente", "è usata",
-              "REPORT PROGRAMMAZIONE ANNUALE 2025"):
+    for s in (
+        "1.008",
+        "1.697",
+        "1.680",
+        "Totale",
+        "nessuna",
+        "nessun Comune",
+        AS_OF,
+        "05-12-2024",
+        "09:44:55",
+        "Unità abitative",
+        "più recente",
+        "è usata",
+        "REPORT PROGRAMMAZIONE ANNUALE 2025",
+    ):
         assert s in text, s
     index = re.findall(r"^\s*(\S.*?)\.{5,}\s*(\d+)\s*$", text, re.MULTILINE)
     pages = {title.strip(): int(n) for title, n in index}
@@ -480,26 +583,31 @@ def test_pdf_has_the_plans_numbers_accents_and_index_pages(pdf: Path) -> None:
 
 
 @pytest.mark.libreoffice
-def test_pdf_pages_are_a4_nothing_outside_the_margins_and_render(pdf: Path,
-                                                                 tmp_path: Path) -> None:
+def test_pdf_pages_are_a4_nothing_outside_the_margins_and_render(pdf: Path, tmp_path: Path) -> None:
     """Every word of every page lies inside the page with at least 0.5 cm to spare, the
     annex page is A4 landscape, and every page renders to an image (pdftoppm, 60 dpi)."""
     bbox = _pdftotext(pdf, "-bbox")
-    pages = re.findall(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', bbox,
-                       re.DOTALL)
+    pages = re.findall(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', bbox, re.DOTALL)
     assert len(pages) >= 7
     spare = 0.5 / 2.54 * 72
     for n, (w, h, body) in enumerate(pages, start=1):
         width, height = float(w), float(h)
         assert sorted((round(width), round(height))) == [595, 842], n
-        for x0, y0, x1, y1 in re.findall(r'xMin="([\d.]+)" yMin="([\d.]+)" '
-                                         r'xMax="([\d.]+)" yMax="([\d.]+)"', body):
+        for x0, y0, x1, y1 in re.findall(
+            r'xMin="([\d.]+)" yMin="([\d.]+)" '
+            r'xMax="([\d.]+)" yMax="([\d.]+)"',
+            body,
+        ):
             assert spare <= float(x0) and float(x1) <= width - spare, (n, x0, x1)
             assert spare <= float(y0) and float(y1) <= height - spare, (n, y0, y1)
     annex = [(w, h) for w, h, body in pages if ">Ricezione<" in body]
     assert annex and all(float(w) > float(h) for w, h in annex)
-    subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(tmp_path / "pagina")],
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "60", "-png", str(pdf), str(tmp_path / "pagina")],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     images = sorted(tmp_path.glob("pagina-*.png"))
     assert len(images) == len(pages)
     assert all(p.stat().st_size > 2_000 for p in images)

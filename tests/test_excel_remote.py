@@ -52,14 +52,17 @@ from .xlwings_payload import Payload
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 MASTER_NAME = "Consolidato_piano_abitativo_2025.xlsm"
 CONF_SHEET = "xlwings.conf"
-BUTTONS = [MasterButton(m, m, f"Pulsante {m}") for m in
-           ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")]
+BUTTONS = [
+    MasterButton(m, m, f"Pulsante {m}")
+    for m in ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")
+]
 ALER = "ALER Brescia-Cremona-Mantova"
 
 Action = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- payloads
+
 
 def _xlwings_vba_project() -> bytes:
     with zipfile.ZipFile(Path(xw.__file__).parent / "quickstart_standalone.xlsm") as zf:
@@ -69,9 +72,18 @@ def _xlwings_vba_project() -> bytes:
 def payload_of(data: bytes, name: str = MASTER_NAME) -> Payload:
     """What RunRemotePython sends for a master workbook, plus the ``xlwings.conf`` sheet of
     the .xlsm."""
-    return xlwings_payload.payload_of(data, name, extra_sheets=[
-        {"name": CONF_SHEET, "values": [["INTERPRETER_WIN", "pythonw.exe"]], "tables": [],
-         "pictures": []}])
+    return xlwings_payload.payload_of(
+        data,
+        name,
+        extra_sheets=[
+            {
+                "name": CONF_SHEET,
+                "values": [["INTERPRETER_WIN", "pythonw.exe"]],
+                "tables": [],
+                "pictures": [],
+            }
+        ],
+    )
 
 
 def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
@@ -88,8 +100,13 @@ def index_of(payload: Payload, sheet: str) -> int:
 def grid_written(acts: list[Action], payload: Payload, sheet: str) -> list[list[Any]]:
     """The one grid written from A1 into `sheet`."""
     ix = index_of(payload, sheet)
-    (grid,) = [a["values"] for a in acts if a["func"] == "setValues"
-               and a["sheet_position"] == ix and (a["start_row"], a["start_column"]) == (0, 0)]
+    (grid,) = [
+        a["values"]
+        for a in acts
+        if a["func"] == "setValues"
+        and a["sheet_position"] == ix
+        and (a["start_row"], a["start_column"]) == (0, 0)
+    ]
     return list(grid)
 
 
@@ -112,6 +129,7 @@ def cell_of(grid: list[list[Any]], ref: str) -> Any:
 
 
 # --------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _remote_engine() -> Iterator[None]:
@@ -177,14 +195,19 @@ CREMA, CASTELLEONE = "019035", "019025"
 
 # --------------------------------------------------------------------------- Consolida
 
+
 def test_consolida_fills_table_b_from_dati_with_a_sum_total(world: World) -> None:
     """After Consolida, table b) lists ALER 4, Crema 7, Rivolta 8 and Trescore 3 through
     formulas into the Dati written in the same click, and its Totale is =SUM(B3:B6)."""
     grid = grid_written(world.acts, world.before, TABLE_SHEETS["b"])
     dati = grid_written(world.acts, world.before, SHEET_DATI)
     rows = grid[2:6]
-    assert [row[0] for row in rows] == [ALER, "Comune di Crema", "Comune di Rivolta d'Adda",
-                                        "Comune di Trescore Cremasco"]
+    assert [row[0] for row in rows] == [
+        ALER,
+        "Comune di Crema",
+        "Comune di Rivolta d'Adda",
+        "Comune di Trescore Cremasco",
+    ]
     refs = [re.fullmatch(r"='Dati'!(\$[A-Z]+\$\d+)", row[1]) for row in rows]
     assert all(refs)
     assert [cell_of(dati, m.group(1)) for m in refs if m] == [4, 7, 8, 3]
@@ -203,8 +226,10 @@ def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> No
         m = re.fullmatch(r"='(.+)'!(\$[A-Z]+\$\d+)", target)
         assert m is not None, target
         formula = cell_of(grid_written(world.acts, world.before, m.group(1)), m.group(2))
-        assert re.fullmatch(r"=(SUM\([A-Z]+3:[A-Z]+\d+\)|totale_\w+(\+totale_\w+)+)",
-                            formula), (name, formula)
+        assert re.fullmatch(r"=(SUM\([A-Z]+3:[A-Z]+\d+\)|totale_\w+(\+totale_\w+)+)", formula), (
+            name,
+            formula,
+        )
 
 
 def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> None:
@@ -220,15 +245,15 @@ def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> N
         ["Hanno risposto", '=COUNTA(D10:D58)-COUNTIF(D10:D58,"non ricevuto")'],
         ["Non hanno risposto", '=COUNTIF(D10:D58,"non ricevuto")'],
         ["Da correggere", '=COUNTIF(D10:D58,"da correggere")'],
-        ["Ricevuti con avvisi", '=COUNTIF(D10:D58,"ricevuto con avvisi")']]
+        ["Ricevuti con avvisi", '=COUNTIF(D10:D58,"ricevuto con avvisi")'],
+    ]
     states = [row[3] for row in crus[9:58]]
     assert (states.count("ricevuto"), states.count("non ricevuto")) == (26, 23)
     (crema,) = [row for row in crus[9:58] if row[1] == "Comune di Crema"]
     assert crema[0] == "'019035"  # the code keeps its leading zero
 
 
-def test_consolida_writes_each_sheet_in_one_assignment_and_leaves_the_rest(
-        world: World) -> None:
+def test_consolida_writes_each_sheet_in_one_assignment_and_leaves_the_rest(world: World) -> None:
     """One grid per sheet of the layout; the buttons' columns of the Cruscotto (M, N) and
     the xlwings.conf sheet are never touched; one Italian alert ends the click."""
     writes = [a for a in world.acts if a["func"] == "setValues"]
@@ -237,8 +262,11 @@ def test_consolida_writes_each_sheet_in_one_assignment_and_leaves_the_rest(
     crus = index_of(world.before, SHEET_CRUSCOTTO)
     values = world.before["sheets"][crus]["values"]
     assert (values[0][12], values[1][13]) == ("Comandi", "Pulsante Importa")
-    assert all(a["start_column"] + a["column_count"] <= 12 for a in world.acts
-               if a["sheet_position"] == crus)
+    assert all(
+        a["start_column"] + a["column_count"] <= 12
+        for a in world.acts
+        if a["sheet_position"] == crus
+    )
     assert index_of(world.before, CONF_SHEET) not in touched_sheets(world.acts)
     (text,) = alerts(world.acts)
     assert text.startswith("Consolidato aggiornato") and "26 enti su 49" in text
@@ -252,26 +280,32 @@ def test_consolida_shrinks_the_anomalie_and_clears_the_rows_left_below(world: Wo
     ix = index_of(world.before, SHEET_ANOMALIE)
     grid = grid_written(world.acts, world.before, SHEET_ANOMALIE)
     assert len(grid) == 3 + 23
-    clears = [(a["start_row"], a["row_count"], a["column_count"]) for a in world.acts
-              if a["func"] == "rangeClearContents" and a["sheet_position"] == ix]
+    clears = [
+        (a["start_row"], a["row_count"], a["column_count"])
+        for a in world.acts
+        if a["func"] == "rangeClearContents" and a["sheet_position"] == ix
+    ]
     assert clears == [(26, 49 - 23, 11)]
-    resized = [a["args"] for a in world.acts
-               if a["func"] == "resizeTable" and a["sheet_position"] == ix]
+    resized = [
+        a["args"] for a in world.acts if a["func"] == "resizeTable" and a["sheet_position"] == ix
+    ]
     assert resized == [[0, "$A$3:$K$26"]]
 
 
-def test_consolida_on_an_up_to_date_workbook_rewrites_its_own_values(world: World,
-                                                                     monkeypatch:
-                                                                     pytest.MonkeyPatch
-                                                                     ) -> None:
+def test_consolida_on_an_up_to_date_workbook_rewrites_its_own_values(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a workbook already holding the 26 returns, Consolida writes back every constant
     the built master holds (only the update time differs) and moves no name."""
     monkeypatch.setenv(excel.ENV_RACCOLTA, str(world.r.path))
     acts = click(excel.consolida, world.current)
     assert not [a for a in acts if a["func"] in ("namesAdd", "resizeTable")]
     # only column L of the Cruscotto (where unattributed returns would show) is cleared
-    clears = [(a["sheet_position"], a["start_row"], a["start_column"], a["column_count"])
-              for a in acts if a["func"] == "rangeClearContents"]
+    clears = [
+        (a["sheet_position"], a["start_row"], a["start_column"], a["column_count"])
+        for a in acts
+        if a["func"] == "rangeClearContents"
+    ]
     assert clears == [(index_of(world.current, SHEET_CRUSCOTTO), 0, 11, 1)]
 
     def norm(v: Any) -> Any:
@@ -303,12 +337,14 @@ def test_consolida_on_an_up_to_date_workbook_rewrites_its_own_values(world: Worl
 
 # --------------------------------------------------------------------------- Importa
 
+
 def ledger_size(r: raccolta.Raccolta) -> int:
     return len(archive.read_ledger(r.path).records)
 
 
 def test_importa_creates_the_drop_folder_and_says_where(
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    small: tuple[raccolta.Raccolta, Payload],
+) -> None:
     """Without «arrivi» in the raccolta, Importa creates it, imports nothing, writes
     nothing and tells the clerk where to put the files."""
     r, payload = small
@@ -321,12 +357,17 @@ def test_importa_creates_the_drop_folder_and_says_where(
 
 
 def test_importa_imports_new_files_once_and_refreshes_the_workbook(
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    small: tuple[raccolta.Raccolta, Payload],
+) -> None:
     """Two files dropped in «arrivi» (one with an error) are imported and the Cruscotto
     rewritten; a second click imports nothing, writes nothing and says so."""
     r, payload = small
-    demo.write_returns(r, r.path / "arrivi", only={CREMA, CASTELLEONE},
-             changes={CASTELLEONE: {"i_forze_polizia": 15}})
+    demo.write_returns(
+        r,
+        r.path / "arrivi",
+        only={CREMA, CASTELLEONE},
+        changes={CASTELLEONE: {"i_forze_polizia": 15}},
+    )
     acts = click(excel.importa, payload)
     assert ledger_size(r) == 2
     (text,) = alerts(acts)
@@ -346,21 +387,27 @@ def test_importa_imports_new_files_once_and_refreshes_the_workbook(
 
 # --------------------------------------------------------------------------- Valida
 
+
 def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    small: tuple[raccolta.Raccolta, Payload],
+) -> None:
     """Crema's 20 SAT units pass the 10% rule; after the rule is lowered to 5% in
     raccolta.toml, Valida marks Crema with a warning, writing only Cruscotto and Anomalie."""
     r, payload = small
-    import_files(r, demo.write_returns(r, r.path / "ritorni", only={CREMA},
-                                     changes={CREMA: {"j_sat": 20}}))
+    import_files(
+        r, demo.write_returns(r, r.path / "ritorni", only={CREMA}, changes={CREMA: {"j_sat": 20}})
+    )
     crema_row = 9 + [e.codice for e in r.registry].index(CREMA)
     config = r.config_path.read_text(encoding="utf-8")
     assert "sat_percentuale = 10\n" in config
-    r.config_path.write_text(config.replace("sat_percentuale = 10\n", "sat_percentuale = 5\n"),
-                             encoding="utf-8")
+    r.config_path.write_text(
+        config.replace("sat_percentuale = 10\n", "sat_percentuale = 5\n"), encoding="utf-8"
+    )
     acts = click(excel.valida, payload)
-    assert touched_sheets(acts) == {index_of(payload, SHEET_CRUSCOTTO),
-                                    index_of(payload, SHEET_ANOMALIE)}
+    assert touched_sheets(acts) == {
+        index_of(payload, SHEET_CRUSCOTTO),
+        index_of(payload, SHEET_ANOMALIE),
+    }
     assert not [a for a in acts if a["func"] == "namesAdd"]
     crus = grid_written(acts, payload, SHEET_CRUSCOTTO)
     assert crus[crema_row][3] == "ricevuto con avvisi"
@@ -372,8 +419,10 @@ def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
 
 # --------------------------------------------------------------------------- Genera modelli
 
+
 def test_genera_modelli_writes_one_template_per_ente(
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    small: tuple[raccolta.Raccolta, Payload],
+) -> None:
     """Genera modelli writes the 49 templates of the Cremasco into «modelli» and says how
     many and where, without touching the workbook's cells."""
     r, payload = small
@@ -386,12 +435,14 @@ def test_genera_modelli_writes_one_template_per_ente(
 
 # --------------------------------------------------------------------------- Solleciti, Documento
 
+
 def _fake_mail(monkeypatch: pytest.MonkeyPatch, fn: Callable[..., Any]) -> None:
     monkeypatch.setitem(sys.modules, "piano_abitativo.mail.outbox", SimpleNamespace(solleciti=fn))
 
 
-def test_solleciti_is_always_a_dry_run(small: tuple[raccolta.Raccolta, Payload],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_solleciti_is_always_a_dry_run(
+    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Solleciti calls the mail module with davvero=False and summarises what was written
     to the outbox and who was left out."""
     r, payload = small
@@ -402,24 +453,29 @@ def test_solleciti_is_always_a_dry_run(small: tuple[raccolta.Raccolta, Payload],
         calls.append({"raccolta": rr.path, "davvero": davvero, **kw})
         return SimpleNamespace(
             outcomes=[SimpleNamespace(eml=outbox / "1.eml"), SimpleNamespace(eml=None)],
-            esclusi=[("Comune di Agnadello", "manca l'indirizzo")])
+            esclusi=[("Comune di Agnadello", "manca l'indirizzo")],
+        )
 
     _fake_mail(monkeypatch, solleciti)
     acts = click(excel.solleciti, payload)
     assert calls == [{"raccolta": r.path, "davvero": False}]
     (text,) = alerts(acts)
-    assert text.startswith("Solleciti preparati in prova: nessun messaggio è stato inviato. "
-                           f"1 messaggio scritto nella cartella {outbox}.")
+    assert text.startswith(
+        "Solleciti preparati in prova: nessun messaggio è stato inviato. "
+        f"1 messaggio scritto nella cartella {outbox}."
+    )
     assert "1 messaggio non preparato" in text
     assert "1 ente escluso: Comune di Agnadello: manca l'indirizzo." in text
 
 
-@pytest.mark.parametrize("mail", [None, SimpleNamespace(),
-                                  SimpleNamespace(solleciti=lambda r: "sent!")],
-                         ids=["no module", "no function", "no dry run"])
+@pytest.mark.parametrize(
+    "mail",
+    [None, SimpleNamespace(), SimpleNamespace(solleciti=lambda r: "sent!")],
+    ids=["no module", "no function", "no dry run"],
+)
 def test_solleciti_without_a_safe_mail_function_is_not_available(
-        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch,
-        mail: Any) -> None:
+    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch, mail: Any
+) -> None:
     """Without a mail module, without its function, or with one that cannot promise a dry
     run, Solleciti calls nothing and says the function is not available yet."""
     _, payload = small
@@ -431,7 +487,8 @@ def test_solleciti_without_a_safe_mail_function_is_not_available(
 
 
 def test_solleciti_with_the_installed_mail_module_sends_nothing(
-        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch) -> None:
+    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With whatever mail module is installed, Solleciti never opens an SMTP connection and
     ends with one informative alert."""
     _, payload = small
@@ -449,9 +506,10 @@ def test_solleciti_with_the_installed_mail_module_sends_nothing(
 
 # --------------------------------------------------------------------------- errors
 
+
 def test_a_folder_that_is_not_a_raccolta_gives_one_italian_alert(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: tuple[raccolta.Raccolta, Payload]
+) -> None:
     """PIANO_ABITATIVO_RACCOLTA naming a folder without raccolta.toml gives one critical
     alert naming the variable and the cause, and nothing else."""
     _, payload = small
@@ -465,8 +523,8 @@ def test_a_folder_that_is_not_a_raccolta_gives_one_italian_alert(
 
 
 def test_a_workbook_outside_any_raccolta_says_so(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: tuple[raccolta.Raccolta, Payload]
+) -> None:
     """Without the variable, a workbook that is not saved in a raccolta (the remote engine
     knows only its name) is refused, even when the current folder is a raccolta."""
     r, payload = small
@@ -478,7 +536,8 @@ def test_a_workbook_outside_any_raccolta_says_so(
 
 
 def test_an_unexpected_error_is_logged_not_shown(
-        small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch) -> None:
+    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unexpected exception becomes one line for the clerk naming the log file, and the
     traceback goes to piano-abitativo.log in the raccolta; the entry point returns."""
     r, payload = small
@@ -497,19 +556,22 @@ def test_an_unexpected_error_is_logged_not_shown(
 
 
 def test_a_call_outside_excel_returns_and_explains_on_stderr(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Run without a calling workbook, an entry point returns normally and says on stderr
     that it is started by the workbook's button."""
     assert excel.consolida() is None
     err = capsys.readouterr().err
-    assert err.startswith("piano-abitativo: consolida si avvia con il pulsante della cartella "
-                          "di lavoro riepilogativa aperta in Excel")
+    assert err.startswith(
+        "piano-abitativo: consolida si avvia con il pulsante della cartella "
+        "di lavoro riepilogativa aperta in Excel"
+    )
     assert "Traceback" not in err
 
 
 def test_an_unexpected_error_before_the_raccolta_is_known_is_logged_in_temp(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        small: tuple[raccolta.Raccolta, Payload]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: tuple[raccolta.Raccolta, Payload]
+) -> None:
     """When the raccolta cannot even be looked for, the details go to the temp folder's
     piano-abitativo.log, named in the alert."""
     _, payload = small
@@ -534,13 +596,21 @@ ENTRY_POINTS = ("importa", "valida", "consolida", "genera_modelli", "solleciti",
 def test_import_needs_neither_excel_nor_xlwings_nor_a_licence() -> None:
     """Importing piano_abitativo.excel in a fresh interpreter without the licence key loads
     no xlwings, and every entry point is a callable without parameters."""
-    code = ("import inspect, sys; import piano_abitativo.excel as x; "
-            f"names = {ENTRY_POINTS!r}; "
-            "print([len(inspect.signature(getattr(x, n)).parameters) for n in names], "
-            "'xlwings' in sys.modules)")
+    code = (
+        "import inspect, sys; import piano_abitativo.excel as x; "
+        f"names = {ENTRY_POINTS!r}; "
+        "print([len(inspect.signature(getattr(x, n)).parameters) for n in names], "
+        "'xlwings' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "XLWINGS_LICENSE_KEY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "[0, 0, 0, 0, 0, 0] False"
 
 
@@ -548,25 +618,31 @@ def test_sheet_grid_keeps_text_as_text() -> None:
     """Text that Excel would turn into a formula, a number or a date gets the apostrophe
     prefix; formulas, plain text, numbers and empty cells are written as they are."""
     sh = SheetLayout("Prova")
-    sh.cells.update({
-        (0, 0): Cell("019035"), (0, 1): Cell('=HYPERLINK("http://x")'),
-        (0, 2): Cell(7, formula="=SUM(B3:B6)"), (1, 0): Cell("Comune di Crema"),
-        (1, 1): Cell(dt.time(12, 0)), (2, 0): Cell("@cmd"), (2, 1): Cell("VERO"),
-        (2, 3): Cell(3.5)})
+    sh.cells.update(
+        {
+            (0, 0): Cell("019035"),
+            (0, 1): Cell('=HYPERLINK("http://x")'),
+            (0, 2): Cell(7, formula="=SUM(B3:B6)"),
+            (1, 0): Cell("Comune di Crema"),
+            (1, 1): Cell(dt.time(12, 0)),
+            (2, 0): Cell("@cmd"),
+            (2, 1): Cell("VERO"),
+            (2, 3): Cell(3.5),
+        }
+    )
     assert excel.sheet_grid(sh) == [
         ["'019035", '\'=HYPERLINK("http://x")', "=SUM(B3:B6)", None],
         ["Comune di Crema", 0.5, None, None],
-        ["'@cmd", "'VERO", None, 3.5]]
+        ["'@cmd", "'VERO", None, 3.5],
+    ]
 
 
 def test_layout_names_each_sheet_once(world: World) -> None:
     """layout_grids gives one rectangular grid per sheet of the master, in its order."""
     from piano_abitativo.master.sheets import master_layout
 
-    full = consolidate.consolidate(world.r, receipts(world.r),
-                                   generated_at=GENERATED_AT)
+    full = consolidate.consolidate(world.r, receipts(world.r), generated_at=GENERATED_AT)
     grids = excel.layout_grids(master_layout(full))
     assert list(grids) == [s["name"] for s in world.current["sheets"][:-1]]
     assert all(len({len(row) for row in g}) == 1 for g in grids.values())
     assert grids[TABLE_SHEETS["b"]][6] == ["Totale", "=SUM(B3:B6)", None]
-

@@ -48,8 +48,11 @@ main(["consolida", sys.argv[1]])
 
 
 def _run(raccolta: Path, sources: list[Path]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", _RUN, str(raccolta), *map(str, sources)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(raccolta), *map(str, sources)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _check_invariants(r: rc.Raccolta) -> None:

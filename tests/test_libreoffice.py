@@ -79,17 +79,28 @@ def _agreement_cases() -> list[Case]:
         "h_minuscolo": {"h_categoria_aggiuntiva": "si", "h_motivazione": "Anziani soli"},
         "h_senza_motivazione": {"h_categoria_aggiuntiva": "SI"},
         "sat_troppe": {"j_sat": 40},
-        "oltre_stock": {"b_carenza_manutentiva": 400, "d_turnover": 400,
-                        "k_assegnate_anno_precedente": 400},
-        "solo_sas": {"a_sap": 0, "a_sas": 6, "b_carenza_manutentiva": 1, "j_sat": 0,
-                     "d_turnover": 0, "k_assegnate_anno_precedente": 0},
-        "senza_referente": {"referente_nome": None, "referente_email": None,
-                            "referente_telefono": None},
+        "oltre_stock": {
+            "b_carenza_manutentiva": 400,
+            "d_turnover": 400,
+            "k_assegnate_anno_precedente": 400,
+        },
+        "solo_sas": {
+            "a_sap": 0,
+            "a_sas": 6,
+            "b_carenza_manutentiva": 1,
+            "j_sat": 0,
+            "d_turnover": 0,
+            "k_assegnate_anno_precedente": 0,
+        },
+        "senza_referente": {
+            "referente_nome": None,
+            "referente_email": None,
+            "referente_telefono": None,
+        },
         "email_sbagliata": {"referente_email": "mario.rossi@comune"},
     }
     out = [Case(k, "019035", {**base, **v}) for k, v in cases.items()]
-    aler = {k: v for k, v in base.items() if k not in ("h_categoria_aggiuntiva",
-                                                         "i_forze_polizia")}
+    aler = {k: v for k, v in base.items() if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")}
     out.append(Case("aler_pulito", "ALER-BCM", {**aler, "a_sap": 997, "a_sas": 11}))
     return out
 
@@ -110,8 +121,7 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
     require_libreoffice()
     tmp = tmp_path_factory.mktemp("lo")
     reg = default_registry()
-    fac26 = TemplateFactory(TemplateContext(anno=2026, raccolta_id="2026-test",
-                                            ambito="Cremasco"))
+    fac26 = TemplateFactory(TemplateContext(anno=2026, raccolta_id="2026-test", ambito="Cremasco"))
     fac25 = TemplateFactory(ANNO_2025)
     jobs: list[dict[str, Any]] = []
     cases: list[tuple[Case, TemplateFactory, tuple[str, ...]]] = []
@@ -123,15 +133,29 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
         cases.append((ret25[-1], fac25, exts))
     agreement = _agreement_cases()
     cases += [(c, fac26, ("xlsx",)) for c in agreement]
-    inserted = Case("righe_inserite", "019035", dict(CREMA),
-                    insert_rows=[{"sheet": "Scheda", "before_row": LAYOUT.field_rows["a_sap"]
-                                  + 1, "count": 2}])
-    typed = Case("digitazione", "019035", {**CREMA, "a_sap": " 358 ", "h_categoria_aggiuntiva":
-                                           "Sì", "h_motivazione": "Genitori soli",
-                                           "i_forze_polizia": "10%"})
+    inserted = Case(
+        "righe_inserite",
+        "019035",
+        dict(CREMA),
+        insert_rows=[{"sheet": "Scheda", "before_row": LAYOUT.field_rows["a_sap"] + 1, "count": 2}],
+    )
+    typed = Case(
+        "digitazione",
+        "019035",
+        {
+            **CREMA,
+            "a_sap": " 358 ",
+            "h_categoria_aggiuntiva": "Sì",
+            "h_motivazione": "Genitori soli",
+            "i_forze_polizia": "10%",
+        },
+    )
     formula = Case("formula", "019035", {**CREMA, "a_sap": Formula("=300+58")})
-    cases += [(inserted, fac26, ("xlsx", "ods")), (typed, fac26, ("xlsx", "ods")),
-              (formula, fac26, ("xlsx", "ods"))]
+    cases += [
+        (inserted, fac26, ("xlsx", "ods")),
+        (typed, fac26, ("xlsx", "ods")),
+        (formula, fac26, ("xlsx", "ods")),
+    ]
 
     for case, fac, exts in cases:
         ente = reg.get(case.ente)
@@ -140,7 +164,9 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
         src.write_bytes(fac.render(ente))
         case.saved = {ext: tmp / f"{case.id}.{ext}" for ext in exts}
         job: dict[str, Any] = {
-            "input": str(src), "set": _sets(case.values), "respect_protection": True,
+            "input": str(src),
+            "set": _sets(case.values),
+            "respect_protection": True,
             "read": ["controllo_riepilogo", "a_totale", "f_totale_assegnabili"]
             + [f"controllo_{c.id}" for c in CHECKS],
             "save": [{"path": str(p)} for p in case.saved.values()],
@@ -176,7 +202,10 @@ def test_cremasco_2025_typed_in_libreoffice_reads_back_exactly(lo: Session) -> N
             sap, sas = case.values["a_sap"], case.values["a_sas"]
             assert rep.values["a_totale"] == sap + sas
             assert not [p for p in rep.problems if p.code.startswith(("L", "M"))], (
-                case.id, ext, rep.problems)
+                case.id,
+                ext,
+                rep.problems,
+            )
     assert n_files >= 26 * 2
 
 
@@ -186,8 +215,15 @@ def test_libreoffice_totals_match_python(lo: Session) -> None:
         assert case.reads
         v = case.values
         assert case.reads["a_totale"]["value"] == v["a_sap"] + v["a_sas"]
-        f = sum(v.get(k, 0) for k in ("b_carenza_manutentiva", "c_nuova_edificazione",
-                                      "d_turnover", "e_conferite_privati"))
+        f = sum(
+            v.get(k, 0)
+            for k in (
+                "b_carenza_manutentiva",
+                "c_nuova_edificazione",
+                "d_turnover",
+                "e_conferite_privati",
+            )
+        )
         assert case.reads["f_totale_assegnabili"]["value"] == f
 
 
@@ -195,10 +231,12 @@ def _expected_symbol(report: Report, check_id: str, aler: bool) -> str:
     chk = next(c for c in CHECKS if c.id == check_id)
     if chk.comuni_only and aler:
         return "–"
-    errs = {p.code for p in report.problems
-            if p.field == chk.field and p.severity is Severity.ERRORE}
-    warns = {p.code for p in report.problems
-             if p.field == chk.field and p.severity is Severity.AVVISO}
+    errs = {
+        p.code for p in report.problems if p.field == chk.field and p.severity is Severity.ERRORE
+    }
+    warns = {
+        p.code for p in report.problems if p.field == chk.field and p.severity is Severity.AVVISO
+    }
     if errs & chk.errors:
         return "✖"
     if warns & chk.warnings:
@@ -220,8 +258,9 @@ def test_live_self_checks_agree_with_the_python_validator(lo: Session) -> None:
             seen_symbols.add(got)
             want = _expected_symbol(rep, chk.id, case.ente == "ALER-BCM")
             if got != want:
-                disagreements.append((case.id, chk.id, got, want,
-                                      [(p.code, p.field) for p in rep.problems]))
+                disagreements.append(
+                    (case.id, chk.id, got, want, [(p.code, p.field) for p in rep.problems])
+                )
     assert not disagreements, disagreements
     assert seen_symbols == {"✔", "!", "✖", "–"}
 

@@ -53,10 +53,21 @@ def racc(tmp_path: Path, mailbox: Mailbox, env: None) -> rc.Raccolta:
     return make_raccolta(tmp_path, **mailbox.server.settings(mailbox))
 
 
-def _pec(r: rc.Raccolta, sender: str, attachments: list[tuple[str, bytes]], when: dt.datetime,
-         ident: str, subject: str = "Piano abitativo 2026") -> bytes:
-    original = mf.make_plain(sender=sender, attachments=attachments, date=when,
-                             subject=subject, message_id=f"<{ident}@mittente.example>")
+def _pec(
+    r: rc.Raccolta,
+    sender: str,
+    attachments: list[tuple[str, bytes]],
+    when: dt.datetime,
+    ident: str,
+    subject: str = "Piano abitativo 2026",
+) -> bytes:
+    original = mf.make_plain(
+        sender=sender,
+        attachments=attachments,
+        date=when,
+        subject=subject,
+        message_id=f"<{ident}@mittente.example>",
+    )
     return mf.make_pec_envelope(original, when=when, identificativo=f"{ident}@gestore.example")
 
 
@@ -64,14 +75,21 @@ def fill_replies(r: rc.Raccolta, box: Mailbox) -> dict[str, bytes]:
     """The mailbox of the capofila after the enti answered (every kind of message)."""
     crema_ok = workbook_of(r, "019035")
     crema_bad = workbook_of(r, "019035", a_sap="tre")
-    pec_crema = _pec(r, CREMA_PEC, [("Crema.xlsx.p7m", mf.make_p7m(crema_ok))], T_CREMA,
-                     "crema2")
-    pec_camisano = _pec(r, CAMISANO_PEC, [("scheda.xlsx", workbook_of(r, "019010"))],
-                        T_CAMISANO, "camisano")
+    pec_crema = _pec(r, CREMA_PEC, [("Crema.xlsx.p7m", mf.make_p7m(crema_ok))], T_CREMA, "crema2")
+    pec_camisano = _pec(
+        r, CAMISANO_PEC, [("scheda.xlsx", workbook_of(r, "019010"))], T_CAMISANO, "camisano"
+    )
     msgs: dict[str, tuple[bytes, dt.datetime]] = {
         # an earlier return of Crema with an error, by ordinary mail
-        "crema_1": (mf.make_plain(sender=CREMA_PEC, attachments=[("Crema.xlsx", crema_bad)],
-                                  date=T_CREMA_1, message_id="<crema1@x>"), T_CREMA_1),
+        "crema_1": (
+            mf.make_plain(
+                sender=CREMA_PEC,
+                attachments=[("Crema.xlsx", crema_bad)],
+                date=T_CREMA_1,
+                message_id="<crema1@x>",
+            ),
+            T_CREMA_1,
+        ),
         # the corrected one by PEC, signed, and the same message delivered twice
         "crema_2": (pec_crema, T_CREMA + dt.timedelta(seconds=20)),
         "crema_2_bis": (pec_crema, T_CREMA + dt.timedelta(minutes=5)),
@@ -79,21 +97,48 @@ def fill_replies(r: rc.Raccolta, box: Mailbox) -> dict[str, bytes]:
         "accettazione": (mf.make_ricevuta("accettazione", when=T_CREMA_1), T_CREMA_1),
         "consegna": (mf.make_ricevuta("avvenuta-consegna", when=T_CREMA_1), T_CREMA_1),
         # ordinary mail that reached the PEC box: an anomalia, not certified
-        "agnadello": (mf.make_anomalia(mf.make_plain(
-            sender=AGNADELLO, attachments=[("Agnadello.xlsx", workbook_of(r, "019002"))],
-            date=T_AGNADELLO - dt.timedelta(hours=2), message_id="<agn@x>"),
-            when=T_AGNADELLO), T_AGNADELLO),
+        "agnadello": (
+            mf.make_anomalia(
+                mf.make_plain(
+                    sender=AGNADELLO,
+                    attachments=[("Agnadello.xlsx", workbook_of(r, "019002"))],
+                    date=T_AGNADELLO - dt.timedelta(hours=2),
+                    message_id="<agn@x>",
+                ),
+                when=T_AGNADELLO,
+            ),
+            T_AGNADELLO,
+        ),
         # a PEC forwarded as an attachment from an ordinary box
-        "camisano": (mf.make_forwarded(pec_camisano, forwarder="segreteria@posta.example.org"),
-                     T_CAMISANO + dt.timedelta(hours=1)),
+        "camisano": (
+            mf.make_forwarded(pec_camisano, forwarder="segreteria@posta.example.org"),
+            T_CAMISANO + dt.timedelta(hours=1),
+        ),
         # the ALER's clerk from a personal address, workbook inside a zip
-        "aler": (mf.make_plain(sender=CLERK, message_id="<aler@x>", date=T_ALER,
-                               attachments=[("dati.zip", mf.make_zip([
-                                   ("ALER.xlsx", workbook_of(r, "ALER-BCM")),
-                                   ("lettera.pdf", b"%PDF-1.4 lettera")]))]), T_ALER),
+        "aler": (
+            mf.make_plain(
+                sender=CLERK,
+                message_id="<aler@x>",
+                date=T_ALER,
+                attachments=[
+                    (
+                        "dati.zip",
+                        mf.make_zip(
+                            [
+                                ("ALER.xlsx", workbook_of(r, "ALER-BCM")),
+                                ("lettera.pdf", b"%PDF-1.4 lettera"),
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            T_ALER,
+        ),
         # a PEC without the file
-        "bagnolo": (_pec(r, BAGNOLO_PEC, [], T_BAGNOLO, "bagnolo",
-                         subject="Risposta richiesta dati"), T_BAGNOLO),
+        "bagnolo": (
+            _pec(r, BAGNOLO_PEC, [], T_BAGNOLO, "bagnolo", subject="Risposta richiesta dati"),
+            T_BAGNOLO,
+        ),
     }
     for raw, when in msgs.values():
         box.append(raw, when=when)
@@ -117,7 +162,8 @@ def _unflagged(snapshot: list[tuple[int, str, bytes]]) -> list[tuple[int, str, b
 
 
 def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_times(
-        racc: rc.Raccolta, mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
     """importa --imap then stato --json: the four enti that sent a file, PEC times certified,
     the mailbox untouched, and a second run changes nothing."""
     raws = fill_replies(racc, mailbox)
@@ -130,12 +176,21 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
     enti = {e["codice"]: e for e in _stato_json(racc, capsys)["enti"]}
     assert set(enti) == {"019035", "019002", "019010", "019005", "ALER-BCM"}
     assert {c for c, e in enti.items() if e["ricevuto"]} == {
-        "019035", "019002", "019010", "ALER-BCM"}
-    crema, agn, cam, aler, bag = (enti[c] for c in
-                                  ("019035", "019002", "019010", "ALER-BCM", "019005"))
+        "019035",
+        "019002",
+        "019010",
+        "ALER-BCM",
+    }
+    crema, agn, cam, aler, bag = (
+        enti[c] for c in ("019035", "019002", "019010", "ALER-BCM", "019005")
+    )
     assert crema["ricevuto_il"] == "2025-12-05T10:02:10+01:00"
     assert (crema["certificato"], crema["canale"], crema["versioni"], crema["errori"]) == (
-        True, "PEC", 2, 0)
+        True,
+        "PEC",
+        2,
+        0,
+    )
     assert cam["ricevuto_il"] == "2025-12-07T17:45:05+01:00" and cam["certificato"]
     assert dt.datetime.fromisoformat(agn["ricevuto_il"]) == T_AGNADELLO
     assert (agn["certificato"], agn["canale"]) == (False, "e-mail")
@@ -160,8 +215,7 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
         assert (racc.path / "archivio" / "originali" / sha[:2] / f"{sha}.eml").read_bytes() == raw
 
 
-def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta,
-                                                     mailbox: Mailbox) -> None:
+def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta, mailbox: Mailbox) -> None:
     """The ledger keeps kind, sender, certified time, PEC identificativo, signer and the
     duplicate delivery, and receipts are recorded but give no return."""
     raws = fill_replies(racc, mailbox)
@@ -173,28 +227,32 @@ def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta,
 
     pec = by_sha[hashlib.sha256(raws["crema_2"]).hexdigest()]
     assert (pec["genere"], pec["certificato"], pec["mittente"], pec["ente_mittente"]) == (
-        "pec", True, CREMA_PEC, "019035")
+        "pec",
+        True,
+        CREMA_PEC,
+        "019035",
+    )
     assert pec["data_certificata"] == "2025-12-05T10:02:10+01:00"
     assert pec["identificativo_pec"] == "crema2@gestore.example"
     assert pec["gestore"] == mf.GESTORE
     assert pec["imap"]["uid"] == 2 and pec["imap"]["cartella"] == "INBOX"
-    assert dt.datetime.fromisoformat(pec["arrivo_casella"]) == T_CREMA + dt.timedelta(
-        seconds=20)
+    assert dt.datetime.fromisoformat(pec["arrivo_casella"]) == T_CREMA + dt.timedelta(seconds=20)
     [firma] = pec["allegati"][0]["firma"]
-    assert (firma["cn"], firma["codice_fiscale"], firma["valida"]) == ("Mario Rossi", mf.CF,
-                                                                      True)
+    assert (firma["cn"], firma["codice_fiscale"], firma["valida"]) == ("Mario Rossi", mf.CF, True)
     assert "verifica legale non eseguita" in firma["dettaglio"]
 
     kinds = Counter(rec["genere"] for rec in by_sha.values())
     assert kinds == Counter({"pec": 3, "ordinaria": 2, "ricevuta": 2, "anomalia": 1})
     assert {rec["esito"] for rec in by_sha.values() if rec["genere"] == "ricevuta"} == {
-        ingest.RICEVUTA}
+        ingest.RICEVUTA
+    }
     bagnolo = by_sha[hashlib.sha256(raws["bagnolo"]).hexdigest()]
     assert bagnolo["esito"] == ingest.SENZA_ALLEGATI and bagnolo["ente_mittente"] == "019005"
 
     receipts = validated_receipts(racc)
     assert sorted(rc_.report.ente or "" for rc_ in receipts) == sorted(
-        ["019035", "019035", "019002", "019010", "ALER-BCM"])
+        ["019035", "019035", "019002", "019010", "ALER-BCM"]
+    )
     good = workbook_of(racc, "019035")
     [signed] = [rc_ for rc_ in receipts if rc_.sha256 == hashlib.sha256(good).hexdigest()]
     assert signed.certificato and signed.fonte_data == ingest.FONTE_PEC
@@ -205,7 +263,8 @@ def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta,
 
 
 def test_unknown_sender_is_reported_and_its_file_attributed_by_content(
-        racc: rc.Raccolta, mailbox: Mailbox) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox
+) -> None:
     """A clerk writing from a personal address: the file counts for the ALER, the sender is
     listed as unknown with a note saying so."""
     fill_replies(racc, mailbox)
@@ -221,7 +280,8 @@ def test_unknown_sender_is_reported_and_its_file_attributed_by_content(
 
 
 def test_stato_times_are_the_ones_of_the_consolidation_the_master_uses(
-        racc: rc.Raccolta, mailbox: Mailbox) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox
+) -> None:
     """stato and the master's consolidation show the same reception time for each ente."""
     from piano_abitativo.app import commands as actions
 
@@ -236,7 +296,8 @@ def test_stato_times_are_the_ones_of_the_consolidation_the_master_uses(
 
 
 def test_a_crash_half_way_loses_nothing_and_duplicates_nothing(
-        racc: rc.Raccolta, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The import dies at the fourth ledger write; the next run records every message once."""
     fill_replies(racc, mailbox)
     real = archive.append_records
@@ -265,7 +326,8 @@ def test_a_crash_half_way_loses_nothing_and_duplicates_nothing(
 
 
 def test_a_message_archived_but_not_recorded_is_recovered_from_the_archive(
-        racc: rc.Raccolta, mailbox: Mailbox) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox
+) -> None:
     """A message archived by a run that died, and since removed from the box, is recorded by
     the next run with its arrival time."""
     raw = _pec(racc, CREMA_PEC, [("Crema.xlsx", workbook_of(racc, "019035"))], T_CREMA, "rec")
@@ -279,10 +341,10 @@ def test_a_message_archived_but_not_recorded_is_recovered_from_the_archive(
 
 
 def test_sposta_moves_recorded_messages_and_deletes_nothing(
-        tmp_path: Path, mailbox: Mailbox, env: None) -> None:
+    tmp_path: Path, mailbox: Mailbox, env: None
+) -> None:
     """With --sposta the imported messages go to the configured folder, byte for byte."""
-    r = make_raccolta(tmp_path, cartella_importati="Importati",
-                      **mailbox.server.settings(mailbox))
+    r = make_raccolta(tmp_path, cartella_importati="Importati", **mailbox.server.settings(mailbox))
     fill_replies(r, mailbox)
     before = sorted(raw for _, _, raw in mailbox.snapshot())
     res = ingest.import_imap(r, sposta=True)
@@ -293,7 +355,8 @@ def test_sposta_moves_recorded_messages_and_deletes_nothing(
 
 
 def test_sposta_without_a_folder_is_refused_before_touching_the_box(
-        racc: rc.Raccolta, mailbox: Mailbox) -> None:
+    racc: rc.Raccolta, mailbox: Mailbox
+) -> None:
     """--sposta needs cartella_importati: an Italian error, and the box stays as it was."""
     fill_replies(racc, mailbox)
     with pytest.raises(mail.MailError, match="cartella_importati"):
@@ -301,9 +364,9 @@ def test_sposta_without_a_folder_is_refused_before_touching_the_box(
     assert len(mailbox.snapshot()) == 9
 
 
-def test_wrong_password_is_an_italian_error(racc: rc.Raccolta,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_password_is_an_italian_error(
+    racc: rc.Raccolta, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A refused login ends the command with one «Errore:» line naming the mailbox."""
     monkeypatch.setenv(mail.PASSWORD_ENV, "sbagliata")
     assert main(["importa", str(racc.path), "--imap"]) == 2
@@ -311,8 +374,9 @@ def test_wrong_password_is_an_italian_error(racc: rc.Raccolta,
     assert err.startswith("Errore: La casella 127.0.0.1 ha rifiutato utente o password")
 
 
-def test_load_two_hundred_messages_in_bounded_memory(tmp_path: Path, mailbox: Mailbox,
-                                                     env: None) -> None:
+def test_load_two_hundred_messages_in_bounded_memory(
+    tmp_path: Path, mailbox: Mailbox, env: None
+) -> None:
     """200 messages written into the Maildir are ingested in one run, time and peak memory
     printed (bench/bench_posta.py runs 2,000)."""
     from bench.bench_posta import fill_box, measure

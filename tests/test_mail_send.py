@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("tests.mailservers",)
 
-ADDRESSES = {"019035": "protocollo@pec.comune.crema.example",
-             "019002": "ufficio@comune.agnadello.example",
-             "019010": "comune.camisano@pec.example",
-             "019005": "protocollo@pec.comune.bagnolo.example",
-             "ALER-BCM": "aler@pec.aler.example"}
+ADDRESSES = {
+    "019035": "protocollo@pec.comune.crema.example",
+    "019002": "ufficio@comune.agnadello.example",
+    "019010": "comune.camisano@pec.example",
+    "019005": "protocollo@pec.comune.bagnolo.example",
+    "ALER-BCM": "aler@pec.aler.example",
+}
 
 
 @pytest.fixture
@@ -66,8 +68,11 @@ def _text(msg: EmailMessage) -> str:
 
 
 def test_invia_without_davvero_sends_nothing_and_fills_the_outbox(
-        tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Settings from the environment; without --davvero no message reaches the server and
     each ente's message is an .eml in posta/uscita/."""
     r = make_raccolta(tmp_path)
@@ -85,7 +90,8 @@ def test_invia_without_davvero_sends_nothing_and_fills_the_outbox(
 
 
 def test_invia_davvero_delivers_each_ente_its_own_template(
-        racc: rc.Raccolta, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]) -> None:
+    racc: rc.Raccolta, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     """One message per ente, to its PEC (else e-mail), with its personalised template and
     the deadline; a second run sends nothing."""
     assert main(["invia", str(racc.path), "--davvero"]) == 0
@@ -110,11 +116,11 @@ def test_invia_davvero_delivers_each_ente_its_own_template(
     assert len(smtp.received) == 5
     assert "già inviati prima: 5" in capsys.readouterr().out
     assert {e.codice: e.invitato_il is not None for e in status.stato(racc).enti} == {
-        c: True for c in ADDRESSES}
+        c: True for c in ADDRESSES
+    }
 
 
-def test_limite_sends_at_most_n_and_the_rest_next_time(racc: rc.Raccolta,
-                                                       smtp: SmtpServer) -> None:
+def test_limite_sends_at_most_n_and_the_rest_next_time(racc: rc.Raccolta, smtp: SmtpServer) -> None:
     """--limite 2 sends two messages; the next run sends the other three only."""
     res = mail.invia(racc, davvero=True, limite=2)
     assert (res.count(mail.INVIATO), res.count(mail.NON_INVIATO)) == (2, 3)
@@ -124,8 +130,7 @@ def test_limite_sends_at_most_n_and_the_rest_next_time(racc: rc.Raccolta,
     assert len({m.rcpt_tos[0] for m in smtp.received}) == 5
 
 
-def test_dry_run_is_honoured_by_the_library_itself(racc: rc.Raccolta,
-                                                   smtp: SmtpServer) -> None:
+def test_dry_run_is_honoured_by_the_library_itself(racc: rc.Raccolta, smtp: SmtpServer) -> None:
     """mail.invia without davvero=True writes the outbox and sends nothing."""
     res = mail.invia(racc, enti=["019035"])
     assert [o.esito for o in res.outcomes] == [mail.PROVA]
@@ -133,8 +138,9 @@ def test_dry_run_is_honoured_by_the_library_itself(racc: rc.Raccolta,
     assert smtp.received == []
 
 
-def test_temporary_errors_are_retried_with_growing_waits(racc: rc.Raccolta,
-                                                         smtp: SmtpServer) -> None:
+def test_temporary_errors_are_retried_with_growing_waits(
+    racc: rc.Raccolta, smtp: SmtpServer
+) -> None:
     """Two "451" replies, then success: three attempts, waits of 5 and 10 seconds."""
     smtp.fail_next("451 4.3.0 Server occupato", "451 4.3.0 Server occupato")
     waits: list[float] = []
@@ -145,8 +151,9 @@ def test_temporary_errors_are_retried_with_growing_waits(racc: rc.Raccolta,
     assert len(smtp.received) == 1
 
 
-def test_permanent_refusal_is_not_retried_and_is_sent_next_run(racc: rc.Raccolta,
-                                                               smtp: SmtpServer) -> None:
+def test_permanent_refusal_is_not_retried_and_is_sent_next_run(
+    racc: rc.Raccolta, smtp: SmtpServer
+) -> None:
     """A "550" is recorded as failed at once; the next run sends that message again."""
     smtp.fail_next("550 5.1.1 Casella inesistente")
     waits: list[float] = []
@@ -157,15 +164,20 @@ def test_permanent_refusal_is_not_retried_and_is_sent_next_run(racc: rc.Raccolta
     assert [o.esito for o in res.outcomes] == [mail.INVIATO, mail.GIA_INVIATO]
 
 
-def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(
-        tmp_path: Path) -> None:
+def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(tmp_path: Path) -> None:
     """No server on the port: the first message fails after its attempts, the others are
     not tried, and nothing is marked as sent."""
     from .mailservers import free_port
 
-    r = make_raccolta(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port(),
-                      smtp_sicurezza="nessuna", mittente="capofila@example.org",
-                      tentativi=2, attesa_tentativi=0)
+    r = make_raccolta(
+        tmp_path,
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_sicurezza="nessuna",
+        mittente="capofila@example.org",
+        tentativi=2,
+        attesa_tentativi=0,
+    )
     res = mail.invia(r, davvero=True, sleep=lambda s: None, timeout=2)
     assert [o.esito for o in res.outcomes] == [mail.FALLITO] + [mail.NON_INVIATO] * 4
     assert "connessione rifiutata" in res.outcomes[0].nota
@@ -173,7 +185,8 @@ def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(
 
 
 def test_an_interrupted_send_is_never_repeated_silently(
-        racc: rc.Raccolta, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    racc: rc.Raccolta, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The program dies while sending: the next run reports the message as uncertain and
     does not send it; --ripeti sends it."""
     real = mail._SmtpSession.send
@@ -195,12 +208,11 @@ def test_an_interrupted_send_is_never_repeated_silently(
 
 
 def test_a_copy_of_each_message_goes_to_the_sent_folder(
-        tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With IMAP configured, each message sent is appended, read, to the \\Sent folder."""
     monkeypatch.setenv(mail.PASSWORD_ENV, mailbox.password)
-    r = make_raccolta(tmp_path, pausa=0, **smtp.settings(),
-                      **mailbox.server.settings(mailbox))
+    r = make_raccolta(tmp_path, pausa=0, **smtp.settings(), **mailbox.server.settings(mailbox))
     res = mail.invia(r, enti=["019035", "ALER-BCM"], davvero=True)
     assert res.count(mail.INVIATO) == 2 and res.note == []
     sent = mailbox.snapshot("Sent")
@@ -210,7 +222,8 @@ def test_a_copy_of_each_message_goes_to_the_sent_folder(
 
 
 def test_smtp_login_uses_the_password_from_the_environment(
-        tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """utente in [posta], password in PIANO_ABITATIVO_PASSWORD: the server sees the login."""
     r = make_raccolta(tmp_path, pausa=0, utente="capofila", **smtp.settings())
     monkeypatch.setenv(mail.PASSWORD_ENV, "segreta-di-prova")
@@ -222,8 +235,11 @@ def test_smtp_login_uses_the_password_from_the_environment(
 
 
 def test_missing_password_is_asked_for_in_italian_before_sending(
-        tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """No variable and no keyring entry: one «Errore:» line saying where to put it."""
     monkeypatch.delenv(mail.PASSWORD_ENV, raising=False)
     r = make_raccolta(tmp_path, utente="capofila", **smtp.settings())
@@ -238,25 +254,36 @@ def _import_returns(r: rc.Raccolta, tmp_path: Path) -> None:
     """Crema answers by PEC with an error, Agnadello by e-mail with a valid file, Bagnolo
     writes by PEC without the file (all as .eml files saved by the clerk)."""
     when = dt.datetime(2025, 12, 5, 10, 0, tzinfo=mf.CET)
-    crema = mf.make_pec_envelope(mf.make_plain(
-        sender=ADDRESSES["019035"], date=when, message_id="<crema@x>",
-        attachments=[("Crema.xlsx", workbook_of(r, "019035", a_sap="tre"))]), when=when)
-    agnadello = mf.make_plain(sender=ADDRESSES["019002"], message_id="<agn@x>",
-                              attachments=[("A.xlsx", workbook_of(r, "019002"))])
-    bagnolo = mf.make_pec_envelope(mf.make_plain(
-        sender=ADDRESSES["019005"], subject="Domanda sul modello", message_id="<bag@x>"),
-        identificativo="bagnolo@gestore.example")
+    crema = mf.make_pec_envelope(
+        mf.make_plain(
+            sender=ADDRESSES["019035"],
+            date=when,
+            message_id="<crema@x>",
+            attachments=[("Crema.xlsx", workbook_of(r, "019035", a_sap="tre"))],
+        ),
+        when=when,
+    )
+    agnadello = mf.make_plain(
+        sender=ADDRESSES["019002"],
+        message_id="<agn@x>",
+        attachments=[("A.xlsx", workbook_of(r, "019002"))],
+    )
+    bagnolo = mf.make_pec_envelope(
+        mf.make_plain(
+            sender=ADDRESSES["019005"], subject="Domanda sul modello", message_id="<bag@x>"
+        ),
+        identificativo="bagnolo@gestore.example",
+    )
     folder = tmp_path / "salvati"
     folder.mkdir()
-    for name, raw in (("crema.eml", crema), ("agnadello.eml", agnadello),
-                      ("bagnolo.eml", bagnolo)):
+    for name, raw in (("crema.eml", crema), ("agnadello.eml", agnadello), ("bagnolo.eml", bagnolo)):
         (folder / name).write_bytes(raw)
     import_files(r, [folder])
 
 
 def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
-        racc: rc.Raccolta, smtp: SmtpServer, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    racc: rc.Raccolta, smtp: SmtpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Reminders go to the enti without a return (template attached again) and to Crema,
     whose file has an error, quoting sheet, cell and what to do; none to Agnadello."""
     _import_returns(racc, tmp_path)
@@ -265,8 +292,10 @@ def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
     by_to = {m.rcpt_tos[0]: _parse(m.data) for m in smtp.received}
     assert set(by_to) == {ADDRESSES[c] for c in ("019035", "019010", "019005", "ALER-BCM")}
     crema = _text(by_to[ADDRESSES["019035"]])
-    assert ('- foglio "Scheda", cella D10: N. alloggi SAP: «tre» non è un numero. Scrivere '
-            "solo cifre, es. 3.") in crema
+    assert (
+        '- foglio "Scheda", cella D10: N. alloggi SAP: «tre» non è un numero. Scrivere '
+        "solo cifre, es. 3."
+    ) in crema
     assert _attachments(by_to[ADDRESSES["019035"]]) == []
     [(name, _)] = _attachments(by_to[ADDRESSES["ALER-BCM"]])
     assert name == "Piano_abitativo_2026_ALER_Brescia_Cremona_Mantova.xlsx"
@@ -282,7 +311,8 @@ def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
 
 
 def test_esiti_accept_list_what_to_fix_and_ask_for_a_missing_file(
-        racc: rc.Raccolta, smtp: SmtpServer, tmp_path: Path) -> None:
+    racc: rc.Raccolta, smtp: SmtpServer, tmp_path: Path
+) -> None:
     """After an import: Agnadello hears its file was accepted, Crema what to fix (as a reply
     to its message), Bagnolo that the file was missing; a second run sends nothing."""
     _import_returns(racc, tmp_path)
@@ -303,15 +333,21 @@ def test_esiti_accept_list_what_to_fix_and_ask_for_a_missing_file(
 
 
 def test_no_manca_file_reply_to_unknown_senders_or_automatic_messages(
-        racc: rc.Raccolta, tmp_path: Path) -> None:
+    racc: rc.Raccolta, tmp_path: Path
+) -> None:
     """Messages without a file from a stranger or marked Auto-Submitted get no reply."""
     folder = tmp_path / "vari"
     folder.mkdir()
-    (folder / "a.eml").write_bytes(mf.make_plain(sender="sconosciuto@example.org",
-                                                 message_id="<s@x>"))
-    (folder / "b.eml").write_bytes(mf.make_plain(
-        sender=ADDRESSES["019010"], message_id="<auto@x>",
-        headers=[("Auto-Submitted", "auto-replied")]))
+    (folder / "a.eml").write_bytes(
+        mf.make_plain(sender="sconosciuto@example.org", message_id="<s@x>")
+    )
+    (folder / "b.eml").write_bytes(
+        mf.make_plain(
+            sender=ADDRESSES["019010"],
+            message_id="<auto@x>",
+            headers=[("Auto-Submitted", "auto-replied")],
+        )
+    )
     res = import_files(racc, [folder])
     assert {o.esito for o in res.outcomes} == {"senza allegati"}
     assert mail.plan_esiti(racc).messages == []
@@ -320,7 +356,8 @@ def test_no_manca_file_reply_to_unknown_senders_or_automatic_messages(
 
 
 def test_files_from_mail_carry_their_evidence_through_importa_da(
-        racc: rc.Raccolta, tmp_path: Path) -> None:
+    racc: rc.Raccolta, tmp_path: Path
+) -> None:
     """A saved PEC .eml keeps its certified time; importing it again changes nothing."""
     _import_returns(racc, tmp_path)
     [crema] = [rc_ for rc_ in receipts(racc) if rc_.report.ente == "019035"]
@@ -333,20 +370,29 @@ def test_files_from_mail_carry_their_evidence_through_importa_da(
 
 
 def test_pec_receipts_of_our_messages_show_delivery_in_stato(
-        tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gestore's "avvenuta consegna" of the template sent to Crema and a "mancata
     consegna" for Agnadello appear in stato; neither counts as a return."""
     monkeypatch.setenv(mail.PASSWORD_ENV, mailbox.password)
-    r = make_raccolta(tmp_path, pausa=0, cartella_inviati="Sent", **smtp.settings(),
-                      **mailbox.server.settings(mailbox))
+    r = make_raccolta(
+        tmp_path,
+        pausa=0,
+        cartella_inviati="Sent",
+        **smtp.settings(),
+        **mailbox.server.settings(mailbox),
+    )
     mail.invia(r, enti=["019035", "019002"], davvero=True)
     ids = {m.rcpt_tos[0]: str(_parse(m.data)["Message-ID"]) for m in smtp.received}
     when = dt.datetime(2025, 11, 20, 9, 0, 5, tzinfo=mf.CET)
-    mailbox.append(mf.make_ricevuta("avvenuta-consegna", when=when,
-                                    riferimento=ids[ADDRESSES["019035"]]), when=when)
-    mailbox.append(mf.make_ricevuta("mancata-consegna", when=when,
-                                    riferimento=ids[ADDRESSES["019002"]]), when=when)
+    mailbox.append(
+        mf.make_ricevuta("avvenuta-consegna", when=when, riferimento=ids[ADDRESSES["019035"]]),
+        when=when,
+    )
+    mailbox.append(
+        mf.make_ricevuta("mancata-consegna", when=when, riferimento=ids[ADDRESSES["019002"]]),
+        when=when,
+    )
     ingest.import_imap(r)
     rows = {e.codice: e for e in status.stato(r).enti}
     assert rows["019035"].consegnato_il == when and not rows["019035"].ricevuto
@@ -355,8 +401,9 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
     assert receipts(r) == []
 
 
-def test_an_unrecognised_file_gets_an_esito_to_its_sender(racc: rc.Raccolta,
-                                                          tmp_path: Path) -> None:
+def test_an_unrecognised_file_gets_an_esito_to_its_sender(
+    racc: rc.Raccolta, tmp_path: Path
+) -> None:
     """A workbook that is not one of our templates, by mail: the sender is told it was not
     recognised, with the reasons."""
     import io
@@ -368,12 +415,19 @@ def test_an_unrecognised_file_gets_an_esito_to_its_sender(racc: rc.Raccolta,
     buf = io.BytesIO()
     book.save(buf)
     path = tmp_path / "altro.eml"
-    path.write_bytes(mf.make_plain(sender="ufficio.tecnico@posta.example.org",
-                                   message_id="<altro@x>",
-                                   attachments=[("dati.xlsx", buf.getvalue())]))
+    path.write_bytes(
+        mf.make_plain(
+            sender="ufficio.tecnico@posta.example.org",
+            message_id="<altro@x>",
+            attachments=[("dati.xlsx", buf.getvalue())],
+        )
+    )
     import_files(racc, [path])
     [msg] = mail.plan_esiti(racc).messages
     assert (msg.genere, msg.destinatario, msg.ente) == (
-        "esito", "ufficio.tecnico@posta.example.org", None)
+        "esito",
+        "ufficio.tecnico@posta.example.org",
+        None,
+    )
     assert "non è stato riconosciuto come un modello del Piano 2026" in msg.corpo
     assert "\n- " in msg.corpo and msg.in_risposta_a == "<altro@x>"

@@ -32,9 +32,11 @@ from tests.mailfactory import (
 )
 
 CREMA = workbook("Crema")
-ORIGINAL = make_plain(subject="Piano abitativo 2026 - Comune di Crema",
-                      message_id="<scheda.crema@comune.crema.example>",
-                      attachments=[("Crema.xlsx", CREMA), ("lettera.pdf", b"%PDF-1.4")])
+ORIGINAL = make_plain(
+    subject="Piano abitativo 2026 - Comune di Crema",
+    message_id="<scheda.crema@comune.crema.example>",
+    attachments=[("Crema.xlsx", CREMA), ("lettera.pdf", b"%PDF-1.4")],
+)
 MB = 1024 * 1024
 
 
@@ -54,7 +56,8 @@ def test_pec_gives_certified_data_and_the_original_message() -> None:
     assert parsed.message_id == "<scheda.crema@comune.crema.example>"
     assert parsed.forwarded is False
     assert [(a.filename, a.data, a.path) for a in parsed.attachments] == [
-        ("Crema.xlsx", CREMA, ("postacert.eml", "Crema.xlsx"))]
+        ("Crema.xlsx", CREMA, ("postacert.eml", "Crema.xlsx"))
+    ]
     assert set(parsed.other_attachments) == {"daticert.xml", "smime.p7s", "lettera.pdf"}
 
 
@@ -69,8 +72,11 @@ def test_pec_sent_in_summer_keeps_the_plus_two_zone() -> None:
 
 def test_pec_without_daticert_falls_back_to_reply_to_and_is_not_certified() -> None:
     """Without daticert.xml the sender comes from Reply-To and no time is invented."""
-    parsed = parse_message(make_pec_envelope(ORIGINAL, with_daticert=False,
-                                             reply_to="Ufficio <Casa@Comune.Crema.Example>"))
+    parsed = parse_message(
+        make_pec_envelope(
+            ORIGINAL, with_daticert=False, reply_to="Ufficio <Casa@Comune.Crema.Example>"
+        )
+    )
     assert parsed.kind is MessageKind.PEC
     assert parsed.sender == "casa@comune.crema.example"
     assert parsed.certified_at is None
@@ -98,10 +104,16 @@ def test_signed_workbook_in_a_pec_is_unwrapped_with_its_signer() -> None:
     original = make_plain(attachments=[("Crema.xlsx.p7m", make_p7m(CREMA))])
     (att,) = parse_message(make_pec_envelope(original)).attachments
     assert (att.filename, att.data, att.path) == (
-        "Crema.xlsx", CREMA, ("postacert.eml", "Crema.xlsx.p7m"))
+        "Crema.xlsx",
+        CREMA,
+        ("postacert.eml", "Crema.xlsx.p7m"),
+    )
     assert att.signature is not None
     assert (att.signature.signer_cn, att.signature.codice_fiscale, att.signature.valid) == (
-        "Mario Rossi", CF, True)
+        "Mario Rossi",
+        CF,
+        True,
+    )
 
 
 def test_tampered_p7m_is_kept_with_an_italian_note() -> None:
@@ -132,22 +144,36 @@ def test_anomalia_is_not_certified_but_attachments_are_extracted() -> None:
     assert parsed.certified_at is None and parsed.pec_identificativo is None
     assert parsed.sender == SENDER
     assert [(a.filename, a.path) for a in parsed.attachments] == [
-        ("Crema.xlsx", ("postacert.eml", "Crema.xlsx"))]
+        ("Crema.xlsx", ("postacert.eml", "Crema.xlsx"))
+    ]
     assert any("non certificate" in n for n in parsed.notes)
 
 
 def test_anomalia_without_inner_message_gives_its_own_attachments() -> None:
     """With no inner message the files attached to the anomalia itself are taken."""
-    parsed = parse_message(make_anomalia(attachments=[("Lodi.xlsx", workbook("Lodi"))],
-                                         sender="ufficio@comune.lodi.example"))
+    parsed = parse_message(
+        make_anomalia(
+            attachments=[("Lodi.xlsx", workbook("Lodi"))], sender="ufficio@comune.lodi.example"
+        )
+    )
     assert parsed.kind is MessageKind.ANOMALIA
     assert parsed.sender == "ufficio@comune.lodi.example"
     assert [(a.filename, a.path) for a in parsed.attachments] == [("Lodi.xlsx", ("Lodi.xlsx",))]
 
 
-@pytest.mark.parametrize("tipo", [
-    "accettazione", "non-accettazione", "presa-in-carico", "avvenuta-consegna",
-    "errore-consegna", "mancata-consegna", "preavviso-errore-consegna", "rilevazione-virus"])
+@pytest.mark.parametrize(
+    "tipo",
+    [
+        "accettazione",
+        "non-accettazione",
+        "presa-in-carico",
+        "avvenuta-consegna",
+        "errore-consegna",
+        "mancata-consegna",
+        "preavviso-errore-consegna",
+        "rilevazione-virus",
+    ],
+)
 def test_every_ricevuta_is_a_receipt_without_attachments(tipo: str) -> None:
     """X-Ricevuta gives RICEVUTA and nothing extracted, even from a ricevuta completa."""
     parsed = parse_message(make_ricevuta(tipo, original=ORIGINAL))
@@ -161,13 +187,19 @@ def test_daticert_of_a_receipt_inside_an_envelope_makes_a_ricevuta() -> None:
     """A daticert tipo avvenuta-consegna is a receipt even under X-Trasporto."""
     parsed = parse_message(make_pec_envelope(ORIGINAL, tipo="avvenuta-consegna"))
     assert (parsed.kind, parsed.ricevuta_tipo, parsed.attachments) == (
-        MessageKind.RICEVUTA, "avvenuta-consegna", ())
+        MessageKind.RICEVUTA,
+        "avvenuta-consegna",
+        (),
+    )
 
 
 def test_subject_posta_certificata_on_plain_mail_is_still_ordinaria() -> None:
     """Classification looks at headers only: a PEC-like subject changes nothing."""
-    parsed = parse_message(make_plain(subject="POSTA CERTIFICATA: Piano abitativo",
-                                      attachments=[("Crema.xlsx", CREMA)]))
+    parsed = parse_message(
+        make_plain(
+            subject="POSTA CERTIFICATA: Piano abitativo", attachments=[("Crema.xlsx", CREMA)]
+        )
+    )
     assert parsed.kind is MessageKind.ORDINARIA
     assert parsed.certified_at is None
     assert parsed.subject == "POSTA CERTIFICATA: Piano abitativo"
@@ -176,31 +208,41 @@ def test_subject_posta_certificata_on_plain_mail_is_still_ordinaria() -> None:
 
 def test_ordinary_mail_gives_from_subject_date_and_message_id() -> None:
     """A plain e-mail's own headers are reported, sender lower-cased."""
-    parsed = parse_message(make_plain(sender="Ufficio Casa <Casa@Comune.Lodi.Example>",
-                                      subject="Scheda", message_id="<a.1@lodi.example>"))
+    parsed = parse_message(
+        make_plain(
+            sender="Ufficio Casa <Casa@Comune.Lodi.Example>",
+            subject="Scheda",
+            message_id="<a.1@lodi.example>",
+        )
+    )
     assert (parsed.kind, parsed.sender, parsed.subject, parsed.message_id) == (
-        MessageKind.ORDINARIA, "casa@comune.lodi.example", "Scheda", "<a.1@lodi.example>")
+        MessageKind.ORDINARIA,
+        "casa@comune.lodi.example",
+        "Scheda",
+        "<a.1@lodi.example>",
+    )
     assert parsed.date_header == dt.datetime(2024, 12, 5, 0, 2, 10, tzinfo=CET)
 
 
 @pytest.mark.parametrize("as_file", [False, True])
 def test_forwarded_pec_counts_as_pec(as_file: bool) -> None:
     """A PEC forwarded from an ordinary box (rfc822 part or .eml file) keeps its certified data."""
-    parsed = parse_message(make_forwarded(make_pec_envelope(ORIGINAL), as_file=as_file,
-                                          filename="inoltro.eml"))
+    parsed = parse_message(
+        make_forwarded(make_pec_envelope(ORIGINAL), as_file=as_file, filename="inoltro.eml")
+    )
     assert (parsed.kind, parsed.forwarded) == (MessageKind.PEC, True)
     assert parsed.sender == SENDER
     assert parsed.certified_at == dt.datetime(2024, 12, 5, 0, 2, 10, tzinfo=CET)
     assert parsed.pec_identificativo == IDENTIFICATIVO
-    assert [a.path for a in parsed.attachments] == [
-        ("inoltro.eml", "postacert.eml", "Crema.xlsx")]
+    assert [a.path for a in parsed.attachments] == [("inoltro.eml", "postacert.eml", "Crema.xlsx")]
     assert "PEC inoltrata come allegato da segreteria@comune.crema.example" in parsed.notes
 
 
 def test_workbook_beside_a_forwarded_pec_is_not_certified() -> None:
     """A file attached next to the forwarded PEC is not taken as part of it."""
-    parsed = parse_message(make_forwarded(make_pec_envelope(ORIGINAL),
-                                          attachments=[("Altro.xlsx", workbook("altro"))]))
+    parsed = parse_message(
+        make_forwarded(make_pec_envelope(ORIGINAL), attachments=[("Altro.xlsx", workbook("altro"))])
+    )
     assert [a.filename for a in parsed.attachments] == ["Crema.xlsx"]
     assert any(n.startswith("Altro.xlsx: allegato fuori dalla PEC") for n in parsed.notes)
 
@@ -211,9 +253,13 @@ def test_workbook_beside_a_forwarded_pec_is_not_certified() -> None:
 
 def test_several_attachments_are_all_returned_in_order() -> None:
     """Every workbook type (any case of extension) is returned; other files are only named."""
-    files = [("Crema.xlsx", CREMA), ("Lodi.XLSM", workbook("Lodi")),
-             ("Vecchio.xls", workbook("xls")), ("Libre.ods", workbook("ods")),
-             ("foto.jpg", b"\xff\xd8")]
+    files = [
+        ("Crema.xlsx", CREMA),
+        ("Lodi.XLSM", workbook("Lodi")),
+        ("Vecchio.xls", workbook("xls")),
+        ("Libre.ods", workbook("ods")),
+        ("foto.jpg", b"\xff\xd8"),
+    ]
     parsed = parse_message(make_plain(attachments=files))
     assert [(a.filename, a.data) for a in parsed.attachments] == files[:4]
     assert parsed.other_attachments == ("foto.jpg",)
@@ -227,12 +273,18 @@ def test_message_without_attachments_gives_none() -> None:
 
 def test_zip_with_two_workbooks_and_a_pdf() -> None:
     """Workbooks inside a zip come out with the zip in their path; the pdf is only named."""
-    archive = make_zip([("risposte/Crema.xlsx", CREMA), ("Lodi.xlsx.p7m",
-                        make_p7m(workbook("Lodi"))), ("nota.pdf", b"%PDF")])
+    archive = make_zip(
+        [
+            ("risposte/Crema.xlsx", CREMA),
+            ("Lodi.xlsx.p7m", make_p7m(workbook("Lodi"))),
+            ("nota.pdf", b"%PDF"),
+        ]
+    )
     parsed = parse_message(make_pec_envelope(make_plain(attachments=[("risposta.zip", archive)])))
     assert [(a.filename, a.data, a.path) for a in parsed.attachments] == [
         ("Crema.xlsx", CREMA, ("postacert.eml", "risposta.zip", "Crema.xlsx")),
-        ("Lodi.xlsx", workbook("Lodi"), ("postacert.eml", "risposta.zip", "Lodi.xlsx.p7m"))]
+        ("Lodi.xlsx", workbook("Lodi"), ("postacert.eml", "risposta.zip", "Lodi.xlsx.p7m")),
+    ]
     assert parsed.attachments[1].signature is not None
     assert "nota.pdf" in parsed.other_attachments
 
@@ -272,11 +324,13 @@ def test_rfc2231_filename_keeps_italian_accents() -> None:
 
 def test_rfc2047_filename_and_directories_are_cleaned() -> None:
     """An encoded-word filename with a Windows path gives the bare decoded name."""
-    raw = (b"From: a@comune.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
-           b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
-           b'filename="=?UTF-8?B?QzpcVXNlcnNcYW5uYVxDb211bml0w6AueGxzeA==?="\r\n\r\n'
-           b"PK\r\n--B--\r\n")
+    raw = (
+        b"From: a@comune.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+        b'filename="=?UTF-8?B?QzpcVXNlcnNcYW5uYVxDb211bml0w6AueGxzeA==?="\r\n\r\n'
+        b"PK\r\n--B--\r\n"
+    )
     (att,) = parse_message(raw).attachments
     assert att.filename == "Comunità.xlsx"
 
@@ -301,15 +355,18 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
     assert parse_message(raw).kind in set(MessageKind)
 
 
-PEC = make_pec_envelope(make_plain(attachments=[("Crema.xlsx.p7m", make_p7m(CREMA)),
-                                                ("r.zip", make_zip([("a.xlsx", CREMA)]))]))
+PEC = make_pec_envelope(
+    make_plain(
+        attachments=[("Crema.xlsx.p7m", make_p7m(CREMA)), ("r.zip", make_zip([("a.xlsx", CREMA)]))]
+    )
+)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_truncated_or_damaged_pec_never_raises(data: st.DataObject) -> None:
     """A real PEC cut anywhere or with a byte changed still parses to something."""
-    raw = bytearray(PEC[:data.draw(st.integers(0, len(PEC)))])
+    raw = bytearray(PEC[: data.draw(st.integers(0, len(PEC)))])
     if raw:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     assert parse_message(bytes(raw)).kind in set(MessageKind)
@@ -329,9 +386,12 @@ def test_msg_of_a_signed_pec_is_rebuilt_and_classified_as_pec() -> None:
     head, body = _split(make_pec_envelope(ORIGINAL))
     content_type = next(line for line in head.split("\r\n") if line.startswith("Content-Type"))
     entity = content_type.encode() + b"\r\n\r\n" + body
-    data = make_msg(transport_headers=head, subject="POSTA CERTIFICATA: Piano",
-                    message_class="IPM.Note.SMIME.MultipartSigned",
-                    attachments=[("smime.p7m", entity, "multipart/signed")])
+    data = make_msg(
+        transport_headers=head,
+        subject="POSTA CERTIFICATA: Piano",
+        message_class="IPM.Note.SMIME.MultipartSigned",
+        attachments=[("smime.p7m", entity, "multipart/signed")],
+    )
     parsed = parse_msg_file(data)
     assert parsed.kind is MessageKind.PEC
     assert parsed.certified_at == dt.datetime(2024, 12, 5, 0, 2, 10, tzinfo=CET)
@@ -342,12 +402,15 @@ def test_msg_of_a_signed_pec_is_rebuilt_and_classified_as_pec() -> None:
 def test_msg_of_a_decoded_pec_uses_headers_daticert_and_embedded_postacert() -> None:
     """A PEC that Outlook split into daticert.xml and an embedded message is still a PEC."""
     head, _ = _split(make_pec_envelope(ORIGINAL))
-    postacert = msg_storage(transport_headers="From: protocollo@pec.comune.crema.example\r\n"
-                                              "Subject: Piano\r\n",
-                            attachments=[("Crema.xlsx", CREMA, "application/octet-stream")])
-    data = make_msg(transport_headers=head,
-                    attachments=[("daticert.xml", daticert(), "application/xml")],
-                    embedded=[("postacert", postacert)])
+    postacert = msg_storage(
+        transport_headers="From: protocollo@pec.comune.crema.example\r\nSubject: Piano\r\n",
+        attachments=[("Crema.xlsx", CREMA, "application/octet-stream")],
+    )
+    data = make_msg(
+        transport_headers=head,
+        attachments=[("daticert.xml", daticert(), "application/xml")],
+        embedded=[("postacert", postacert)],
+    )
     parsed = parse_msg_file(data)
     assert parsed.kind is MessageKind.PEC
     assert parsed.certified_at == dt.datetime(2024, 12, 5, 0, 2, 10, tzinfo=CET)
@@ -358,10 +421,14 @@ def test_msg_forwarding_a_pec_as_item_is_a_forwarded_pec() -> None:
     """An ordinary .msg with the PEC attached as an Outlook item gives forwarded=True."""
     head, body = _split(make_pec_envelope(ORIGINAL))
     content_type = next(line for line in head.split("\r\n") if line.startswith("Content-Type"))
-    pec_item = msg_storage(transport_headers=head, attachments=[
-        ("smime.p7m", content_type.encode() + b"\r\n\r\n" + body, "multipart/signed")])
-    data = make_msg(transport_headers="From: segreteria@comune.crema.example\r\nSubject: I\r\n",
-                    embedded=[("POSTA CERTIFICATA: Piano", pec_item)])
+    pec_item = msg_storage(
+        transport_headers=head,
+        attachments=[("smime.p7m", content_type.encode() + b"\r\n\r\n" + body, "multipart/signed")],
+    )
+    data = make_msg(
+        transport_headers="From: segreteria@comune.crema.example\r\nSubject: I\r\n",
+        embedded=[("POSTA CERTIFICATA: Piano", pec_item)],
+    )
     parsed = parse_msg_file(data)
     assert (parsed.kind, parsed.forwarded, parsed.sender) == (MessageKind.PEC, True, SENDER)
     assert [a.filename for a in parsed.attachments] == ["Crema.xlsx"]
@@ -369,20 +436,35 @@ def test_msg_forwarding_a_pec_as_item_is_a_forwarded_pec() -> None:
 
 def test_msg_without_transport_headers_is_ordinaria_with_its_files() -> None:
     """A .msg with no transport headers is ordinary mail; its workbooks are still read."""
-    data = make_msg(subject="Scheda", sender="casa@comune.lodi.example",
-                    attachments=[("Lodi.xlsx", workbook("Lodi"), "application/octet-stream"),
-                                 ("nota.pdf", b"%PDF", "application/pdf")])
+    data = make_msg(
+        subject="Scheda",
+        sender="casa@comune.lodi.example",
+        attachments=[
+            ("Lodi.xlsx", workbook("Lodi"), "application/octet-stream"),
+            ("nota.pdf", b"%PDF", "application/pdf"),
+        ],
+    )
     parsed = parse_msg_file(data)
     assert (parsed.kind, parsed.sender, parsed.subject) == (
-        MessageKind.ORDINARIA, "casa@comune.lodi.example", "Scheda")
+        MessageKind.ORDINARIA,
+        "casa@comune.lodi.example",
+        "Scheda",
+    )
     assert [(a.filename, a.data) for a in parsed.attachments] == [("Lodi.xlsx", workbook("Lodi"))]
     assert parsed.other_attachments == ("nota.pdf",)
     assert any("nessuna prova di PEC" in n for n in parsed.notes)
 
 
-@pytest.mark.parametrize("data", [b"", b"From: a@b\r\n\r\nciao", CREMA,
-                                  b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600,
-                                  make_cfb({"Workbook": b"\x09\x08" * 300})])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"From: a@b\r\n\r\nciao",
+        CREMA,
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600,
+        make_cfb({"Workbook": b"\x09\x08" * 300}),
+    ],
+)
 def test_not_a_msg_is_ordinaria_with_a_note(data: bytes) -> None:
     """Anything that is not an Outlook .msg (an .xls is OLE too) gives ORDINARIA and a note."""
     parsed = parse_msg_file(data)
@@ -390,15 +472,17 @@ def test_not_a_msg_is_ordinaria_with_a_note(data: bytes) -> None:
     assert parsed.notes == ("il file non è un messaggio Outlook (.msg) leggibile",)
 
 
-MSG = make_msg(transport_headers="From: casa@comune.lodi.example\r\nSubject: Scheda\r\n",
-               attachments=[("Lodi.xlsx", workbook("Lodi"), "application/octet-stream")])
+MSG = make_msg(
+    transport_headers="From: casa@comune.lodi.example\r\nSubject: Scheda\r\n",
+    attachments=[("Lodi.xlsx", workbook("Lodi"), "application/octet-stream")],
+)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_damaged_msg_never_raises(data: st.DataObject) -> None:
     """A real .msg cut anywhere or with a byte changed still gives a ParsedMessage."""
-    raw = bytearray(MSG[:data.draw(st.integers(0, len(MSG)))])
+    raw = bytearray(MSG[: data.draw(st.integers(0, len(MSG)))])
     if raw:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     assert parse_msg_file(bytes(raw)).kind in set(MessageKind)
@@ -417,9 +501,12 @@ def test_postacert_sent_in_base64_is_decoded() -> None:
     original = make_plain(attachments=[("Crema.xlsx", CREMA)])
     pec = make_pec_envelope(original)
     header = b'Content-Disposition: inline; filename="postacert.eml"\r\n'
-    encoded = pec.replace(header + b"\r\n" + original,
-                          header + b"Content-Transfer-Encoding: base64\r\n\r\n"
-                          + base64.encodebytes(original).replace(b"\n", b"\r\n"))
+    encoded = pec.replace(
+        header + b"\r\n" + original,
+        header
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(original).replace(b"\n", b"\r\n"),
+    )
     assert encoded != pec
     parsed = parse_message(encoded)
     assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA)]

@@ -53,45 +53,134 @@ GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 
 #: the totals of the published plan (a) is not printed there: 1.697 / 1.680 / 17)
 PLAN_TOTALS = {
-    "a_totale": 1697, "a_sap": 1680, "a_sas": 17, "b_carenza_manutentiva": 22,
-    "c_nuova_edificazione": 5, "d_turnover": 3, "e_conferite_privati": 0,
-    "f_totale_assegnabili": 30, "j_sat": 8, "k_assegnate_anno_precedente": 59,
+    "a_totale": 1697,
+    "a_sap": 1680,
+    "a_sas": 17,
+    "b_carenza_manutentiva": 22,
+    "c_nuova_edificazione": 5,
+    "d_turnover": 3,
+    "e_conferite_privati": 0,
+    "f_totale_assegnabili": 30,
+    "j_sat": 8,
+    "k_assegnate_anno_precedente": 59,
 }
 
 ALER = "ALER Brescia-Cremona-Mantova"
 #: the rows of each table, spelled as the plan prints them
 PLAN_ROWS: dict[str, list[str]] = {
-    "a": [ALER, "Comune di Bagnolo Cremasco", "Comune di Casale Cremasco-Vidolasco",
-          "Comune di Casaletto Ceredano", "Comune di Casaletto di Sopra",
-          "Comune di Castelleone", "Comune di Crema", "Comune di Cremosano",
-          "Comune di Gombito", "Comune di Izano", "Comune di Montodine",
-          "Comune di Offanengo", "Comune di Pandino", "Comune di Pianengo",
-          "Comune di Rivolta d'Adda", "Comune di Romanengo", "Comune di Sergnano",
-          "Comune di Soncino", "Comune di Spino d'Adda", "Comune di Torlino Vimercati",
-          "Comune di Trescore Cremasco", "Comune di Trigolo", "Comune di Vaiano Cremasco",
-          "Comune di Vailate"],
+    "a": [
+        ALER,
+        "Comune di Bagnolo Cremasco",
+        "Comune di Casale Cremasco-Vidolasco",
+        "Comune di Casaletto Ceredano",
+        "Comune di Casaletto di Sopra",
+        "Comune di Castelleone",
+        "Comune di Crema",
+        "Comune di Cremosano",
+        "Comune di Gombito",
+        "Comune di Izano",
+        "Comune di Montodine",
+        "Comune di Offanengo",
+        "Comune di Pandino",
+        "Comune di Pianengo",
+        "Comune di Rivolta d'Adda",
+        "Comune di Romanengo",
+        "Comune di Sergnano",
+        "Comune di Soncino",
+        "Comune di Spino d'Adda",
+        "Comune di Torlino Vimercati",
+        "Comune di Trescore Cremasco",
+        "Comune di Trigolo",
+        "Comune di Vaiano Cremasco",
+        "Comune di Vailate",
+    ],
     "b": [ALER, "Comune di Crema", "Comune di Rivolta D'Adda", "Comune di Trescore Cremasco"],
     "c": ["Comune di Crema", "Comune di Trescore Cremasco"],
     "d": [ALER, "Comune di Castelleone", "Comune di Crema"],
-    "f": [ALER, "Comune di Castelleone", "Comune di Crema", "Comune di Rivolta D'Adda",
-          "Comune di Trescore Cremasco"],
+    "f": [
+        ALER,
+        "Comune di Castelleone",
+        "Comune di Crema",
+        "Comune di Rivolta D'Adda",
+        "Comune di Trescore Cremasco",
+    ],
     "i": ["Comune di Castelleone"],
-    "j": [ALER, "Comune di Bagnolo Cremasco", "Comune di Casale Cremasco Vidolasco",
-          "Comune di Casaletto Ceredano", "Comune di Pandino", "Comune di Rivolta D'Adda",
-          "Comune di Trescore Cremasco", "Comune di Vailate"],
-    "k": [ALER, "Comune di Bagnolo Cremasco", "Comune di Casale Cremasco Vidolasco",
-          "Comune di Castelleone", "Comune di Crema", "Comune di Pandino",
-          "Comune di Pianengo", "Comune di Rivolta D'Adda"],
+    "j": [
+        ALER,
+        "Comune di Bagnolo Cremasco",
+        "Comune di Casale Cremasco Vidolasco",
+        "Comune di Casaletto Ceredano",
+        "Comune di Pandino",
+        "Comune di Rivolta D'Adda",
+        "Comune di Trescore Cremasco",
+        "Comune di Vailate",
+    ],
+    "k": [
+        ALER,
+        "Comune di Bagnolo Cremasco",
+        "Comune di Casale Cremasco Vidolasco",
+        "Comune di Castelleone",
+        "Comune di Crema",
+        "Comune di Pandino",
+        "Comune di Pianengo",
+        "Comune di Rivolta D'Adda",
+    ],
 }
 
 #: the functions excel.md lists as safe in both Excel 2010+ and LibreOffice 7.4
 SAFE_FUNCTIONS = {
-    "SUM", "SUMIF", "SUMIFS", "COUNTIF", "COUNTIFS", "IF", "IFERROR", "AND", "OR", "NOT",
-    "COUNT", "COUNTA", "COUNTBLANK", "ISBLANK", "ISNUMBER", "ISTEXT", "ISERROR", "ISERR",
-    "ISNA", "ISLOGICAL", "ISNONTEXT", "VLOOKUP", "INDEX", "MATCH", "SUMPRODUCT", "ROUND",
-    "ROUNDUP", "ROUNDDOWN", "INT", "ABS", "MIN", "MAX", "AVERAGE", "LEN", "TRIM", "UPPER",
-    "LOWER", "LEFT", "RIGHT", "MID", "FIND", "SEARCH", "SUBSTITUTE", "EXACT", "REPT",
-    "CONCATENATE", "VALUE", "DATE", "YEAR", "MONTH", "DAY", "EOMONTH",
+    "SUM",
+    "SUMIF",
+    "SUMIFS",
+    "COUNTIF",
+    "COUNTIFS",
+    "IF",
+    "IFERROR",
+    "AND",
+    "OR",
+    "NOT",
+    "COUNT",
+    "COUNTA",
+    "COUNTBLANK",
+    "ISBLANK",
+    "ISNUMBER",
+    "ISTEXT",
+    "ISERROR",
+    "ISERR",
+    "ISNA",
+    "ISLOGICAL",
+    "ISNONTEXT",
+    "VLOOKUP",
+    "INDEX",
+    "MATCH",
+    "SUMPRODUCT",
+    "ROUND",
+    "ROUNDUP",
+    "ROUNDDOWN",
+    "INT",
+    "ABS",
+    "MIN",
+    "MAX",
+    "AVERAGE",
+    "LEN",
+    "TRIM",
+    "UPPER",
+    "LOWER",
+    "LEFT",
+    "RIGHT",
+    "MID",
+    "FIND",
+    "SEARCH",
+    "SUBSTITUTE",
+    "EXACT",
+    "REPT",
+    "CONCATENATE",
+    "VALUE",
+    "DATE",
+    "YEAR",
+    "MONTH",
+    "DAY",
+    "EOMONTH",
 }
 
 
@@ -114,11 +203,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
 
     # two days later Castelleone sends a wrong version (i = 15)
-    castelleone = {ret.codice for ret in demo.cremasco_2025_returns()
-                   if ret.nome == "Castelleone"}
-    demo.write_returns(r, later, only=castelleone, prefix="seconda_",
-                       changes={c: {"i_forze_polizia": 15} for c in castelleone},
-                       delay=dt.timedelta(days=2))
+    castelleone = {ret.codice for ret in demo.cremasco_2025_returns() if ret.nome == "Castelleone"}
+    demo.write_returns(
+        r,
+        later,
+        only=castelleone,
+        prefix="seconda_",
+        changes={c: {"i_forze_polizia": 15} for c in castelleone},
+        delay=dt.timedelta(days=2),
+    )
     factory = TemplateFactory(context_for(r))
     ghost = Ente("099999", "COMUNE", "Fantasma")
     stray = later / template_filename(ghost, r.anno)
@@ -189,9 +282,14 @@ def test_recalculated_totals_are_the_plans(world: World, recalculated: dict[str,
     assert got == world.cons.totals
     ws = openpyxl.load_workbook(recalculated["piano"], data_only=True)[SHEET_CRUSCOTTO]
     counts = {r[3]: r[4] for r in ws.iter_rows(min_row=2, max_row=7, values_only=True)}
-    assert counts == {"Enti nell'elenco": 49, "Hanno risposto": 26, "Non hanno risposto": 23,
-                      "Da correggere": 0, "Ricevuti con avvisi": 0,
-                      "Ritorni non attribuiti": 0}
+    assert counts == {
+        "Enti nell'elenco": 49,
+        "Hanno risposto": 26,
+        "Non hanno risposto": 23,
+        "Da correggere": 0,
+        "Ricevuti con avvisi": 0,
+        "Ritorni non attribuiti": 0,
+    }
 
 
 @pytest.mark.libreoffice
@@ -201,8 +299,7 @@ def test_recalculated_tables_list_the_plans_rows(recalculated: dict[str, Path]) 
     wb = openpyxl.load_workbook(recalculated["piano"], data_only=True)
     for letter, names in PLAN_ROWS.items():
         rows = _table_rows(wb[TABLE_SHEETS[letter]])
-        assert {normalise_name(r[0]) for r in rows} == {normalise_name(n) for n in names}, \
-            letter
+        assert {normalise_name(r[0]) for r in rows} == {normalise_name(n) for n in names}, letter
         assert len(rows) == len(names), letter
     assert [r[:2] for r in _table_rows(wb[TABLE_SHEETS["i"]])] == [("Comune di Castelleone", 10)]
     for letter in "gh":
@@ -216,7 +313,8 @@ def test_recalculated_tables_list_the_plans_rows(recalculated: dict[str, Path]) 
 
 @pytest.mark.libreoffice
 def test_recalculated_report_has_the_26_enti_with_their_times(
-        recalculated: dict[str, Path]) -> None:
+    recalculated: dict[str, Path],
+) -> None:
     """The Report lists the 26 enti that answered, with the date and time of reception of
     the source (Crema: 05-12-2024 09:44:55), in order of reception."""
     require_libreoffice()
@@ -231,8 +329,10 @@ def test_recalculated_report_has_the_26_enti_with_their_times(
     for key, when in expected.items():
         day, time = got[key][1], got[key][2]
         stamp = dt.datetime.combine(day.date(), dt.time()) + dt.timedelta(
-            seconds=round(time.hour * 3600 + time.minute * 60 + time.second
-                          + time.microsecond / 1e6))
+            seconds=round(
+                time.hour * 3600 + time.minute * 60 + time.second + time.microsecond / 1e6
+            )
+        )
         stamps.append(stamp)
         if when is not None:
             assert stamp == when.astimezone(archive.TZ).replace(tzinfo=None), key
@@ -240,8 +340,11 @@ def test_recalculated_report_has_the_26_enti_with_their_times(
     assert crema[1].strftime("%d-%m-%Y") == "05-12-2024"
     assert crema[3:6] == (0, 358, 10)  # SAS, SAP, complessivo
     assert crema[-2:] == ("No", archive.FONTE_FILE)
-    times = [dt.datetime.combine(r[1].date(), dt.time()) + dt.timedelta(
-        hours=r[2].hour, minutes=r[2].minute, seconds=r[2].second) for r in rows]
+    times = [
+        dt.datetime.combine(r[1].date(), dt.time())
+        + dt.timedelta(hours=r[2].hour, minutes=r[2].minute, seconds=r[2].second)
+        for r in rows
+    ]
     assert times == sorted(times)
 
 
@@ -257,18 +360,19 @@ def test_a_value_corrected_in_dati_updates_the_totals(recalculated: dict[str, Pa
 
 @pytest.mark.libreoffice
 def test_before_any_return_every_table_says_none_and_totals_are_zero(
-        recalculated: dict[str, Path]) -> None:
+    recalculated: dict[str, Path],
+) -> None:
     """With no return yet every table shows its "nessuna" row and every total is 0."""
     require_libreoffice()
     values = _named_values(recalculated["vuoto"])
-    assert {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS} == dict.fromkeys(
-        PLAN_TOTALS, 0)
+    assert {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS} == dict.fromkeys(PLAN_TOTALS, 0)
     wb = openpyxl.load_workbook(recalculated["vuoto"], data_only=True)
     for letter, sheet in TABLE_SHEETS.items():
         expected = "nessun Comune" if letter in "ghi" else "nessuna"
         assert [r[0] for r in _table_rows(wb[sheet])] == [expected], letter
-    counts = {r[3]: r[4] for r in wb[SHEET_CRUSCOTTO].iter_rows(min_row=2, max_row=7,
-                                                                values_only=True)}
+    counts = {
+        r[3]: r[4] for r in wb[SHEET_CRUSCOTTO].iter_rows(min_row=2, max_row=7, values_only=True)
+    }
     assert counts["Enti nell'elenco"] == 49 and counts["Non hanno risposto"] == 49
     assert counts["Hanno risposto"] == 0
     assert wb[SHEET_REPORT]["A4"].value == "nessuna"
@@ -282,8 +386,9 @@ def _formulas(data: bytes) -> list[str]:
                 continue
             xml = zf.read(name).decode("utf-8")
             for tag in ("f", "formula", "definedName"):
-                out += [html.unescape(m) for m in
-                        re.findall(rf"<{tag}\b[^>]*>([^<]*)</{tag}>", xml)]
+                out += [
+                    html.unescape(m) for m in re.findall(rf"<{tag}\b[^>]*>([^<]*)</{tag}>", xml)
+                ]
     return out
 
 
@@ -315,11 +420,16 @@ def test_each_total_has_a_workbook_name_on_its_total_cell(world: World) -> None:
         cell = wb[sheet][coord.replace("$", "")]
         assert wb[sheet].cell(row=cell.row, column=1).value == "Totale"
         if name == "totale_f_totale_assegnabili":
-            assert cell.value == ("=totale_b_carenza_manutentiva+totale_c_nuova_edificazione"
-                                  "+totale_d_turnover+totale_e_conferite_privati")
+            assert cell.value == (
+                "=totale_b_carenza_manutentiva+totale_c_nuova_edificazione"
+                "+totale_d_turnover+totale_e_conferite_privati"
+            )
         else:
-            assert re.fullmatch(rf"=SUM\({cell.column_letter}3:{cell.column_letter}"
-                                rf"{cell.row - 1}\)", cell.value), cell.value
+            assert re.fullmatch(
+                rf"=SUM\({cell.column_letter}3:{cell.column_letter}"
+                rf"{cell.row - 1}\)",
+                cell.value,
+            ), cell.value
 
 
 def test_two_builds_are_byte_identical(world: World) -> None:
@@ -349,8 +459,7 @@ def test_cruscotto_and_anomalie_show_a_wrong_version_and_a_stray_return(world: W
     assert labels["Da correggere"] == 1 and labels["Ritorni non attribuiti"] == 1
     col_a = [r[0] for r in crus.iter_rows(values_only=True)]
     stray_title = col_a.index("Ritorni non attribuiti a un ente dell'elenco")
-    stray = next(crus.iter_rows(min_row=stray_title + 3, max_row=stray_title + 3,
-                                values_only=True))
+    stray = next(crus.iter_rows(min_row=stray_title + 3, max_row=stray_title + 3, values_only=True))
     assert stray[:4] == ("099999", "Fantasma", "COMUNE", "non attribuito")
     assert stray[10] == "Piano_abitativo_2025_Comune_di_Fantasma.xlsx"
     assert "099999" in stray[11]  # M12: not in the registry
@@ -383,7 +492,8 @@ def test_write_master_replaces_the_file_atomically(world: World, tmp_path: Path)
 
 @pytest.mark.parametrize("lock", ["excel", "libreoffice"])
 def test_write_master_refuses_a_file_open_in_excel_or_libreoffice(
-        world: World, tmp_path: Path, lock: str) -> None:
+    world: World, tmp_path: Path, lock: str
+) -> None:
     """With Excel's "~$" owner file or LibreOffice's ".~lock" file next to the master,
     write_master names who has it open and leaves the old file untouched."""
     target = master_path(tmp_path, 2025)
@@ -396,7 +506,8 @@ def test_write_master_refuses_a_file_open_in_excel_or_libreoffice(
     else:
         (tmp_path / f".~lock.{target.name}#").write_text(
             "m.rossi,PC-UFFICIO,PC-UFFICIO,25.11.2026 10:00,file:///C:/Users/m.rossi;",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         program = "LibreOffice"
     with pytest.raises(MasterLocked) as info:
         write_master(world.cons, target)
@@ -406,7 +517,8 @@ def test_write_master_refuses_a_file_open_in_excel_or_libreoffice(
 
 
 def test_write_master_when_the_os_refuses_the_replace(
-        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When os.replace fails with PermissionError (Windows: the file is open) the error is
     MasterLocked in Italian, the old file is intact and no temporary file remains."""
     target = master_path(tmp_path, 2025)
@@ -433,12 +545,19 @@ def test_vba_project_and_buttons_make_an_xlsm(world: World, tmp_path: Path) -> N
     """With a vbaProject.bin and two buttons the master is a macro-enabled workbook whose
     Cruscotto carries both buttons bound to their macros, each with its instruction."""
     vba = _xlwings_vba_project()
-    buttons = [MasterButton("Consolida", "Aggiorna il consolidato",
-                            "Rilegge i ritorni archiviati e aggiorna tutte le tabelle."),
-               MasterButton("Importa", "Importa ritorni",
-                            "Archivia e controlla i file della cartella ritorni.")]
-    target = write_master(world.cons, master_path(tmp_path, 2025, ".xlsm"),
-                          vba_project=vba, buttons=buttons)
+    buttons = [
+        MasterButton(
+            "Consolida",
+            "Aggiorna il consolidato",
+            "Rilegge i ritorni archiviati e aggiorna tutte le tabelle.",
+        ),
+        MasterButton(
+            "Importa", "Importa ritorni", "Archivia e controlla i file della cartella ritorni."
+        ),
+    ]
+    target = write_master(
+        world.cons, master_path(tmp_path, 2025, ".xlsm"), vba_project=vba, buttons=buttons
+    )
     with zipfile.ZipFile(target) as zf:
         assert zf.read("xl/vbaProject.bin") == vba
         types = zf.read("[Content_Types].xml").decode("utf-8")
@@ -448,8 +567,7 @@ def test_vba_project_and_buttons_make_an_xlsm(world: World, tmp_path: Path) -> N
         vml = zf.read(f"xl/drawings/{vml_name.group(1)}").decode("utf-8")
         workbook = zf.read("xl/workbook.xml").decode("utf-8")
     assert "application/vnd.ms-excel.sheet.macroEnabled.main+xml" in types
-    assert re.findall(r"<x:FmlaMacro>\[0\]!(\w+)</x:FmlaMacro>", vml) == ["Consolida",
-                                                                          "Importa"]
+    assert re.findall(r"<x:FmlaMacro>\[0\]!(\w+)</x:FmlaMacro>", vml) == ["Consolida", "Importa"]
     assert "Aggiorna il consolidato" in vml
     assert 'codeName="ThisWorkbook"' in workbook
     ws = openpyxl.load_workbook(target, keep_vba=True)[SHEET_CRUSCOTTO]

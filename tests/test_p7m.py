@@ -24,7 +24,8 @@ def test_every_encoding_gives_the_exact_inner_file_and_a_valid_signature(form: P
     inner, signatures = p7m.unwrap(make_p7m(DATA, form=form))
     assert inner == DATA
     assert [(s.signer_cn, s.codice_fiscale, s.valid) for s in signatures] == [
-        ("Mario Rossi", CF, True)]
+        ("Mario Rossi", CF, True)
+    ]
     assert signatures[0].detail == "firma matematicamente valida — verifica legale non eseguita"
 
 
@@ -53,7 +54,9 @@ def test_two_signers_in_one_layer_give_two_signatures() -> None:
     other = make_signer("Anna Bianchi", "BNCNNA85C41F205X")
     signatures = p7m.unwrap(make_p7m(DATA, cosigners=[other]))[1]
     assert [(s.signer_cn, s.codice_fiscale, s.valid) for s in signatures] == [
-        ("Mario Rossi", CF, True), ("Anna Bianchi", "BNCNNA85C41F205X", True)]
+        ("Mario Rossi", CF, True),
+        ("Anna Bianchi", "BNCNNA85C41F205X", True),
+    ]
 
 
 def test_old_it_prefix_of_the_codice_fiscale_is_read() -> None:
@@ -91,9 +94,12 @@ def test_changed_signature_value_is_reported_invalid() -> None:
 def test_signature_without_certificate_is_not_verifiable() -> None:
     """Without the signer's certificate the result is 'unknown', not 'invalid'."""
     cert, key = make_signer()
-    signed = (pkcs7.PKCS7SignatureBuilder().set_data(DATA).add_signer(cert, key, hashes.SHA256())
-              .sign(serialization.Encoding.DER,
-                    [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoCerts]))
+    signed = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(DATA)
+        .add_signer(cert, key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoCerts])
+    )
     inner, (signature,) = p7m.unwrap(signed)
     assert inner == DATA
     assert (signature.valid, signature.signer_cn) == (None, None)
@@ -103,9 +109,12 @@ def test_signature_without_certificate_is_not_verifiable() -> None:
 def test_detached_signature_is_refused_with_an_italian_message() -> None:
     """A signature without the document inside cannot give a workbook."""
     cert, key = make_signer()
-    detached = (pkcs7.PKCS7SignatureBuilder().set_data(DATA)
-                .add_signer(cert, key, hashes.SHA256())
-                .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature]))
+    detached = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(DATA)
+        .add_signer(cert, key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature])
+    )
     with pytest.raises(p7m.P7mError, match="non è incluso nel file"):
         p7m.unwrap(detached)
 
@@ -148,4 +157,3 @@ def test_damaged_p7m_raises_only_p7m_error(data: st.DataObject) -> None:
     signed[flip] ^= data.draw(st.integers(1, 255))
     with contextlib.suppress(p7m.P7mError):
         p7m.unwrap(bytes(signed[:cut]))
-

@@ -43,8 +43,7 @@ CELL_VALUES = st.one_of(
     st.sampled_from(["SI", "sì", "no", "10%", "0,1", " 5 ", "1.008", "=1+1"]),
 )
 
-PROPERTY = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +54,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _xml_char(ch: str) -> bool:
     """Whether XML 1.0 can hold the character (fill_template escapes only & < >)."""
     cp = ord(ch)
-    return (cp in (0x9, 0xA, 0xD) or 0x20 <= cp <= 0xD7FF or 0xE000 <= cp <= 0xFFFD
-            or 0x10000 <= cp <= 0x10FFFF)
+    return (
+        cp in (0x9, 0xA, 0xD)
+        or 0x20 <= cp <= 0xD7FF
+        or 0xE000 <= cp <= 0xFFFD
+        or 0x10000 <= cp <= 0x10FFFF
+    )
 
 
 def representable(value: Any) -> bool:
@@ -84,10 +87,11 @@ def assert_well_formed(report: Report, name: str) -> None:
 
 
 @PROPERTY
-@given(ente=st.sampled_from(sorted(TEMPLATES)),
-       values=st.dictionaries(st.sampled_from(INPUT_IDS), CELL_VALUES, max_size=len(INPUT_IDS)))
-def test_any_cell_content_gives_a_report(workdir: Path, ente: str, values: dict[str, Any]
-                                         ) -> None:
+@given(
+    ente=st.sampled_from(sorted(TEMPLATES)),
+    values=st.dictionaries(st.sampled_from(INPUT_IDS), CELL_VALUES, max_size=len(INPUT_IDS)),
+)
+def test_any_cell_content_gives_a_report(workdir: Path, ente: str, values: dict[str, Any]) -> None:
     """Any mix of numbers, texts, booleans, NaN/inf and formula-like strings typed into
     the input cells gives a readable file and a Report of catalogued problems, each
     value problem (L*, R0) pointing at its cell."""
@@ -150,8 +154,9 @@ BASES = {"deflated": _FILLED, "stored": _stored(_FILLED)}
 @st.composite
 def mutated_templates(draw: st.DrawFn) -> bytes:
     base = bytearray(BASES[draw(st.sampled_from(sorted(BASES)))])
-    flips = draw(st.lists(st.tuples(st.integers(0, len(base) - 1), st.integers(0, 255)),
-                          max_size=8))
+    flips = draw(
+        st.lists(st.tuples(st.integers(0, len(base) - 1), st.integers(0, 255)), max_size=8)
+    )
     for pos, byte in flips:
         base[pos] = byte
     if draw(st.booleans()):
@@ -173,6 +178,7 @@ def test_mutated_template_never_raises(workdir: Path, data: bytes) -> None:
 
 
 # --- regressions found by the properties above (src bugs, pinned until fixed) ----------
+
 
 def _validate_values(workdir: Path, values: dict[str, Any]) -> Report:
     path = workdir / "regressione.xlsx"

@@ -28,12 +28,18 @@ def test_builtin_registry_is_the_ambito_cremasco() -> None:
     assert reg.get("019035") is not None
 
 
-@pytest.mark.parametrize(("csv_text", "fragment"), [
-    ("codice,tipo,denominazione\n1,COMUNE,A\n1,COMUNE,B\n", "riga 3: codice 000001 già presente"),
-    ("codice,tipo,denominazione\n019001,PROVINCIA,A\n", "riga 2: tipo 'PROVINCIA' sconosciuto"),
-    ("codice,tipo,denominazione\n019001,COMUNE,\n", "riga 2: manca la denominazione"),
-    ("codice,denominazione\n019001,A\n", "riga 1: mancano le colonne tipo"),
-])
+@pytest.mark.parametrize(
+    ("csv_text", "fragment"),
+    [
+        (
+            "codice,tipo,denominazione\n1,COMUNE,A\n1,COMUNE,B\n",
+            "riga 3: codice 000001 già presente",
+        ),
+        ("codice,tipo,denominazione\n019001,PROVINCIA,A\n", "riga 2: tipo 'PROVINCIA' sconosciuto"),
+        ("codice,tipo,denominazione\n019001,COMUNE,\n", "riga 2: manca la denominazione"),
+        ("codice,denominazione\n019001,A\n", "riga 1: mancano le colonne tipo"),
+    ],
+)
 def test_bad_registry_rows_are_rejected_naming_the_line(csv_text: str, fragment: str) -> None:
     """Each bad row is refused with its line number."""
     with pytest.raises(RegistryError, match=fragment):
@@ -42,14 +48,17 @@ def test_bad_registry_rows_are_rejected_naming_the_line(csv_text: str, fragment:
 
 def test_registry_accepts_excel_semicolon_csv_and_restores_zeros() -> None:
     """A CSV saved by Excel in Italy (';', codes without zeros) is read correctly."""
-    reg = parse_registry("codice;tipo;denominazione;provincia;codice_catastale;capofila;pec\n"
-                         "19035;COMUNE;Crema;CR;D142;SI;crema@pec.example\n")
+    reg = parse_registry(
+        "codice;tipo;denominazione;provincia;codice_catastale;capofila;pec\n"
+        "19035;COMUNE;Crema;CR;D142;SI;crema@pec.example\n"
+    )
     ente = reg.get("019035")
     assert ente is not None and ente.capofila and ente.indirizzo == "crema@pec.example"
 
 
-@pytest.mark.parametrize("variant", ["RIVOLTA D'ADDA", "Comune di Rivolta d’Adda",
-                                     "rivolta-d-adda"])
+@pytest.mark.parametrize(
+    "variant", ["RIVOLTA D'ADDA", "Comune di Rivolta d’Adda", "rivolta-d-adda"]
+)
 def test_names_match_after_normalisation(variant: str) -> None:
     """R10: case, apostrophes, hyphens and 'Comune di' do not matter."""
     assert normalise_name(variant) == normalise_name("Rivolta d'Adda")
@@ -79,7 +88,8 @@ def test_modelli_writes_one_template_per_ente(tmp_path: Path) -> None:
 
 
 def test_valida_json_inside_a_raccolta_checks_year_and_ente(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A clean return gives valido=true; another raccolta's file gives M07; exit code 1."""
     from piano_abitativo.template.fill import fill_template
 
@@ -102,13 +112,21 @@ def test_valida_json_inside_a_raccolta_checks_year_and_ente(
     assert by_name["buono.xlsx"]["ente"] == "019035"
     assert [p["codice"] for p in by_name["altra.xlsx"]["problemi"]] == ["M07"]
     assert set(by_name["altra.xlsx"]["problemi"][0]) == {
-        "codice", "gravita", "foglio", "cella", "campo", "valore", "messaggio",
-        "suggerimento"}
+        "codice",
+        "gravita",
+        "foglio",
+        "cella",
+        "campo",
+        "valore",
+        "messaggio",
+        "suggerimento",
+    }
     assert code == 1
 
 
 def test_valida_terminal_output_is_an_italian_table(
-        make_return: object, capsys: pytest.CaptureFixture[str]) -> None:
+    make_return: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The terminal shows the cell, the message and the hint in Italian."""
     path = make_return({**CREMA, "i_forze_polizia": 15})  # type: ignore[operator]
     assert main(["valida", str(path)]) == 1
@@ -117,7 +135,8 @@ def test_valida_terminal_output_is_an_italian_table(
 
 
 def test_valida_unreadable_file_reports_without_traceback(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A PDF named .xlsx is a problem F02 in the JSON, not a crash."""
     f = tmp_path / "finto.xlsx"
     f.write_bytes(b"%PDF-1.4 not a workbook")
@@ -125,4 +144,3 @@ def test_valida_unreadable_file_reports_without_traceback(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["files"][0]["problemi"][0]["codice"] == "F02"
     assert "Traceback" not in captured.err
-

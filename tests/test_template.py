@@ -40,8 +40,7 @@ def aler(factory: TemplateFactory, registry: Registry) -> openpyxl.Workbook:
     return _load(factory.render(ente))
 
 
-def test_every_field_is_a_workbook_level_defined_name_on_its_cell(
-        crema: openpyxl.Workbook) -> None:
+def test_every_field_is_a_workbook_level_defined_name_on_its_cell(crema: openpyxl.Workbook) -> None:
     """Each field id of the public contract is a workbook-level name on the Scheda cell."""
     names = crema.defined_names
     for fid in FIELD_IDS:
@@ -50,7 +49,8 @@ def test_every_field_is_a_workbook_level_defined_name_on_its_cell(
 
 
 def test_identification_is_prefilled_as_text_keeping_leading_zeros(
-        crema: openpyxl.Workbook) -> None:
+    crema: openpyxl.Workbook,
+) -> None:
     """Codice ISTAT 019035 is text with its zero; name and year are filled in."""
     ws = crema[SHEET_SCHEDA]
     assert ws[LAYOUT.cell("ente_codice")].value == "019035"
@@ -65,8 +65,7 @@ def test_only_input_cells_are_unlocked_and_sheets_protected(crema: openpyxl.Work
     unlocked = {c.coordinate for row in ws.iter_rows() for c in row if not c.protection.locked}
     expected = {LAYOUT.cell(f.id) for f in FIELDS if f.role is Role.INPUT}
     assert expected <= unlocked
-    assert unlocked - expected == set() or all(
-        ws[c].value is None for c in unlocked - expected)
+    assert unlocked - expected == set() or all(ws[c].value is None for c in unlocked - expected)
     for f in FIELDS:
         if f.role is not Role.INPUT:
             assert ws[LAYOUT.cell(f.id)].protection.locked, f.id
@@ -93,15 +92,13 @@ def test_input_cells_have_italian_native_data_validation(crema: openpyxl.Workboo
 def test_aler_template_marks_g_h_i_not_applicable_and_locked(aler: openpyxl.Workbook) -> None:
     """For the ALER the comuni-only sections are shown as not applicable and locked."""
     ws = aler[SHEET_SCHEDA]
-    for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "h_motivazione",
-                "i_forze_polizia"):
+    for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "h_motivazione", "i_forze_polizia"):
         cell = ws[LAYOUT.cell(fid)]
         assert cell.value == NOT_APPLICABLE
         assert cell.protection.locked
 
 
-def test_hidden_metadata_identifies_the_file_whatever_its_name(
-        crema: openpyxl.Workbook) -> None:
+def test_hidden_metadata_identifies_the_file_whatever_its_name(crema: openpyxl.Workbook) -> None:
     """A very hidden sheet carries version, raccolta, year and ente."""
     meta_ws = crema[SHEET_META]
     assert meta_ws.sheet_state == "veryHidden"
@@ -112,8 +109,7 @@ def test_hidden_metadata_identifies_the_file_whatever_its_name(
     assert meta["versione_modello"] == "1.0"
 
 
-def test_self_checks_and_conditional_formats_cover_each_input(
-        crema: openpyxl.Workbook) -> None:
+def test_self_checks_and_conditional_formats_cover_each_input(crema: openpyxl.Workbook) -> None:
     """Each check is a formula cell; each input cell has a conditional format."""
     ws = crema[SHEET_SCHEDA]
     for chk_row in LAYOUT.check_rows.values():
@@ -125,13 +121,35 @@ def test_self_checks_and_conditional_formats_cover_each_input(
 
 
 def test_formulas_use_only_functions_safe_in_excel_2010_and_libreoffice(
-        crema: openpyxl.Workbook) -> None:
+    crema: openpyxl.Workbook,
+) -> None:
     """No function outside the safe list of excel.md appears in any formula."""
     import re
 
-    safe = {"SUM", "IF", "AND", "OR", "NOT", "ISBLANK", "ISNUMBER", "ISERROR", "INT",
-            "VALUE", "TRIM", "N", "ROUNDUP", "COUNTIF", "UPPER", "LEN", "FIND", "RIGHT",
-            "SUBSTITUTE", "EXACT", "MAX", "ROUNDDOWN"}
+    safe = {
+        "SUM",
+        "IF",
+        "AND",
+        "OR",
+        "NOT",
+        "ISBLANK",
+        "ISNUMBER",
+        "ISERROR",
+        "INT",
+        "VALUE",
+        "TRIM",
+        "N",
+        "ROUNDUP",
+        "COUNTIF",
+        "UPPER",
+        "LEN",
+        "FIND",
+        "RIGHT",
+        "SUBSTITUTE",
+        "EXACT",
+        "MAX",
+        "ROUNDDOWN",
+    }
     ws = crema[SHEET_SCHEDA]
     used: set[str] = set()
     for row in ws.iter_rows():
@@ -172,7 +190,7 @@ def test_names_with_xml_special_characters_survive_personalisation() -> None:
     from piano_abitativo.core.registry import Ente
     from piano_abitativo.template.workbook import TemplateContext
 
-    ente = Ente("999999", "COMUNE", "A & B <x> \"y\"")
+    ente = Ente("999999", "COMUNE", 'A & B <x> "y"')
     wb = _load(TemplateFactory(TemplateContext(anno=2026)).render(ente))
     assert wb[SHEET_SCHEDA][LAYOUT.cell("ente_denominazione")].value == 'A & B <x> "y"'
 
@@ -181,12 +199,11 @@ def test_committed_standard_template_is_up_to_date() -> None:
     """templates/ holds exactly what `piano-abitativo modello-vuoto` writes today."""
     committed = ROOT / "templates" / STANDARD_TEMPLATE_NAME
     assert committed.read_bytes() == build_standard_template(), (
-        "Rigenerare con: piano-abitativo modello-vuoto --output templates/"
-        + STANDARD_TEMPLATE_NAME)
+        "Rigenerare con: piano-abitativo modello-vuoto --output templates/" + STANDARD_TEMPLATE_NAME
+    )
 
 
-def test_template_generation_is_deterministic(factory: TemplateFactory,
-                                              registry: Registry) -> None:
+def test_template_generation_is_deterministic(factory: TemplateFactory, registry: Registry) -> None:
     """Two renders of the same ente are byte-identical."""
     ente = registry.get("019035")
     assert ente

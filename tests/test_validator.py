@@ -17,8 +17,9 @@ def _codes(report: Any, severity: Severity | None = None) -> set[str]:
     return {p.code for p in report.problems if severity is None or p.severity is severity}
 
 
-def test_complete_return_is_valid_without_warnings(make_return: MakeReturn,
-                                                   vctx: ValidationContext) -> None:
+def test_complete_return_is_valid_without_warnings(
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """Crema's 2025 figures, fully typed, give a valid report with no problem at all."""
     rep = validate_file(make_return(CREMA), vctx)
     assert rep.problems == []
@@ -27,19 +28,22 @@ def test_complete_return_is_valid_without_warnings(make_return: MakeReturn,
     assert rep.values["a_totale"] == 358
 
 
-@pytest.mark.parametrize(("changes", "code", "field"), [
-    ({"a_sap": -1}, "R0", "a_sap"),
-    ({"j_sat": 2.5}, "R0", "j_sat"),
-    ({"g_soglia_indigenti": 15}, "R3", "g_soglia_indigenti"),
-    ({"g_soglia_indigenti": 101}, "R0", "g_soglia_indigenti"),
-    ({"i_forze_polizia": 12}, "R4", "i_forze_polizia"),
-    ({"h_categoria_aggiuntiva": "SI"}, "R6", "h_motivazione"),
-    ({"a_sap": "tre"}, "L05", "a_sap"),
-    ({"h_categoria_aggiuntiva": "forse"}, "L06", "h_categoria_aggiuntiva"),
-])
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        ({"a_sap": -1}, "R0", "a_sap"),
+        ({"j_sat": 2.5}, "R0", "j_sat"),
+        ({"g_soglia_indigenti": 15}, "R3", "g_soglia_indigenti"),
+        ({"g_soglia_indigenti": 101}, "R0", "g_soglia_indigenti"),
+        ({"i_forze_polizia": 12}, "R4", "i_forze_polizia"),
+        ({"h_categoria_aggiuntiva": "SI"}, "R6", "h_motivazione"),
+        ({"a_sap": "tre"}, "L05", "a_sap"),
+        ({"h_categoria_aggiuntiva": "forse"}, "L06", "h_categoria_aggiuntiva"),
+    ],
+)
 def test_each_error_rule_is_reported_on_its_field_and_cell(
-        make_return: MakeReturn, vctx: ValidationContext, changes: dict[str, Any], code: str,
-        field: str) -> None:
+    make_return: MakeReturn, vctx: ValidationContext, changes: dict[str, Any], code: str, field: str
+) -> None:
     """A broken rule is an errore located on the field's cell."""
     rep = validate_file(make_return({**CREMA, **changes}), vctx)
     hits = [p for p in rep.problems if p.code == code]
@@ -51,18 +55,21 @@ def test_each_error_rule_is_reported_on_its_field_and_cell(
     assert not rep.valid
 
 
-@pytest.mark.parametrize(("changes", "code"), [
-    ({"j_sat": 40}, "R5"),  # > ceil(10% of 358) = 36
-    ({"b_carenza_manutentiva": 400}, "R7"),
-    ({"d_turnover": 400}, "R8"),
-    ({"k_assegnate_anno_precedente": 400}, "R12"),
-    ({"a_sap": 0, "a_sas": 6, "b_carenza_manutentiva": 1}, "R11"),
-    ({"referente_nome": None}, "V01"),
-    ({"referente_email": "mario.rossi"}, "V02"),
-])
-def test_plausibility_rules_are_warnings_only(make_return: MakeReturn,
-                                              vctx: ValidationContext,
-                                              changes: dict[str, Any], code: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"j_sat": 40}, "R5"),  # > ceil(10% of 358) = 36
+        ({"b_carenza_manutentiva": 400}, "R7"),
+        ({"d_turnover": 400}, "R8"),
+        ({"k_assegnate_anno_precedente": 400}, "R12"),
+        ({"a_sap": 0, "a_sas": 6, "b_carenza_manutentiva": 1}, "R11"),
+        ({"referente_nome": None}, "V01"),
+        ({"referente_email": "mario.rossi"}, "V02"),
+    ],
+)
+def test_plausibility_rules_are_warnings_only(
+    make_return: MakeReturn, vctx: ValidationContext, changes: dict[str, Any], code: str
+) -> None:
     """Implausible but lawful data give an avviso and the return stays valid."""
     values = {k: v for k, v in {**CREMA, **changes}.items() if v is not None}
     rep = validate_file(make_return(values), vctx)
@@ -74,55 +81,74 @@ def test_sat_limit_is_a_setting(make_return: MakeReturn, vctx: ValidationContext
     """With base f (10 units) and floor rounding, 2 SAT units exceed the limit of 1."""
     path = make_return({**CREMA, "j_sat": 2})
     assert "R5" not in _codes(validate_file(path, vctx))
-    strict = ValidationContext(anno=2026, raccolta_id="2026-test", registry=vctx.registry,
-                               settings=Settings(sat_base="f_totale_assegnabili",
-                                                 sat_arrotondamento="difetto"))
+    strict = ValidationContext(
+        anno=2026,
+        raccolta_id="2026-test",
+        registry=vctx.registry,
+        settings=Settings(sat_base="f_totale_assegnabili", sat_arrotondamento="difetto"),
+    )
     assert "R5" in _codes(validate_file(path, strict))
 
 
 def test_crema_2025_exception_sat_with_no_assignable_units_is_fine(
-        make_return: MakeReturn, vctx: ValidationContext) -> None:
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """Casale Cremasco 2025: 8 SAP, f = 0, 1 SAT unit: no warning (base is not f)."""
-    values = {**CREMA, "a_sap": 8, "b_carenza_manutentiva": 0, "c_nuova_edificazione": 0,
-              "d_turnover": 0, "j_sat": 1, "k_assegnate_anno_precedente": 1}
+    values = {
+        **CREMA,
+        "a_sap": 8,
+        "b_carenza_manutentiva": 0,
+        "c_nuova_edificazione": 0,
+        "d_turnover": 0,
+        "j_sat": 1,
+        "k_assegnate_anno_precedente": 1,
+    }
     rep = validate_file(make_return(values, ente="019017"), vctx)
     assert rep.problems == []
 
 
-def test_aler_sending_comuni_only_choices_is_an_error(make_return: MakeReturn,
-                                                      vctx: ValidationContext) -> None:
+def test_aler_sending_comuni_only_choices_is_an_error(
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """g) and i) typed over 'non applicabile' in the ALER's file are errors R3/R4."""
     values = {k: v for k, v in CREMA.items() if k != "h_categoria_aggiuntiva"}
-    rep = validate_file(make_return({**values, "g_soglia_indigenti": 30,
-                                     "i_forze_polizia": 5}, ente="ALER-BCM"), vctx)
+    rep = validate_file(
+        make_return({**values, "g_soglia_indigenti": 30, "i_forze_polizia": 5}, ente="ALER-BCM"),
+        vctx,
+    )
     assert {"R3", "R4"} <= _codes(rep, Severity.ERRORE)
 
 
-def test_aler_not_applicable_cells_are_read_as_empty(make_return: MakeReturn,
-                                                     vctx: ValidationContext) -> None:
+def test_aler_not_applicable_cells_are_read_as_empty(
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """The ALER's untouched 'non applicabile' cells give no problem."""
-    values = {k: v for k, v in CREMA.items()
-              if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")}
+    values = {
+        k: v for k, v in CREMA.items() if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")
+    }
     rep = validate_file(make_return(values, ente="ALER-BCM"), vctx)
     assert rep.problems == []
     assert rep.values["g_soglia_indigenti"] is None
 
 
-@pytest.mark.parametrize(("field", "typed", "read", "code"), [
-    ("a_sap", "5", 5, "L01"),
-    ("a_sap", " 5 ", 5, "L01"),
-    ("a_sap", "1.008", 1008, "L01"),
-    ("h_categoria_aggiuntiva", "Sì", "SI", "L02"),
-    ("h_categoria_aggiuntiva", "si", "SI", "L02"),
-    ("h_categoria_aggiuntiva", "no", "NO", "L02"),
-    ("i_forze_polizia", "10", 10, "L01"),
-    ("i_forze_polizia", "10%", 10, "L03"),
-    ("i_forze_polizia", "0,1", 10, "L03"),
-    ("i_forze_polizia", 0.1, 10, "L03"),
-])
+@pytest.mark.parametrize(
+    ("field", "typed", "read", "code"),
+    [
+        ("a_sap", "5", 5, "L01"),
+        ("a_sap", " 5 ", 5, "L01"),
+        ("a_sap", "1.008", 1008, "L01"),
+        ("h_categoria_aggiuntiva", "Sì", "SI", "L02"),
+        ("h_categoria_aggiuntiva", "si", "SI", "L02"),
+        ("h_categoria_aggiuntiva", "no", "NO", "L02"),
+        ("i_forze_polizia", "10", 10, "L01"),
+        ("i_forze_polizia", "10%", 10, "L03"),
+        ("i_forze_polizia", "0,1", 10, "L03"),
+        ("i_forze_polizia", 0.1, 10, "L03"),
+    ],
+)
 def test_what_clerks_type_is_read_with_an_avviso_saying_how(
-        make_return: MakeReturn, vctx: ValidationContext, field: str, typed: Any, read: Any,
-        code: str) -> None:
+    make_return: MakeReturn, vctx: ValidationContext, field: str, typed: Any, read: Any, code: str
+) -> None:
     """Tolerant reading never guesses silently: each interpretation is an avviso."""
     values = {**CREMA, field: typed, "h_motivazione": "Nuclei monogenitoriali"}
     rep = validate_file(make_return(values), vctx)
@@ -133,26 +159,30 @@ def test_what_clerks_type_is_read_with_an_avviso_saying_how(
     assert rep.valid, rep.errors
 
 
-def test_exact_si_is_accepted_silently(make_return: MakeReturn,
-                                       vctx: ValidationContext) -> None:
+def test_exact_si_is_accepted_silently(make_return: MakeReturn, vctx: ValidationContext) -> None:
     """SI chosen from the list with its motivazione gives no problem."""
-    rep = validate_file(make_return({**CREMA, "h_categoria_aggiuntiva": "SI",
-                                     "h_motivazione": "Genitori soli con minori"}), vctx)
+    rep = validate_file(
+        make_return(
+            {**CREMA, "h_categoria_aggiuntiva": "SI", "h_motivazione": "Genitori soli con minori"}
+        ),
+        vctx,
+    )
     assert rep.problems == []
 
 
-def test_empty_count_is_read_as_zero_with_an_avviso(make_return: MakeReturn,
-                                                    vctx: ValidationContext) -> None:
+def test_empty_count_is_read_as_zero_with_an_avviso(
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """A blank count cell is 0, said so on the cell."""
     values = {k: v for k, v in CREMA.items() if k != "e_conferite_privati"}
     rep = validate_file(make_return(values), vctx)
     assert rep.values["e_conferite_privati"] == 0
-    assert [p.cell for p in rep.problems if p.code == "L04"] == [
-        LAYOUT.cell("e_conferite_privati")]
+    assert [p.cell for p in rep.problems if p.code == "L04"] == [LAYOUT.cell("e_conferite_privati")]
 
 
-def test_stale_total_overwritten_is_r2(make_return: MakeReturn,
-                                       vctx: ValidationContext, tmp_path: Any) -> None:
+def test_stale_total_overwritten_is_r2(
+    make_return: MakeReturn, vctx: ValidationContext, tmp_path: Any
+) -> None:
     """A cached f) that does not equal b+c+d+e (a total typed over) is an errore R2."""
     import io
     import zipfile

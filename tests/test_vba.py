@@ -294,17 +294,22 @@ def test_olevba_returns_every_module_exactly(project: bytes) -> None:
     full stored text including the Attribute lines) equals the CRLF-normalised source."""
     reference = {
         vba_name: code
-        for _f, _s, vba_name, code in VBA_Parser(filename="q.bin", data=_reference_bin())
-        .extract_macros()
+        for _f, _s, vba_name, code in VBA_Parser(
+            filename="q.bin", data=_reference_bin()
+        ).extract_macros()
     }
     assert reference["Module1.bas"].startswith('Attribute VB_Name = "Module1"\r\nSub SampleCall')
 
-    extension = {ModuleKind.PROCEDURAL: ".bas", ModuleKind.CLASS: ".cls",
-                 ModuleKind.DOCUMENT: ".cls"}
+    extension = {
+        ModuleKind.PROCEDURAL: ".bas",
+        ModuleKind.CLASS: ".cls",
+        ModuleKind.DOCUMENT: ".cls",
+    }
     found = {
         vba_name: (stream, code)
-        for _f, stream, vba_name, code in VBA_Parser(filename="x.bin", data=project)
-        .extract_macros()
+        for _f, stream, vba_name, code in VBA_Parser(
+            filename="x.bin", data=project
+        ).extract_macros()
     }
     modules = _modules()
     assert len(found) == len(modules)
@@ -320,8 +325,9 @@ def test_dir_stream_mirrors_excel(project: bytes) -> None:
     records) and our values: Win64, LCID 0x409, code page 1252, stdole + Office
     references, source-only modules (offset 0) of the right type, in order."""
     ours = list(_records(decompress(olefile.OleFileIO(project).openstream("VBA/dir").read())))
-    excel = list(_records(decompress(olefile.OleFileIO(_reference_bin()).openstream(
-        "VBA/dir").read())))
+    excel = list(
+        _records(decompress(olefile.OleFileIO(_reference_bin()).openstream("VBA/dir").read()))
+    )
 
     def info(records: list[tuple[int, bytes]]) -> list[int]:
         ids = [r for r, _ in records]
@@ -330,8 +336,11 @@ def test_dir_stream_mirrors_excel(project: bytes) -> None:
     def module_ids(records: list[tuple[int, bytes]]) -> list[list[int]]:
         ids = [r for r, _ in records]
         start = ids.index(0x0013) + 1
-        return [ids[i : ids.index(0x002B, i) + 1] for i, r in enumerate(ids) if r == 0x0019
-                and i >= start]
+        return [
+            ids[i : ids.index(0x002B, i) + 1]
+            for i, r in enumerate(ids)
+            if r == 0x0019 and i >= start
+        ]
 
     assert info(ours) == info(excel)
     assert module_ids(ours)[0] == module_ids(excel)[0]
@@ -371,8 +380,11 @@ def test_project_and_projectwm_streams(project: bytes) -> None:
         "Module=xlwings",
         "Class=Dictionary",
     ]
-    assert lines[8:11] == ['Name="VBAProject"', 'HelpContextID="0"',
-                           'VersionCompatible32="393222000"']
+    assert lines[8:11] == [
+        'Name="VBAProject"',
+        'HelpContextID="0"',
+        'VersionCompatible32="393222000"',
+    ]
     assert [line.split("=")[0] for line in lines[11:14]] == ["CMG", "DPB", "GC"]
     assert lines[14:] == [
         "",
@@ -393,8 +405,11 @@ def test_project_and_projectwm_streams(project: bytes) -> None:
 def test_builds_are_deterministic(project: bytes) -> None:
     """Building again gives the same bytes; changing one line or the GUID changes them."""
     assert build_vba_project(_modules()) == project
-    changed = [*_modules()[:4], VbaModule("Pulsanti", PULSANTI.source.replace("Valida", "Vali"),
-                                          ModuleKind.PROCEDURAL), *_modules()[5:]]
+    changed = [
+        *_modules()[:4],
+        VbaModule("Pulsanti", PULSANTI.source.replace("Valida", "Vali"), ModuleKind.PROCEDURAL),
+        *_modules()[5:],
+    ]
     assert build_vba_project(changed) != project
     other_guid = "{00000000-1111-2222-3333-444444444444}"
     assert build_vba_project(_modules(), guid=other_guid) != project
@@ -402,8 +417,9 @@ def test_builds_are_deterministic(project: bytes) -> None:
 
 def test_text_outside_cp1252_is_refused() -> None:
     """A character Windows-1252 cannot hold is a ValueError naming the module and line."""
-    bad = VbaModule("Pulsanti", 'Attribute VB_Name = "Pulsanti"\n\' ok\n\' Ω\n',
-                    ModuleKind.PROCEDURAL)
+    bad = VbaModule(
+        "Pulsanti", "Attribute VB_Name = \"Pulsanti\"\n' ok\n' Ω\n", ModuleKind.PROCEDURAL
+    )
     with pytest.raises(ValueError, match=r"'Pulsanti'.*U\+03A9.*line 3"):
         build_vba_project([bad])
 
@@ -412,14 +428,25 @@ def test_text_outside_cp1252_is_refused() -> None:
     ("modules", "message"),
     [
         ([VbaModule("Pulsanti", "Sub A()\nEnd Sub\n", ModuleKind.PROCEDURAL)], "VB_Name"),
-        ([VbaModule("Pulsanti", 'Attribute VB_Name = "Altro"\n', ModuleKind.PROCEDURAL)],
-         "VB_Name"),
-        ([PULSANTI, VbaModule("PULSANTI", 'Attribute VB_Name = "PULSANTI"\n',
-                              ModuleKind.PROCEDURAL)], "used twice"),
-        ([VbaModule("VBAProject", 'Attribute VB_Name = "VBAProject"\n',
-                    ModuleKind.PROCEDURAL)], "used twice"),
-        ([VbaModule("Modulo 1", 'Attribute VB_Name = "Modulo 1"\n', ModuleKind.PROCEDURAL)],
-         "not a valid VBA name"),
+        (
+            [VbaModule("Pulsanti", 'Attribute VB_Name = "Altro"\n', ModuleKind.PROCEDURAL)],
+            "VB_Name",
+        ),
+        (
+            [
+                PULSANTI,
+                VbaModule("PULSANTI", 'Attribute VB_Name = "PULSANTI"\n', ModuleKind.PROCEDURAL),
+            ],
+            "used twice",
+        ),
+        (
+            [VbaModule("VBAProject", 'Attribute VB_Name = "VBAProject"\n', ModuleKind.PROCEDURAL)],
+            "used twice",
+        ),
+        (
+            [VbaModule("Modulo 1", 'Attribute VB_Name = "Modulo 1"\n', ModuleKind.PROCEDURAL)],
+            "not a valid VBA name",
+        ),
     ],
     ids=["no VB_Name", "other VB_Name", "same name", "project name", "space in name"],
 )
@@ -442,8 +469,9 @@ def test_large_project_parses_strictly() -> None:
         VbaModule(
             f"Modulo{i}",
             f'Attribute VB_Name = "Modulo{i}"\r\n'
-            + "".join(f"' {rng.randbytes(12).hex()}\r\nSub S{i}_{j}()\r\nEnd Sub\r\n"
-                      for j in range(1200)),
+            + "".join(
+                f"' {rng.randbytes(12).hex()}\r\nSub S{i}_{j}()\r\nEnd Sub\r\n" for j in range(1200)
+            ),
             ModuleKind.PROCEDURAL,
         )
         for i in range(5)
@@ -474,8 +502,13 @@ def test_small_streams_go_to_the_mini_stream_large_ones_to_the_fat() -> None:
     for path, data in streams.items():
         assert ole.openstream(path).read() == data
     mini = {"/".join(p): ole.direntries[ole._find(p)].is_minifat for p in ole.listdir()}
-    assert mini == {"tiny": True, "Dir/just_below": True, "Dir/at_cutoff": False,
-                    "Dir/Sub/big": False, "empty": False}
+    assert mini == {
+        "tiny": True,
+        "Dir/just_below": True,
+        "Dir/at_cutoff": False,
+        "Dir/Sub/big": False,
+        "empty": False,
+    }
 
 
 def test_directory_is_an_ordered_all_black_tree() -> None:
@@ -539,9 +572,11 @@ def test_libreoffice_runs_the_macro_bound_to_the_button(tmp_path: Path) -> None:
     comments = 'Attribute VB_Name = "Note"\r\n' + "".join(
         f"' nota {i}: là, più, perché\r\n" for i in range(400)
     )
-    modules = [*document_modules(["Sheet1"]),
-               VbaModule("Pulsanti", source, ModuleKind.PROCEDURAL),
-               VbaModule("Note", comments, ModuleKind.PROCEDURAL)]
+    modules = [
+        *document_modules(["Sheet1"]),
+        VbaModule("Pulsanti", source, ModuleKind.PROCEDURAL),
+        VbaModule("Note", comments, ModuleKind.PROCEDURAL),
+    ]
     path = tmp_path / "pulsanti.xlsm"
     workbook = xlsxwriter.Workbook(str(path))
     worksheet = workbook.add_worksheet()
@@ -551,15 +586,20 @@ def test_libreoffice_runs_the_macro_bound_to_the_button(tmp_path: Path) -> None:
     workbook.close()
 
     script = "vnd.sun.star.script:VBAProject.Pulsanti.Scrivi?language=Basic&location=document"
-    job = {"soffice": find_soffice(),
-           "jobs": [{"input": str(path), "run": [script], "read": ["Sheet1.A1"]}]}
+    job = {
+        "soffice": find_soffice(),
+        "jobs": [{"input": str(path), "run": [script], "read": ["Sheet1.A1"]}],
+    }
     with tempfile.TemporaryDirectory(prefix="lo-vba-") as tmp:
         job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_file.write_text(json.dumps(job), encoding="utf-8")
         # The driver's soffice profile goes under tmp too, so it is removed even if
         # the driver has to be killed.
-        proc = _run_group([UNO_PYTHON, str(VBA_DRIVER), str(job_file), str(result_file)],
-                          timeout=180, env=dict(os.environ, TMPDIR=tmp))
+        proc = _run_group(
+            [UNO_PYTHON, str(VBA_DRIVER), str(job_file), str(result_file)],
+            timeout=180,
+            env=dict(os.environ, TMPDIR=tmp),
+        )
         assert proc.returncode == 0, proc.stderr
         (result,) = json.loads(result_file.read_text(encoding="utf-8"))["results"]
     assert result["error"] is None, result["error"]

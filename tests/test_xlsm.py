@@ -93,8 +93,16 @@ def test_the_vba_project_parses_strictly() -> None:
     ole = olefile.OleFileIO(data, raise_defects=olefile.DEFECT_INCORRECT)
     streams = {"/".join(s) for s in ole.listdir()}
     ole.close()
-    assert {"PROJECT", "PROJECTwm", "VBA/dir", "VBA/_VBA_PROJECT", "VBA/Pulsanti",
-            "VBA/xlwings", "VBA/Dictionary", "VBA/ThisWorkbook"} <= streams
+    assert {
+        "PROJECT",
+        "PROJECTwm",
+        "VBA/dir",
+        "VBA/_VBA_PROJECT",
+        "VBA/Pulsanti",
+        "VBA/xlwings",
+        "VBA/Dictionary",
+        "VBA/ThisWorkbook",
+    } <= streams
     assert "application/vnd.ms-excel.sheet.macroEnabled.main+xml" in content_types
 
 
@@ -106,8 +114,10 @@ def test_every_button_runs_an_existing_python_function() -> None:
     assert bound == {b.caption: b.macro for b in xlsm.BUTTONS}
     source = _modules(data)["Pulsanti"]
     for caption, macro in bound.items():
-        body = re.search(rf"Sub {macro}\(\)\s*\n\s*RunPython \"([^\"]+)\"\s*\n\s*End Sub",
-                         source.replace("\r\n", "\n"))
+        body = re.search(
+            rf"Sub {macro}\(\)\s*\n\s*RunPython \"([^\"]+)\"\s*\n\s*End Sub",
+            source.replace("\r\n", "\n"),
+        )
         assert body, f"{caption}: no one-line Sub {macro}"
         match = re.fullmatch(r"import ([\w.]+) as x; x\.(\w+)\(\)", body.group(1))
         assert match, body.group(1)
@@ -130,8 +140,7 @@ def test_the_xlwings_settings_sheet_is_read_as_xlwings_reads_it() -> None:
 
 def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:
     """Built on Windows, the master points xlwings at pythonw.exe beside the Python used."""
-    conf = xlsm.default_conf(platform="win32",
-                             executable=r"C:\piano\venv\Scripts\python.exe")
+    conf = xlsm.default_conf(platform="win32", executable=r"C:\piano\venv\Scripts\python.exe")
     assert conf["INTERPRETER_WIN"] == r"C:\piano\venv\Scripts\pythonw.exe"
 
 
@@ -162,24 +171,28 @@ def test_libreoffice_clicks_each_button_and_gets_its_python_command(tmp_path: Pa
     stub.write_bytes(xlsm.build_master_xlsm(xlsm.blank_consolidation(), stub=True))
 
     def uri(macro: str) -> str:
-        return (f"vnd.sun.star.script:VBAProject.Pulsanti.{macro}?language=Basic"
-                "&location=document")
+        return f"vnd.sun.star.script:VBAProject.Pulsanti.{macro}?language=Basic&location=document"
 
     jobs = [{"input": str(real), "run": [], "read": []}]
-    jobs += [{"input": str(stub), "run": [uri(b.macro)], "read": [f"{SHEET_CRUSCOTTO}.A1"]}
-             for b in xlsm.BUTTONS]
+    jobs += [
+        {"input": str(stub), "run": [uri(b.macro)], "read": [f"{SHEET_CRUSCOTTO}.A1"]}
+        for b in xlsm.BUTTONS
+    ]
     with tempfile.TemporaryDirectory(prefix="lo-xlsm-") as tmp:
         job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_file.write_text(json.dumps({"soffice": find_soffice(), "jobs": jobs}),
-                            encoding="utf-8")
-        proc = _run_group([UNO_PYTHON, str(VBA_DRIVER), str(job_file), str(result_file)],
-                          timeout=300, env=dict(os.environ, TMPDIR=tmp))
+        job_file.write_text(json.dumps({"soffice": find_soffice(), "jobs": jobs}), encoding="utf-8")
+        proc = _run_group(
+            [UNO_PYTHON, str(VBA_DRIVER), str(job_file), str(result_file)],
+            timeout=300,
+            env=dict(os.environ, TMPDIR=tmp),
+        )
         assert proc.returncode == 0, proc.stderr
         results = json.loads(result_file.read_text(encoding="utf-8"))["results"]
     first, *clicks = results
     assert first["error"] is None, first["error"]
     assert {"Pulsanti", "xlwings", "Dictionary", "ThisWorkbook"} <= set(
-        first["libraries"]["VBAProject"])
+        first["libraries"]["VBAProject"]
+    )
     bound = {b["label"]: [e["script"] for e in b["events"]] for b in first["buttons"]}
     assert bound == {b.caption: [uri(b.macro)] for b in xlsm.BUTTONS}
     for b, res in zip(xlsm.BUTTONS, clicks, strict=True):

@@ -61,9 +61,14 @@ def r2025(built_2025: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def enti_2026(tmp_path: Path) -> Path:
     """The 2026 registry: the ALER re-coded and spelled in capitals."""
-    text = default_registry().to_csv().replace(
-        "ALER-BCM,ALER,ALER Brescia-Cremona-Mantova", f"{ALER_2026},ALER,ALER BRESCIA "
-        "CREMONA MANTOVA")
+    text = (
+        default_registry()
+        .to_csv()
+        .replace(
+            "ALER-BCM,ALER,ALER Brescia-Cremona-Mantova",
+            f"{ALER_2026},ALER,ALER BRESCIA CREMONA MANTOVA",
+        )
+    )
     assert ALER_2026 in text
     path = tmp_path / "enti_2026.csv"
     path.write_text(text, encoding="utf-8")
@@ -74,23 +79,30 @@ Make2026 = Callable[..., rc.Raccolta]
 
 
 @pytest.fixture
-def make_2026(tmp_path: Path, r2025: Path, enti_2026: Path,
-              monkeypatch: pytest.MonkeyPatch) -> Make2026:
+def make_2026(
+    tmp_path: Path, r2025: Path, enti_2026: Path, monkeypatch: pytest.MonkeyPatch
+) -> Make2026:
     """crea the 2026 raccolta through the CLI (linked or not), fill its returns, drop
     Montodine from its registry and import them."""
 
     def make(*, linked: bool) -> rc.Raccolta:
         monkeypatch.chdir(tmp_path)  # --precedente is relative to the working directory
         link = ["--precedente", "raccolta-2025"] if linked else []
-        assert main(["crea", "raccolta-2026", "--anno", "2026", "--enti", str(enti_2026),
-                     *link]) == 0
+        assert (
+            main(["crea", "raccolta-2026", "--anno", "2026", "--enti", str(enti_2026), *link]) == 0
+        )
         r = rc.load(tmp_path / "raccolta-2026")
-        files = write_returns(r, tmp_path / "risposte-2026", changes=CHANGES_2026,
-                              only={CREMA, TRESCORE, SONCINO, ALER_2026})
+        files = write_returns(
+            r,
+            tmp_path / "risposte-2026",
+            changes=CHANGES_2026,
+            only={CREMA, TRESCORE, SONCINO, ALER_2026},
+        )
         csv = r.path / rc.REGISTRY_NAME
         lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
-        csv.write_text("".join(ln for ln in lines if not ln.startswith(MONTODINE)),
-                       encoding="utf-8")
+        csv.write_text(
+            "".join(ln for ln in lines if not ln.startswith(MONTODINE)), encoding="utf-8"
+        )
         r = rc.load(r.path)
         actions.importa(r, files)
         return rc.load(r.path)
@@ -109,7 +121,8 @@ def _yoy_problems(cons: Consolidation, codice: str) -> list[Any]:
 
 
 def test_crea_precedente_links_and_the_jumps_get_avvisi_with_both_years(
-        make_2026: Make2026) -> None:
+    make_2026: Make2026,
+) -> None:
     """crea --precedente writes the link relative to the raccolta; R13, R14 and R15 appear
     on the right cells with both values and both years; the unchanged ente gets none."""
     r = make_2026(linked=True)
@@ -119,15 +132,24 @@ def test_crea_precedente_links_and_the_jumps_get_avvisi_with_both_years(
 
     (crema,) = _yoy_problems(cons, CREMA)
     assert (crema.code, crema.severity, crema.sheet, crema.cell, crema.value) == (
-        "R13", Severity.AVVISO, SHEET_SCHEDA, LAYOUT.cell("a_sap"), 170)
+        "R13",
+        Severity.AVVISO,
+        SHEET_SCHEDA,
+        LAYOUT.cell("a_sap"),
+        170,
+    )
     assert crema.message == "a) N. alloggi SAP: 170 nel 2026 contro 358 nel 2025 (la metà o meno)"
     assert "ignorare l'avviso" in crema.hint
 
     (trescore,) = _yoy_problems(cons, TRESCORE)
     assert (trescore.code, trescore.cell, trescore.value) == (
-        "R14", LAYOUT.cell("f_totale_assegnabili"), 23)
-    assert trescore.message == ("f) Totale assegnabili: 23 nel 2026, più degli alloggi SAP "
-                                "indicati in a) nel 2025 (21)")
+        "R14",
+        LAYOUT.cell("f_totale_assegnabili"),
+        23,
+    )
+    assert trescore.message == (
+        "f) Totale assegnabili: 23 nel 2026, più degli alloggi SAP indicati in a) nel 2025 (21)"
+    )
 
     (aler,) = _yoy_problems(cons, ALER_2026)  # matched by name despite the new code
     assert (aler.code, aler.cell) == ("R15", LAYOUT.cell("a_sas"))
@@ -149,8 +171,7 @@ def test_collega_after_import_revalidates_the_archived_returns(make_2026: Make20
     before = r.config_path.read_text(encoding="utf-8").splitlines()
     ledger = (r.path / "archivio" / "registro.jsonl").read_bytes()
 
-    assert main(["collega", str(r.path), "--precedente", str(r.path.parent / "raccolta-2025")
-                 ]) == 0
+    assert main(["collega", str(r.path), "--precedente", str(r.path.parent / "raccolta-2025")]) == 0
 
     after = r.config_path.read_text(encoding="utf-8").splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
@@ -161,7 +182,8 @@ def test_collega_after_import_revalidates_the_archived_returns(make_2026: Make20
 
 
 def test_compare_gives_deltas_totals_and_keeps_enti_gone_from_the_registry(
-        make_2026: Make2026) -> None:
+    make_2026: Make2026,
+) -> None:
     """Deltas per ente and field; 2025 totals as printed (1.680 SAP); the re-coded ALER
     matched; Montodine, gone from the 2026 registry, listed apart and still in the total."""
     r = make_2026(linked=True)
@@ -170,18 +192,40 @@ def test_compare_gives_deltas_totals_and_keeps_enti_gone_from_the_registry(
     assert (y.anno_precedente, y.raccolta_precedente) == (2025, r.path.parent / "raccolta-2025")
     assert y.totals["a_sap"] == (1680, 170 + 21 + 58 + 997)
     assert y.totals["a_totale"][0] == 1697 and y.totals["f_totale_assegnabili"] == (30, 38)
-    assert set(y.totals) == {"a_totale", "a_sap", "a_sas", "b_carenza_manutentiva",
-                             "c_nuova_edificazione", "d_turnover", "e_conferite_privati",
-                             "f_totale_assegnabili", "j_sat", "k_assegnate_anno_precedente"}
+    assert set(y.totals) == {
+        "a_totale",
+        "a_sap",
+        "a_sas",
+        "b_carenza_manutentiva",
+        "c_nuova_edificazione",
+        "d_turnover",
+        "e_conferite_privati",
+        "f_totale_assegnabili",
+        "j_sat",
+        "k_assegnate_anno_precedente",
+    }
 
     crema = y.change(CREMA)
     assert crema is not None and crema.answered_previous and crema.answered_current
     assert [fc.field_id for fc in crema.fields] == [
-        "a_totale", "a_sap", "a_sas", "b_carenza_manutentiva", "c_nuova_edificazione",
-        "d_turnover", "e_conferite_privati", "f_totale_assegnabili", "g_soglia_indigenti",
-        "i_forze_polizia", "j_sat", "k_assegnate_anno_precedente"]
-    assert (crema.field("a_sap").previous, crema.field("a_sap").current,
-            crema.field("a_sap").delta) == (358, 170, -188)
+        "a_totale",
+        "a_sap",
+        "a_sas",
+        "b_carenza_manutentiva",
+        "c_nuova_edificazione",
+        "d_turnover",
+        "e_conferite_privati",
+        "f_totale_assegnabili",
+        "g_soglia_indigenti",
+        "i_forze_polizia",
+        "j_sat",
+        "k_assegnate_anno_precedente",
+    ]
+    assert (
+        crema.field("a_sap").previous,
+        crema.field("a_sap").current,
+        crema.field("a_sap").delta,
+    ) == (358, 170, -188)
     assert crema.field("f_totale_assegnabili").delta == 0
     assert crema.field("g_soglia_indigenti").delta is None  # no threshold either year
 
@@ -195,12 +239,12 @@ def test_compare_gives_deltas_totals_and_keeps_enti_gone_from_the_registry(
 
     assert [c.ente.codice for c in y.solo_precedente] == [MONTODINE]
     assert len(y.enti) == 25
-    assert sum(int(c.field("a_sap").previous or 0) for c in (*y.enti, *y.solo_precedente)
-               ) == 1680
+    assert sum(int(c.field("a_sap").previous or 0) for c in (*y.enti, *y.solo_precedente)) == 1680
 
 
 def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
-        make_2026: Make2026, capsys: pytest.CaptureFixture[str]) -> None:
+    make_2026: Make2026, capsys: pytest.CaptureFixture[str]
+) -> None:
     """consolida still works without the 2025 folder, says why the comparison is missing,
     and the R13 avviso goes away."""
     r = make_2026(linked=True)
@@ -219,15 +263,18 @@ def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
     assert context.previous_values(r) == {}
 
 
-@pytest.mark.parametrize(("target", "fragment"), [
-    ("mancante", "non esiste"),
-    ("vuota", "non è una raccolta (manca raccolta.toml)"),
-    ("stesso-anno", "è dell'anno 2026"),
-    ("anno-dopo", "è dell'anno 2027"),
-])
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("mancante", "non esiste"),
+        ("vuota", "non è una raccolta (manca raccolta.toml)"),
+        ("stesso-anno", "è dell'anno 2026"),
+        ("anno-dopo", "è dell'anno 2027"),
+    ],
+)
 def test_collega_refuses_what_is_not_an_earlier_raccolta(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str,
-        fragment: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, fragment: str
+) -> None:
     """Missing folder, a folder without raccolta.toml, the same or a later year: an Italian
     error, exit code 2, raccolta.toml untouched; crea --precedente creates nothing."""
     r = crea(tmp_path / "r2026", anno=2026)
@@ -241,8 +288,19 @@ def test_collega_refuses_what_is_not_an_earlier_raccolta(
     assert fragment in capsys.readouterr().err
     assert r.config_path.read_bytes() == config
 
-    assert main(["crea", str(tmp_path / "nuova"), "--anno", "2026", "--precedente",
-                 str(tmp_path / target)]) == 2
+    assert (
+        main(
+            [
+                "crea",
+                str(tmp_path / "nuova"),
+                "--anno",
+                "2026",
+                "--precedente",
+                str(tmp_path / target),
+            ]
+        )
+        == 2
+    )
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "nuova").exists()
 
@@ -252,45 +310,73 @@ def _previous(**values: int) -> dict[str, Any]:
     return base | values
 
 
-@pytest.mark.parametrize(("prev", "cur", "codes"), [
-    (_previous(a_sap=358), {"a_sap": 179}, {"R13"}),  # exactly half
-    (_previous(a_sap=358), {"a_sap": 180}, set()),
-    (_previous(a_sap=20), {"a_sap": 40}, {"R13"}),  # exactly double
-    (_previous(a_sap=20), {"a_sap": 39}, set()),
-    (_previous(a_sap=1), {"a_sap": 3}, set()),  # below the minimum of 10 units
-    (_previous(a_sap=9), {"a_sap": 4}, set()),
-    (_previous(a_sap=0), {"a_sap": 12}, {"R13"}),
-    (_previous(a_sap=12), {"a_sap": 0}, {"R13"}),
-    (_previous(a_sap=12, a_sas=12), {"a_sap": 12, "a_sas": 4}, {"R15"}),
-    (_previous(a_sap=7), {"a_sap": 7, "b_carenza_manutentiva": 4, "d_turnover": 4},
-     {"R14"}),  # f 8 > 7 SAP last year
-    (_previous(a_sap=7), {"a_sap": 7, "b_carenza_manutentiva": 3, "d_turnover": 4},
-     set()),
-])
-def test_thresholds_of_the_jump_avvisi(make_return: MakeReturn, vctx: ValidationContext,
-                                       prev: dict[str, Any], cur: dict[str, Any],
-                                       codes: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("prev", "cur", "codes"),
+    [
+        (_previous(a_sap=358), {"a_sap": 179}, {"R13"}),  # exactly half
+        (_previous(a_sap=358), {"a_sap": 180}, set()),
+        (_previous(a_sap=20), {"a_sap": 40}, {"R13"}),  # exactly double
+        (_previous(a_sap=20), {"a_sap": 39}, set()),
+        (_previous(a_sap=1), {"a_sap": 3}, set()),  # below the minimum of 10 units
+        (_previous(a_sap=9), {"a_sap": 4}, set()),
+        (_previous(a_sap=0), {"a_sap": 12}, {"R13"}),
+        (_previous(a_sap=12), {"a_sap": 0}, {"R13"}),
+        (_previous(a_sap=12, a_sas=12), {"a_sap": 12, "a_sas": 4}, {"R15"}),
+        (
+            _previous(a_sap=7),
+            {"a_sap": 7, "b_carenza_manutentiva": 4, "d_turnover": 4},
+            {"R14"},
+        ),  # f 8 > 7 SAP last year
+        (_previous(a_sap=7), {"a_sap": 7, "b_carenza_manutentiva": 3, "d_turnover": 4}, set()),
+    ],
+)
+def test_thresholds_of_the_jump_avvisi(
+    make_return: MakeReturn,
+    vctx: ValidationContext,
+    prev: dict[str, Any],
+    cur: dict[str, Any],
+    codes: set[str],
+) -> None:
     """Halved or less / doubled or more, only from 10 units up; f) above last year's SAP."""
-    values = {"a_sas": 0, "b_carenza_manutentiva": 0, "c_nuova_edificazione": 0,
-              "d_turnover": 0, "e_conferite_privati": 0, "k_assegnate_anno_precedente": 0,
-              "j_sat": 0, "referente_nome": "Ufficio Casa", "referente_email": "c@x.example"
-              } | cur
-    ctx = ValidationContext(anno=2026, raccolta_id=vctx.raccolta_id, registry=vctx.registry,
-                            previous={CREMA: prev}, anno_precedente=2025)
+    values = {
+        "a_sas": 0,
+        "b_carenza_manutentiva": 0,
+        "c_nuova_edificazione": 0,
+        "d_turnover": 0,
+        "e_conferite_privati": 0,
+        "k_assegnate_anno_precedente": 0,
+        "j_sat": 0,
+        "referente_nome": "Ufficio Casa",
+        "referente_email": "c@x.example",
+    } | cur
+    ctx = ValidationContext(
+        anno=2026,
+        raccolta_id=vctx.raccolta_id,
+        registry=vctx.registry,
+        previous={CREMA: prev},
+        anno_precedente=2025,
+    )
     report = validate_file(make_return(values, ente=CREMA), ctx)
     assert report.codes() & YOY_CODES == codes
     assert report.valid
 
 
-def test_sap_swapped_with_sas_is_named_in_the_message(make_return: MakeReturn,
-                                                      vctx: ValidationContext) -> None:
+def test_sap_swapped_with_sas_is_named_in_the_message(
+    make_return: MakeReturn, vctx: ValidationContext
+) -> None:
     """SAP 30 → 0 while SAS 0 → 30: the R13 message says where the units went."""
-    ctx = ValidationContext(anno=2026, registry=vctx.registry, anno_precedente=2025,
-                            previous={CREMA: _previous(a_sap=30)})
+    ctx = ValidationContext(
+        anno=2026,
+        registry=vctx.registry,
+        anno_precedente=2025,
+        previous={CREMA: _previous(a_sap=30)},
+    )
     report = validate_file(make_return({"a_sap": 0, "a_sas": 30}, ente=CREMA), ctx)
     (r13,) = [p for p in report.problems if p.code == "R13"]
-    assert r13.message == ("a) N. alloggi SAP: 0 nel 2026 contro 30 nel 2025 (nessun "
-                           "alloggio); intanto N. alloggi SAS sono passati da 0 a 30")
+    assert r13.message == (
+        "a) N. alloggi SAP: 0 nel 2026 contro 30 nel 2025 (nessun "
+        "alloggio); intanto N. alloggi SAS sono passati da 0 a 30"
+    )
 
 
 def test_thresholds_are_settings_of_raccolta_toml(tmp_path: Path) -> None:
@@ -299,17 +385,20 @@ def test_thresholds_are_settings_of_raccolta_toml(tmp_path: Path) -> None:
     r = crea(tmp_path / "r", anno=2026)
     text = r.config_path.read_text(encoding="utf-8")
     assert "confronto_minimo_percentuale = 50\n" in text
-    assert '[confronto]\n' in text and '# precedente = "../raccolta-2025"\n' in text
+    assert "[confronto]\n" in text and '# precedente = "../raccolta-2025"\n' in text
     assert rc.load(r.path).settings == Settings()
     assert context.previous_raccolta(r) is None and context.previous_notice(r) is None
     assert validation_context(r).previous is None
 
-    r.config_path.write_text(text.replace("confronto_minimo_alloggi = 10",
-                                          "confronto_minimo_alloggi = 3"), encoding="utf-8")
+    r.config_path.write_text(
+        text.replace("confronto_minimo_alloggi = 10", "confronto_minimo_alloggi = 3"),
+        encoding="utf-8",
+    )
     assert rc.load(r.path).settings.confronto_minimo_alloggi == 3
-    r.config_path.write_text(text.replace("confronto_massimo_percentuale = 200",
-                                          "confronto_massimo_percentuale = 50"),
-                             encoding="utf-8")
+    r.config_path.write_text(
+        text.replace("confronto_massimo_percentuale = 200", "confronto_massimo_percentuale = 50"),
+        encoding="utf-8",
+    )
     with pytest.raises(rc.RaccoltaError, match="confronto_massimo_percentuale"):
         rc.load(r.path)
 
@@ -328,7 +417,8 @@ def test_previous_values_are_read_once_per_raccolta_object(make_2026: Make2026) 
 
 
 def test_collega_on_an_older_config_without_confronto_keeps_windows_line_ends(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A raccolta.toml written before [confronto] existed, saved with CRLF by Notepad,
     gets the section appended; every other line stays as it was, CRLF included."""
     crea(tmp_path / "r2025", anno=2025)
@@ -342,14 +432,17 @@ def test_collega_on_an_older_config_without_confronto_keeps_windows_line_ends(
 
     new = r.config_path.read_bytes().decode("utf-8")
     assert new.startswith(old) and "\n" not in new.replace("\r\n", "")
-    assert new[len(old):] == ("\r\n[confronto]\r\n# Raccolta dell'anno precedente, per il "
-                              "confronto dei dati (piano-abitativo collega).\r\n"
-                              'precedente = "../r2025"\r\n')
+    assert new[len(old) :] == (
+        "\r\n[confronto]\r\n# Raccolta dell'anno precedente, per il "
+        "confronto dei dati (piano-abitativo collega).\r\n"
+        'precedente = "../r2025"\r\n'
+    )
     assert rc.load(r.path).precedente_path == tmp_path / "r2025"
 
 
 def test_master_compares_each_ente_with_last_year_after_recalculation(
-        make_2026: Make2026, tmp_path: Path) -> None:
+    make_2026: Make2026, tmp_path: Path
+) -> None:
     """With the link, the master gets a sheet "Confronto 2025": each ente's SAP, SAS, f),
     j) and k) in both years and the change. LibreOffice recalculates it from its formulas
     (cached results dropped): Crema 358 → 170 (−188), the ALER's SAS 11 → 25, the 2025
@@ -377,8 +470,7 @@ def test_master_compares_each_ente_with_last_year_after_recalculation(
     assert montodine[0] is not None and montodine[1] is None and montodine[2] is None
     sap_2025, sap_2026, change = rows["Totale"][0:3]
     assert sap_2025 == 1680
-    assert sap_2026 == sum(int(s.values["a_sap"]) for s in res.consolidation.enti
-                           if s.values)
+    assert sap_2026 == sum(int(s.values["a_sap"]) for s in res.consolidation.enti if s.values)
     assert change == sap_2026 - sap_2025
 
 

@@ -29,8 +29,9 @@ def json_value(v: Any) -> Any:
     return v
 
 
-def payload_of(data: bytes, name: str, *,
-               extra_sheets: list[dict[str, Any]] | None = None) -> Payload:
+def payload_of(
+    data: bytes, name: str, *, extra_sheets: list[dict[str, Any]] | None = None
+) -> Payload:
     """Each sheet's used-range values from A1, its tables and the workbook names of the
     workbook `data`; `extra_sheets` are appended as given."""
     cw = CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -38,20 +39,39 @@ def payload_of(data: bytes, name: str, *,
     sheets = []
     for n in cw.sheet_names:
         rows = cw.get_sheet_by_name(n).to_python(skip_empty_area=False)
-        tables = [{"name": t, "range_address": "$" + ref.replace(":", ":$")}
-                  for t, ref in wb[n].tables.items()]  # type: ignore[no-untyped-call]
-        sheets.append({"name": n, "values": [[json_value(v) for v in row] for row in rows],
-                       "tables": tables, "pictures": []})
+        tables = [
+            {"name": t, "range_address": "$" + ref.replace(":", ":$")}
+            for t, ref in wb[n].tables.items()
+        ]  # type: ignore[no-untyped-call]
+        sheets.append(
+            {
+                "name": n,
+                "values": [[json_value(v) for v in row] for row in rows],
+                "tables": tables,
+                "pictures": [],
+            }
+        )
     sheets += extra_sheets or []
     names = []
     for nm, dn in wb.defined_names.items():
         ((sheet, coord),) = list(dn.destinations)
-        names.append({"name": nm, "sheet_index": cw.sheet_names.index(sheet),
-                      "address": coord.replace("$", ""), "book_scope": True,
-                      "scope_sheet_name": None, "scope_sheet_index": None})
-    return {"client": "VBA", "version": xw.__version__,
-            "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
-            "names": names, "sheets": sheets}
+        names.append(
+            {
+                "name": nm,
+                "sheet_index": cw.sheet_names.index(sheet),
+                "address": coord.replace("$", ""),
+                "book_scope": True,
+                "scope_sheet_name": None,
+                "scope_sheet_index": None,
+            }
+        )
+    return {
+        "client": "VBA",
+        "version": xw.__version__,
+        "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
+        "names": names,
+        "sheets": sheets,
+    }
 
 
 @contextlib.contextmanager

@@ -31,9 +31,13 @@ def crea(path: Path, **options: Any) -> Raccolta:
     return r
 
 
-def importa(r: Raccolta, paths: Sequence[Path], *,
-            progress: Callable[[Path], None] | None = None,
-            waiting: Callable[[str], None] | None = None) -> archive.ImportResult:
+def importa(
+    r: Raccolta,
+    paths: Sequence[Path],
+    *,
+    progress: Callable[[Path], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> archive.ImportResult:
     """Archive, validate and record the returned files found at `paths`."""
     return import_files(r, paths, progress=progress, waiting=waiting)
 
@@ -54,8 +58,7 @@ class ConsolidaResult:
     consolidation: Consolidation
 
 
-def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None
-              ) -> ConsolidaResult:
+def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None) -> ConsolidaResult:
     """Write the master workbook (.xlsm with its buttons) from the latest valid return of
     each ente."""
     from piano_abitativo.master.xlsm import write_master_xlsm
@@ -66,8 +69,9 @@ def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None
     return ConsolidaResult(target, cons)
 
 
-def documento(r: Raccolta, *, pdf: bool = True,
-              progress: Callable[[str], None] | None = None) -> DocumentResult:
+def documento(
+    r: Raccolta, *, pdf: bool = True, progress: Callable[[str], None] | None = None
+) -> DocumentResult:
     """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice) from
     the current consolidation, with the comparison with last year when the raccolta is
     linked to last year's (a link that cannot be used is one more note)."""

@@ -52,16 +52,26 @@ class EnteStato:
             return x.astimezone(archive.TZ).isoformat() if x else None
 
         return {
-            "codice": self.codice, "denominazione": self.denominazione,
-            "indirizzo": self.indirizzo, "stato": self.stato, "ricevuto": self.ricevuto,
-            "ricevuto_il": iso(self.ricevuto_il), "fonte_data": self.fonte_data,
-            "certificato": self.certificato, "canale": self.canale,
-            "versioni": self.versioni, "errori": self.errori, "avvisi": self.avvisi,
-            "file": self.file, "mittente": self.mittente,
+            "codice": self.codice,
+            "denominazione": self.denominazione,
+            "indirizzo": self.indirizzo,
+            "stato": self.stato,
+            "ricevuto": self.ricevuto,
+            "ricevuto_il": iso(self.ricevuto_il),
+            "fonte_data": self.fonte_data,
+            "certificato": self.certificato,
+            "canale": self.canale,
+            "versioni": self.versioni,
+            "errori": self.errori,
+            "avvisi": self.avvisi,
+            "file": self.file,
+            "mittente": self.mittente,
             "identificativo_pec": self.identificativo_pec,
-            "invitato_il": iso(self.invitato_il), "sollecitato_il": iso(self.sollecitato_il),
+            "invitato_il": iso(self.invitato_il),
+            "sollecitato_il": iso(self.sollecitato_il),
             "esito_inviato_il": iso(self.esito_inviato_il),
-            "consegnato_il": iso(self.consegnato_il), "mancata_consegna": self.mancata_consegna,
+            "consegnato_il": iso(self.consegnato_il),
+            "mancata_consegna": self.mancata_consegna,
         }
 
 
@@ -77,9 +87,11 @@ class Stato:
     mittenti_sconosciuti: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"enti": [e.to_json() for e in self.enti],
-                "non_attribuiti": self.non_attribuiti,
-                "mittenti_sconosciuti": self.mittenti_sconosciuti}
+        return {
+            "enti": [e.to_json() for e in self.enti],
+            "non_attribuiti": self.non_attribuiti,
+            "mittenti_sconosciuti": self.mittenti_sconosciuti,
+        }
 
     @property
     def ricevuti(self) -> int:
@@ -103,11 +115,17 @@ def stato(r: Raccolta, cons: Consolidation | None = None) -> Stato:
             ente_of_message[str(rec["message_id"]).strip()] = str(rec["ente"])
     delivered, failed = _delivery(r, ente_of_message)
     enti = [_with_delivery(_row(s, sent), delivered, failed) for s in cons.enti]
-    stray = [{"file": rc.nome, "sha256": rc.sha256,
-              "ricevuto_il": rc.ricevuto_il.astimezone(archive.TZ).isoformat(),
-              "mittente": rc.extra.get("mittente"), "canale": rc.canale,
-              "problemi": [p.message for p in rc.report.errors]}
-             for rc in cons.non_attribuiti]
+    stray = [
+        {
+            "file": rc.nome,
+            "sha256": rc.sha256,
+            "ricevuto_il": rc.ricevuto_il.astimezone(archive.TZ).isoformat(),
+            "mittente": rc.extra.get("mittente"),
+            "canale": rc.canale,
+            "problemi": [p.message for p in rc.report.errors],
+        }
+        for rc in cons.non_attribuiti
+    ]
     return Stato(cons.anno, enti, stray, _unknown_senders(r))
 
 
@@ -115,22 +133,34 @@ def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
     last = s.latest
     e = s.ente
     return EnteStato(
-        codice=e.codice, denominazione=e.nome_completo, indirizzo=e.indirizzo, stato=s.stato,
-        ricevuto=last is not None, ricevuto_il=last.ricevuto_il if last else None,
+        codice=e.codice,
+        denominazione=e.nome_completo,
+        indirizzo=e.indirizzo,
+        stato=s.stato,
+        ricevuto=last is not None,
+        ricevuto_il=last.ricevuto_il if last else None,
         fonte_data=last.fonte_data if last else None,
-        certificato=bool(last and last.certificato), canale=last.canale if last else None,
-        versioni=len(s.versions), errori=s.errori, avvisi=s.avvisi,
+        certificato=bool(last and last.certificato),
+        canale=last.canale if last else None,
+        versioni=len(s.versions),
+        errori=s.errori,
+        avvisi=s.avvisi,
         file=last.nome if last else None,
         mittente=str(last.extra["mittente"]) if last and last.extra.get("mittente") else None,
-        identificativo_pec=(str(last.extra["identificativo_pec"])
-                            if last and last.extra.get("identificativo_pec") else None),
+        identificativo_pec=(
+            str(last.extra["identificativo_pec"])
+            if last and last.extra.get("identificativo_pec")
+            else None
+        ),
         invitato_il=sent.get(("invio", e.codice)),
         sollecitato_il=sent.get(("sollecito", e.codice)),
-        esito_inviato_il=sent.get(("esito", e.codice)))
+        esito_inviato_il=sent.get(("esito", e.codice)),
+    )
 
 
-def _delivery(r: Raccolta, ente_of_message: dict[str, str]
-              ) -> tuple[dict[str, dt.datetime], dict[str, str]]:
+def _delivery(
+    r: Raccolta, ente_of_message: dict[str, str]
+) -> tuple[dict[str, dt.datetime], dict[str, str]]:
     """PEC receipts that refer to messages we sent: delivered (time) or not (why)."""
     delivered: dict[str, dt.datetime] = {}
     failed: dict[str, str] = {}
@@ -145,16 +175,23 @@ def _delivery(r: Raccolta, ente_of_message: dict[str, str]
         if tipo == "avvenuta-consegna":
             if codice not in delivered or delivered[codice] < when:
                 delivered[codice] = when
-        elif tipo in ("errore-consegna", "mancata-consegna", "preavviso-errore-consegna",
-                      "non-accettazione", "rilevazione-virus"):
+        elif tipo in (
+            "errore-consegna",
+            "mancata-consegna",
+            "preavviso-errore-consegna",
+            "non-accettazione",
+            "rilevazione-virus",
+        ):
             failed[codice] = f"{tipo.replace('-', ' ')} il {when.astimezone(archive.TZ):%d/%m/%Y}"
     return delivered, failed
 
 
-def _with_delivery(row: EnteStato, delivered: dict[str, dt.datetime],
-                   failed: dict[str, str]) -> EnteStato:
-    return replace(row, consegnato_il=delivered.get(row.codice),
-                   mancata_consegna=failed.get(row.codice))
+def _with_delivery(
+    row: EnteStato, delivered: dict[str, dt.datetime], failed: dict[str, str]
+) -> EnteStato:
+    return replace(
+        row, consegnato_il=delivered.get(row.codice), mancata_consegna=failed.get(row.codice)
+    )
 
 
 def _unknown_senders(r: Raccolta) -> list[dict[str, Any]]:
@@ -162,13 +199,25 @@ def _unknown_senders(r: Raccolta) -> list[dict[str, Any]]:
     files were attributed to by content."""
     out = []
     for rec in archive.read_ledger(r.path).records:
-        if (rec.get("tipo") != "messaggio" or rec.get("duplicato")
-                or rec.get("genere") == "ricevuta" or rec.get("ente_mittente")):
+        if (
+            rec.get("tipo") != "messaggio"
+            or rec.get("duplicato")
+            or rec.get("genere") == "ricevuta"
+            or rec.get("ente_mittente")
+        ):
             continue
-        enti = sorted({str(a["ente"]) for a in rec.get("allegati") or []
-                       if a.get("ente") in r.registry})
-        out.append({"mittente": rec.get("mittente"), "oggetto": rec.get("oggetto"),
-                    "ricevuto_il": rec.get("ricevuto_il"), "esito": rec.get("esito"),
-                    "attribuito_a": enti, "origine": rec.get("origine"),
-                    "note": rec.get("note") or []})
+        enti = sorted(
+            {str(a["ente"]) for a in rec.get("allegati") or [] if a.get("ente") in r.registry}
+        )
+        out.append(
+            {
+                "mittente": rec.get("mittente"),
+                "oggetto": rec.get("oggetto"),
+                "ricevuto_il": rec.get("ricevuto_il"),
+                "esito": rec.get("esito"),
+                "attribuito_a": enti,
+                "origine": rec.get("origine"),
+                "note": rec.get("note") or [],
+            }
+        )
     return out

@@ -93,6 +93,7 @@ def archive_dir(raccolta_path: Path) -> Path:
 
 # --------------------------------------------------------------------------- locking
 
+
 def _try_lock(fh: IO[bytes]) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
@@ -135,31 +136,36 @@ def _who() -> str:
 
 
 @contextlib.contextmanager
-def locked(raccolta_path: Path, *, timeout: float = 60.0,
-           waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+def locked(
+    raccolta_path: Path, *, timeout: float = 60.0, waiting: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the raccolta's write lock; wait up to `timeout` seconds for another holder."""
     adir = archive_dir(raccolta_path)
     try:
         adir.mkdir(parents=True, exist_ok=True)
         fh = open(adir / LOCK_NAME, "a+b")  # noqa: SIM115 - closed in finally
     except OSError as exc:
-        raise ArchiveError(f"Impossibile scrivere nella cartella {adir}: {exc.strerror}. "
-                           "Controllare di avere i permessi di scrittura.") from exc
+        raise ArchiveError(
+            f"Impossibile scrivere nella cartella {adir}: {exc.strerror}. "
+            "Controllare di avere i permessi di scrittura."
+        ) from exc
     try:
         deadline = time.monotonic() + timeout
         told = False
         while not _try_lock(fh):
             holder = _read_holder(adir)
             if time.monotonic() >= deadline:
-                raise ArchiveBusy(f"La raccolta {raccolta_path} è in uso{holder}. Riprovare "
-                                  "fra qualche minuto.")
+                raise ArchiveBusy(
+                    f"La raccolta {raccolta_path} è in uso{holder}. Riprovare fra qualche minuto."
+                )
             if waiting is not None and not told:
                 waiting(f"La raccolta è in uso{holder}: attendo…")
                 told = True
             time.sleep(0.1)
         with contextlib.suppress(OSError):
-            (adir / LOCK_INFO_NAME).write_text(f"{_who()} {now():%d/%m/%Y %H:%M:%S}\n",
-                                               encoding="utf-8")
+            (adir / LOCK_INFO_NAME).write_text(
+                f"{_who()} {now():%d/%m/%Y %H:%M:%S}\n", encoding="utf-8"
+            )
         try:
             yield
         finally:
@@ -180,13 +186,20 @@ def _read_holder(adir: Path) -> str:
 
 # --------------------------------------------------------------------------- blobs
 
+
 def blob_relpath(sha256: str, suffix: str, folder: str = FILES_DIR) -> str:
     suffix = suffix.lower() if suffix and len(suffix) <= 12 and suffix[1:].isalnum() else ""
     return f"{ARCHIVE_DIR}/{folder}/{sha256[:2]}/{sha256}{suffix}"
 
 
-def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
-               mtime: float | None = None, folder: str = FILES_DIR) -> tuple[str, str]:
+def store_blob(
+    raccolta_path: Path,
+    data: bytes,
+    *,
+    suffix: str,
+    mtime: float | None = None,
+    folder: str = FILES_DIR,
+) -> tuple[str, str]:
     """Copy `data` into the archive (if not there yet); returns (sha256, relative path).
 
     An existing archived copy is checked against its name and rewritten only if damaged.
@@ -205,6 +218,7 @@ def store_blob(raccolta_path: Path, data: bytes, *, suffix: str,
 
 
 # --------------------------------------------------------------------------- ledger
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -255,14 +269,22 @@ class Receipt:
     @classmethod
     def from_record(cls, rec: dict[str, Any], seq: int) -> Receipt:
         return cls(
-            sha256=rec["sha256"], nome=rec["nome"], blob=rec["blob"],
+            sha256=rec["sha256"],
+            nome=rec["nome"],
+            blob=rec["blob"],
             dimensione=int(rec["dimensione"]),
             ricevuto_il=dt.datetime.fromisoformat(rec["ricevuto_il"]),
-            fonte_data=rec["fonte_data"], certificato=bool(rec["certificato"]),
-            canale=rec["canale"], importato_il=dt.datetime.fromisoformat(rec["importato_il"]),
-            origine=rec["origine"], utente=rec["utente"], contesto=rec["contesto"],
-            report=Report.from_record(rec["report"]), extra=dict(rec.get("extra") or {}),
-            seq=seq)
+            fonte_data=rec["fonte_data"],
+            certificato=bool(rec["certificato"]),
+            canale=rec["canale"],
+            importato_il=dt.datetime.fromisoformat(rec["importato_il"]),
+            origine=rec["origine"],
+            utente=rec["utente"],
+            contesto=rec["contesto"],
+            report=Report.from_record(rec["report"]),
+            extra=dict(rec.get("extra") or {}),
+            seq=seq,
+        )
 
 
 @dataclass
@@ -272,8 +294,7 @@ class LedgerContents:
     damaged_lines: int = 0
 
 
-def iter_ledger(raccolta_path: Path, damage: list[int] | None = None
-                ) -> Iterator[dict[str, Any]]:
+def iter_ledger(raccolta_path: Path, damage: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """The ledger's records in order, read a line at a time (memory does not grow with
     the ledger). Lines cut short by a crash or unreadable are skipped and counted in
     ``damage[0]`` when `damage` is given."""
@@ -307,10 +328,10 @@ def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> No
     if not records:
         return
     path = archive_dir(raccolta_path) / LEDGER_NAME
-    payload = b"".join(json.dumps(r, ensure_ascii=False, sort_keys=True).encode("utf-8")
-                       + b"\n" for r in records)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
-                 0o644)
+    payload = b"".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for r in records
+    )
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
     try:
         size = os.fstat(fd).st_size
         if size:
@@ -332,9 +353,12 @@ def _last_byte(path: Path) -> bytes:  # pragma: no cover - Windows has no pread
         return fh.read(1)
 
 
-def iter_receipts(r: Raccolta, *, fingerprint: str | None = None,
-                  context: Callable[[], ValidationContext] | None = None
-                  ) -> Iterator[Receipt]:
+def iter_receipts(
+    r: Raccolta,
+    *,
+    fingerprint: str | None = None,
+    context: Callable[[], ValidationContext] | None = None,
+) -> Iterator[Receipt]:
     """Every receipt of the raccolta in ledger order, read as they are consumed.
 
     With `fingerprint` and `context`, reports made under another registry or other rules
@@ -358,12 +382,14 @@ def iter_receipts(r: Raccolta, *, fingerprint: str | None = None,
             except OSError:
                 pass
             else:
-                rc = dataclasses.replace(rc, report=validate_bytes(data, rc.nome, ctx),
-                                         contesto=fingerprint)
+                rc = dataclasses.replace(
+                    rc, report=validate_bytes(data, rc.nome, ctx), contesto=fingerprint
+                )
         yield rc
 
 
 # --------------------------------------------------------------------------- import
+
 
 @dataclass(frozen=True)
 class ImportOutcome:
@@ -389,14 +415,37 @@ def _mtime(path: Path, st: os.stat_result) -> dt.datetime:
     return dt.datetime.fromtimestamp(st.st_mtime, TZ)
 
 
-def make_receipt(r: Raccolta, data: bytes, *, nome: str, blob: str, sha: str,
-                 ricevuto_il: dt.datetime, fonte_data: str, canale: str, origine: str,
-                 certificato: bool = False, extra: dict[str, Any] | None = None,
-                 ctx: ValidationContext, fingerprint: str) -> Receipt:
+def make_receipt(
+    r: Raccolta,
+    data: bytes,
+    *,
+    nome: str,
+    blob: str,
+    sha: str,
+    ricevuto_il: dt.datetime,
+    fonte_data: str,
+    canale: str,
+    origine: str,
+    certificato: bool = False,
+    extra: dict[str, Any] | None = None,
+    ctx: ValidationContext,
+    fingerprint: str,
+) -> Receipt:
     """Validate an archived file under `ctx` and make its ledger record."""
     report = validate_bytes(data, nome, ctx)
-    return Receipt(sha256=sha, nome=nome, blob=blob, dimensione=len(data),
-                   ricevuto_il=ricevuto_il, fonte_data=fonte_data, certificato=certificato,
-                   canale=canale, importato_il=now(), origine=origine, utente=_who(),
-                   contesto=fingerprint, report=report,
-                   extra=extra or {})
+    return Receipt(
+        sha256=sha,
+        nome=nome,
+        blob=blob,
+        dimensione=len(data),
+        ricevuto_il=ricevuto_il,
+        fonte_data=fonte_data,
+        certificato=certificato,
+        canale=canale,
+        importato_il=now(),
+        origine=origine,
+        utente=_who(),
+        contesto=fingerprint,
+        report=report,
+        extra=extra or {},
+    )

@@ -43,12 +43,15 @@ from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 class _ItalianParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        message = (message.replace("the following arguments are required",
-                                   "mancano gli argomenti obbligatori")
-                   .replace("invalid choice", "scelta non valida")
-                   .replace("unrecognized arguments", "argomenti non riconosciuti")
-                   .replace("expected one argument", "serve un valore")
-                   .replace("invalid int value", "numero intero non valido"))
+        message = (
+            message.replace(
+                "the following arguments are required", "mancano gli argomenti obbligatori"
+            )
+            .replace("invalid choice", "scelta non valida")
+            .replace("unrecognized arguments", "argomenti non riconosciuti")
+            .replace("expected one argument", "serve un valore")
+            .replace("invalid int value", "numero intero non valido")
+        )
         self.print_usage(sys.stderr)
         self.exit(2, f"Errore: {message}\n")
 
@@ -57,12 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     p = _ItalianParser(
         prog="piano-abitativo",
         description="Raccolta dei dati del Piano annuale dell'offerta abitativa pubblica e "
-                    "sociale (L.R. 16/2016, R.R. 4/2017): modelli per gli enti, validazione "
-                    "dei file restituiti.",
-        add_help=False)
+        "sociale (L.R. 16/2016, R.R. 4/2017): modelli per gli enti, validazione "
+        "dei file restituiti.",
+        add_help=False,
+    )
     p.add_argument("-h", "--help", action="help", help="mostra questo aiuto ed esce")
-    p.add_argument("--version", action="version", version=f"piano-abitativo {__version__}",
-                   help="mostra la versione ed esce")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"piano-abitativo {__version__}",
+        help="mostra la versione ed esce",
+    )
     sub = p.add_subparsers(dest="comando", metavar="COMANDO", parser_class=_ItalianParser)
     sub.required = True
 
@@ -74,107 +82,195 @@ def _parser() -> argparse.ArgumentParser:
     c = cmd("crea", "Crea la cartella di una nuova raccolta (configurazione ed elenco enti).")
     c.add_argument("cartella", type=Path, help="cartella della raccolta (nuova)")
     c.add_argument("--anno", type=int, required=True, help="anno del Piano, es. 2026")
-    c.add_argument("--enti", type=Path, metavar="FILE.csv",
-                   help="elenco degli enti (CSV); se omesso, l'Ambito Cremasco")
+    c.add_argument(
+        "--enti",
+        type=Path,
+        metavar="FILE.csv",
+        help="elenco degli enti (CSV); se omesso, l'Ambito Cremasco",
+    )
     c.add_argument("--scadenza", metavar="GG/MM/AAAA", help="termine per la risposta")
     c.add_argument("--ambito", help="nome dell'ambito territoriale")
     c.add_argument("--contatto", default="", help="chi contattare, per le istruzioni")
-    c.add_argument("--precedente", type=Path, metavar="CARTELLA",
-                   help="raccolta dell'anno precedente, per il confronto ente per ente")
+    c.add_argument(
+        "--precedente",
+        type=Path,
+        metavar="CARTELLA",
+        help="raccolta dell'anno precedente, per il confronto ente per ente",
+    )
 
-    c = cmd("collega", "Collega la raccolta dell'anno precedente, per confrontare i dati di "
-                       "ogni ente con quelli dell'anno prima (avvisi R13-R15 e variazioni "
-                       "nel riepilogo); aggiorna raccolta.toml lasciando il resto com'è.")
+    c = cmd(
+        "collega",
+        "Collega la raccolta dell'anno precedente, per confrontare i dati di "
+        "ogni ente con quelli dell'anno prima (avvisi R13-R15 e variazioni "
+        "nel riepilogo); aggiorna raccolta.toml lasciando il resto com'è.",
+    )
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--precedente", type=Path, required=True, metavar="CARTELLA",
-                   help="cartella della raccolta dell'anno precedente")
+    c.add_argument(
+        "--precedente",
+        type=Path,
+        required=True,
+        metavar="CARTELLA",
+        help="cartella della raccolta dell'anno precedente",
+    )
 
     c = cmd("modelli", "Genera un modello personalizzato per ogni ente in CARTELLA/modelli/.")
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
 
     c = cmd("valida", "Valida i file restituiti dagli enti (file o cartelle).")
-    c.add_argument("percorsi", type=Path, nargs="+", metavar="PERCORSO",
-                   help="file .xlsx/.xlsm/.xls/.ods o cartelle che li contengono")
-    c.add_argument("--raccolta", type=Path, metavar="CARTELLA",
-                   help="raccolta di riferimento (se omessa: quella che contiene i file)")
+    c.add_argument(
+        "percorsi",
+        type=Path,
+        nargs="+",
+        metavar="PERCORSO",
+        help="file .xlsx/.xlsm/.xls/.ods o cartelle che li contengono",
+    )
+    c.add_argument(
+        "--raccolta",
+        type=Path,
+        metavar="CARTELLA",
+        help="raccolta di riferimento (se omessa: quella che contiene i file)",
+    )
     c.add_argument("--json", action="store_true", help="risultato in formato JSON")
 
-    c = cmd("importa", "Archivia e valida i file restituiti dagli enti (file o cartelle): "
-                       "ogni file è conservato nell'archivio della raccolta, l'ente è "
-                       "riconosciuto dal contenuto, non dal nome del file.")
+    c = cmd(
+        "importa",
+        "Archivia e valida i file restituiti dagli enti (file o cartelle): "
+        "ogni file è conservato nell'archivio della raccolta, l'ente è "
+        "riconosciuto dal contenuto, non dal nome del file.",
+    )
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--da", type=Path, nargs="+", metavar="PERCORSO",
-                   help="file o cartelle da importare (anche messaggi .eml/.msg e file "
-                        "firmati .p7m)")
-    c.add_argument("--imap", action="store_true",
-                   help="legge anche la casella di posta configurata in [posta], senza "
-                        "modificarla")
-    c.add_argument("--sposta", action="store_true",
-                   help="con --imap: sposta i messaggi importati nella cartella "
-                        "cartella_importati (nessun messaggio viene cancellato)")
+    c.add_argument(
+        "--da",
+        type=Path,
+        nargs="+",
+        metavar="PERCORSO",
+        help="file o cartelle da importare (anche messaggi .eml/.msg e file firmati .p7m)",
+    )
+    c.add_argument(
+        "--imap",
+        action="store_true",
+        help="legge anche la casella di posta configurata in [posta], senza modificarla",
+    )
+    c.add_argument(
+        "--sposta",
+        action="store_true",
+        help="con --imap: sposta i messaggi importati nella cartella "
+        "cartella_importati (nessun messaggio viene cancellato)",
+    )
     c.add_argument("--json", action="store_true", help="risultato in formato JSON")
 
     for name, text in (
-            ("invia", "Invia a ogni ente il suo modello personalizzato, con le istruzioni "
-                      "(testo in CARTELLA/messaggi/invio.txt)."),
-            ("solleciti", "Sollecita gli enti che non hanno risposto o il cui ultimo file ha "
-                          "errori, elencandoli (al massimo un sollecito al giorno per ente)."),
-            ("esiti", "Comunica a ogni ente l'esito del suo ultimo file (accettato, o cosa "
-                      "correggere) e chiede il file a chi ha scritto senza allegarlo.")):
-        c = cmd(name, text + " Senza --davvero è una prova: i messaggi sono scritti in "
-                "CARTELLA/posta/uscita/ e non inviati.")
+        (
+            "invia",
+            "Invia a ogni ente il suo modello personalizzato, con le istruzioni "
+            "(testo in CARTELLA/messaggi/invio.txt).",
+        ),
+        (
+            "solleciti",
+            "Sollecita gli enti che non hanno risposto o il cui ultimo file ha "
+            "errori, elencandoli (al massimo un sollecito al giorno per ente).",
+        ),
+        (
+            "esiti",
+            "Comunica a ogni ente l'esito del suo ultimo file (accettato, o cosa "
+            "correggere) e chiede il file a chi ha scritto senza allegarlo.",
+        ),
+    ):
+        c = cmd(
+            name,
+            text + " Senza --davvero è una prova: i messaggi sono scritti in "
+            "CARTELLA/posta/uscita/ e non inviati.",
+        )
         c.add_argument("cartella", type=Path, help="cartella della raccolta")
-        c.add_argument("--davvero", action="store_true",
-                       help="invia davvero (senza: solo prova, nulla parte)")
+        c.add_argument(
+            "--davvero", action="store_true", help="invia davvero (senza: solo prova, nulla parte)"
+        )
         c.add_argument("--limite", type=int, metavar="N", help="invia al massimo N messaggi")
-        c.add_argument("--ripeti", action="store_true",
-                       help="invia di nuovo anche i messaggi già inviati o il cui invio è "
-                            "stato interrotto")
+        c.add_argument(
+            "--ripeti",
+            action="store_true",
+            help="invia di nuovo anche i messaggi già inviati o il cui invio è stato interrotto",
+        )
         if name != "esiti":
-            c.add_argument("--enti", nargs="+", metavar="CODICE",
-                           help="solo questi enti (codici dell'elenco enti)")
+            c.add_argument(
+                "--enti",
+                nargs="+",
+                metavar="CODICE",
+                help="solo questi enti (codici dell'elenco enti)",
+            )
         c.add_argument("--json", action="store_true", help="risultato in formato JSON")
 
-    c = cmd("stato", "Mostra per ogni ente se ha risposto, quando (ora certificata PEC se "
-                     "c'è), con quali errori, e i solleciti inviati.")
+    c = cmd(
+        "stato",
+        "Mostra per ogni ente se ha risposto, quando (ora certificata PEC se "
+        "c'è), con quali errori, e i solleciti inviati.",
+    )
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--json", action="store_true",
-                   help='risultato in formato JSON: {"enti": [...]}')
+    c.add_argument("--json", action="store_true", help='risultato in formato JSON: {"enti": [...]}')
 
-    c = cmd("consolida", "Scrive la cartella di lavoro riepilogativa (tabelle a)–k) con "
-                         "totali calcolati da formule, cruscotto, report programmazione).")
+    c = cmd(
+        "consolida",
+        "Scrive la cartella di lavoro riepilogativa (tabelle a)–k) con "
+        "totali calcolati da formule, cruscotto, report programmazione).",
+    )
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--json", action="store_true",
-                   help="stampa in JSON il percorso del file e i totali")
+    c.add_argument(
+        "--json", action="store_true", help="stampa in JSON il percorso del file e i totali"
+    )
 
-    c = cmd("documento", "Scrive il documento del Piano annuale da approvare in Assemblea dei "
-                         "sindaci: CARTELLA/documento/Piano_annuale_offerta_abitativa_ANNO"
-                         ".docx e, se LibreOffice è installato, il .pdf. I testi delle "
-                         "sezioni descrittive sono in CARTELLA/testi/ e si possono "
-                         "modificare.")
+    c = cmd(
+        "documento",
+        "Scrive il documento del Piano annuale da approvare in Assemblea dei "
+        "sindaci: CARTELLA/documento/Piano_annuale_offerta_abitativa_ANNO"
+        ".docx e, se LibreOffice è installato, il .pdf. I testi delle "
+        "sezioni descrittive sono in CARTELLA/testi/ e si possono "
+        "modificare.",
+    )
     c.add_argument("cartella", type=Path, help="cartella della raccolta")
-    c.add_argument("--senza-pdf", action="store_true",
-                   help="scrive solo il .docx, senza la conversione in PDF")
-    c.add_argument("--json", action="store_true",
-                   help='stampa in JSON {"docx": percorso, "pdf": percorso o null, '
-                        '"note": [...]}')
+    c.add_argument(
+        "--senza-pdf", action="store_true", help="scrive solo il .docx, senza la conversione in PDF"
+    )
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help='stampa in JSON {"docx": percorso, "pdf": percorso o null, "note": [...]}',
+    )
 
-    c = cmd("master-vuoto", "Scrive la cartella di lavoro riepilogativa vuota con i pulsanti "
-                            "(quella in workbook/) e il testo delle sue macro "
-                            "(workbook/vba/).")
-    c.add_argument("--output", type=Path, default=Path("workbook") / BLANK_MASTER_NAME,
-                   help=f"file da scrivere (predefinito: workbook/{BLANK_MASTER_NAME}); le "
-                        "macro vanno nella sottocartella vba/ della stessa cartella")
+    c = cmd(
+        "master-vuoto",
+        "Scrive la cartella di lavoro riepilogativa vuota con i pulsanti "
+        "(quella in workbook/) e il testo delle sue macro "
+        "(workbook/vba/).",
+    )
+    c.add_argument(
+        "--output",
+        type=Path,
+        default=Path("workbook") / BLANK_MASTER_NAME,
+        help=f"file da scrivere (predefinito: workbook/{BLANK_MASTER_NAME}); le "
+        "macro vanno nella sottocartella vba/ della stessa cartella",
+    )
 
     c = cmd("modello-vuoto", "Scrive il modello standard vuoto (quello in templates/).")
-    c.add_argument("--output", type=Path, default=Path("templates") / STANDARD_TEMPLATE_NAME,
-                   help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})")
+    c.add_argument(
+        "--output",
+        type=Path,
+        default=Path("templates") / STANDARD_TEMPLATE_NAME,
+        help=f"file da scrivere (predefinito: templates/{STANDARD_TEMPLATE_NAME})",
+    )
 
-    c = cmd("demo", "Dimostrazione completa sui dati dell'Ambito Cremasco 2025, senza rete e "
-                    "senza inviare nulla: raccolta, modelli, risposte arrivate per PEC ed "
-                    "e-mail, importazione, validazione, cartella riepilogativa, documento.")
-    c.add_argument("cartella", type=Path, nargs="?", default=Path("demo-piano-abitativo"),
-                   help="cartella della demo (predefinita: ./demo-piano-abitativo)")
+    c = cmd(
+        "demo",
+        "Dimostrazione completa sui dati dell'Ambito Cremasco 2025, senza rete e "
+        "senza inviare nulla: raccolta, modelli, risposte arrivate per PEC ed "
+        "e-mail, importazione, validazione, cartella riepilogativa, documento.",
+    )
+    c.add_argument(
+        "cartella",
+        type=Path,
+        nargs="?",
+        default=Path("demo-piano-abitativo"),
+        help="cartella della demo (predefinita: ./demo-piano-abitativo)",
+    )
     return p
 
 
@@ -194,17 +290,28 @@ def _dispatch(args: argparse.Namespace) -> int:
     con = Console()
     if args.comando == "crea":
         scad = rc.parse_date(args.scadenza) if args.scadenza else None
-        r = crea(args.cartella, anno=args.anno, registry_csv=args.enti, scadenza=scad,
-                      ambito=args.ambito, contatto=args.contatto, precedente=args.precedente)
-        con.print(f"Raccolta {r.anno} creata in {r.path} ({len(r.registry)} enti). "
-                  f"Configurazione: {r.config_path}.\nPasso successivo: "
-                  f"piano-abitativo modelli {r.path}")
+        r = crea(
+            args.cartella,
+            anno=args.anno,
+            registry_csv=args.enti,
+            scadenza=scad,
+            ambito=args.ambito,
+            contatto=args.contatto,
+            precedente=args.precedente,
+        )
+        con.print(
+            f"Raccolta {r.anno} creata in {r.path} ({len(r.registry)} enti). "
+            f"Configurazione: {r.config_path}.\nPasso successivo: "
+            f"piano-abitativo modelli {r.path}"
+        )
         return 0
     if args.comando == "collega":
         r = rc.collega(args.cartella, args.precedente)
-        con.print(f"Raccolta {r.anno} collegata alla raccolta dell'anno precedente "
-                  f"({r.precedente_path}). I file già importati saranno confrontati con "
-                  "l'anno precedente al prossimo consolidamento.")
+        con.print(
+            f"Raccolta {r.anno} collegata alla raccolta dell'anno precedente "
+            f"({r.precedente_path}). I file già importati saranno confrontati con "
+            "l'anno precedente al prossimo consolidamento."
+        )
         return 0
     if args.comando == "modelli":
         r = rc.load(args.cartella)
@@ -230,8 +337,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _documento(args, con)
     if args.comando == "master-vuoto":
         out = write_blank_master(args.output)
-        con.print(f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in "
-                  f"{out.vba_dir}.")
+        con.print(
+            f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in "
+            f"{out.vba_dir}."
+        )
         return 0
     if args.comando == "modello-vuoto":
         path = write_standard_template(args.output)
@@ -256,8 +365,10 @@ def _valida(args: argparse.Namespace, con: Console) -> int:
     files = list(iter_workbook_files(args.percorsi))
     reports = [validate_file(f, ctx, display_name=str(f)) for f in files]
     if args.json:
-        sys.stdout.write(json.dumps({"files": [r.to_json() for r in reports]},
-                                    ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"files": [r.to_json() for r in reports]}, ensure_ascii=False, indent=2)
+            + "\n"
+        )
     else:
         if not files:
             con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
@@ -280,8 +391,10 @@ def _importa(args: argparse.Namespace, con: Console) -> int:
     if args.da:
         res = actions.importa(r, args.da, waiting=lambda m: err.print(m))
         bad = any(not rc_.report.valid for rc_ in res.imported)
-        out = {"file": [_outcome_json(o) for o in res.outcomes],
-               "recuperati": [_receipt_json(rc_) for rc_ in res.recovered]}
+        out = {
+            "file": [_outcome_json(o) for o in res.outcomes],
+            "recuperati": [_receipt_json(rc_) for rc_ in res.recovered],
+        }
         if not args.json:
             print_import(res, r, con)
             for o in res.outcomes:
@@ -297,9 +410,11 @@ def _importa(args: argparse.Namespace, con: Console) -> int:
         prep = mail.esiti(r, waiting=lambda m: err.print(m))
         out["esiti_preparati"] = prep.count(mail.PROVA)
         if not args.json and prep.count(mail.PROVA):
-            con.print(f"Risposte agli enti preparate, non inviate: {prep.count(mail.PROVA)} "
-                      f"in {mail.outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
-                      f"{r.path} --davvero")
+            con.print(
+                f"Risposte agli enti preparate, non inviate: {prep.count(mail.PROVA)} "
+                f"in {mail.outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
+                f"{r.path} --davvero"
+            )
     if args.json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
     return 1 if bad else 0
@@ -315,8 +430,12 @@ def _something_new(out: dict[str, Any]) -> bool:
 def _posta(args: argparse.Namespace, con: Console) -> int:
     r = rc.load(args.cartella)
     err = Console(stderr=True)
-    kw: dict[str, Any] = {"davvero": args.davvero, "limite": args.limite,
-                          "ripeti": args.ripeti, "waiting": lambda m: err.print(m)}
+    kw: dict[str, Any] = {
+        "davvero": args.davvero,
+        "limite": args.limite,
+        "ripeti": args.ripeti,
+        "waiting": lambda m: err.print(m),
+    }
     if args.comando == "invia":
         res = mail.invia(r, enti=args.enti, **kw)
     elif args.comando == "solleciti":
@@ -331,11 +450,17 @@ def _posta(args: argparse.Namespace, con: Console) -> int:
 
 
 def _receipt_json(rc_: archive.Receipt) -> dict[str, Any]:
-    return {"sha256": rc_.sha256, "nome": rc_.nome, "ente": rc_.report.ente,
-            "ricevuto_il": rc_.ricevuto_il.isoformat(), "fonte_data": rc_.fonte_data,
-            "valido": rc_.report.valid, "errori": len(rc_.report.errors),
-            "avvisi": len(rc_.report.warnings),
-            "problemi": [p.to_json() for p in rc_.report.problems]}
+    return {
+        "sha256": rc_.sha256,
+        "nome": rc_.nome,
+        "ente": rc_.report.ente,
+        "ricevuto_il": rc_.ricevuto_il.isoformat(),
+        "fonte_data": rc_.fonte_data,
+        "valido": rc_.report.valid,
+        "errori": len(rc_.report.errors),
+        "avvisi": len(rc_.report.warnings),
+        "problemi": [p.to_json() for p in rc_.report.problems],
+    }
 
 
 def _outcome_json(o: archive.ImportOutcome) -> dict[str, Any]:
@@ -362,14 +487,14 @@ def _consolida(args: argparse.Namespace, con: Console) -> int:
     return 0
 
 
-
 def _documento(args: argparse.Namespace, con: Console) -> int:
     from piano_abitativo.document.docx import TESTI_DIR
 
     r = rc.load(args.cartella)
     err = Console(stderr=True)
-    res = actions.documento(r, pdf=not args.senza_pdf,
-                            progress=lambda m: err.print(m, markup=False))
+    res = actions.documento(
+        r, pdf=not args.senza_pdf, progress=lambda m: err.print(m, markup=False)
+    )
     if args.json:
         sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, indent=2) + "\n")
         return 0
@@ -379,9 +504,14 @@ def _documento(args: argparse.Namespace, con: Console) -> int:
             con.print(f"  {path}", markup=False, highlight=False)
     for note in res.note:
         con.print(f"Nota: {note}", markup=False, highlight=False)
-    con.print(f"I testi delle sezioni descrittive sono in {r.path / TESTI_DIR}: modificarli e "
-              f"ripetere il comando.", markup=False, highlight=False)
+    con.print(
+        f"I testi delle sezioni descrittive sono in {r.path / TESTI_DIR}: modificarli e "
+        f"ripetere il comando.",
+        markup=False,
+        highlight=False,
+    )
     return 0
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -46,8 +46,13 @@ def print_reports(reports: Sequence[Report], console: Console | None = None) -> 
             status = Text("VALIDO", style="bold green")
         else:
             status = Text("NON VALIDO", style="bold red")
-        head = Text.assemble(Text(rep.file, style="bold"), ente, "  ", status,
-                             f"  {len(rep.errors)} errori, {len(rep.warnings)} avvisi")
+        head = Text.assemble(
+            Text(rep.file, style="bold"),
+            ente,
+            "  ",
+            status,
+            f"  {len(rep.errors)} errori, {len(rep.warnings)} avvisi",
+        )
         con.print(head)
         if not rep.problems:
             con.print()
@@ -62,13 +67,21 @@ def print_reports(reports: Sequence[Report], console: Console | None = None) -> 
         table.add_column("Cosa fare", overflow="fold", ratio=3)
         for p in sorted(rep.problems, key=lambda p: (p.severity is not Severity.ERRORE,)):
             style = "red" if p.severity is Severity.ERRORE else "yellow"
-            table.add_row(Text(p.severity.value, style=style), p.code, p.sheet or "",
-                          p.cell or "", _value(p.value), p.message, p.hint)
+            table.add_row(
+                Text(p.severity.value, style=style),
+                p.code,
+                p.sheet or "",
+                p.cell or "",
+                _value(p.value),
+                p.message,
+                p.hint,
+            )
         con.print(table)
         con.print()
     n_err = sum(1 for r in reports if not r.valid)
-    con.print(f"File esaminati: {len(reports)}; validi: {len(reports) - n_err}; "
-              f"con errori: {n_err}.")
+    con.print(
+        f"File esaminati: {len(reports)}; validi: {len(reports) - n_err}; con errori: {n_err}."
+    )
 
 
 def report_text(rep: Report) -> str:
@@ -95,11 +108,14 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
             style = "dim" if o.esito == "già importato" else "red"
             table.add_row(name, "", "", Text(o.messaggio or o.esito, style=style))
             continue
-        table.add_row(name, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
-                      _esito(rc))
+        table.add_row(name, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}", _esito(rc))
     for rc in res.recovered:
-        table.add_row(rc.nome, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
-                      Text.assemble(_esito(rc), " (recuperato dall'archivio)"))
+        table.add_row(
+            rc.nome,
+            _ente_label(rc, r),
+            f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+            Text.assemble(_esito(rc), " (recuperato dall'archivio)"),
+        )
     con.print(table)
     bad = [rc.report for rc in [*res.imported, *res.recovered] if rc.report.problems]
     if bad:
@@ -109,9 +125,12 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
     n_err = sum(1 for rc in new if not rc.report.valid)
     dup = sum(1 for o in res.outcomes if o.esito == "già importato")
     unreadable = sum(1 for o in res.outcomes if o.esito == "illeggibile")
-    con.print(f"Nuovi file archiviati: {len(new)} (validi {len(new) - n_err}, con errori "
-              f"{n_err}); già presenti nell'archivio: {dup}"
-              + (f"; non leggibili: {unreadable}" if unreadable else "") + ".")
+    con.print(
+        f"Nuovi file archiviati: {len(new)} (validi {len(new) - n_err}, con errori "
+        f"{n_err}); già presenti nell'archivio: {dup}"
+        + (f"; non leggibili: {unreadable}" if unreadable else "")
+        + "."
+    )
     if new:
         con.print(f"Passo successivo: piano-abitativo consolida {r.path}")
 
@@ -127,30 +146,34 @@ def _esito(rc: Receipt) -> Text:
     rep = rc.report
     if not rep.valid:
         n = len(rep.errors)
-        return Text(f"da correggere: {n} {'errore' if n == 1 else 'errori'}",
-                    style="bold red")
+        return Text(f"da correggere: {n} {'errore' if n == 1 else 'errori'}", style="bold red")
     if rep.warnings:
         n = len(rep.warnings)
         return Text(f"valido, {n} {'avviso' if n == 1 else 'avvisi'}", style="yellow")
     return Text("valido", style="green")
 
 
-def print_consolidation(cons: Consolidation, master: Path | None,
-                        console: Console | None = None) -> None:
+def print_consolidation(
+    cons: Consolidation, master: Path | None, console: Console | None = None
+) -> None:
     """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
     con = console or Console()
     t = {k: it_number(v) for k, v in cons.totals.items()}
     n = len(cons.enti)
     answered = sum(1 for s in cons.enti if s.received)
-    con.print(f"Enti che hanno risposto: {answered} di {n}; da correggere: "
-              f"{cons.count(STATO_CON_ERRORI)}; non ricevuti: {n - answered}"
-              + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}"
-                 if cons.non_attribuiti else "") + ".")
-    con.print(f"Totali del Piano {cons.anno}: a) {t['a_totale']} unità, {t['a_sap']} SAP, "
-              f"{t['a_sas']} SAS; b) {t['b_carenza_manutentiva']}; "
-              f"c) {t['c_nuova_edificazione']}; d) {t['d_turnover']}; "
-              f"e) {t['e_conferite_privati']}; f) {t['f_totale_assegnabili']}; "
-              f"j) {t['j_sat']}; k) {t['k_assegnate_anno_precedente']}.")
+    con.print(
+        f"Enti che hanno risposto: {answered} di {n}; da correggere: "
+        f"{cons.count(STATO_CON_ERRORI)}; non ricevuti: {n - answered}"
+        + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}" if cons.non_attribuiti else "")
+        + "."
+    )
+    con.print(
+        f"Totali del Piano {cons.anno}: a) {t['a_totale']} unità, {t['a_sap']} SAP, "
+        f"{t['a_sas']} SAS; b) {t['b_carenza_manutentiva']}; "
+        f"c) {t['c_nuova_edificazione']}; d) {t['d_turnover']}; "
+        f"e) {t['e_conferite_privati']}; f) {t['f_totale_assegnabili']}; "
+        f"j) {t['j_sat']}; k) {t['k_assegnate_anno_precedente']}."
+    )
     for letter, label in (("g", "g) soglia indigenti"), ("i", "i) Forze di Polizia")):
         rows = cons.table(letter)
         fid = "g_soglia_indigenti" if letter == "g" else "i_forze_polizia"
@@ -166,8 +189,14 @@ def print_consolidation(cons: Consolidation, master: Path | None,
 def step_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars for the long steps: yields ``update(step, done, total)``, one bar per
     step. Shown only on a terminal (nothing when the output goes to a file or a program)."""
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
     tasks: dict[str, TaskID] = {}
 
     def update(step: str, done: int, total: int) -> None:
@@ -192,14 +221,18 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
         con.print("Errori trovati dalla validazione (poi corretti dall'ente con un nuovo invio):")
     for rc in wrong:
         for p in rc.report.errors:
-            con.print(f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
-                      f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}")
+            con.print(
+                f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
+                f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}"
+            )
     pec = [rc for rc in got if rc.canale == CANALE_PEC and rc.certificato]
     signed = sum(1 for rc in got if rc.extra.get("firma"))
     others = len(got) - len(pec)
-    con.print(f"File ricevuti: {len(got)} — {len(pec)} per PEC con data e ora certificate"
-              + (f" (di cui {signed} firmato digitalmente, .p7m)" if signed else "")
-              + f", {others} per e-mail ordinaria (vale la data del messaggio).")
+    con.print(
+        f"File ricevuti: {len(got)} — {len(pec)} per PEC con data e ora certificate"
+        + (f" (di cui {signed} firmato digitalmente, .p7m)" if signed else "")
+        + f", {others} per e-mail ordinaria (vale la data del messaggio)."
+    )
     print_consolidation(res.consolidation, None, con)  # the paths follow
     con.print()
     con.print("Dove sono i file:")
@@ -218,6 +251,8 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
         con.print(f"  {label}: {where}", soft_wrap=True, highlight=False)
     for note in doc.note if doc is not None else ():
         con.print(f"  Nota sul documento: {note}", markup=False)
-    con.print(f"Nessun messaggio è stato inviato: la casella PEC del capofila "
-              f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example).",
-              soft_wrap=True)
+    con.print(
+        f"Nessun messaggio è stato inviato: la casella PEC del capofila "
+        f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example).",
+        soft_wrap=True,
+    )

@@ -16,8 +16,14 @@ from piano_abitativo.mail import outbox as mail
 from piano_abitativo.mail.ingest import GIA_IMPORTATO, IngestResult, MessageOutcome
 
 _GENERE = {"invio": "invii del modello", "sollecito": "solleciti", "esito": "esiti"}
-_STYLE = {mail.PROVA: "cyan", mail.INVIATO: "green", mail.FALLITO: "bold red",
-          mail.GIA_INVIATO: "dim", mail.INCERTO: "yellow", mail.NON_INVIATO: "yellow"}
+_STYLE = {
+    mail.PROVA: "cyan",
+    mail.INVIATO: "green",
+    mail.FALLITO: "bold red",
+    mail.GIA_INVIATO: "dim",
+    mail.INCERTO: "yellow",
+    mail.NON_INVIATO: "yellow",
+}
 
 
 def _when(x: dt.datetime | None) -> str:
@@ -34,8 +40,13 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
         for o in res.outcomes:
             m = o.message
             label = o.esito if not o.nota else f"{o.esito}: {o.nota}"
-            table.add_row(m.genere, m.etichetta, m.destinatario, m.motivo,
-                          Text(label, style=_STYLE.get(o.esito, "")))
+            table.add_row(
+                m.genere,
+                m.etichetta,
+                m.destinatario,
+                m.motivo,
+                Text(label, style=_STYLE.get(o.esito, "")),
+            )
         con.print(table)
     for who, why in res.esclusi:
         con.print(Text(f"Escluso {who}: {why}.", style="yellow"))
@@ -47,19 +58,29 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
         return
     if not res.davvero:
         n = res.count(mail.PROVA)
-        con.print(f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
-                  f"{mail.outbox_dir(r.path)}, nessuno inviato"
-                  + (f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
-                     if res.count(mail.GIA_INVIATO) else "") + ".")
+        con.print(
+            f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
+            f"{mail.outbox_dir(r.path)}, nessuno inviato"
+            + (
+                f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
+                if res.count(mail.GIA_INVIATO)
+                else ""
+            )
+            + "."
+        )
         if n:
-            con.print("Controllare i file .eml (si aprono con il programma di posta), poi "
-                      "ripetere il comando con --davvero per inviarli.")
+            con.print(
+                "Controllare i file .eml (si aprono con il programma di posta), poi "
+                "ripetere il comando con --davvero per inviarli."
+            )
         return
-    con.print(f"Inviati: {res.count(mail.INVIATO)}; non riusciti: {res.count(mail.FALLITO)}; "
-              f"già inviati prima: {res.count(mail.GIA_INVIATO)}"
-              + (f"; incerti: {res.count(mail.INCERTO)}" if res.count(mail.INCERTO) else "")
-              + (f"; rimandati: {res.count(mail.NON_INVIATO)}"
-                 if res.count(mail.NON_INVIATO) else "") + ".")
+    con.print(
+        f"Inviati: {res.count(mail.INVIATO)}; non riusciti: {res.count(mail.FALLITO)}; "
+        f"già inviati prima: {res.count(mail.GIA_INVIATO)}"
+        + (f"; incerti: {res.count(mail.INCERTO)}" if res.count(mail.INCERTO) else "")
+        + (f"; rimandati: {res.count(mail.NON_INVIATO)}" if res.count(mail.NON_INVIATO) else "")
+        + "."
+    )
     if res.count(mail.FALLITO) or res.count(mail.NON_INVIATO):
         con.print("Ripetendo il comando si inviano solo i messaggi non ancora partiti.")
 
@@ -70,8 +91,10 @@ def _message_label(m: MessageOutcome) -> Text:
     if m.receipts:
         bad = sum(1 for rc in m.receipts if not rc.report.valid)
         n = len(m.receipts)
-        return Text(f"{n} file, {bad} con errori" if bad else
-                    f"{n} file valid{'o' if n == 1 else 'i'}", style="red" if bad else "green")
+        return Text(
+            f"{n} file, {bad} con errori" if bad else f"{n} file valid{'o' if n == 1 else 'i'}",
+            style="red" if bad else "green",
+        )
     return Text(m.esito, style="yellow" if m.esito != "ricevuta" else "dim")
 
 
@@ -85,11 +108,22 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
             table.add_column(col, overflow="fold")
         for m in fresh:
             ente = r.registry.get(m.ente_mittente) if m.ente_mittente else None
-            who: str | Text = ente.nome_completo if ente else (
-                "ricevuta PEC" if m.kind == "ricevuta"
-                else Text("mittente sconosciuto", style="yellow"))
-            table.add_row(m.mittente or "", who, _when(m.ricevuto_il),
-                          "sì (PEC)" if m.certificato else "no", _message_label(m))
+            who: str | Text = (
+                ente.nome_completo
+                if ente
+                else (
+                    "ricevuta PEC"
+                    if m.kind == "ricevuta"
+                    else Text("mittente sconosciuto", style="yellow")
+                )
+            )
+            table.add_row(
+                m.mittente or "",
+                who,
+                _when(m.ricevuto_il),
+                "sì (PEC)" if m.certificato else "no",
+                _message_label(m),
+            )
         con.print(table)
     for m in fresh:
         for note in m.note:
@@ -100,12 +134,18 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
     bad = sum(1 for rc in receipts if not rc.report.valid)
     unknown = sum(1 for m in fresh if m.mittente_sconosciuto)
     no_file = sum(1 for m in fresh if m.esito == "senza allegati")
-    con.print(f"Cartella {res.cartella}: {res.totale} messaggi, già importati prima "
-              f"{res.gia_visti}, nuovi {len(fresh)}; file ricevuti {len(receipts)} "
-              f"(con errori {bad}); senza allegato {no_file}; mittenti sconosciuti {unknown}"
-              + (f"; spostati {res.spostati}" if res.spostati else "") + ".")
-    con.print("La casella non è stata modificata." if not res.spostati else
-              "I messaggi importati sono stati spostati; nessuno è stato cancellato.")
+    con.print(
+        f"Cartella {res.cartella}: {res.totale} messaggi, già importati prima "
+        f"{res.gia_visti}, nuovi {len(fresh)}; file ricevuti {len(receipts)} "
+        f"(con errori {bad}); senza allegato {no_file}; mittenti sconosciuti {unknown}"
+        + (f"; spostati {res.spostati}" if res.spostati else "")
+        + "."
+    )
+    con.print(
+        "La casella non è stata modificata."
+        if not res.spostati
+        else "I messaggi importati sono stati spostati; nessuno è stato cancellato."
+    )
     if receipts or no_file:
         con.print(f"Per vedere chi ha risposto: piano-abitativo stato {r.path}")
 
@@ -114,25 +154,55 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
     """One row per ente, then the files and the senders that need a look."""
     con = console or Console()
     table = Table(show_header=True, header_style="bold")
-    for col in ("Codice", "Ente", "Stato", "Ricevuto il", "Cert.", "Canale", "Vers.",
-                "Err.", "Avv.", "Sollecitato il"):
+    for col in (
+        "Codice",
+        "Ente",
+        "Stato",
+        "Ricevuto il",
+        "Cert.",
+        "Canale",
+        "Vers.",
+        "Err.",
+        "Avv.",
+        "Sollecitato il",
+    ):
         table.add_column(col, overflow="fold")
     for e in st.enti:
         style = "red" if e.errori else ("green" if e.ricevuto else "dim")
-        table.add_row(e.codice, e.denominazione, Text(e.stato, style=style),
-                      _when(e.ricevuto_il), "sì" if e.certificato else ("no" if e.ricevuto
-                                                                      else ""),
-                      e.canale or "", str(e.versioni), str(e.errori), str(e.avvisi),
-                      _when(e.sollecitato_il))
+        table.add_row(
+            e.codice,
+            e.denominazione,
+            Text(e.stato, style=style),
+            _when(e.ricevuto_il),
+            "sì" if e.certificato else ("no" if e.ricevuto else ""),
+            e.canale or "",
+            str(e.versioni),
+            str(e.errori),
+            str(e.avvisi),
+            _when(e.sollecitato_il),
+        )
     con.print(table)
     for f in st.non_attribuiti:
-        con.print(Text(f"File non attribuito a un ente: {f['file']} (ricevuto il "
-                       f"{_when(dt.datetime.fromisoformat(f['ricevuto_il']))}"
-                       + (f" da {f['mittente']}" if f.get("mittente") else "") + ")",
-                       style="yellow"))
+        con.print(
+            Text(
+                f"File non attribuito a un ente: {f['file']} (ricevuto il "
+                f"{_when(dt.datetime.fromisoformat(f['ricevuto_il']))}"
+                + (f" da {f['mittente']}" if f.get("mittente") else "")
+                + ")",
+                style="yellow",
+            )
+        )
     for m in st.mittenti_sconosciuti:
-        att = (f"file attribuito a {', '.join(m['attribuito_a'])}" if m["attribuito_a"]
-               else str(m.get("esito") or ""))
-        con.print(Text(f"Mittente sconosciuto: {m.get('mittente') or '?'} — "
-                       f"«{m.get('oggetto') or ''}» — {att}", style="yellow"))
+        att = (
+            f"file attribuito a {', '.join(m['attribuito_a'])}"
+            if m["attribuito_a"]
+            else str(m.get("esito") or "")
+        )
+        con.print(
+            Text(
+                f"Mittente sconosciuto: {m.get('mittente') or '?'} — "
+                f"«{m.get('oggetto') or ''}» — {att}",
+                style="yellow",
+            )
+        )
     con.print(f"Enti che hanno risposto: {st.ricevuti} di {len(st.enti)}.")

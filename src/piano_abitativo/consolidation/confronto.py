@@ -45,8 +45,8 @@ from piano_abitativo.core.schema import PLAN_FIELDS, Field, Kind
 
 #: The fields compared, in schema order: every count of the plan, and g) and i).
 YOY_FIELDS: tuple[Field, ...] = tuple(
-    f for f in PLAN_FIELDS if f in TOTAL_FIELDS or f.kind is Kind.PERCENT)
-
+    f for f in PLAN_FIELDS if f in TOTAL_FIELDS or f.kind is Kind.PERCENT
+)
 
 
 def _num(x: Any) -> TypeGuard[int | float]:
@@ -113,14 +113,19 @@ class YearOverYear:
 
 # --------------------------------------------------------------------------- comparison
 
+
 def _change(ente: Ente, prev: Mapping[str, Any], cur: Mapping[str, Any]) -> EnteChange:
-    return EnteChange(ente=ente, answered_previous=bool(prev), answered_current=bool(cur),
-                      fields=tuple(FieldChange(f.id, prev.get(f.id), cur.get(f.id))
-                                   for f in YOY_FIELDS))
+    return EnteChange(
+        ente=ente,
+        answered_previous=bool(prev),
+        answered_current=bool(cur),
+        fields=tuple(FieldChange(f.id, prev.get(f.id), cur.get(f.id)) for f in YOY_FIELDS),
+    )
 
 
-def compare(current: Consolidation, previous: Consolidation, *,
-            raccolta_precedente: Path | None = None) -> YearOverYear:
+def compare(
+    current: Consolidation, previous: Consolidation, *, raccolta_precedente: Path | None = None
+) -> YearOverYear:
     """Each ente of `current` against the same ente of `previous` (codice, then name).
 
     `raccolta_precedente` defaults to the folder `previous_consolidation` loaded
@@ -128,17 +133,23 @@ def compare(current: Consolidation, previous: Consolidation, *,
     """
     registry = Registry([s.ente for s in current.enti])
     matched, unmatched = match_previous(registry, previous)
-    enti = tuple(_change(s.ente, matched[s.ente.codice].values if s.ente.codice in matched
-                         else {}, s.values)
-                 for s in current.enti if s.values or s.ente.codice in matched)
+    enti = tuple(
+        _change(s.ente, matched[s.ente.codice].values if s.ente.codice in matched else {}, s.values)
+        for s in current.enti
+        if s.values or s.ente.codice in matched
+    )
     prev_totals, cur_totals = previous.totals, current.totals
     return YearOverYear(
         anno_precedente=previous.anno,
-        raccolta_precedente=(raccolta_precedente if raccolta_precedente is not None
-                             else LOADED_FROM.get(previous.raccolta_id, Path())),
+        raccolta_precedente=(
+            raccolta_precedente
+            if raccolta_precedente is not None
+            else LOADED_FROM.get(previous.raccolta_id, Path())
+        ),
         enti=enti,
         totals={f.id: (prev_totals[f.id], cur_totals[f.id]) for f in TOTAL_FIELDS},
-        solo_precedente=tuple(_change(s.ente, s.values, {}) for s in unmatched))
+        solo_precedente=tuple(_change(s.ente, s.values, {}) for s in unmatched),
+    )
 
 
 def year_over_year(r: Raccolta, current: Consolidation) -> YearOverYear | None:

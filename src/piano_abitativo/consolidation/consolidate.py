@@ -35,23 +35,30 @@ STATO_CON_AVVISI = "ricevuto con avvisi"
 STATO_CON_ERRORI = "da correggere"
 
 #: Fields whose totals the plan prints (and the master names `totale_<id>`)
-TOTAL_FIELDS: tuple[Field, ...] = tuple(
-    f for f in PLAN_FIELDS if f.kind is Kind.COUNT)
+TOTAL_FIELDS: tuple[Field, ...] = tuple(f for f in PLAN_FIELDS if f.kind is Kind.COUNT)
 
 #: Row selection of each table of the plan: the field whose non-zero value puts an ente
 #: in the table (a) lists the owners with units)
 TABLE_SELECTOR: dict[str, str] = {
-    "a": "a_totale", "b": "b_carenza_manutentiva", "c": "c_nuova_edificazione",
-    "d": "d_turnover", "e": "e_conferite_privati", "f": "f_totale_assegnabili",
-    "g": "g_soglia_indigenti", "h": "h_categoria_aggiuntiva", "i": "i_forze_polizia",
-    "j": "j_sat", "k": "k_assegnate_anno_precedente",
+    "a": "a_totale",
+    "b": "b_carenza_manutentiva",
+    "c": "c_nuova_edificazione",
+    "d": "d_turnover",
+    "e": "e_conferite_privati",
+    "f": "f_totale_assegnabili",
+    "g": "g_soglia_indigenti",
+    "h": "h_categoria_aggiuntiva",
+    "i": "i_forze_polizia",
+    "j": "j_sat",
+    "k": "k_assegnate_anno_precedente",
 }
 
 
 #: the keys of `plan_values`, in its order
 PLAN_KEYS: tuple[str, ...] = (
     *(f.id for f in PLAN_FIELDS if f.role is not Role.FORMULA),
-    *(f.id for f in PLAN_FIELDS if f.role is Role.FORMULA))
+    *(f.id for f in PLAN_FIELDS if f.role is Role.FORMULA),
+)
 
 
 @dataclass(frozen=True)
@@ -190,8 +197,9 @@ class Consolidation:
     def answered(self) -> list[EnteStatus]:
         """Enti with a valid version, in order of reception of that version (the annex)."""
         rows = [(s, s.used) for s in self.enti]
-        ordered = sorted(((rc.ricevuto_il, rc.seq, s.ente.denominazione), s)
-                         for s, rc in rows if rc is not None)
+        ordered = sorted(
+            ((rc.ricevuto_il, rc.seq, s.ente.denominazione), s) for s, rc in rows if rc is not None
+        )
         return [s for _, s in ordered]
 
     def table(self, letter: str) -> list[EnteStatus]:
@@ -201,8 +209,10 @@ class Consolidation:
     @property
     def totals(self) -> dict[str, int]:
         """Python's sums of every count field over the valid versions."""
-        return {f.id: sum(int(s.values.get(f.id) or 0) for s in self.enti if s.values)
-                for f in TOTAL_FIELDS}
+        return {
+            f.id: sum(int(s.values.get(f.id) or 0) for s in self.enti if s.values)
+            for f in TOTAL_FIELDS
+        }
 
     def count(self, stato: str) -> int:
         return sum(1 for s in self.enti if s.stato == stato)
@@ -222,14 +232,25 @@ def _kept(rc: Receipt, *, problems: bool) -> Receipt:
     errors; its problems and mail facts too when `problems`. Its values go in `plan`."""
     rep = rc.report
     report = Report(
-        rc.nome if rep.file == rc.nome else rep.file, rep.ente, rep.ente_denominazione,
+        rc.nome if rep.file == rc.nome else rep.file,
+        rep.ente,
+        rep.ente_denominazione,
         problems=list(rep.problems) if problems else rep.errors[:1],
-        metadata={k: sys.intern(v) for k, v in rep.metadata.items() if k == "ente_tipo"})
+        metadata={k: sys.intern(v) for k, v in rep.metadata.items() if k == "ente_tipo"},
+    )
     when = rc.ricevuto_il.astimezone(TZ)  # one time zone object, not one per time
     return dataclasses.replace(
-        rc, ricevuto_il=when, importato_il=when, origine="", utente="", contesto="",
-        canale=sys.intern(rc.canale), fonte_data=sys.intern(rc.fonte_data), report=report,
-        extra=rc.extra if problems else {})
+        rc,
+        ricevuto_il=when,
+        importato_il=when,
+        origine="",
+        utente="",
+        contesto="",
+        canale=sys.intern(rc.canale),
+        fonte_data=sys.intern(rc.fonte_data),
+        report=report,
+        extra=rc.extra if problems else {},
+    )
 
 
 @dataclass
@@ -258,8 +279,9 @@ class _Versions:
         return EnteStatus(self.ente, tuple(self.versions), plan=self.plan)
 
 
-def consolidate(r: Raccolta, all_receipts: Iterable[Receipt], *,
-                generated_at: dt.datetime | None = None) -> Consolidation:
+def consolidate(
+    r: Raccolta, all_receipts: Iterable[Receipt], *, generated_at: dt.datetime | None = None
+) -> Consolidation:
     """Group receipts by ente (latest reception last) and set apart the unattributed.
     `all_receipts` is consumed once, so an `archive.iter_receipts` stream keeps memory
     flat: of each receipt only what the master shows is kept (see `EnteStatus`)."""
@@ -272,14 +294,24 @@ def consolidate(r: Raccolta, all_receipts: Iterable[Receipt], *,
         else:
             stray.append(_kept(rc, problems=True))
     enti = [by_ente.pop(e.codice).status() for e in plan_order(list(r.registry))]
-    coverage = {s.ente.codice: problem("R9", "", f"{s.ente.nome_completo} non ha inviato "
-                                       "i dati", severity=Severity.AVVISO)
-                for s in enti if not s.received}
+    coverage = {
+        s.ente.codice: problem(
+            "R9", "", f"{s.ente.nome_completo} non ha inviato i dati", severity=Severity.AVVISO
+        )
+        for s in enti
+        if not s.received
+    }
     return Consolidation(
-        anno=r.anno, raccolta_id=r.id, ambito=r.ambito, capofila=r.capofila,
-        scadenza=r.scadenza, generated_at=generated_at or now(),
-        enti=enti, non_attribuiti=sorted(stray, key=_order),
-        coverage=coverage)
+        anno=r.anno,
+        raccolta_id=r.id,
+        ambito=r.ambito,
+        capofila=r.capofila,
+        scadenza=r.scadenza,
+        generated_at=generated_at or now(),
+        enti=enti,
+        non_attribuiti=sorted(stray, key=_order),
+        coverage=coverage,
+    )
 
 
 #: The fields of the Dati sheet, in order

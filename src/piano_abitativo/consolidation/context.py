@@ -39,17 +39,30 @@ LOADED_FROM: dict[str, Path] = {}
 def validation_context(r: Raccolta, ente_atteso: str | None = None) -> ValidationContext:
     """What a return of `r` is checked against (last year's values included)."""
     anno_precedente, previous = previous_for_validation(r)
-    return ValidationContext(anno=r.anno, raccolta_id=r.id, registry=r.registry,
-                             settings=r.settings, ente_atteso=ente_atteso,
-                             previous=previous, anno_precedente=anno_precedente)
+    return ValidationContext(
+        anno=r.anno,
+        raccolta_id=r.id,
+        registry=r.registry,
+        settings=r.settings,
+        ente_atteso=ente_atteso,
+        previous=previous,
+        anno_precedente=anno_precedente,
+    )
 
 
 def context_fingerprint(r: Raccolta) -> str:
     """Changes when anything the validation depends on changes (registry, rules, version,
     last year's raccolta for R13–R15: linking it later makes the returns validated again)."""
     h = hashlib.sha256()
-    for part in (__version__, TEMPLATE_VERSION, str(r.anno), r.id, r.registry.to_csv(),
-                 repr(r.settings), link_fingerprint(r)):
+    for part in (
+        __version__,
+        TEMPLATE_VERSION,
+        str(r.anno),
+        r.id,
+        r.registry.to_csv(),
+        repr(r.settings),
+        link_fingerprint(r),
+    ):
         h.update(part.encode("utf-8") + b"\0")
     return h.hexdigest()[:16]
 
@@ -59,8 +72,9 @@ def iter_receipts(r: Raccolta, *, revalidate: bool = True) -> Iterator[Receipt]:
     made under other settings are made again (see `archive.store.iter_receipts`)."""
     if not revalidate:
         return archive.iter_receipts(r)
-    return archive.iter_receipts(r, fingerprint=context_fingerprint(r),
-                                 context=lambda: validation_context(r))
+    return archive.iter_receipts(
+        r, fingerprint=context_fingerprint(r), context=lambda: validation_context(r)
+    )
 
 
 def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:
@@ -70,22 +84,29 @@ def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:
 
 # --------------------------------------------------------------------------- loading
 
+
 def _load_previous(r: Raccolta) -> Raccolta:
     target = r.precedente_path or r.path
     where = f'{r.config_path.name}, [confronto] precedente = "{r.precedente}"'
-    omitted = ("il confronto con l'anno precedente è omesso. Per ricollegarla: "
-               f"piano-abitativo collega {r.path} --precedente CARTELLA")
+    omitted = (
+        "il confronto con l'anno precedente è omesso. Per ricollegarla: "
+        f"piano-abitativo collega {r.path} --precedente CARTELLA"
+    )
     if not target.is_dir():
-        raise RaccoltaError(f"La raccolta dell'anno precedente non si trova in {target} "
-                            f"({where}): {omitted}")
+        raise RaccoltaError(
+            f"La raccolta dell'anno precedente non si trova in {target} ({where}): {omitted}"
+        )
     try:
         prev = load(target)
     except RaccoltaError as exc:
-        raise RaccoltaError(f"La raccolta dell'anno precedente in {target} non si può "
-                            f"leggere ({exc}): {omitted}") from exc
+        raise RaccoltaError(
+            f"La raccolta dell'anno precedente in {target} non si può leggere ({exc}): {omitted}"
+        ) from exc
     if prev.anno >= r.anno or prev.id == r.id:
-        raise RaccoltaError(f"La raccolta indicata come precedente ({where}) è dell'anno "
-                            f"{prev.anno}, non di un anno prima del {r.anno}: {omitted}")
+        raise RaccoltaError(
+            f"La raccolta indicata come precedente ({where}) è dell'anno "
+            f"{prev.anno}, non di un anno prima del {r.anno}: {omitted}"
+        )
     # Last year's own comparison with the year before only adds avvisi, which never
     # change which version is used: it is not loaded (no chain of loads across years).
     prev.cache[_FOR_VALIDATION] = (None, None)
@@ -126,8 +147,9 @@ def previous_consolidation(r: Raccolta) -> Consolidation | None:
     return got
 
 
-def match_previous(registry: Registry, previous: Consolidation
-           ) -> tuple[dict[str, EnteStatus], list[EnteStatus]]:
+def match_previous(
+    registry: Registry, previous: Consolidation
+) -> tuple[dict[str, EnteStatus], list[EnteStatus]]:
     """Last year's enti with a valid return, by the codice of the same ente in `registry`
     (codice first, then normalised name); and those that match no ente."""
     matched: dict[str, EnteStatus] = {}
@@ -135,8 +157,11 @@ def match_previous(registry: Registry, previous: Consolidation
     for by_codice in (True, False):  # codice first, then the normalised name
         rest: list[EnteStatus] = []
         for s in left:
-            e = (registry.find(codice=s.ente.codice) if by_codice
-                 else registry.find(nome=s.ente.denominazione))
+            e = (
+                registry.find(codice=s.ente.codice)
+                if by_codice
+                else registry.find(nome=s.ente.denominazione)
+            )
             if e is not None and e.codice not in matched:
                 matched[e.codice] = s
             else:
@@ -156,14 +181,16 @@ def previous_values(r: Raccolta) -> dict[str, dict[str, Any]]:
     return got
 
 
-def previous_for_validation(r: Raccolta
-                            ) -> tuple[int | None, Mapping[str, Mapping[str, Any]] | None]:
+def previous_for_validation(
+    r: Raccolta,
+) -> tuple[int | None, Mapping[str, Mapping[str, Any]] | None]:
     """(last year, `previous_values`) for `Raccolta.validation_context`; (None, None)
     when there is nothing to compare with."""
     if _FOR_VALIDATION not in r.cache:
         cons = previous_consolidation(r) if r.precedente else None
-        r.cache[_FOR_VALIDATION] = ((cons.anno, previous_values(r)) if cons is not None
-                                    else (None, None))
+        r.cache[_FOR_VALIDATION] = (
+            (cons.anno, previous_values(r)) if cons is not None else (None, None)
+        )
     got: tuple[int | None, Mapping[str, Mapping[str, Any]] | None] = r.cache[_FOR_VALIDATION]
     return got
 
@@ -177,8 +204,10 @@ def previous_notice(r: Raccolta) -> str | None:
     except RaccoltaError as exc:
         return str(exc)
     if previous_consolidation(r) is None and prev is not None:
-        return (f"L'archivio della raccolta dell'anno precedente ({prev.path}) non si può "
-                "leggere: il confronto con l'anno precedente è omesso.")
+        return (
+            f"L'archivio della raccolta dell'anno precedente ({prev.path}) non si può "
+            "leggere: il confronto con l'anno precedente è omesso."
+        )
     return None
 
 
@@ -207,6 +236,3 @@ def link_fingerprint(r: Raccolta) -> str:
             r.cache[_FINGERPRINT] = f"precedente {h.hexdigest()[:16]}"
     got: str = r.cache[_FINGERPRINT]
     return got
-
-
-

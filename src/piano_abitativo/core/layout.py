@@ -21,8 +21,6 @@ NOT_APPLICABLE = "non applicabile"
 OK, WARN, BAD, NA = "✔", "!", "✖", "–"
 
 
-
-
 @dataclass(frozen=True)
 class Check:
     """One live self-check row of the template, mirrored by the Python validator.
@@ -62,34 +60,97 @@ def _checks() -> tuple[Check, ...]:
     out: list[Check] = []
     for f in FIELDS:
         if f.role is Role.INPUT and f.kind is Kind.COUNT:
-            out.append(Check(f"num_{f.id}", f.id, f"{f.section}) {f.header}: numero intero ≥ 0",
-                             frozenset({"R0", "L05"}), frozenset({"L01", "L04"})))
+            out.append(
+                Check(
+                    f"num_{f.id}",
+                    f.id,
+                    f"{f.section}) {f.header}: numero intero ≥ 0",
+                    frozenset({"R0", "L05"}),
+                    frozenset({"L01", "L04"}),
+                )
+            )
     out += [
         Check("R1", "a_totale", "a) Totale = SAP + SAS", frozenset({"R1", "M13"}), frozenset()),
-        Check("R2", "f_totale_assegnabili", "f) Totale = b + c + d + e",
-              frozenset({"R2", "M13"}), frozenset()),
-        Check("R3", "g_soglia_indigenti", "g) Soglia indigenti: vuota oppure oltre il 20%",
-              frozenset({"R3", "R0", "L05"}), frozenset({"L01", "L03"}), comuni_only=True),
-        Check("h_valore", "h_categoria_aggiuntiva", "h) Categoria aggiuntiva: SI oppure NO",
-              frozenset({"L06"}), frozenset({"L02"}), comuni_only=True),
-        Check("R6", "h_motivazione", "h) Con SI serve la motivazione",
-              frozenset({"R6"}), frozenset(), comuni_only=True),
-        Check("R4", "i_forze_polizia", "i) Quota Forze di Polizia tra 0 e 10%",
-              frozenset({"R4", "R0", "L05"}), frozenset({"L01", "L03"}), comuni_only=True),
-        Check("R5", "j_sat", "j) Unità SAT entro il 10% degli alloggi SAP",
-              frozenset(), frozenset({"R5"})),
-        Check("R7", "b_carenza_manutentiva", "b) Non oltre gli alloggi SAP di a)",
-              frozenset(), frozenset({"R7"})),
-        Check("R8", "d_turnover", "d) Non oltre gli alloggi SAP di a)", frozenset(),
-              frozenset({"R8"})),
-        Check("R12", "k_assegnate_anno_precedente", "k) Non oltre gli alloggi SAP di a)",
-              frozenset(), frozenset({"R12"})),
-        Check("R11", "f_totale_assegnabili", "b)–f) contano solo alloggi SAP", frozenset(),
-              frozenset({"R11"})),
-        Check("V01", "referente_nome", "Referente: nome e un recapito", frozenset(),
-              frozenset({"V01"})),
-        Check("V02", "referente_email", "Referente: e-mail valida", frozenset(),
-              frozenset({"V02"})),
+        Check(
+            "R2",
+            "f_totale_assegnabili",
+            "f) Totale = b + c + d + e",
+            frozenset({"R2", "M13"}),
+            frozenset(),
+        ),
+        Check(
+            "R3",
+            "g_soglia_indigenti",
+            "g) Soglia indigenti: vuota oppure oltre il 20%",
+            frozenset({"R3", "R0", "L05"}),
+            frozenset({"L01", "L03"}),
+            comuni_only=True,
+        ),
+        Check(
+            "h_valore",
+            "h_categoria_aggiuntiva",
+            "h) Categoria aggiuntiva: SI oppure NO",
+            frozenset({"L06"}),
+            frozenset({"L02"}),
+            comuni_only=True,
+        ),
+        Check(
+            "R6",
+            "h_motivazione",
+            "h) Con SI serve la motivazione",
+            frozenset({"R6"}),
+            frozenset(),
+            comuni_only=True,
+        ),
+        Check(
+            "R4",
+            "i_forze_polizia",
+            "i) Quota Forze di Polizia tra 0 e 10%",
+            frozenset({"R4", "R0", "L05"}),
+            frozenset({"L01", "L03"}),
+            comuni_only=True,
+        ),
+        Check(
+            "R5",
+            "j_sat",
+            "j) Unità SAT entro il 10% degli alloggi SAP",
+            frozenset(),
+            frozenset({"R5"}),
+        ),
+        Check(
+            "R7",
+            "b_carenza_manutentiva",
+            "b) Non oltre gli alloggi SAP di a)",
+            frozenset(),
+            frozenset({"R7"}),
+        ),
+        Check(
+            "R8", "d_turnover", "d) Non oltre gli alloggi SAP di a)", frozenset(), frozenset({"R8"})
+        ),
+        Check(
+            "R12",
+            "k_assegnate_anno_precedente",
+            "k) Non oltre gli alloggi SAP di a)",
+            frozenset(),
+            frozenset({"R12"}),
+        ),
+        Check(
+            "R11",
+            "f_totale_assegnabili",
+            "b)–f) contano solo alloggi SAP",
+            frozenset(),
+            frozenset({"R11"}),
+        ),
+        Check(
+            "V01",
+            "referente_nome",
+            "Referente: nome e un recapito",
+            frozenset(),
+            frozenset({"V01"}),
+        ),
+        Check(
+            "V02", "referente_email", "Referente: e-mail valida", frozenset(), frozenset({"V02"})
+        ),
     ]
     return tuple(out)
 
@@ -131,5 +192,3 @@ def build_layout() -> Layout:
 
 
 LAYOUT = build_layout()
-
-

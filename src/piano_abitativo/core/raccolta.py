@@ -48,8 +48,7 @@ class Raccolta:
     #: or absolute); "" when not linked
     precedente: str = ""
     #: what `yoy` loaded from the previous raccolta, kept for the life of this object
-    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
-                                  compare=False)
+    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def config_path(self) -> Path:
@@ -65,7 +64,6 @@ class Raccolta:
         if not self.precedente:
             return None
         return Path(os.path.normpath(self.path / self.precedente))
-
 
 
 def parse_date(text: str) -> dt.date:
@@ -135,8 +133,11 @@ confronto_minimo_alloggi = {s.confronto_minimo_alloggi}
 
 
 def _confronto_section(r: Raccolta) -> str:
-    key = (f"precedente = {_toml_str(r.precedente)}" if r.precedente
-           else f'# precedente = "../raccolta-{r.anno - 1}"')
+    key = (
+        f"precedente = {_toml_str(r.precedente)}"
+        if r.precedente
+        else f'# precedente = "../raccolta-{r.anno - 1}"'
+    )
     return f"""
 [confronto]
 # Raccolta dell'anno precedente, per confrontare i dati di ogni ente con quelli
@@ -186,16 +187,25 @@ POSTA_SECTION = """
 """
 
 
-def create(path: Path, *, anno: int, registry_csv: Path | None = None,
-           scadenza: dt.date | None = None, ambito: str | None = None,
-           contatto: str = "", now: dt.datetime | None = None,
-           precedente: Path | None = None) -> Raccolta:
+def create(
+    path: Path,
+    *,
+    anno: int,
+    registry_csv: Path | None = None,
+    scadenza: dt.date | None = None,
+    ambito: str | None = None,
+    contatto: str = "",
+    now: dt.datetime | None = None,
+    precedente: Path | None = None,
+) -> Raccolta:
     """Create a new raccolta folder; refuses to touch an existing one. `precedente` (a
     folder, relative to the working directory) links last year's raccolta."""
     path = Path(path)
     if (path / CONFIG_NAME).exists():
-        raise RaccoltaError(f"{path} contiene già una raccolta ({CONFIG_NAME}): non viene "
-                            "sovrascritta. Scegliere un'altra cartella.")
+        raise RaccoltaError(
+            f"{path} contiene già una raccolta ({CONFIG_NAME}): non viene "
+            "sovrascritta. Scegliere un'altra cartella."
+        )
     if path.exists() and not path.is_dir():
         raise RaccoltaError(f"{path} esiste e non è una cartella")
     if not 2000 <= anno <= 2100:
@@ -207,15 +217,25 @@ def create(path: Path, *, anno: int, registry_csv: Path | None = None,
         raise RaccoltaError(str(exc)) from exc
     capo = registry.capofila
     if ambito is None:
-        ambito = "Cremasco" if registry_csv is None else (
-            f"di {capo.denominazione}" if capo else "")
-    r = Raccolta(path=path, id=f"{anno}-{uuid.uuid4().hex[:12]}", anno=anno, ambito=ambito,
-                 capofila=capo.nome_completo if capo else "", scadenza=scadenza,
-                 contatto=contatto, registry=registry, precedente=link)
+        ambito = (
+            "Cremasco" if registry_csv is None else (f"di {capo.denominazione}" if capo else "")
+        )
+    r = Raccolta(
+        path=path,
+        id=f"{anno}-{uuid.uuid4().hex[:12]}",
+        anno=anno,
+        ambito=ambito,
+        capofila=capo.nome_completo if capo else "",
+        scadenza=scadenza,
+        contatto=contatto,
+        registry=registry,
+        precedente=link,
+    )
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path / REGISTRY_NAME, registry.to_csv())
-    atomic_write_text(path / CONFIG_NAME,
-                      _config_text(r, now or dt.datetime.now(dt.UTC).astimezone()))
+    atomic_write_text(
+        path / CONFIG_NAME, _config_text(r, now or dt.datetime.now(dt.UTC).astimezone())
+    )
     return r
 
 
@@ -225,8 +245,10 @@ def load(path: Path) -> Raccolta:
     try:
         cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise RaccoltaError(f"{path} non è una raccolta: manca {CONFIG_NAME}. Crearla con "
-                            f"«piano-abitativo crea {path} --anno AAAA»") from exc
+        raise RaccoltaError(
+            f"{path} non è una raccolta: manca {CONFIG_NAME}. Crearla con "
+            f"«piano-abitativo crea {path} --anno AAAA»"
+        ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RaccoltaError(f"{cfg_path}: file di configurazione non valido ({exc})") from exc
     sec = cfg.get("raccolta", {})
@@ -235,8 +257,7 @@ def load(path: Path) -> Raccolta:
         anno = int(sec["anno"])
         rid = str(sec["id"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise RaccoltaError(f"{cfg_path}: mancano «id» o «anno» nella sezione [raccolta]"
-                            ) from exc
+        raise RaccoltaError(f"{cfg_path}: mancano «id» o «anno» nella sezione [raccolta]") from exc
     scad_text = str(sec.get("scadenza", "") or "")
     try:
         scadenza = parse_date(scad_text) if scad_text else None
@@ -248,31 +269,49 @@ def load(path: Path) -> Raccolta:
         raise RaccoltaError(str(exc)) from exc
     base = str(rules.get("sat_base", "a_sap"))
     if base not in ("a_sap", "f_totale_assegnabili"):
-        raise RaccoltaError(f"{cfg_path}: sat_base «{base}» non valida (a_sap oppure "
-                            "f_totale_assegnabili)")
+        raise RaccoltaError(
+            f"{cfg_path}: sat_base «{base}» non valida (a_sap oppure f_totale_assegnabili)"
+        )
     rounding = str(rules.get("sat_arrotondamento", "eccesso"))
     if rounding not in ("eccesso", "difetto"):
-        raise RaccoltaError(f"{cfg_path}: sat_arrotondamento «{rounding}» non valido "
-                            "(eccesso oppure difetto)")
+        raise RaccoltaError(
+            f"{cfg_path}: sat_arrotondamento «{rounding}» non valido (eccesso oppure difetto)"
+        )
     d = Settings()
     settings = Settings(
         sat_percentuale=float(rules.get("sat_percentuale", 10)),
-        sat_base=base, sat_arrotondamento=rounding,
+        sat_base=base,
+        sat_arrotondamento=rounding,
         confronto_minimo_percentuale=_rule_number(
-            rules, "confronto_minimo_percentuale", d.confronto_minimo_percentuale, cfg_path,
-            0, 100),
+            rules, "confronto_minimo_percentuale", d.confronto_minimo_percentuale, cfg_path, 0, 100
+        ),
         confronto_massimo_percentuale=_rule_number(
-            rules, "confronto_massimo_percentuale", d.confronto_massimo_percentuale,
-            cfg_path, 100, 100_000),
-        confronto_minimo_alloggi=int(_rule_number(
-            rules, "confronto_minimo_alloggi", d.confronto_minimo_alloggi, cfg_path, 0,
-            100_000, integer=True)))
+            rules,
+            "confronto_massimo_percentuale",
+            d.confronto_massimo_percentuale,
+            cfg_path,
+            100,
+            100_000,
+        ),
+        confronto_minimo_alloggi=int(
+            _rule_number(
+                rules,
+                "confronto_minimo_alloggi",
+                d.confronto_minimo_alloggi,
+                cfg_path,
+                0,
+                100_000,
+                integer=True,
+            )
+        ),
+    )
     confronto = cfg.get("confronto", {})
-    if not isinstance(confronto, dict) or not isinstance(
-            confronto.get("precedente", ""), str):
-        raise RaccoltaError(f"{cfg_path}: nella sezione [confronto] «precedente» deve essere "
-                            'il percorso di una cartella tra virgolette, es. '
-                            'precedente = "../raccolta-2025"')
+    if not isinstance(confronto, dict) or not isinstance(confronto.get("precedente", ""), str):
+        raise RaccoltaError(
+            f"{cfg_path}: nella sezione [confronto] «precedente» deve essere "
+            "il percorso di una cartella tra virgolette, es. "
+            'precedente = "../raccolta-2025"'
+        )
     posta = cfg.get("posta", {})
     if not isinstance(posta, dict):
         raise RaccoltaError(f"{cfg_path}: «posta» deve essere una sezione [posta]")
@@ -282,24 +321,46 @@ def load(path: Path) -> Raccolta:
                 f"{cfg_path}: la sezione [posta] contiene «{key}»: la password non va mai "
                 "scritta nel file. Cancellare quella riga e usare la variabile d'ambiente "
                 "PIANO_ABITATIVO_PASSWORD oppure il portachiavi di sistema (keyring set "
-                "piano-abitativo UTENTE).")
-    return Raccolta(path=path, id=rid, anno=anno, ambito=str(sec.get("ambito", "")),
-                    capofila=str(sec.get("capofila", "")), scadenza=scadenza,
-                    contatto=str(sec.get("contatto", "")), registry=registry,
-                    settings=settings, posta=dict(posta),
-                    precedente=str(confronto.get("precedente", "")).strip())
+                "piano-abitativo UTENTE)."
+            )
+    return Raccolta(
+        path=path,
+        id=rid,
+        anno=anno,
+        ambito=str(sec.get("ambito", "")),
+        capofila=str(sec.get("capofila", "")),
+        scadenza=scadenza,
+        contatto=str(sec.get("contatto", "")),
+        registry=registry,
+        settings=settings,
+        posta=dict(posta),
+        precedente=str(confronto.get("precedente", "")).strip(),
+    )
 
 
-def _rule_number(rules: dict[str, Any], key: str, default: float, cfg_path: Path,
-                 low: float, high: float, *, integer: bool = False) -> float:
+def _rule_number(
+    rules: dict[str, Any],
+    key: str,
+    default: float,
+    cfg_path: Path,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
+) -> float:
     """A number of [regole] within [low, high], else an error naming file and key."""
     x = rules.get(key, default)
-    ok = (isinstance(x, int | float) and not isinstance(x, bool) and low <= x <= high
-          and (not integer or float(x).is_integer()))
+    ok = (
+        isinstance(x, int | float)
+        and not isinstance(x, bool)
+        and low <= x <= high
+        and (not integer or float(x).is_integer())
+    )
     if not ok:
         kind = "un numero intero" if integer else "un numero"
-        raise RaccoltaError(f"{cfg_path}: [regole] {key} = {x!r} non valido: serve {kind} "
-                            f"tra {low:g} e {high:g}")
+        raise RaccoltaError(
+            f"{cfg_path}: [regole] {key} = {x!r} non valido: serve {kind} tra {low:g} e {high:g}"
+        )
     return float(x)
 
 
@@ -310,20 +371,27 @@ def previous_link(path: Path, anno: int, precedente: Path | str) -> str:
     slashes, which Windows reads too."""
     target = Path(precedente)
     if not target.exists():
-        raise RaccoltaError(f"La cartella {precedente} non esiste: indicare la cartella della "
-                            "raccolta dell'anno precedente")
+        raise RaccoltaError(
+            f"La cartella {precedente} non esiste: indicare la cartella della "
+            "raccolta dell'anno precedente"
+        )
     if not (target / CONFIG_NAME).is_file():
-        raise RaccoltaError(f"{precedente} non è una raccolta (manca {CONFIG_NAME}): indicare "
-                            "la cartella creata con «piano-abitativo crea» per l'anno "
-                            "precedente")
+        raise RaccoltaError(
+            f"{precedente} non è una raccolta (manca {CONFIG_NAME}): indicare "
+            "la cartella creata con «piano-abitativo crea» per l'anno "
+            "precedente"
+        )
     if target.resolve() == Path(path).resolve():
-        raise RaccoltaError(f"{precedente} è la raccolta stessa: indicare quella dell'anno "
-                            "precedente")
+        raise RaccoltaError(
+            f"{precedente} è la raccolta stessa: indicare quella dell'anno precedente"
+        )
     prev = load(target)
     if prev.anno >= anno:
-        raise RaccoltaError(f"La raccolta in {precedente} è dell'anno {prev.anno}: come "
-                            f"raccolta precedente serve una raccolta di un anno prima del "
-                            f"{anno}")
+        raise RaccoltaError(
+            f"La raccolta in {precedente} è dell'anno {prev.anno}: come "
+            f"raccolta precedente serve una raccolta di un anno prima del "
+            f"{anno}"
+        )
     try:
         rel = os.path.relpath(target.resolve(), Path(path).resolve())
     except ValueError:  # another drive (Windows): no relative path exists
@@ -344,15 +412,17 @@ def _with_precedente(text: str, link: str) -> str:
     line = f"precedente = {_toml_str(link)}"
     start = next((i for i, ln in enumerate(lines) if _CONFRONTO.match(ln)), None)
     if start is None:
-        lines += ["", "[confronto]", "# Raccolta dell'anno precedente, per il confronto dei "
-                  "dati (piano-abitativo collega).", line]
+        lines += [
+            "",
+            "[confronto]",
+            "# Raccolta dell'anno precedente, per il confronto dei dati (piano-abitativo collega).",
+            line,
+        ]
     else:
-        end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])),
-                   len(lines))
+        end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])), len(lines))
         idx = next((i for i in range(start + 1, end) if _KEY.match(lines[i])), None)
         if idx is None:
-            idx = next((i for i in range(start + 1, end) if _KEY_COMMENTED.match(lines[i])),
-                       None)
+            idx = next((i for i in range(start + 1, end) if _KEY_COMMENTED.match(lines[i])), None)
         if idx is None:
             lines.insert(start + 1, line)
         else:
@@ -375,9 +445,11 @@ def collega(path: Path, precedente: Path | str) -> Raccolta:
         after = {}
     expected = {**before, "confronto": {**before.get("confronto", {}), "precedente": link}}
     if after != expected:
-        raise RaccoltaError(f"{r.config_path}: impossibile aggiornare il file in automatico. "
-                            "Aggiungere a mano, in fondo al file, le righe:\n[confronto]\n"
-                            f"precedente = {_toml_str(link)}")
+        raise RaccoltaError(
+            f"{r.config_path}: impossibile aggiornare il file in automatico. "
+            "Aggiungere a mano, in fondo al file, le righe:\n[confronto]\n"
+            f"precedente = {_toml_str(link)}"
+        )
     atomic_write_text(r.config_path, text)
     return load(r.path)
 

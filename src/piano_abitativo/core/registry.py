@@ -12,8 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 TIPI = ("COMUNE", "ALER")
-REQUIRED_COLUMNS = ("codice", "tipo", "denominazione", "provincia", "codice_catastale",
-                    "capofila")
+REQUIRED_COLUMNS = ("codice", "tipo", "denominazione", "provincia", "codice_catastale", "capofila")
 OPTIONAL_COLUMNS = ("email", "pec")
 _TRUE = {"si", "sì", "s", "x", "1", "true", "vero", "yes"}
 
@@ -104,8 +103,18 @@ class Registry:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         for e in self.enti:
-            writer.writerow([e.codice, e.tipo, e.denominazione, e.provincia,
-                             e.codice_catastale, "SI" if e.capofila else "", e.email, e.pec])
+            writer.writerow(
+                [
+                    e.codice,
+                    e.tipo,
+                    e.denominazione,
+                    e.provincia,
+                    e.codice_catastale,
+                    "SI" if e.capofila else "",
+                    e.email,
+                    e.pec,
+                ]
+            )
         return buf.getvalue()
 
 
@@ -125,8 +134,11 @@ def parse_registry(text: str, *, source: str = "elenco enti") -> Registry:
     enti: list[Ente] = []
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
-               if isinstance(v, str | type(None))}
+        row = {
+            (k or "").strip().lower(): (v or "").strip()
+            for k, v in raw.items()
+            if isinstance(v, str | type(None))
+        }
         if not any(row.values()):
             continue
         codice = row.get("codice", "")
@@ -146,17 +158,21 @@ def parse_registry(text: str, *, source: str = "elenco enti") -> Registry:
             codice = codice.zfill(6)
         if codice in seen:
             raise RegistryError(
-                f"{source}, riga {lineno}: codice {codice} già presente alla riga "
-                f"{seen[codice]}"
+                f"{source}, riga {lineno}: codice {codice} già presente alla riga {seen[codice]}"
             )
         seen[codice] = lineno
-        enti.append(Ente(
-            codice=codice, tipo=tipo, denominazione=nome,
-            provincia=row.get("provincia", ""),
-            codice_catastale=row.get("codice_catastale", ""),
-            capofila=row.get("capofila", "").casefold() in _TRUE,
-            email=row.get("email", ""), pec=row.get("pec", ""),
-        ))
+        enti.append(
+            Ente(
+                codice=codice,
+                tipo=tipo,
+                denominazione=nome,
+                provincia=row.get("provincia", ""),
+                codice_catastale=row.get("codice_catastale", ""),
+                capofila=row.get("capofila", "").casefold() in _TRUE,
+                email=row.get("email", ""),
+                pec=row.get("pec", ""),
+            )
+        )
     if not enti:
         raise RegistryError(f"{source}: nessun ente nell'elenco")
     return Registry(enti, source=source)
@@ -178,5 +194,6 @@ def load_registry(path: Path | str) -> Registry:
 def default_registry() -> Registry:
     """The built-in registry of the Ambito Cremasco: 48 comuni and the ALER."""
     text = (resources.files("piano_abitativo") / "data" / "enti_ambito_cremasco.csv").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     return parse_registry(text, source="elenco enti dell'Ambito Cremasco (predefinito)")

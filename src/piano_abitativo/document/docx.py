@@ -59,10 +59,25 @@ if TYPE_CHECKING:
     from piano_abitativo.consolidation.confronto import YearOverYear
 
 __all__ = [
-    "BLOCKS", "DOCUMENT_DIR", "DOCUMENT_STEM", "ENV_SOFFICE", "TESTI_DIR", "DocumentLocked",
-    "DocumentResult", "PdfError", "TextBlock", "build_document", "convert_to_pdf",
-    "document_path", "fill_placeholders", "find_soffice", "parse_block",
-    "placeholder_values", "read_text_blocks", "write_document", "write_text_blocks",
+    "BLOCKS",
+    "DOCUMENT_DIR",
+    "DOCUMENT_STEM",
+    "ENV_SOFFICE",
+    "TESTI_DIR",
+    "DocumentLocked",
+    "DocumentResult",
+    "PdfError",
+    "TextBlock",
+    "build_document",
+    "convert_to_pdf",
+    "document_path",
+    "fill_placeholders",
+    "find_soffice",
+    "parse_block",
+    "placeholder_values",
+    "read_text_blocks",
+    "write_document",
+    "write_text_blocks",
 ]
 
 DOCUMENT_DIR = "documento"
@@ -79,7 +94,8 @@ LEGAL_REFERENCES = (
     "regionale dei servizi abitativi» e dell'art. 4 del Regolamento Regionale 4 agosto "
     "2017, n. 4 «Disciplina della programmazione dell'offerta abitativa pubblica e sociale "
     "e dell'accesso e della permanenza nei servizi abitativi pubblici», e successive "
-    "modifiche e integrazioni.")
+    "modifiche e integrazioni."
+)
 
 
 class DocumentLocked(RaccoltaError):
@@ -102,8 +118,11 @@ class DocumentResult:
     testi_creati: tuple[Path, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"docx": str(self.docx), "pdf": str(self.pdf) if self.pdf else None,
-                "note": list(self.note)}
+        return {
+            "docx": str(self.docx),
+            "pdf": str(self.pdf) if self.pdf else None,
+            "note": list(self.note),
+        }
 
 
 def document_path(raccolta_path: Path, anno: int, suffix: str = ".docx") -> Path:
@@ -112,6 +131,7 @@ def document_path(raccolta_path: Path, anno: int, suffix: str = ".docx") -> Path
 
 
 # --------------------------------------------------------------------------- text blocks
+
 
 @dataclass(frozen=True)
 class TextBlock:
@@ -137,7 +157,11 @@ _PLACEHOLDER_HELP = {
 }
 
 BLOCKS: tuple[TextBlock, ...] = (
-    TextBlock("premessa", "01_premessa.txt", "1. PREMESSA", """\
+    TextBlock(
+        "premessa",
+        "01_premessa.txt",
+        "1. PREMESSA",
+        """\
 Con la Legge Regionale 8 luglio 2016, n. 16 «Disciplina regionale dei servizi abitativi» \
 e il Regolamento Regionale 4 agosto 2017, n. 4 «Disciplina della programmazione \
 dell'offerta abitativa pubblica e sociale e dell'accesso e della permanenza nei servizi \
@@ -150,9 +174,13 @@ Si passa così dall'«edilizia residenziale pubblica» al «servizio abitativo»
 abitativa pubblica e sociale è programmata in modo coordinato e integrato con la rete dei \
 servizi alla persona, su scala sovracomunale (l'ambito territoriale del Piano di Zona), \
 con un ruolo significativo dei Comuni e degli enti proprietari.
-"""),
-    TextBlock("piano_annuale_triennale", "02_piano_annuale_e_triennale.txt",
-              "1.1 - PIANO ANNUALE E PIANO TRIENNALE", """\
+""",
+    ),
+    TextBlock(
+        "piano_annuale_triennale",
+        "02_piano_annuale_e_triennale.txt",
+        "1.1 - PIANO ANNUALE E PIANO TRIENNALE",
+        """\
 La norma regionale prevede due strumenti per la programmazione dell'offerta abitativa: il \
 Piano triennale e il Piano annuale.
 
@@ -169,8 +197,13 @@ sociali che si prevede di assegnare nel corso dell'anno {anno}.
 
 Entrambi i Piani sono predisposti dall'ente capofila, {capofila}, e approvati \
 dall'Assemblea dei sindaci dell'Ambito territoriale {ambito}.
-"""),
-    TextBlock("ambito", "03_ambito_territoriale.txt", "1.2 - L'AMBITO TERRITORIALE", """\
+""",
+    ),
+    TextBlock(
+        "ambito",
+        "03_ambito_territoriale.txt",
+        "1.2 - L'AMBITO TERRITORIALE",
+        """\
 # Descrivere qui l'ambito: Piano di Zona in vigore, tavoli e coordinamenti sulle
 # politiche abitative, iniziative in corso e previste per l'anno.
 L'Ambito territoriale {ambito} comprende {n_comuni} Comuni. La programmazione \
@@ -180,25 +213,39 @@ coordinato, efficiente ed efficace.
 
 L'ente capofila, {capofila}, cura la ricognizione annuale presso i Comuni dell'ambito e \
 l'ALER territorialmente competente e predispone il Piano annuale.
-"""),
-    TextBlock("contenuti", "04_contenuti_del_piano.txt", "2. I CONTENUTI DEL PIANO", """\
+""",
+    ),
+    TextBlock(
+        "contenuti",
+        "04_contenuti_del_piano.txt",
+        "2. I CONTENUTI DEL PIANO",
+        """\
 All'ente capofila per la programmazione dell'offerta dei servizi abitativi dell'Ambito \
 territoriale {ambito}, {capofila}, è affidata la redazione del Piano annuale dell'offerta \
 abitativa per l'anno {anno}, attraverso la ricognizione, presso i Comuni dell'ambito e \
 l'ALER territorialmente competente, delle unità abitative destinate ai servizi abitativi \
 pubblici che si prevede di assegnare entro il 31 dicembre {anno}, e lo svolgimento delle \
 altre attività previste dal piano (art. 4 R.R. 4/2017 e s.m.i.).
-"""),
-    TextBlock("servizi_abitativi", "05_servizi_abitativi.txt", "2.1 - I SERVIZI ABITATIVI", """\
+""",
+    ),
+    TextBlock(
+        "servizi_abitativi",
+        "05_servizi_abitativi.txt",
+        "2.1 - I SERVIZI ABITATIVI",
+        """\
 La ricognizione ha riguardato complessivamente {n_comuni} Comuni e {aler}, ALER \
 territorialmente competente, che partecipa come ente proprietario di patrimonio abitativo \
 pubblico.
 
 I dati trasmessi dagli enti, ai fini della redazione del Piano annuale, sono illustrati \
 di seguito.
-"""),
-    TextBlock("misure", "06_misure_accesso_abitazione.txt",
-              "MISURE PER SOSTENERE L'ACCESSO E IL MANTENIMENTO DELL'ABITAZIONE", """\
+""",
+    ),
+    TextBlock(
+        "misure",
+        "06_misure_accesso_abitazione.txt",
+        "MISURE PER SOSTENERE L'ACCESSO E IL MANTENIMENTO DELL'ABITAZIONE",
+        """\
 # Indicare le misure effettivamente attive nell'ambito per l'anno, con le risorse e i
 # tempi (art. 4 R.R. 4/2017: misure per sostenere l'accesso e il mantenimento
 # dell'abitazione).
@@ -210,15 +257,21 @@ disponibili, quali:
 - contributi per il sostegno al pagamento del canone di locazione sul mercato privato;
 - interventi per la prevenzione degli sfratti e il contrasto della morosità incolpevole;
 - servizi di informazione, accompagnamento e mediazione abitativa.
-"""),
-    TextBlock("conclusioni", "07_conclusioni.txt", "3. CONCLUSIONI", """\
+""",
+    ),
+    TextBlock(
+        "conclusioni",
+        "07_conclusioni.txt",
+        "3. CONCLUSIONI",
+        """\
 Il presente Piano annuale è predisposto da {capofila}, ente capofila, sulla base dei dati \
 trasmessi dai Comuni e dall'ALER e consolidati al {data_dati}, ed è sottoposto \
 all'approvazione dell'Assemblea dei sindaci dell'Ambito territoriale {ambito}.
 
 Dopo l'approvazione il Piano è pubblicato e trasmesso a Regione Lombardia secondo le \
 modalità previste dalla normativa regionale.
-"""),
+""",
+    ),
 )
 BLOCK_BY_KEY: dict[str, TextBlock] = {b.key: b for b in BLOCKS}
 
@@ -232,7 +285,8 @@ def _block_file_text(block: TextBlock) -> str:
         "# Una riga vuota separa i paragrafi; una riga che inizia con «- » è una voce di\n"
         "# elenco puntato; le righe che iniziano con # sono commenti (non vanno nel\n"
         "# documento). Segnaposto sostituiti con i dati della raccolta:\n"
-        f"{names}\n\n{block.default}")
+        f"{names}\n\n{block.default}"
+    )
 
 
 def write_text_blocks(raccolta_path: Path) -> list[Path]:
@@ -261,8 +315,10 @@ def read_text_blocks(raccolta_path: Path, notes: list[str] | None = None) -> dic
             continue
         except OSError as exc:
             if notes is not None:
-                notes.append(f"{TESTI_DIR}/{block.file}: impossibile leggerlo "
-                             f"({exc.strerror or exc}); usato il testo predefinito.")
+                notes.append(
+                    f"{TESTI_DIR}/{block.file}: impossibile leggerlo "
+                    f"({exc.strerror or exc}); usato il testo predefinito."
+                )
             out[block.key] = block.default
             continue
         try:
@@ -270,9 +326,11 @@ def read_text_blocks(raccolta_path: Path, notes: list[str] | None = None) -> dic
         except UnicodeDecodeError:
             out[block.key] = data.decode("cp1252", "replace")
             if notes is not None:
-                notes.append(f"{TESTI_DIR}/{block.file}: il file non è in UTF-8, letto come "
-                             "Windows-1252. Salvarlo in UTF-8 per essere certi delle lettere "
-                             "accentate.")
+                notes.append(
+                    f"{TESTI_DIR}/{block.file}: il file non è in UTF-8, letto come "
+                    "Windows-1252. Salvarlo in UTF-8 per essere certi delle lettere "
+                    "accentate."
+                )
     return out
 
 
@@ -311,7 +369,7 @@ def parse_block(text: str) -> list[TextParagraph]:
         if m:
             flush()
             bullet = True
-            line = raw[m.end():].strip()
+            line = raw[m.end() :].strip()
         words.append(line)
     flush()
     return paras
@@ -374,6 +432,7 @@ TOTAL_FILL = "EDF1F9"
 
 # --------------------------------------------------------------------------- OOXML helpers
 
+
 def _set(el: Any, tag: str, **attrs: str) -> Any:
     """Get or add the child `tag` of `el` and set its w: attributes."""
     child = el.find(qn(tag))
@@ -397,9 +456,11 @@ def _plain_fonts(rpr: Any) -> None:
         fonts.set(qn(f"w:{a}"), FONT)
 
 
-def _field(par: Paragraph, instr: str, cached: str = "", *, size: Length | None = None,
-           bold: bool = False) -> None:
+def _field(
+    par: Paragraph, instr: str, cached: str = "", *, size: Length | None = None, bold: bool = False
+) -> None:
     """A Word field (PAGE, NUMPAGES, PAGEREF …) with its cached result."""
+
     def run(kind: str) -> None:
         r = par.add_run()
         if size is not None:
@@ -468,9 +529,23 @@ def _shade(cell: Any, fill: str) -> None:
     shd.set(qn("w:val"), "clear")
     shd.set(qn("w:color"), "auto")
     shd.set(qn("w:fill"), fill)
-    _insert_before(tcpr, shd, ("w:noWrap", "w:tcMar", "w:textDirection", "w:tcFitText",
-                               "w:vAlign", "w:hideMark", "w:headers", "w:cellIns",
-                               "w:cellDel", "w:cellMerge", "w:tcPrChange"))
+    _insert_before(
+        tcpr,
+        shd,
+        (
+            "w:noWrap",
+            "w:tcMar",
+            "w:textDirection",
+            "w:tcFitText",
+            "w:vAlign",
+            "w:hideMark",
+            "w:headers",
+            "w:cellIns",
+            "w:cellDel",
+            "w:cellMerge",
+            "w:tcPrChange",
+        ),
+    )
 
 
 def _row_props(row: Any, *, header: bool) -> None:
@@ -489,11 +564,11 @@ def _cell_margins(table: Table, left_right_cm: float) -> None:
         el.set(qn("w:w"), str(round(left_right_cm * 567)))
         el.set(qn("w:type"), "dxa")
         mar.append(el)
-    _insert_before(tblpr, mar, ("w:tblLook", "w:tblCaption", "w:tblDescription",
-                                "w:tblPrChange"))
+    _insert_before(tblpr, mar, ("w:tblLook", "w:tblCaption", "w:tblDescription", "w:tblPrChange"))
 
 
 # --------------------------------------------------------------------------- document
+
 
 @dataclass
 class _Heading:
@@ -527,8 +602,7 @@ class _Builder:
         doc = self.doc
         # theme fonts and language of the defaults: Arial, Italian (spelling, hyphenation)
         styles_el = doc.styles.element
-        rpr_default = styles_el.find(qn("w:docDefaults")).find(qn("w:rPrDefault")).find(
-            qn("w:rPr"))
+        rpr_default = styles_el.find(qn("w:docDefaults")).find(qn("w:rPrDefault")).find(qn("w:rPr"))
         _plain_fonts(rpr_default)
         _set(rpr_default, "w:lang", val="it-IT", eastAsia="it-IT", bidi="ar-SA")
         normal = doc.styles["Normal"]
@@ -584,8 +658,9 @@ class _Builder:
         props.author = (self.cons.capofila or "Ente capofila")[:255]
         props.last_modified_by = "piano-abitativo"
         props.keywords = "piano-abitativo, piano annuale, servizi abitativi"
-        props.comments = (f"Generato da piano-abitativo con i dati consolidati al "
-                          f"{self.values['data_dati']}.")
+        props.comments = (
+            f"Generato da piano-abitativo con i dati consolidati al {self.values['data_dati']}."
+        )
         props.category = ""
         props.language = "it-IT"
         props.created = created
@@ -610,18 +685,29 @@ class _Builder:
     def _footer(self, sec: Any) -> None:
         par = sec.footer.paragraphs[0]
         par.alignment = WD_ALIGN_PARAGRAPH.CENTER
-        par.add_run(f"Piano annuale {self.cons.anno} — Ambito {self.cons.ambito} — dati "
-                    f"consolidati al {self.values['data_dati']} — pagina ")
+        par.add_run(
+            f"Piano annuale {self.cons.anno} — Ambito {self.cons.ambito} — dati "
+            f"consolidati al {self.values['data_dati']} — pagina "
+        )
         _field(par, "PAGE", "1")
         par.add_run(" di ")
         _field(par, "NUMPAGES", "1")
 
     # ------------------------------------------------------------------ blocks
 
-    def para(self, text: str = "", *, bold: bool = False, italic: bool = False,
-             size: float | None = None, align: WD_ALIGN_PARAGRAPH | None = None,
-             before: float | None = None, after: float | None = None,
-             color: RGBColor | None = None, keep: bool = False) -> Paragraph:
+    def para(
+        self,
+        text: str = "",
+        *,
+        bold: bool = False,
+        italic: bool = False,
+        size: float | None = None,
+        align: WD_ALIGN_PARAGRAPH | None = None,
+        before: float | None = None,
+        after: float | None = None,
+        color: RGBColor | None = None,
+        keep: bool = False,
+    ) -> Paragraph:
         p = self.doc.add_paragraph()
         if text:
             run = p.add_run(text)
@@ -642,8 +728,7 @@ class _Builder:
         return p
 
     def heading(self, number: str, title: str, level: int) -> Paragraph:
-        text = (f"{number}. {title}" if level == 1 else f"{number} - {title}") if number \
-            else title
+        text = (f"{number}. {title}" if level == 1 else f"{number} - {title}") if number else title
         p: Paragraph = self.doc.add_heading(text, level)
         self._bookmarks += 1
         name = f"_piano_{self._bookmarks}"
@@ -653,15 +738,21 @@ class _Builder:
 
     def block(self, key: str) -> None:
         """The paragraphs of text block `key`, placeholders filled."""
-        text, unknown = fill_placeholders(self.texts.get(key, BLOCK_BY_KEY[key].default),
-                                          self.values)
+        text, unknown = fill_placeholders(
+            self.texts.get(key, BLOCK_BY_KEY[key].default), self.values
+        )
         if unknown:
             known = " ".join("{" + k + "}" for k in self.values)
             shown = ", ".join("{" + u + "}" for u in unknown)
-            what = ("sconosciuto, lasciato com'è" if len(unknown) == 1
-                    else "sconosciuti, lasciati come sono scritti")
-            self.notes.append(f"{TESTI_DIR}/{BLOCK_BY_KEY[key].file}: segnaposto {shown} "
-                              f"{what} nel documento. Si possono usare: {known}.")
+            what = (
+                "sconosciuto, lasciato com'è"
+                if len(unknown) == 1
+                else "sconosciuti, lasciati come sono scritti"
+            )
+            self.notes.append(
+                f"{TESTI_DIR}/{BLOCK_BY_KEY[key].file}: segnaposto {shown} "
+                f"{what} nel documento. Si possono usare: {known}."
+            )
         for tp in parse_block(text):
             if tp.bullet:
                 p = self.doc.add_paragraph(tp.text, style="List Bullet")
@@ -676,17 +767,25 @@ class _Builder:
         center = WD_ALIGN_PARAGRAPH.CENTER
         self.para(c.capofila, bold=True, size=13, align=center, before=24, after=4)
         self.para(f"Ambito territoriale {c.ambito}", size=12, align=center, after=0)
-        self.para(TITLE.upper(), bold=True, size=22, align=center, before=150, after=12,
-                  color=BLUE)
+        self.para(TITLE.upper(), bold=True, size=22, align=center, before=150, after=12, color=BLUE)
         self.para(f"Anno {c.anno}", bold=True, size=20, align=center, after=60, color=BLUE)
         self.para(LEGAL_REFERENCES, italic=True, size=10, align=center, after=6)
-        self.para("Documento predisposto dall'ente capofila per l'approvazione "
-                  "dell'Assemblea dei sindaci.", size=10, align=center, after=90)
-        self.para(f"Dati consolidati al {self.values['data_dati']}", bold=True, size=12,
-                  align=center, after=4)
+        self.para(
+            "Documento predisposto dall'ente capofila per l'approvazione "
+            "dell'Assemblea dei sindaci.",
+            size=10,
+            align=center,
+            after=90,
+        )
+        self.para(
+            f"Dati consolidati al {self.values['data_dati']}",
+            bold=True,
+            size=12,
+            align=center,
+            after=4,
+        )
         n, answered = len(c.enti), len(c.answered)
-        self.para(f"Enti che hanno trasmesso i dati: {answered} su {n}", size=10,
-                  align=center)
+        self.para(f"Enti che hanno trasmesso i dati: {answered} su {n}", size=10, align=center)
         self.page_break()
 
     def index_page(self) -> None:
@@ -705,8 +804,7 @@ class _Builder:
         for h in self._headings:
             p = anchor.insert_paragraph_before()
             pf = p.paragraph_format
-            pf.tab_stops.add_tab_stop(Cm(TEXT_WIDTH_CM), WD_TAB_ALIGNMENT.RIGHT,
-                                      WD_TAB_LEADER.DOTS)
+            pf.tab_stops.add_tab_stop(Cm(TEXT_WIDTH_CM), WD_TAB_ALIGNMENT.RIGHT, WD_TAB_LEADER.DOTS)
             pf.space_after = Pt(4 if h.level > 1 else 6)
             pf.space_before = Pt(0 if h.level > 1 else 6)
             if h.level > 1:
@@ -717,12 +815,21 @@ class _Builder:
 
     # ------------------------------------------------------------------ tables
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]],
-              widths_cm: Sequence[float], *, numeric: Iterable[int] = (),
-              total: Sequence[str] | None = None, font: float = 9.5,
-              header_font: float | None = None, margins_cm: float | None = None,
-              center: Iterable[int] = (), keep_together: bool = True,
-              spacing_pt: float = 1.0) -> Table:
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        widths_cm: Sequence[float],
+        *,
+        numeric: Iterable[int] = (),
+        total: Sequence[str] | None = None,
+        font: float = 9.5,
+        header_font: float | None = None,
+        margins_cm: float | None = None,
+        center: Iterable[int] = (),
+        keep_together: bool = True,
+        spacing_pt: float = 1.0,
+    ) -> Table:
         """A table in the plan's form: shaded header row repeated on every page, rows never
         split, numbers aligned right, the total row in bold; kept on one page with its
         title when `keep_together` (a long table starts right below its title instead)."""
@@ -744,11 +851,13 @@ class _Builder:
             is_header = i == 0
             is_total = total is not None and i == last
             _row_props(row, header=is_header)
-            for j, (cell, value, w) in enumerate(zip(row.cells, values, widths_cm,
-                                                     strict=True)):
+            for j, (cell, value, w) in enumerate(zip(row.cells, values, widths_cm, strict=True)):
                 cell.width = Cm(w)
-                cell.vertical_alignment = (WD_CELL_VERTICAL_ALIGNMENT.CENTER if not is_header
-                                           else WD_CELL_VERTICAL_ALIGNMENT.BOTTOM)
+                cell.vertical_alignment = (
+                    WD_CELL_VERTICAL_ALIGNMENT.CENTER
+                    if not is_header
+                    else WD_CELL_VERTICAL_ALIGNMENT.BOTTOM
+                )
                 p = cell.paragraphs[0]
                 pf = p.paragraph_format
                 pf.space_before = Pt(spacing_pt)
@@ -805,8 +914,7 @@ class _Builder:
                 if td.comune_col:
                     total.append("")
             widths = _plan_widths(td.headers, td.fields, td.comune_col)
-            numeric = {i for i, fid in enumerate(td.fields, start=1)
-                       if FIELD_BY_ID[fid].is_number}
+            numeric = {i for i, fid in enumerate(td.fields, start=1) if FIELD_BY_ID[fid].is_number}
             self.table(td.headers, rows, widths, numeric=numeric, total=total)
 
     # ------------------------------------------------------------------ year over year
@@ -817,26 +925,38 @@ class _Builder:
             return
         prev, cur = yoy.anno_precedente, self.cons.anno
         self.heading(number, f"CONFRONTO CON IL PIANO {prev}", 2)
-        where = (f" (raccolta nella cartella «{yoy.raccolta_precedente.name}»)"
-                 if yoy.raccolta_precedente.name else "")
-        self.para(f"Variazioni rispetto ai dati del Piano {prev}{where}. Una variazione "
-                  f"positiva è un aumento nel {cur}.", after=6).alignment = \
-            WD_ALIGN_PARAGRAPH.JUSTIFY
+        where = (
+            f" (raccolta nella cartella «{yoy.raccolta_precedente.name}»)"
+            if yoy.raccolta_precedente.name
+            else ""
+        )
+        self.para(
+            f"Variazioni rispetto ai dati del Piano {prev}{where}. Una variazione "
+            f"positiva è un aumento nel {cur}.",
+            after=6,
+        ).alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
         rows = []
         for fid, (before, after) in yoy.totals.items():
             f = FIELD_BY_ID.get(fid)
             if f is None:
                 continue
-            rows.append([dati_header(f), it_number(before), it_number(after),
-                         _signed(after - before)])
+            rows.append(
+                [dati_header(f), it_number(before), it_number(after), _signed(after - before)]
+            )
         if rows:
             self.para("Totali dell'ambito", bold=True, keep=True, before=6, after=4)
-            self.table(("Voce", str(prev), str(cur), "Variazione"), rows,
-                       (8.5, 2.5, 2.5, 3.0), numeric={1, 2, 3})
-        only_now = [e.ente.nome_completo for e in yoy.enti
-                    if e.answered_current and not e.answered_previous]
-        only_before = [e.ente.nome_completo for e in yoy.enti
-                       if e.answered_previous and not e.answered_current]
+            self.table(
+                ("Voce", str(prev), str(cur), "Variazione"),
+                rows,
+                (8.5, 2.5, 2.5, 3.0),
+                numeric={1, 2, 3},
+            )
+        only_now = [
+            e.ente.nome_completo for e in yoy.enti if e.answered_current and not e.answered_previous
+        ]
+        only_before = [
+            e.ente.nome_completo for e in yoy.enti if e.answered_previous and not e.answered_current
+        ]
         gone = [e.ente.nome_completo for e in yoy.solo_precedente]
         changes: list[list[str]] = []
         for e in yoy.enti:
@@ -848,27 +968,50 @@ class _Builder:
                 if f is None or fc.previous == fc.current or f.kind is Kind.TEXT:
                     continue
                 delta = fc.delta
-                changes.append([e.ente.nome_completo if first else "", dati_header(f),
-                                _value_text(fc.previous), _value_text(fc.current),
-                                _signed(delta) if delta is not None else ""])
+                changes.append(
+                    [
+                        e.ente.nome_completo if first else "",
+                        dati_header(f),
+                        _value_text(fc.previous),
+                        _value_text(fc.current),
+                        _signed(delta) if delta is not None else "",
+                    ]
+                )
                 first = False
         self.para("Variazioni per ente", bold=True, keep=True, before=10, after=4)
         if changes:
-            self.table(("Ente", "Voce", str(prev), str(cur), "Variazione"), changes,
-                       (5.4, 5.6, 2.0, 2.0, 2.0), numeric={2, 3, 4}, font=9)
+            self.table(
+                ("Ente", "Voce", str(prev), str(cur), "Variazione"),
+                changes,
+                (5.4, 5.6, 2.0, 2.0, 2.0),
+                numeric={2, 3, 4},
+                font=9,
+            )
         else:
-            self.para("Nessuna variazione dei dati degli enti che hanno risposto in entrambi "
-                      "gli anni.", italic=True)
+            self.para(
+                "Nessuna variazione dei dati degli enti che hanno risposto in entrambi gli anni.",
+                italic=True,
+            )
         if only_now:
-            self.para(f"Hanno trasmesso i dati nel {cur} ma non nel {prev}: "
-                      + ", ".join(only_now) + ".", before=6)
+            self.para(
+                f"Hanno trasmesso i dati nel {cur} ma non nel {prev}: " + ", ".join(only_now) + ".",
+                before=6,
+            )
         if only_before:
-            self.para(f"Hanno trasmesso i dati nel {prev} ma non (ancora) nel {cur}: "
-                      + ", ".join(only_before) + ".", before=6)
+            self.para(
+                f"Hanno trasmesso i dati nel {prev} ma non (ancora) nel {cur}: "
+                + ", ".join(only_before)
+                + ".",
+                before=6,
+            )
         if gone:
-            self.para(f"Enti del Piano {prev} che non sono più nell'elenco degli enti del "
-                      f"{cur} (i loro dati sono compresi nei totali del {prev}): "
-                      + ", ".join(gone) + ".", before=6)
+            self.para(
+                f"Enti del Piano {prev} che non sono più nell'elenco degli enti del "
+                f"{cur} (i loro dati sono compresi nei totali del {prev}): "
+                + ", ".join(gone)
+                + ".",
+                before=6,
+            )
 
     # ------------------------------------------------------------------ annex
 
@@ -878,9 +1021,13 @@ class _Builder:
         self._page(sec, landscape=True)
         sec.different_first_page_header_footer = False
         self.heading("", f"ALLEGATO - REPORT PROGRAMMAZIONE ANNUALE {c.anno}", 1)
-        self.para(f"Enti che hanno trasmesso dati validi, in ordine di ricezione della versione "
-                  f"usata nel Piano; data e ora di ricezione nell'ora italiana. Dati consolidati "
-                  f"al {self.values['data_dati']}.", size=8.5, after=4)
+        self.para(
+            f"Enti che hanno trasmesso dati validi, in ordine di ricezione della versione "
+            f"usata nel Piano; data e ora di ricezione nell'ora italiana. Dati consolidati "
+            f"al {self.values['data_dati']}.",
+            size=8.5,
+            after=4,
+        )
         headers = [h for h, _ in REPORT_COLUMNS]
         rows = []
         for s in c.answered:
@@ -901,8 +1048,17 @@ class _Builder:
         # the values centred under their narrow headers, as in the plan's annex
         center = {j for j, (_, fid) in enumerate(REPORT_COLUMNS) if j in (1, 2) or fid}
         center.add(len(headers) - 2)
-        self.table(headers, rows, widths, center=center, font=body_pt, header_font=head_pt,
-                   margins_cm=_ANNEX_CELL_MARGIN_CM, keep_together=False, spacing_pt=0.5)
+        self.table(
+            headers,
+            rows,
+            widths,
+            center=center,
+            font=body_pt,
+            header_font=head_pt,
+            margins_cm=_ANNEX_CELL_MARGIN_CM,
+            keep_together=False,
+            spacing_pt=0.5,
+        )
 
     # ------------------------------------------------------------------ whole document
 
@@ -940,13 +1096,16 @@ class _Builder:
     def as_of_paragraph(self) -> None:
         c = self.cons
         n, answered = len(c.enti), len(c.answered)
-        text = (f"Dati consolidati al {self.values['data_dati']}: per ogni ente è usata la "
-                f"versione valida più recente ricevuta. Hanno trasmesso dati validi "
-                f"{answered} enti su {n}; gli enti che non compaiono in una tabella non "
-                f"hanno unità di quel tipo o non hanno trasmesso i dati (elenco nel Report "
-                f"programmazione annuale allegato).")
-        self.para(text, italic=True, size=9.5, before=4, after=8).alignment = \
-            WD_ALIGN_PARAGRAPH.JUSTIFY
+        text = (
+            f"Dati consolidati al {self.values['data_dati']}: per ogni ente è usata la "
+            f"versione valida più recente ricevuta. Hanno trasmesso dati validi "
+            f"{answered} enti su {n}; gli enti che non compaiono in una tabella non "
+            f"hanno unità di quel tipo o non hanno trasmesso i dati (elenco nel Report "
+            f"programmazione annuale allegato)."
+        )
+        self.para(
+            text, italic=True, size=9.5, before=4, after=8
+        ).alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
 
 
 def _table_row(s: EnteStatus, fields: Sequence[str], comune_col: bool) -> list[str]:
@@ -976,8 +1135,7 @@ def _signed(n: float) -> str:
     return "0"
 
 
-def _plan_widths(headers: Sequence[str], fields: Sequence[str], comune_col: bool
-                 ) -> list[float]:
+def _plan_widths(headers: Sequence[str], fields: Sequence[str], comune_col: bool) -> list[float]:
     """Column widths (cm) of a table a)–k) on the portrait page."""
     name = 7.2
     widths = [name]
@@ -994,14 +1152,50 @@ def _plan_widths(headers: Sequence[str], fields: Sequence[str], comune_col: bool
 _WIDTHS: dict[bool, dict[str, int]] = {
     bold: {ch: w for w, chars in table.items() for ch in chars}
     for bold, table in (
-        (False, {190: "'", 222: "ijl’", 277: " !,./:;Iftì", 333: "()-r", 354: '"',
-                 500: "Jcksvxyz", 556: "0123456789?Labdeghnopquàèéòù«»–", 583: "+",
-                 610: "FTZ", 666: "ABEKPSVXY", 722: "CDHNRUw", 777: "GOQ", 833: "Mm",
-                 889: "%", 943: "W", 1000: "—…"}),
-        (True, {237: "'", 277: " ,./Iijlì’", 333: "!()-:;ft", 389: "r", 474: '"', 500: "z",
-                556: "0123456789Jaceksvxyàèé«»–", 583: "+", 610: "?FLTZbdghnopquòù",
-                666: "EPSVXY", 722: "ABCDHKNRU", 777: "GOQw", 833: "M", 889: "%m",
-                943: "W", 1000: "—…"}))}
+        (
+            False,
+            {
+                190: "'",
+                222: "ijl’",
+                277: " !,./:;Iftì",
+                333: "()-r",
+                354: '"',
+                500: "Jcksvxyz",
+                556: "0123456789?Labdeghnopquàèéòù«»–",
+                583: "+",
+                610: "FTZ",
+                666: "ABEKPSVXY",
+                722: "CDHNRUw",
+                777: "GOQ",
+                833: "Mm",
+                889: "%",
+                943: "W",
+                1000: "—…",
+            },
+        ),
+        (
+            True,
+            {
+                237: "'",
+                277: " ,./Iijlì’",
+                333: "!()-:;ft",
+                389: "r",
+                474: '"',
+                500: "z",
+                556: "0123456789Jaceksvxyàèé«»–",
+                583: "+",
+                610: "?FLTZbdghnopquòù",
+                666: "EPSVXY",
+                722: "ABCDHKNRU",
+                777: "GOQw",
+                833: "M",
+                889: "%m",
+                943: "W",
+                1000: "—…",
+            },
+        ),
+    )
+}
 
 
 def text_width_cm(text: str, size_pt: float, *, bold: bool = False) -> float:
@@ -1019,8 +1213,9 @@ _OWNER_MIN_CM = 3.6
 _WRAP_MAX_CM = 3.2  # long texts (the owner, the source of the time) wrap beyond this
 
 
-def _annex_layout(headers: Sequence[str], rows: Sequence[Sequence[str]]
-                  ) -> tuple[list[float], float, float]:
+def _annex_layout(
+    headers: Sequence[str], rows: Sequence[Sequence[str]]
+) -> tuple[list[float], float, float]:
     """Column widths (cm) and (header, body) font sizes of the annex: every header word
     and every value on one line, the owner's name and the source of the time wrapping when
     they must; the owner column takes what is left of the landscape page."""
@@ -1051,10 +1246,13 @@ def _normalise_zip(data: bytes, when: dt.datetime) -> bytes:
     local = when.astimezone(TZ) if when.tzinfo is not None else when
     stamp: tuple[int, int, int, int, int, int] = max(
         (local.year, local.month, local.day, local.hour, local.minute, local.second),
-        (1980, 1, 1, 0, 0, 0))
+        (1980, 1, 1, 0, 0, 0),
+    )
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             zi = zipfile.ZipInfo(info.filename, date_time=stamp)
             zi.compress_type = zipfile.ZIP_DEFLATED
@@ -1063,9 +1261,14 @@ def _normalise_zip(data: bytes, when: dt.datetime) -> bytes:
     return out.getvalue()
 
 
-def build_document(r: Raccolta, cons: Consolidation, *, texts: Mapping[str, str] | None = None,
-                   confronto: YearOverYear | None = None,
-                   notes: list[str] | None = None) -> bytes:
+def build_document(
+    r: Raccolta,
+    cons: Consolidation,
+    *,
+    texts: Mapping[str, str] | None = None,
+    confronto: YearOverYear | None = None,
+    notes: list[str] | None = None,
+) -> bytes:
     """The .docx of the Piano annuale as bytes (pure, deterministic). `texts` maps a block
     key to its text (missing keys: the default wording); problems with the texts, such as
     unknown placeholders, are appended to `notes`."""
@@ -1078,17 +1281,24 @@ def build_document(r: Raccolta, cons: Consolidation, *, texts: Mapping[str, str]
 
 # --------------------------------------------------------------------------- LibreOffice
 
+
 def _soffice_candidates() -> list[Path]:
-    cands = [Path("/usr/bin/soffice"), Path("/usr/lib/libreoffice/program/soffice"),
-             Path("/usr/local/bin/soffice"), Path("/snap/bin/libreoffice"),
-             Path("/Applications/LibreOffice.app/Contents/MacOS/soffice")]
+    cands = [
+        Path("/usr/bin/soffice"),
+        Path("/usr/lib/libreoffice/program/soffice"),
+        Path("/usr/local/bin/soffice"),
+        Path("/snap/bin/libreoffice"),
+        Path("/Applications/LibreOffice.app/Contents/MacOS/soffice"),
+    ]
     cands += sorted(Path("/opt").glob("libreoffice*/program/soffice"), reverse=True)
     for env in ("ProgramFiles", "ProgramFiles(x86)", "ProgramW6432"):
         base = os.environ.get(env)
         if base:
             cands.append(Path(base) / "LibreOffice" / "program" / "soffice.exe")
-    cands += [Path(r"C:\Program Files\LibreOffice\program\soffice.exe"),
-              Path(r"C:\Program Files (x86)\LibreOffice\program\soffice.exe")]
+    cands += [
+        Path(r"C:\Program Files\LibreOffice\program\soffice.exe"),
+        Path(r"C:\Program Files (x86)\LibreOffice\program\soffice.exe"),
+    ]
     return cands
 
 
@@ -1122,8 +1332,12 @@ def find_soffice() -> Path | None:
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     if os.name == "nt":  # pragma: no cover - Windows only
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)],
-                       capture_output=True, check=False, timeout=30)
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
     else:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -1132,24 +1346,39 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def convert_to_pdf(source: Path, target: Path, *, soffice: Path,
-                   timeout: float = PDF_TIMEOUT) -> Path:
+def convert_to_pdf(
+    source: Path, target: Path, *, soffice: Path, timeout: float = PDF_TIMEOUT
+) -> Path:
     """Convert the .docx `source` to the PDF `target` (written atomically) with LibreOffice
     headless and a private temporary profile, so that a LibreOffice already open on the PC
     is neither used nor disturbed. Raises `PdfError` with an Italian message."""
     if not soffice.is_file():
-        raise PdfError(f"LibreOffice non trovato in {soffice} (variabile {ENV_SOFFICE}): "
-                       "scritto solo il .docx. Correggere il percorso di soffice.")
+        raise PdfError(
+            f"LibreOffice non trovato in {soffice} (variabile {ENV_SOFFICE}): "
+            "scritto solo il .docx. Correggere il percorso di soffice."
+        )
     with tempfile.TemporaryDirectory(prefix="piano-abitativo-pdf-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "documento.docx"
         shutil.copyfile(source, src)
         outdir = tmp / "pdf"
         profile = tmp / "profilo"
-        cmd = [str(soffice), "--headless", "--invisible", "--nologo", "--norestore",
-               "--nodefault", "--nolockcheck", "--nofirststartwizard",
-               f"-env:UserInstallation={profile.as_uri()}",
-               "--convert-to", "pdf:writer_pdf_Export", "--outdir", str(outdir), str(src)]
+        cmd = [
+            str(soffice),
+            "--headless",
+            "--invisible",
+            "--nologo",
+            "--norestore",
+            "--nodefault",
+            "--nolockcheck",
+            "--nofirststartwizard",
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--convert-to",
+            "pdf:writer_pdf_Export",
+            "--outdir",
+            str(outdir),
+            str(src),
+        ]
         env = dict(os.environ, TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp))
         kw: dict[str, Any] = {}
         if os.name == "nt":  # pragma: no cover - Windows only
@@ -1157,18 +1386,29 @@ def convert_to_pdf(source: Path, target: Path, *, soffice: Path,
         else:
             kw["start_new_session"] = True
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, cwd=tmp, **kw)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=tmp,
+                **kw,
+            )
         except OSError as exc:
-            raise PdfError(f"Impossibile avviare LibreOffice ({soffice}): "
-                           f"{exc.strerror or exc}. Scritto solo il .docx.") from exc
+            raise PdfError(
+                f"Impossibile avviare LibreOffice ({soffice}): "
+                f"{exc.strerror or exc}. Scritto solo il .docx."
+            ) from exc
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_tree(proc)
-            raise PdfError(f"LibreOffice non ha finito la conversione in PDF entro "
-                           f"{timeout:.0f} secondi ed è stato fermato: scritto solo il .docx. "
-                           "Riprovare, oppure aprire il .docx e salvarlo in PDF.") from None
+            raise PdfError(
+                f"LibreOffice non ha finito la conversione in PDF entro "
+                f"{timeout:.0f} secondi ed è stato fermato: scritto solo il .docx. "
+                "Riprovare, oppure aprire il .docx e salvarlo in PDF."
+            ) from None
         if os.name != "nt":  # soffice.bin may outlive its launcher: the group goes too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -1176,9 +1416,11 @@ def convert_to_pdf(source: Path, target: Path, *, soffice: Path,
         if not produced.is_file() or produced.stat().st_size == 0:
             detail = (err or out or b"").decode("utf-8", "replace").strip().splitlines()
             last = next((ln for ln in reversed(detail) if "javaldx" not in ln), "")
-            raise PdfError(f"LibreOffice non ha prodotto il PDF (codice di uscita "
-                           f"{proc.returncode}{': ' + last[:200] if last else ''}): scritto "
-                           "solo il .docx. Aprire il .docx e salvarlo in PDF.")
+            raise PdfError(
+                f"LibreOffice non ha prodotto il PDF (codice di uscita "
+                f"{proc.returncode}{': ' + last[:200] if last else ''}): scritto "
+                "solo il .docx. Aprire il .docx e salvarlo in PDF."
+            )
         data = produced.read_bytes()
     _write(target, data)
     return target
@@ -1186,11 +1428,14 @@ def convert_to_pdf(source: Path, target: Path, *, soffice: Path,
 
 # --------------------------------------------------------------------------- writing
 
+
 def _open_by(path: Path) -> str | None:
     """The program whose lock file says `path` is open, or None."""
-    for lock, program in ((path.with_name("~$" + path.name), "Word"),
-                          (path.with_name("~$" + path.name[2:]), "Word"),
-                          (path.with_name(f".~lock.{path.name}#"), "LibreOffice")):
+    for lock, program in (
+        (path.with_name("~$" + path.name), "Word"),
+        (path.with_name("~$" + path.name[2:]), "Word"),
+        (path.with_name(f".~lock.{path.name}#"), "LibreOffice"),
+    ):
         if lock.exists():
             return f"{program} (file di blocco «{lock.name}»)"
     return None
@@ -1203,19 +1448,29 @@ def _write(path: Path, data: bytes) -> None:
         raise DocumentLocked(
             f"Impossibile sostituire {path.name}: probabilmente è aperto in Word, in "
             "LibreOffice o in un lettore PDF (anche da un altro PC). Chiuderlo e ripetere; "
-            "il file precedente non è stato modificato.") from exc
+            "il file precedente non è stato modificato."
+        ) from exc
     except OSError as exc:
-        raise RaccoltaError(f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file "
-                            "precedente non è stato modificato.") from exc
+        raise RaccoltaError(
+            f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file "
+            "precedente non è stato modificato."
+        ) from exc
 
 
-def write_document(r: Raccolta, cons: Consolidation, *, confronto: YearOverYear | None = None,
-                   pdf: bool = True, progress: Callable[[str], None] | None = None,
-                   timeout: float = PDF_TIMEOUT) -> DocumentResult:
+def write_document(
+    r: Raccolta,
+    cons: Consolidation,
+    *,
+    confronto: YearOverYear | None = None,
+    pdf: bool = True,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = PDF_TIMEOUT,
+) -> DocumentResult:
     """Write the Piano annuale into ``<raccolta>/documento/``: the .docx always, the .pdf
     through LibreOffice when `pdf` and LibreOffice is found. Creates the missing text
     blocks in ``<raccolta>/testi/`` first (never overwrites them). Refuses with
     `DocumentLocked` when the .docx is open; every other PDF problem is a note."""
+
     def say(text: str) -> None:
         if progress is not None:
             progress(text)
@@ -1228,42 +1483,52 @@ def write_document(r: Raccolta, cons: Consolidation, *, confronto: YearOverYear 
         raise DocumentLocked(
             f"Il file {target.name} è aperto in {owner}: chiuderlo e ripetere. Se nessuno lo "
             f"ha aperto (ad esempio dopo un arresto del programma), eliminare il file di "
-            f"blocco nella cartella {target.parent}.")
+            f"blocco nella cartella {target.parent}."
+        )
     created = write_text_blocks(r.path)
     if created:
-        notes.append(f"Creati i testi modificabili del documento nella cartella "
-                     f"{r.path / TESTI_DIR} ({len(created)} file): modificarli e rigenerare "
-                     "il documento; non vengono mai sovrascritti.")
+        notes.append(
+            f"Creati i testi modificabili del documento nella cartella "
+            f"{r.path / TESTI_DIR} ({len(created)} file): modificarli e rigenerare "
+            "il documento; non vengono mai sovrascritti."
+        )
     texts = read_text_blocks(r.path, notes)
     say("Scrittura del documento…")
     data = build_document(r, cons, texts=texts, confronto=confronto, notes=notes)
     _write(target, data)
     errors = cons.count("da correggere")
     if errors:
-        notes.append(f"{errors} enti hanno l'ultima versione da correggere: nel documento ci "
-                     "sono i dati della loro ultima versione valida.")
+        notes.append(
+            f"{errors} enti hanno l'ultima versione da correggere: nel documento ci "
+            "sono i dati della loro ultima versione valida."
+        )
     if cons.non_attribuiti:
-        notes.append(f"{len(cons.non_attribuiti)} file ricevuti non sono attribuiti a un ente "
-                     "dell'elenco e non sono nel documento (vedere il Cruscotto).")
+        notes.append(
+            f"{len(cons.non_attribuiti)} file ricevuti non sono attribuiti a un ente "
+            "dell'elenco e non sono nel documento (vedere il Cruscotto)."
+        )
     pdf_path: Path | None = None
     stale = target_pdf.exists()
     if pdf:
         soffice = find_soffice()
         if soffice is None:
-            notes.append(f"LibreOffice non trovato: scritto solo il .docx. Per il PDF "
-                         f"installare LibreOffice, oppure indicare il percorso di soffice "
-                         f"nella variabile d'ambiente {ENV_SOFFICE}, oppure aprire il .docx "
-                         "e salvarlo in PDF.")
+            notes.append(
+                f"LibreOffice non trovato: scritto solo il .docx. Per il PDF "
+                f"installare LibreOffice, oppure indicare il percorso di soffice "
+                f"nella variabile d'ambiente {ENV_SOFFICE}, oppure aprire il .docx "
+                "e salvarlo in PDF."
+            )
         else:
             say("Conversione in PDF con LibreOffice…")
             try:
-                pdf_path = convert_to_pdf(target, target_pdf, soffice=soffice,
-                                          timeout=timeout)
+                pdf_path = convert_to_pdf(target, target_pdf, soffice=soffice, timeout=timeout)
             except PdfError as exc:
                 notes.append(str(exc))
             except DocumentLocked as exc:
                 notes.append(str(exc))
     if pdf_path is None and stale:
-        notes.append(f"Il PDF {target_pdf.name} già presente nella cartella è di una versione "
-                     "precedente del documento e non è stato aggiornato.")
+        notes.append(
+            f"Il PDF {target_pdf.name} già presente nella cartella è di una versione "
+            "precedente del documento e non è stato aggiornato."
+        )
     return DocumentResult(target, pdf_path, tuple(notes), tuple(created))

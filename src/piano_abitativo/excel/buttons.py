@@ -62,9 +62,21 @@ if TYPE_CHECKING:
     import xlwings as xw
 
 __all__ = [
-    "ARRIVI_DIR", "ENV_RACCOLTA", "LOG_NAME", "TITLE", "Refresh", "consolida",
-    "datetime_format_runs", "documento", "genera_modelli", "importa", "layout_grids",
-    "refresh", "sheet_grid", "solleciti", "valida",
+    "ARRIVI_DIR",
+    "ENV_RACCOLTA",
+    "LOG_NAME",
+    "TITLE",
+    "Refresh",
+    "consolida",
+    "datetime_format_runs",
+    "documento",
+    "genera_modelli",
+    "importa",
+    "layout_grids",
+    "refresh",
+    "sheet_grid",
+    "solleciti",
+    "valida",
 ]
 
 #: the raccolta to use, whatever the workbook's folder (IT can set it on a PC)
@@ -93,8 +105,12 @@ def _needs_text_prefix(text: str) -> bool:
     t = text.lstrip()
     if not t:
         return False
-    return (t[0] in "=+-@'#(.,$€£" or t[0].isdigit() or t.upper() in _BOOLEAN_WORDS
-            or _MONTH_DATE.match(t) is not None)
+    return (
+        t[0] in "=+-@'#(.,$€£"
+        or t[0].isdigit()
+        or t.upper() in _BOOLEAN_WORDS
+        or _MONTH_DATE.match(t) is not None
+    )
 
 
 def _xl_value(v: Any) -> Any:
@@ -131,8 +147,11 @@ def datetime_format_runs(sheet: SheetLayout) -> list[tuple[int, int, int, str]]:
     """(column, first row, last row, number format) of the vertical runs of date and time
     cells: they get their format again, so that rows added since the master was built show
     a date and not a serial number. Pure."""
-    cells = sorted((c, r, str(STYLES[cell.style]["num_format"]))
-                   for (r, c), cell in sheet.cells.items() if _is_datetime_format(cell.style))
+    cells = sorted(
+        (c, r, str(STYLES[cell.style]["num_format"]))
+        for (r, c), cell in sheet.cells.items()
+        if _is_datetime_format(cell.style)
+    )
     runs: list[tuple[int, int, int, str]] = []
     for c, r, fmt in cells:
         if runs and runs[-1][0] == c and runs[-1][2] == r - 1 and runs[-1][3] == fmt:
@@ -162,6 +181,7 @@ def _norm_ref(ref: str) -> str:
 
 
 # --------------------------------------------------------------------------- the session
+
 
 @dataclass
 class _Session:
@@ -201,8 +221,9 @@ def _find_raccolta(s: _Session) -> rc.Raccolta:
         try:
             s.raccolta = rc.load(Path(env))
         except rc.RaccoltaError as exc:
-            raise rc.RaccoltaError(f"La variabile {ENV_RACCOLTA} indica la cartella {env}, "
-                                   f"ma: {exc}") from exc
+            raise rc.RaccoltaError(
+                f"La variabile {ENV_RACCOLTA} indica la cartella {env}, ma: {exc}"
+            ) from exc
         return s.raccolta
     folder = _book_folder(s.book)
     found = None
@@ -213,7 +234,8 @@ def _find_raccolta(s: _Session) -> rc.Raccolta:
         raise rc.RaccoltaError(
             f"La cartella di lavoro non è dentro una raccolta{where}: salvarla nella cartella "
             f"della raccolta, quella che contiene {rc.CONFIG_NAME}, e riaprirla; oppure "
-            f"indicare la cartella della raccolta nella variabile d'ambiente {ENV_RACCOLTA}.")
+            f"indicare la cartella della raccolta nella variabile d'ambiente {ENV_RACCOLTA}."
+        )
     s.raccolta = rc.load(found)
     return s.raccolta
 
@@ -235,10 +257,13 @@ def _log_unexpected(s: _Session, name: str, exc: BaseException) -> Path | None:
     book = ""
     with contextlib.suppress(Exception):
         book = str(s.book.fullname)
-    entry = (f"--- {archive.now():%Y-%m-%d %H:%M:%S %Z} pulsante {name} "
-             f"(piano-abitativo {__version__}, Python {sys.version.split()[0]}, "
-             f"cartella di lavoro {book or 'sconosciuta'})\n"
-             + "".join(traceback.format_exception(exc)) + "\n")
+    entry = (
+        f"--- {archive.now():%Y-%m-%d %H:%M:%S %Z} pulsante {name} "
+        f"(piano-abitativo {__version__}, Python {sys.version.split()[0]}, "
+        f"cartella di lavoro {book or 'sconosciuta'})\n"
+        + "".join(traceback.format_exception(exc))
+        + "\n"
+    )
     for path in candidates:
         try:
             with path.open("a", encoding="utf-8") as fh:
@@ -254,9 +279,12 @@ def _known_message(exc: BaseException) -> str | None:
     if isinstance(exc, rc.RaccoltaError | RegistryError):
         return str(exc)
     if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
-        what = ("non è accessibile (è forse aperto in un altro programma, o manca il "
-                "permesso di scrittura)" if isinstance(exc, PermissionError)
-                else "non esiste (la cartella condivisa è raggiungibile?)")
+        what = (
+            "non è accessibile (è forse aperto in un altro programma, o manca il "
+            "permesso di scrittura)"
+            if isinstance(exc, PermissionError)
+            else "non esiste (la cartella condivisa è raggiungibile?)"
+        )
         return f"Operazione non riuscita: {exc.filename} {what}. Risolvere e ripetere."
     return None
 
@@ -269,8 +297,11 @@ def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
         try:
             s = _Session(_caller())
         except Exception as exc:  # not started by a button: no message box to show
-            print(f"piano-abitativo: {name} si avvia con il pulsante della cartella di lavoro "
-                  f"riepilogativa aperta in Excel ({_one_line(exc)})", file=sys.stderr)
+            print(
+                f"piano-abitativo: {name} si avvia con il pulsante della cartella di lavoro "
+                f"riepilogativa aperta in Excel ({_one_line(exc)})",
+                file=sys.stderr,
+            )
             return
         try:
             s.status(f"Piano abitativo: {name.replace('_', ' ')} in corso…")
@@ -279,8 +310,9 @@ def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
             known = _known_message(exc)
             if known is None:
                 log = _log_unexpected(s, name, exc)
-                known = (f"Errore imprevisto: {_one_line(exc)}."
-                         + (f" Dettagli in {log}" if log else ""))
+                known = f"Errore imprevisto: {_one_line(exc)}." + (
+                    f" Dettagli in {log}" if log else ""
+                )
             with contextlib.suppress(Exception):  # an engine that cannot even alert
                 s.alert(known, critical=True)
         finally:
@@ -293,6 +325,7 @@ def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
 
 
 # --------------------------------------------------------------------------- writing back
+
 
 @dataclass
 class Refresh:
@@ -318,8 +351,13 @@ def _table(ws: Any, name: str) -> Any | None:
         return None
 
 
-def refresh(book: xw.Book, layout: MasterLayout, *, only: Collection[str] | None = None,
-            status: Callable[[str], None] | None = None) -> Refresh:
+def refresh(
+    book: xw.Book,
+    layout: MasterLayout,
+    *,
+    only: Collection[str] | None = None,
+    status: Callable[[str], None] | None = None,
+) -> Refresh:
     """Write `layout` into the open workbook: each sheet's values and formulas (in `only`,
     or all), the Excel tables' extents and the ``totale_*`` names.
 
@@ -367,7 +405,8 @@ def refresh(book: xw.Book, layout: MasterLayout, *, only: Collection[str] | None
         for name, ref in layout.names.items():
             target = "=" + ref.ref
             if book.names.contains(name) and (
-                    _norm_ref(str(book.names(name).refers_to)) == _norm_ref(target)):
+                _norm_ref(str(book.names(name).refers_to)) == _norm_ref(target)
+            ):
                 continue
             book.names.add(name, target)  # replaces the old definition
             done.names.append(name)
@@ -376,6 +415,7 @@ def refresh(book: xw.Book, layout: MasterLayout, *, only: Collection[str] | None
 
 # --------------------------------------------------------------------------- summaries
 
+
 def _n(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
@@ -383,17 +423,21 @@ def _n(count: int, one: str, many: str) -> str:
 def _summary(cons: Consolidation) -> str:
     n = len(cons.enti)
     answered = n - cons.count(STATO_NON_RICEVUTO)
-    text = (f"Hanno risposto {answered} enti su {n}: {cons.count(STATO_CON_ERRORI)} da "
-            f"correggere, {cons.count(STATO_CON_AVVISI)} con avvisi.")
+    text = (
+        f"Hanno risposto {answered} enti su {n}: {cons.count(STATO_CON_ERRORI)} da "
+        f"correggere, {cons.count(STATO_CON_AVVISI)} con avvisi."
+    )
     if cons.non_attribuiti:
         stray = _n(len(cons.non_attribuiti), "ritorno non attribuito", "ritorni non attribuiti")
         text += f" {stray} a un ente dell'elenco (vedere il Cruscotto)."
     return text
 
 
-SAVE_NOTE = ("Salvare la cartella di lavoro per conservare i dati aggiornati (non serve "
-             "eseguire anche il comando «piano-abitativo consolida», che aggiorna il file "
-             "su disco).")
+SAVE_NOTE = (
+    "Salvare la cartella di lavoro per conservare i dati aggiornati (non serve "
+    "eseguire anche il comando «piano-abitativo consolida», che aggiorna il file "
+    "su disco)."
+)
 
 
 def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
@@ -402,6 +446,7 @@ def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
 
 # --------------------------------------------------------------------------- the buttons
 
+
 def _importa(s: _Session) -> str:
     """Archive and validate the files dropped in the raccolta's «arrivi» folder, then
     refresh the whole workbook."""
@@ -409,33 +454,37 @@ def _importa(s: _Session) -> str:
     arrivi = r.path / ARRIVI_DIR
     if not arrivi.is_dir():
         arrivi.mkdir(parents=True, exist_ok=True)
-        return (f"Creata la cartella {arrivi}.\nMettere i file ricevuti dagli enti nella "
-                f"cartella {arrivi} e premere di nuovo Importa.")
-    res = actions.importa(r, [arrivi], progress=lambda p: s.status(f"Importazione di {p.name}…"),
-                          waiting=s.status)
+        return (
+            f"Creata la cartella {arrivi}.\nMettere i file ricevuti dagli enti nella "
+            f"cartella {arrivi} e premere di nuovo Importa."
+        )
+    res = actions.importa(
+        r, [arrivi], progress=lambda p: s.status(f"Importazione di {p.name}…"), waiting=s.status
+    )
     new = res.imported
     already = sum(1 for o in res.outcomes if o.esito == "già importato")
     unreadable = [o for o in res.outcomes if o.esito == "illeggibile"]
     lines: list[str] = []
     if not new and not res.recovered:
         text = f"Nessun file nuovo nella cartella {arrivi}"
-        text += f" ({_n(already, 'file già importato', 'file già importati')})." if already \
-            else "."
-        lines.append(text + " Mettere lì i file ricevuti dagli enti e premere di nuovo "
-                            "Importa.")
+        text += f" ({_n(already, 'file già importato', 'file già importati')})." if already else "."
+        lines.append(text + " Mettere lì i file ricevuti dagli enti e premere di nuovo Importa.")
     else:
         wrong = sum(1 for x in new if not x.report.valid)
         verb = "Importato" if len(new) == 1 else "Importati"
         text = f"{verb} {_n(len(new), 'file nuovo', 'file nuovi')}"
         text += f" ({wrong} con errori)." if wrong else "."
         if res.recovered:
-            text += (f" {_n(len(res.recovered), 'file recuperato', 'file recuperati')} "
-                     "dall'archivio.")
+            text += (
+                f" {_n(len(res.recovered), 'file recuperato', 'file recuperati')} dall'archivio."
+            )
         lines.append(text)
         cons = actions.consolidation(r)
         _refresh_all(s, cons)
-        lines.append("Il Cruscotto e le Anomalie sono aggiornati, come le tabelle a)–k), i "
-                     "totali e il Report. " + _summary(cons))
+        lines.append(
+            "Il Cruscotto e le Anomalie sono aggiornati, come le tabelle a)–k), i "
+            "totali e il Report. " + _summary(cons)
+        )
         lines.append(SAVE_NOTE)
     if unreadable:
         shown = [o.messaggio or o.origine for o in unreadable[:5]]
@@ -450,11 +499,13 @@ def _valida(s: _Session) -> str:
     r = _find_raccolta(s)
     s.status("Piano abitativo: validazione delle risposte con le regole attuali…")
     cons = actions.consolidation(r)
-    refresh(s.book, master_layout(cons), only=(SHEET_CRUSCOTTO, SHEET_ANOMALIE),
-            status=s.status)
-    return (f"Risposte validate di nuovo con le regole attuali ({r.config_path.name}). "
-            + _summary(cons) + "\n\nIl Cruscotto e le Anomalie sono aggiornati; per "
-            "aggiornare tabelle, totali e Report premere Consolida.")
+    refresh(s.book, master_layout(cons), only=(SHEET_CRUSCOTTO, SHEET_ANOMALIE), status=s.status)
+    return (
+        f"Risposte validate di nuovo con le regole attuali ({r.config_path.name}). "
+        + _summary(cons)
+        + "\n\nIl Cruscotto e le Anomalie sono aggiornati; per "
+        "aggiornare tabelle, totali e Report premere Consolida."
+    )
 
 
 def _consolida(s: _Session) -> str:
@@ -465,9 +516,11 @@ def _consolida(s: _Session) -> str:
     cons = actions.consolidation(r)
     done = _refresh_all(s, cons)
     f_total = cons.totals.get("f_totale_assegnabili", 0)
-    text = (f"Consolidato aggiornato ({_n(len(done.sheets), 'foglio', 'fogli')}). "
-            + _summary(cons)
-            + f" Unità assegnabili nell'anno (tabella f): {f_total}.")
+    text = (
+        f"Consolidato aggiornato ({_n(len(done.sheets), 'foglio', 'fogli')}). "
+        + _summary(cons)
+        + f" Unità assegnabili nell'anno (tabella f): {f_total}."
+    )
     if done.added_sheets:
         text += " Fogli aggiunti: " + ", ".join(done.added_sheets) + "."
     return text + "\n\n" + SAVE_NOTE
@@ -476,10 +529,11 @@ def _consolida(s: _Session) -> str:
 def _genera_modelli(s: _Session) -> str:
     """Write one personalised template per ente of the registry into «modelli»."""
     r = _find_raccolta(s)
-    paths = generate_templates(
-        r, progress=lambda e: s.status(f"Modello per {e.nome_completo}…"))
-    return (f"Scritti {_n(len(paths), 'modello', 'modelli')} (uno per ente) nella cartella "
-            f"{r.modelli_dir}.")
+    paths = generate_templates(r, progress=lambda e: s.status(f"Modello per {e.nome_completo}…"))
+    return (
+        f"Scritti {_n(len(paths), 'modello', 'modelli')} (uno per ente) nella cartella "
+        f"{r.modelli_dir}."
+    )
 
 
 def _optional_core(module: str, function: str) -> Callable[..., Any] | None:
@@ -507,27 +561,36 @@ def _solleciti(s: _Session) -> str:
     r = _find_raccolta(s)
     fn = _optional_core("piano_abitativo.mail.outbox", "solleciti")
     if fn is None or not _accepts_dry_run(fn):
-        return ("Funzione non ancora disponibile: usare il Cruscotto (enti «non ricevuto» e "
-                "«da correggere») e scrivere agli enti dalla propria casella di posta.")
+        return (
+            "Funzione non ancora disponibile: usare il Cruscotto (enti «non ricevuto» e "
+            "«da correggere») e scrivere agli enti dalla propria casella di posta."
+        )
     s.status("Piano abitativo: preparazione dei solleciti (prova, nessun invio)…")
     result = fn(r, davvero=False)
     outcomes = list(getattr(result, "outcomes", []) or [])
     excluded = list(getattr(result, "esclusi", []) or [])
     eml = [o.eml for o in outcomes if getattr(o, "eml", None)]
     folder = Path(eml[0]).parent if eml else None
-    text = (f"Solleciti preparati in prova: nessun messaggio è stato inviato. "
-            f"{_n(len(eml), 'messaggio scritto', 'messaggi scritti')}"
-            + (f" nella cartella {folder}" if folder else "") + ".")
+    text = (
+        f"Solleciti preparati in prova: nessun messaggio è stato inviato. "
+        f"{_n(len(eml), 'messaggio scritto', 'messaggi scritti')}"
+        + (f" nella cartella {folder}" if folder else "")
+        + "."
+    )
     others = len(outcomes) - len(eml)
     if others:
-        text += (f" {_n(others, 'messaggio non preparato', 'messaggi non preparati')} "
-                 "(già inviati o interrotti).")
+        text += (
+            f" {_n(others, 'messaggio non preparato', 'messaggi non preparati')} "
+            "(già inviati o interrotti)."
+        )
     if excluded:
         shown = "; ".join(f"{who}: {why}" for who, why in excluded[:5])
         more = f" e altri {len(excluded) - 5}" if len(excluded) > 5 else ""
         text += f"\n\n{_n(len(excluded), 'ente escluso', 'enti esclusi')}: {shown}{more}."
-    return (text + "\n\nPer inviarli davvero usare il comando «piano-abitativo solleciti» "
-            "(vedere «piano-abitativo solleciti --help»).")
+    return (
+        text + "\n\nPer inviarli davvero usare il comando «piano-abitativo solleciti» "
+        "(vedere «piano-abitativo solleciti --help»)."
+    )
 
 
 def _documento(s: _Session) -> str:
@@ -541,8 +604,10 @@ def _documento(s: _Session) -> str:
     text = f"Documento del Piano annuale {r.anno} scritto:\n{paths}"
     if res.note:
         text += "\n\n" + "\n".join(f"- {n}" for n in res.note)
-    return (text + f"\n\nI testi delle sezioni descrittive sono nella cartella "
-            f"{r.path / TESTI_DIR}: modificarli e premere di nuovo Documento.")
+    return (
+        text + f"\n\nI testi delle sezioni descrittive sono nella cartella "
+        f"{r.path / TESTI_DIR}: modificarli e premere di nuovo Documento."
+    )
 
 
 importa = _button(_importa)

@@ -40,16 +40,24 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[Path]:
     for p in paths:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
-                if (child.is_file() and not child.name.startswith((".", "~$"))
-                        and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)):
+                if (
+                    child.is_file()
+                    and not child.name.startswith((".", "~$"))
+                    and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)
+                ):
                     yield child
         else:
             yield p
 
 
-def import_files(r: Raccolta, paths: Sequence[Path], *, timeout: float = 60.0,
-                 progress: Callable[[Path], None] | None = None,
-                 waiting: Callable[[str], None] | None = None) -> ImportResult:
+def import_files(
+    r: Raccolta,
+    paths: Sequence[Path],
+    *,
+    timeout: float = 60.0,
+    progress: Callable[[Path], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> ImportResult:
     """Archive, identify, validate and record returned files (files or folders).
 
     Each file is archived before it is read; a content already in the ledger is skipped.
@@ -66,33 +74,54 @@ def import_files(r: Raccolta, paths: Sequence[Path], *, timeout: float = 60.0,
             try:
                 st = src.stat()
                 if st.st_size > MAX_FILE_BYTES:
-                    result.outcomes.append(ImportOutcome(
-                        origine, "illeggibile", messaggio=f"{src.name}: file troppo grande "
-                        f"({st.st_size // 1_000_000} MB), non importato"))
+                    result.outcomes.append(
+                        ImportOutcome(
+                            origine,
+                            "illeggibile",
+                            messaggio=f"{src.name}: file troppo grande "
+                            f"({st.st_size // 1_000_000} MB), non importato",
+                        )
+                    )
                     continue
                 data = src.read_bytes()
             except OSError as exc:
-                result.outcomes.append(ImportOutcome(
-                    origine, "illeggibile", messaggio=f"{src}: impossibile leggere il file "
-                    f"({exc.strerror or exc})"))
+                result.outcomes.append(
+                    ImportOutcome(
+                        origine,
+                        "illeggibile",
+                        messaggio=f"{src}: impossibile leggere il file ({exc.strerror or exc})",
+                    )
+                )
                 continue
             if src.suffix.lower() in MAIL_SUFFIXES:  # archived and recorded by ingest
-                result.outcomes.extend(import_mail_file(r, src, data, st, known=known,
-                                                        ctx=ctx, fingerprint=fp))
+                result.outcomes.extend(
+                    import_mail_file(r, src, data, st, known=known, ctx=ctx, fingerprint=fp)
+                )
                 continue
             try:
                 sha, rel = store_blob(r.path, data, suffix=src.suffix, mtime=st.st_mtime)
             except OSError as exc:
-                raise ArchiveError(f"Impossibile archiviare {src.name}: "
-                                   f"{exc.strerror or exc}. Nessun file è andato perso: "
-                                   "ripetere l'importazione.") from exc
+                raise ArchiveError(
+                    f"Impossibile archiviare {src.name}: "
+                    f"{exc.strerror or exc}. Nessun file è andato perso: "
+                    "ripetere l'importazione."
+                ) from exc
             if sha in known:
                 result.outcomes.append(ImportOutcome(origine, "già importato"))
                 continue
-            rc = make_receipt(r, data, nome=src.name, blob=rel, sha=sha,
-                              ricevuto_il=_mtime(src, st), fonte_data=FONTE_FILE,
-                              canale=CANALE_CARTELLA, origine=origine, ctx=ctx,
-                              fingerprint=fp)
+            rc = make_receipt(
+                r,
+                data,
+                nome=src.name,
+                blob=rel,
+                sha=sha,
+                ricevuto_il=_mtime(src, st),
+                fonte_data=FONTE_FILE,
+                canale=CANALE_CARTELLA,
+                origine=origine,
+                ctx=ctx,
+                fingerprint=fp,
+            )
             append_records(r.path, [rc.to_record()])
             known.add(sha)
             result.outcomes.append(ImportOutcome(origine, "importato", rc))
@@ -100,8 +129,9 @@ def import_files(r: Raccolta, paths: Sequence[Path], *, timeout: float = 60.0,
     return result
 
 
-def _recover_orphans(r: Raccolta, known: set[Any], ctx: ValidationContext,
-                     fp: str) -> list[Receipt]:
+def _recover_orphans(
+    r: Raccolta, known: set[Any], ctx: ValidationContext, fp: str
+) -> list[Receipt]:
     """Files archived by a run that stopped before recording them get their record now."""
     files = archive_dir(r.path) / FILES_DIR
     out: list[Receipt] = []
@@ -121,9 +151,19 @@ def _recover_orphans(r: Raccolta, known: set[Any], ctx: ValidationContext,
         if hashlib.sha256(data).hexdigest() != sha:
             continue  # cannot happen with atomic renames; never trust a damaged copy
         rel = blob.relative_to(r.path).as_posix()
-        rc = make_receipt(r, data, nome=blob.name, blob=rel, sha=sha,
-                          ricevuto_il=_mtime(blob, st), fonte_data=FONTE_RECUPERO,
-                          canale=CANALE_CARTELLA, origine=rel, ctx=ctx, fingerprint=fp)
+        rc = make_receipt(
+            r,
+            data,
+            nome=blob.name,
+            blob=rel,
+            sha=sha,
+            ricevuto_il=_mtime(blob, st),
+            fonte_data=FONTE_RECUPERO,
+            canale=CANALE_CARTELLA,
+            origine=rel,
+            ctx=ctx,
+            fingerprint=fp,
+        )
         append_records(r.path, [rc.to_record()])
         known.add(sha)
         out.append(rc)

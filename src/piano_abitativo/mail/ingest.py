@@ -75,15 +75,21 @@ FETCH_BATCH = 25
 FETCH_BATCH_BYTES = 16 * 1024 * 1024
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
 _INTERNALDATE = re.compile(
-    rb'INTERNALDATE "\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+    rb'INTERNALDATE "\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
+)
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
 # --------------------------------------------------------------------------- results
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -130,16 +136,30 @@ class MessageOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "origine": self.origine, "sha256": self.sha256, "esito": self.esito,
-            "genere": self.kind, "mittente": self.mittente,
-            "ente_mittente": self.ente_mittente, "oggetto": self.oggetto,
+            "origine": self.origine,
+            "sha256": self.sha256,
+            "esito": self.esito,
+            "genere": self.kind,
+            "mittente": self.mittente,
+            "ente_mittente": self.ente_mittente,
+            "oggetto": self.oggetto,
             "certificato": self.certificato,
             "ricevuto_il": self.ricevuto_il.isoformat() if self.ricevuto_il else None,
-            "fonte_data": self.fonte_data, "identificativo_pec": self.identificativo_pec,
-            "file": [{"nome": rc.nome, "sha256": rc.sha256, "ente": rc.report.ente,
-                      "valido": rc.report.valid, "errori": len(rc.report.errors),
-                      "avvisi": len(rc.report.warnings)} for rc in self.receipts],
-            "gia_ricevuti": self.gia_ricevuti, "note": self.note,
+            "fonte_data": self.fonte_data,
+            "identificativo_pec": self.identificativo_pec,
+            "file": [
+                {
+                    "nome": rc.nome,
+                    "sha256": rc.sha256,
+                    "ente": rc.report.ente,
+                    "valido": rc.report.valid,
+                    "errori": len(rc.report.errors),
+                    "avvisi": len(rc.report.warnings),
+                }
+                for rc in self.receipts
+            ],
+            "gia_ricevuti": self.gia_ricevuti,
+            "note": self.note,
         }
 
 
@@ -163,20 +183,32 @@ class IngestResult:
         return [rc for m in [*self.messages, *self.recuperati] for rc in m.receipts]
 
     def to_json(self) -> dict[str, Any]:
-        return {"cartella": self.cartella, "totale": self.totale, "gia_visti": self.gia_visti,
-                "messaggi": [m.to_json() for m in self.messages],
-                "recuperati": [m.to_json() for m in self.recuperati],
-                "spostati": self.spostati, "note": self.note}
+        return {
+            "cartella": self.cartella,
+            "totale": self.totale,
+            "gia_visti": self.gia_visti,
+            "messaggi": [m.to_json() for m in self.messages],
+            "recuperati": [m.to_json() for m in self.recuperati],
+            "spostati": self.spostati,
+            "note": self.note,
+        }
 
 
 # --------------------------------------------------------------------------- state
 
+
 class _State:
     """What one run knows, read once from the ledger and kept up to date."""
 
-    def __init__(self, r: Raccolta, known: set[Any], *, ctx: ValidationContext | None = None,
-                 fingerprint: str | None = None,
-                 locations: set[tuple[Any, ...]] | None = None) -> None:
+    def __init__(
+        self,
+        r: Raccolta,
+        known: set[Any],
+        *,
+        ctx: ValidationContext | None = None,
+        fingerprint: str | None = None,
+        locations: set[tuple[Any, ...]] | None = None,
+    ) -> None:
         self.r = r
         self.known = known
         self.ctx = ctx or validation_context(r)
@@ -200,28 +232,34 @@ def _loc_key(imap: Any) -> tuple[Any, ...] | None:
     if not isinstance(imap, dict):
         return None
     try:
-        return (str(imap["server"]).lower(), str(imap["utente"]).lower(), str(imap["cartella"]),
-                int(imap["uidvalidity"]), int(imap["uid"]))
+        return (
+            str(imap["server"]).lower(),
+            str(imap["utente"]).lower(),
+            str(imap["cartella"]),
+            int(imap["uidvalidity"]),
+            int(imap["uid"]),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
 
 # --------------------------------------------------------------------------- one message
 
+
 def originals_dir(raccolta_path: Path) -> Path:
     return archive.archive_dir(raccolta_path) / ORIGINALS_DIR
 
 
-def store_original(raccolta_path: Path, data: bytes, *, suffix: str,
-                   mtime: dt.datetime | None = None) -> tuple[str, str]:
+def store_original(
+    raccolta_path: Path, data: bytes, *, suffix: str, mtime: dt.datetime | None = None
+) -> tuple[str, str]:
     """Archive a message (or signed file) as received; returns (sha256, relative path).
 
     Same guarantees as :func:`archive.store_blob`, in ``archivio/originali/`` so that the
     archive's recovery of unrecorded workbooks never mistakes a message for one.
     """
     when = mtime.timestamp() if mtime is not None else None
-    return archive.store_blob(raccolta_path, data, suffix=suffix, mtime=when,
-                              folder=ORIGINALS_DIR)
+    return archive.store_blob(raccolta_path, data, suffix=suffix, mtime=when, folder=ORIGINALS_DIR)
 
 
 def _auto_submitted(raw: bytes) -> bool:
@@ -229,20 +267,26 @@ def _auto_submitted(raw: bytes) -> bool:
     if raw.startswith(_OLE_MAGIC):
         return False
     try:
-        head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-            raw[:65536])
+        head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[:65536])
     except Exception:
         return False
     auto = str(head.get("Auto-Submitted", "no")).strip().lower()
     precedence = str(head.get("Precedence", "")).strip().lower()
-    return (auto not in ("", "no") or precedence in ("bulk", "junk", "auto_reply")
-            or head.get("X-Piano-Abitativo") is not None)
+    return (
+        auto not in ("", "no")
+        or precedence in ("bulk", "junk", "auto_reply")
+        or head.get("X-Piano-Abitativo") is not None
+    )
 
 
 def _signature_json(sig: Signature) -> dict[str, Any]:
-    return {"cn": sig.signer_cn, "codice_fiscale": sig.codice_fiscale, "valida": sig.valid,
-            "dettaglio": sig.detail,
-            "firmato_il": sig.signing_time.isoformat() if sig.signing_time else None}
+    return {
+        "cn": sig.signer_cn,
+        "codice_fiscale": sig.codice_fiscale,
+        "valida": sig.valid,
+        "dettaglio": sig.detail,
+        "firmato_il": sig.signing_time.isoformat() if sig.signing_time else None,
+    }
 
 
 def _timing(parsed: ParsedMessage, prov: Provenance) -> tuple[dt.datetime, str, bool]:
@@ -272,11 +316,23 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
     if sha in state.known:
         if loc is not None and loc not in state.locations:
             # the same message again (another UID): note where, so the next run skips it
-            archive.append_records(r.path, [{
-                "tipo": "messaggio", "versione": 1, "sha256": sha, "duplicato": True,
-                "origine": prov.origine, "imap": prov.imap,
-                "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
-                "importato_il": archive.now().isoformat()}])
+            archive.append_records(
+                r.path,
+                [
+                    {
+                        "tipo": "messaggio",
+                        "versione": 1,
+                        "sha256": sha,
+                        "duplicato": True,
+                        "origine": prov.origine,
+                        "imap": prov.imap,
+                        "arrivo_casella": prov.internaldate.isoformat()
+                        if prov.internaldate
+                        else None,
+                        "importato_il": archive.now().isoformat(),
+                    }
+                ],
+            )
             state.locations.add(loc)
         return MessageOutcome(prov.origine, sha, GIA_IMPORTATO)
     parsed = parse_message(raw)
@@ -284,10 +340,19 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
     sender = parsed.sender
     ente_mitt: Ente | None = state.addresses.get(sender or "")
     out = MessageOutcome(
-        prov.origine, sha, IMPORTATO, kind=parsed.kind.value, mittente=sender,
-        ente_mittente=ente_mitt.codice if ente_mitt else None, oggetto=parsed.subject,
-        certificato=certificato, ricevuto_il=when, fonte_data=fonte,
-        identificativo_pec=parsed.pec_identificativo, note=list(parsed.notes))
+        prov.origine,
+        sha,
+        IMPORTATO,
+        kind=parsed.kind.value,
+        mittente=sender,
+        ente_mittente=ente_mitt.codice if ente_mitt else None,
+        oggetto=parsed.subject,
+        certificato=certificato,
+        ricevuto_il=when,
+        fonte_data=fonte,
+        identificativo_pec=parsed.pec_identificativo,
+        note=list(parsed.notes),
+    )
     canale = CANALE_PEC if parsed.kind is MessageKind.PEC else CANALE_EMAIL
     allegati: list[dict[str, Any]] = []
     blobs: list[tuple[bytes, str]] = []
@@ -295,8 +360,11 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
     if parsed.kind is not MessageKind.RICEVUTA:
         for att in parsed.attachments:
             a_sha = hashlib.sha256(att.data).hexdigest()
-            entry: dict[str, Any] = {"nome": att.filename, "sha256": a_sha,
-                                     "percorso": list(att.path)}
+            entry: dict[str, Any] = {
+                "nome": att.filename,
+                "sha256": a_sha,
+                "percorso": list(att.path),
+            }
             if att.signatures:
                 entry["firma"] = [_signature_json(s) for s in att.signatures]
             if a_sha in state.known or a_sha in seen_here:
@@ -306,35 +374,57 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
                 continue
             seen_here.add(a_sha)
             suffix = Path(att.filename).suffix
-            extra = {k: v for k, v in {
-                "mittente": sender, "ente_mittente": out.ente_mittente, "messaggio": sha,
-                "message_id": parsed.message_id, "oggetto": parsed.subject,
-                "genere_messaggio": parsed.kind.value,
-                "identificativo_pec": parsed.pec_identificativo,
-                "gestore": parsed.pec_gestore,
-                "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
-                "inoltrata": parsed.forwarded or None,
-                "firma": _signature_json(att.signatures[0]) if att.signatures else None,
-                "firme": [_signature_json(s) for s in att.signatures]
-                if len(att.signatures) > 1 else None,
-            }.items() if v is not None}
+            extra = {
+                k: v
+                for k, v in {
+                    "mittente": sender,
+                    "ente_mittente": out.ente_mittente,
+                    "messaggio": sha,
+                    "message_id": parsed.message_id,
+                    "oggetto": parsed.subject,
+                    "genere_messaggio": parsed.kind.value,
+                    "identificativo_pec": parsed.pec_identificativo,
+                    "gestore": parsed.pec_gestore,
+                    "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
+                    "inoltrata": parsed.forwarded or None,
+                    "firma": _signature_json(att.signatures[0]) if att.signatures else None,
+                    "firme": [_signature_json(s) for s in att.signatures]
+                    if len(att.signatures) > 1
+                    else None,
+                }.items()
+                if v is not None
+            }
             rc = archive.make_receipt(
-                r, att.data, nome=att.filename, blob=archive.blob_relpath(a_sha, suffix),
-                sha=a_sha, ricevuto_il=when, fonte_data=fonte, canale=canale,
-                origine=" › ".join((prov.origine, *att.path)), certificato=certificato,
-                extra=extra, ctx=state.ctx, fingerprint=state.fp)
+                r,
+                att.data,
+                nome=att.filename,
+                blob=archive.blob_relpath(a_sha, suffix),
+                sha=a_sha,
+                ricevuto_il=when,
+                fonte_data=fonte,
+                canale=canale,
+                origine=" › ".join((prov.origine, *att.path)),
+                certificato=certificato,
+                extra=extra,
+                ctx=state.ctx,
+                fingerprint=state.fp,
+            )
             entry.update(nuovo=True, ente=rc.report.ente, valido=rc.report.valid)
             allegati.append(entry)
             blobs.append((att.data, suffix))
             out.receipts.append(rc)
             codice = rc.report.ente
             if ente_mitt is not None and codice and codice != ente_mitt.codice:
-                out.note.append(f"{att.filename}: il file è di {_ente_label(r, codice)} ma il "
-                                f"messaggio viene da {ente_mitt.nome_completo} ({sender})")
+                out.note.append(
+                    f"{att.filename}: il file è di {_ente_label(r, codice)} ma il "
+                    f"messaggio viene da {ente_mitt.nome_completo} ({sender})"
+                )
             elif ente_mitt is None and codice and codice in r.registry:
-                out.note.append(f"mittente sconosciuto ({sender or 'senza indirizzo'}): "
-                                f"{att.filename} attribuito a {_ente_label(r, codice)} in "
-                                "base al contenuto del file")
+                out.note.append(
+                    f"mittente sconosciuto ({sender or 'senza indirizzo'}): "
+                    f"{att.filename} attribuito a {_ente_label(r, codice)} in "
+                    "base al contenuto del file"
+                )
     if parsed.kind is MessageKind.RICEVUTA:
         out.esito = RICEVUTA
     elif not parsed.attachments:
@@ -346,20 +436,35 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
     for data, suffix in blobs:
         archive.store_blob(r.path, data, suffix=suffix, mtime=when.timestamp())
     record = {
-        "tipo": "messaggio", "versione": 1, "sha256": sha, "blob": rel,
-        "dimensione": len(raw), "origine": prov.origine, "imap": prov.imap,
+        "tipo": "messaggio",
+        "versione": 1,
+        "sha256": sha,
+        "blob": rel,
+        "dimensione": len(raw),
+        "origine": prov.origine,
+        "imap": prov.imap,
         "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
-        "genere": parsed.kind.value, "esito": out.esito, "mittente": sender,
-        "ente_mittente": out.ente_mittente, "oggetto": parsed.subject,
-        "message_id": parsed.message_id, "certificato": certificato,
+        "genere": parsed.kind.value,
+        "esito": out.esito,
+        "mittente": sender,
+        "ente_mittente": out.ente_mittente,
+        "oggetto": parsed.subject,
+        "message_id": parsed.message_id,
+        "certificato": certificato,
         "data_certificata": parsed.certified_at.isoformat() if parsed.certified_at else None,
-        "identificativo_pec": parsed.pec_identificativo, "gestore": parsed.pec_gestore,
+        "identificativo_pec": parsed.pec_identificativo,
+        "gestore": parsed.pec_gestore,
         "ricevuta_tipo": parsed.ricevuta_tipo,
         "data_intestazione": parsed.date_header.isoformat() if parsed.date_header else None,
-        "inoltrata": parsed.forwarded, "ricevuto_il": when.isoformat(), "fonte_data": fonte,
-        "allegati": allegati, "altri_allegati": list(parsed.other_attachments),
-        "note": out.note, "automatico": _auto_submitted(raw),
-        "importato_il": archive.now().isoformat(), "utente": archive._who(),
+        "inoltrata": parsed.forwarded,
+        "ricevuto_il": when.isoformat(),
+        "fonte_data": fonte,
+        "allegati": allegati,
+        "altri_allegati": list(parsed.other_attachments),
+        "note": out.note,
+        "automatico": _auto_submitted(raw),
+        "importato_il": archive.now().isoformat(),
+        "utente": archive._who(),
     }
     archive.append_records(r.path, [*(rc.to_record() for rc in out.receipts), record])
     state.known.add(sha)
@@ -377,8 +482,12 @@ def recover_originals(state: _State) -> list[MessageOutcome]:
         return out
     for path in sorted(folder.glob("??/*")):
         sha, _, suffix = path.name.partition(".")
-        if (path.name.startswith(".") or f".{suffix}" not in MAIL_SUFFIXES or len(sha) != 64
-                or sha in state.known):
+        if (
+            path.name.startswith(".")
+            or f".{suffix}" not in MAIL_SUFFIXES
+            or len(sha) != 64
+            or sha in state.known
+        ):
             continue
         try:
             raw = path.read_bytes()
@@ -388,16 +497,25 @@ def recover_originals(state: _State) -> list[MessageOutcome]:
         if hashlib.sha256(raw).hexdigest() != sha:
             continue
         rel = path.relative_to(state.r.path).as_posix()
-        out.append(ingest_message(state, raw, Provenance(
-            rel, arrival=mtime, arrival_fonte=FONTE_RECUPERO)))
+        out.append(
+            ingest_message(state, raw, Provenance(rel, arrival=mtime, arrival_fonte=FONTE_RECUPERO))
+        )
     return out
 
 
 # --------------------------------------------------------------------------- files
 
-def import_mail_file(r: Raccolta, src: Path, data: bytes, st: os.stat_result, *,
-                     known: set[Any], ctx: ValidationContext,
-                     fingerprint: str) -> list[archive.ImportOutcome]:
+
+def import_mail_file(
+    r: Raccolta,
+    src: Path,
+    data: bytes,
+    st: os.stat_result,
+    *,
+    known: set[Any],
+    ctx: ValidationContext,
+    fingerprint: str,
+) -> list[archive.ImportOutcome]:
     """An .eml/.msg/.p7m file given to `importa --da`. Called by `archive.import_files`
     with the lock held; ``known`` is its set of recorded sha256 and is kept up to date."""
     state = _State(r, known, ctx=ctx, fingerprint=fingerprint)
@@ -415,44 +533,73 @@ def import_outcomes(msg: MessageOutcome) -> list[archive.ImportOutcome]:
     if msg.esito == GIA_IMPORTATO:
         return [archive.ImportOutcome(msg.origine, "già importato")]
     if msg.esito == RICEVUTA:
-        return [archive.ImportOutcome(msg.origine, "ricevuta PEC", messaggio=(
-            f"{Path(msg.origine).name}: ricevuta PEC, non è una risposta di un ente"))]
+        return [
+            archive.ImportOutcome(
+                msg.origine,
+                "ricevuta PEC",
+                messaggio=(
+                    f"{Path(msg.origine).name}: ricevuta PEC, non è una risposta di un ente"
+                ),
+            )
+        ]
     if msg.esito == SENZA_ALLEGATI:
-        return [archive.ImportOutcome(msg.origine, "senza allegati", messaggio=(
-            f"{Path(msg.origine).name}: messaggio senza il modello compilato"
-            + (f" ({notes})" if notes else "")))]
-    rows = [archive.ImportOutcome(f"{msg.origine} › {rc.nome}", "importato", rc,
-                                  messaggio=notes) for rc in msg.receipts]
-    rows += [archive.ImportOutcome(f"{msg.origine} › {name}", "già importato")
-             for name in msg.gia_ricevuti]
+        return [
+            archive.ImportOutcome(
+                msg.origine,
+                "senza allegati",
+                messaggio=(
+                    f"{Path(msg.origine).name}: messaggio senza il modello compilato"
+                    + (f" ({notes})" if notes else "")
+                ),
+            )
+        ]
+    rows = [
+        archive.ImportOutcome(f"{msg.origine} › {rc.nome}", "importato", rc, messaggio=notes)
+        for rc in msg.receipts
+    ]
+    rows += [
+        archive.ImportOutcome(f"{msg.origine} › {name}", "già importato")
+        for name in msg.gia_ricevuti
+    ]
     return rows
 
 
-def _import_signed_file(state: _State, src: Path, data: bytes,
-                        mtime: dt.datetime) -> archive.ImportOutcome:
+def _import_signed_file(
+    state: _State, src: Path, data: bytes, mtime: dt.datetime
+) -> archive.ImportOutcome:
     r = state.r
     origine = str(src.resolve())
     p7m_sha, p7m_rel = store_original(r.path, data, suffix=".p7m", mtime=mtime)
     try:
         content, signatures = p7m.unwrap(data)
     except p7m.P7mError as exc:
-        return archive.ImportOutcome(origine, "illeggibile",
-                                     messaggio=f"{src.name}: file firmato non leggibile: {exc}")
+        return archive.ImportOutcome(
+            origine, "illeggibile", messaggio=f"{src.name}: file firmato non leggibile: {exc}"
+        )
     name = p7m.strip_p7m_suffix(src.name)
     sha = hashlib.sha256(content).hexdigest()
     if sha in state.known:
         return archive.ImportOutcome(origine, "già importato")
     suffix = Path(name).suffix
-    extra: dict[str, Any] = {"originale": {"sha256": p7m_sha, "blob": p7m_rel,
-                                           "nome": src.name}}
+    extra: dict[str, Any] = {"originale": {"sha256": p7m_sha, "blob": p7m_rel, "nome": src.name}}
     if signatures:
         extra["firma"] = _signature_json(signatures[0])
     if len(signatures) > 1:
         extra["firme"] = [_signature_json(s) for s in signatures]
-    rc = archive.make_receipt(r, content, nome=name, blob=archive.blob_relpath(sha, suffix),
-                              sha=sha, ricevuto_il=mtime, fonte_data=archive.FONTE_FILE,
-                              canale=archive.CANALE_CARTELLA, origine=origine, extra=extra,
-                              ctx=state.ctx, fingerprint=state.fp)
+    rc = archive.make_receipt(
+        r,
+        content,
+        nome=name,
+        blob=archive.blob_relpath(sha, suffix),
+        sha=sha,
+        ricevuto_il=mtime,
+        fonte_data=archive.FONTE_FILE,
+        canale=archive.CANALE_CARTELLA,
+        origine=origine,
+        extra=extra,
+        ctx=state.ctx,
+        fingerprint=state.fp,
+    )
     archive.store_blob(r.path, content, suffix=suffix, mtime=mtime.timestamp())
     archive.append_records(r.path, [rc.to_record()])
     state.known.add(sha)
@@ -461,6 +608,7 @@ def _import_signed_file(state: _State, src: Path, data: bytes,
 
 
 # --------------------------------------------------------------------------- IMAP
+
 
 def _parse_internaldate(meta: bytes) -> dt.datetime | None:
     m = _INTERNALDATE.search(meta)
@@ -472,8 +620,9 @@ def _parse_internaldate(meta: bytes) -> dt.datetime | None:
         return None
     offset = dt.timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == b"+" else -1)
     try:
-        return dt.datetime(int(year), month, int(day), int(hh), int(mm), int(ss),
-                           tzinfo=dt.timezone(offset))
+        return dt.datetime(
+            int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset)
+        )
     except ValueError:
         return None
 
@@ -514,8 +663,7 @@ def _uid_set(uids: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-def _batches(items: Sequence[tuple[int, int]], count: int, size: int
-             ) -> Iterator[list[int]]:
+def _batches(items: Sequence[tuple[int, int]], count: int, size: int) -> Iterator[list[int]]:
     batch: list[int] = []
     total = 0
     for uid, length in items:
@@ -530,15 +678,19 @@ def _batches(items: Sequence[tuple[int, int]], count: int, size: int
 
 def _check(typ: str, data: Sequence[Any], what: str) -> None:
     if typ != "OK":
-        detail = data[0].decode("utf-8", "replace") if data and isinstance(data[0], bytes) \
-            else ""
+        detail = data[0].decode("utf-8", "replace") if data and isinstance(data[0], bytes) else ""
         raise mail.MailError(f"La casella ha risposto con un errore a {what}: {detail}")
 
 
-def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | None = None,
-                progress: Callable[[int, int], None] | None = None,
-                waiting: Callable[[str], None] | None = None,
-                batch: int = FETCH_BATCH) -> IngestResult:
+def import_imap(
+    r: Raccolta,
+    *,
+    sposta: bool = False,
+    env: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
+    batch: int = FETCH_BATCH,
+) -> IngestResult:
     """Read the configured IMAP folder and record every new message (read-only by default).
 
     With ``sposta`` the messages recorded (now or before) are moved to the folder
@@ -546,8 +698,10 @@ def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | N
     """
     s = mail.load_settings(r, env)
     if sposta and not s.cartella_importati:
-        raise mail.MailError(f"Per spostare i messaggi importati indicare cartella_importati "
-                             f"nella sezione [posta] di {r.config_path}.")
+        raise mail.MailError(
+            f"Per spostare i messaggi importati indicare cartella_importati "
+            f"nella sezione [posta] di {r.config_path}."
+        )
     result = IngestResult(cartella=s.cartella)
     conn = mail.connect_imap(s, env)
     try:
@@ -559,8 +713,12 @@ def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | N
         _check(typ, data, "ricerca dei messaggi")
         uids = [int(x) for x in b" ".join(d for d in data if isinstance(d, bytes)).split()]
         result.totale = len(uids)
-        where = {"server": f"{s.imap_host}:{s.imap_port}", "utente": s.utente,
-                 "cartella": s.cartella, "uidvalidity": uidvalidity}
+        where = {
+            "server": f"{s.imap_host}:{s.imap_port}",
+            "utente": s.utente,
+            "cartella": s.cartella,
+            "uidvalidity": uidvalidity,
+        }
         with archive.locked(r.path, waiting=waiting):
             state = _State.from_ledger(r)
 
@@ -574,15 +732,16 @@ def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | N
             for uid in new:
                 size = sizes.get(uid, 0)
                 if size > MAX_MESSAGE_BYTES:
-                    result.note.append(f"messaggio UID {uid}: {size // 2**20} MB, oltre il "
-                                       f"limite di {MAX_MESSAGE_BYTES // 2**20} MB: non "
-                                       "scaricato, da esaminare a mano")
+                    result.note.append(
+                        f"messaggio UID {uid}: {size // 2**20} MB, oltre il "
+                        f"limite di {MAX_MESSAGE_BYTES // 2**20} MB: non "
+                        "scaricato, da esaminare a mano"
+                    )
                     continue
                 wanted.append((uid, size))
             done = 0
             for chunk in _batches(wanted, batch, FETCH_BATCH_BYTES):
-                typ, data = conn.uid("FETCH", _uid_set(chunk),
-                                     "(UID INTERNALDATE BODY.PEEK[])")
+                typ, data = conn.uid("FETCH", _uid_set(chunk), "(UID INTERNALDATE BODY.PEEK[])")
                 _check(typ, data, "lettura dei messaggi")
                 for meta, raw in _fetch_items(data):
                     uid_m = _UID.search(meta)
@@ -593,8 +752,12 @@ def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | N
                     loc = {**where, "uid": uid}
                     prov = Provenance(
                         f"imap://{s.utente}@{s.imap_host}/{s.cartella};"
-                        f"UIDVALIDITY={uidvalidity};UID={uid}", imap=loc, internaldate=idate,
-                        arrival=idate, arrival_fonte=FONTE_IMAP)
+                        f"UIDVALIDITY={uidvalidity};UID={uid}",
+                        imap=loc,
+                        internaldate=idate,
+                        arrival=idate,
+                        arrival_fonte=FONTE_IMAP,
+                    )
                     result.messages.append(ingest_message(state, raw, prov))
                     done += 1
                     if progress is not None:
@@ -613,7 +776,7 @@ def import_imap(r: Raccolta, *, sposta: bool = False, env: Mapping[str, str] | N
 def _sizes(conn: imaplib.IMAP4, uids: Sequence[int]) -> dict[int, int]:
     out: dict[int, int] = {}
     for start in range(0, len(uids), 500):
-        part = uids[start:start + 500]
+        part = uids[start : start + 500]
         typ, data = conn.uid("FETCH", _uid_set(part), "(UID RFC822.SIZE)")
         _check(typ, data, "lettura delle dimensioni dei messaggi")
         for meta, _ in _fetch_items(data):
@@ -632,11 +795,13 @@ def _move(conn: imaplib.IMAP4, uids: Iterable[int], folder: str, notes: list[str
     caps = {c.upper() for c in conn.capabilities}
     moved = 0
     for start in range(0, len(todo), 200):
-        uid_set = _uid_set(todo[start:start + 200])
+        uid_set = _uid_set(todo[start : start + 200])
         if "MOVE" in caps:
             typ, data = conn.uid("MOVE", uid_set, target)
-            if typ != "OK" and b"TRYCREATE" in b" ".join(
-                    d for d in data if isinstance(d, bytes)).upper():
+            if (
+                typ != "OK"
+                and b"TRYCREATE" in b" ".join(d for d in data if isinstance(d, bytes)).upper()
+            ):
                 conn.create(target)
                 typ, data = conn.uid("MOVE", uid_set, target)
             _check(typ, data, f"spostamento nella cartella «{folder}»")
@@ -650,7 +815,9 @@ def _move(conn: imaplib.IMAP4, uids: Iterable[int], folder: str, notes: list[str
             if "UIDPLUS" in caps:
                 conn.uid("EXPUNGE", uid_set)
             else:
-                notes.append("il server non permette di togliere solo i messaggi importati: "
-                             "sono stati copiati e segnati come da cancellare, non rimossi")
-        moved += len(todo[start:start + 200])
+                notes.append(
+                    "il server non permette di togliere solo i messaggi importati: "
+                    "sono stati copiati e segnati come da cancellare, non rimossi"
+                )
+        moved += len(todo[start : start + 200])
     return moved

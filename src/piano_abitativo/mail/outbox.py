@@ -65,8 +65,16 @@ PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
 KEYRING_SERVICE = "piano-abitativo"
 SICUREZZE = ("ssl", "starttls", "nessuna")
 #: settings that an environment variable PIANO_ABITATIVO_<KEY> overrides
-ENV_KEYS = ("smtp_host", "smtp_port", "smtp_sicurezza", "imap_host", "imap_port",
-            "imap_sicurezza", "utente", "mittente")
+ENV_KEYS = (
+    "smtp_host",
+    "smtp_port",
+    "smtp_sicurezza",
+    "imap_host",
+    "imap_port",
+    "imap_sicurezza",
+    "utente",
+    "mittente",
+)
 _SMTP_PORTS = {"ssl": 465, "starttls": 587, "nessuna": 25}
 _IMAP_PORTS = {"ssl": 993, "starttls": 143, "nessuna": 143}
 
@@ -75,17 +83,21 @@ OUTBOX_DIR = "uscita"
 MESSAGES_DIR = "messaggi"
 
 GENERI = ("invio", "sollecito", "esito", "manca-file")
-MESSAGE_FILES = {"invio": "invio.txt", "sollecito": "sollecito.txt", "esito": "esito.txt",
-                 "manca-file": "manca_file.txt"}
+MESSAGE_FILES = {
+    "invio": "invio.txt",
+    "sollecito": "sollecito.txt",
+    "esito": "esito.txt",
+    "manca-file": "manca_file.txt",
+}
 
 #: send-log record outcomes (``esito`` of a ``{"tipo": "invio"}`` ledger record)
 TENTATIVO, INVIATO, FALLITO = "tentativo", "inviato", "fallito"
 
 #: outcomes of one message in a run of :func:`deliver`
-PROVA = "prova"                     # dry run: written to the outbox only
+PROVA = "prova"  # dry run: written to the outbox only
 GIA_INVIATO = "già inviato"
 INCERTO = "invio incerto"
-NON_INVIATO = "non inviato"        # past the limit, or the server could not be reached
+NON_INVIATO = "non inviato"  # past the limit, or the server could not be reached
 
 
 class MailError(RaccoltaError):
@@ -96,6 +108,7 @@ class MailError(RaccoltaError):
 
 
 # --------------------------------------------------------------------------- settings
+
 
 @dataclass(frozen=True)
 class MailSettings:
@@ -131,10 +144,24 @@ class MailSettings:
         return bool(self.imap_host)
 
 
-_TEXT_KEYS = ("smtp_host", "imap_host", "utente", "mittente", "cartella", "cartella_inviati",
-              "cartella_importati")
-_ALL_KEYS = (*ENV_KEYS, "cartella", "cartella_inviati", "cartella_importati", "pausa",
-             "tentativi", "attesa_tentativi")
+_TEXT_KEYS = (
+    "smtp_host",
+    "imap_host",
+    "utente",
+    "mittente",
+    "cartella",
+    "cartella_inviati",
+    "cartella_importati",
+)
+_ALL_KEYS = (
+    *ENV_KEYS,
+    "cartella",
+    "cartella_inviati",
+    "cartella_importati",
+    "pausa",
+    "tentativi",
+    "attesa_tentativi",
+)
 
 
 def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSettings:
@@ -143,8 +170,10 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
     cfg = r.config_path
     unknown = sorted(k for k in r.posta if k not in _ALL_KEYS)
     if unknown:
-        raise MailError(f"{cfg}: nella sezione [posta] chiavi sconosciute: "
-                        f"{', '.join(unknown)} (ammesse: {', '.join(_ALL_KEYS)})")
+        raise MailError(
+            f"{cfg}: nella sezione [posta] chiavi sconosciute: "
+            f"{', '.join(unknown)} (ammesse: {', '.join(_ALL_KEYS)})"
+        )
     raw: dict[str, tuple[Any, str]] = {k: (v, f"{cfg}, [posta] {k}") for k, v in r.posta.items()}
     for key in ENV_KEYS:
         name = ENV_PREFIX + key.upper()
@@ -158,8 +187,9 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
         if key in raw:
             val = str(raw[key][0]).strip().lower()
             if val not in SICUREZZE:
-                raise MailError(f"{raw[key][1]}: «{raw[key][0]}» non valido (ammessi: "
-                                f"{', '.join(SICUREZZE)})")
+                raise MailError(
+                    f"{raw[key][1]}: «{raw[key][0]}» non valido (ammessi: {', '.join(SICUREZZE)})"
+                )
             values[key] = val
     smtp_sec = values.get("smtp_sicurezza", "ssl")
     imap_sec = values.get("imap_sicurezza", "ssl")
@@ -169,8 +199,7 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
     values["pausa"] = _float(raw, "pausa", 2.0)
     values["attesa_tentativi"] = _float(raw, "attesa_tentativi", 5.0)
     if values.get("mittente") and not _looks_like_address(values["mittente"]):
-        raise MailError(f"{raw['mittente'][1]}: «{values['mittente']}» non è un indirizzo "
-                        "di posta")
+        raise MailError(f"{raw['mittente'][1]}: «{values['mittente']}» non è un indirizzo di posta")
     if not values.get("cartella"):
         values.pop("cartella", None)
     if not values.get("mittente"):  # the mailbox's own address, else the capofila's
@@ -234,7 +263,8 @@ def _require_password(settings: MailSettings, env: Mapping[str, str] | None) -> 
             f"Manca la password della casella {settings.utente}: impostare la variabile "
             f"d'ambiente {PASSWORD_ENV} oppure salvarla nel portachiavi di sistema con il "
             f"comando «keyring set {KEYRING_SERVICE} {settings.utente}». La password non va "
-            f"mai scritta in {CONFIG_NAME}.")
+            f"mai scritta in {CONFIG_NAME}."
+        )
     return pwd
 
 
@@ -366,11 +396,15 @@ def render_message(r: Raccolta, genere: str, values: Mapping[str, str]) -> tuple
         subject = string.Formatter().vformat(subject_t, (), full)
         body = string.Formatter().vformat(body_t, (), full)
     except KeyError as exc:
-        raise MailError(f"{where}: segnaposto {{{exc.args[0]}}} sconosciuto; si possono usare: "
-                        + " ".join("{" + k + "}" for k in values)) from exc
+        raise MailError(
+            f"{where}: segnaposto {{{exc.args[0]}}} sconosciuto; si possono usare: "
+            + " ".join("{" + k + "}" for k in values)
+        ) from exc
     except (ValueError, IndexError) as exc:
-        raise MailError(f"{where}: parentesi graffe non valide ({exc}); per scrivere una "
-                        "graffa raddoppiarla: {{ o }}") from exc
+        raise MailError(
+            f"{where}: parentesi graffe non valide ({exc}); per scrivere una "
+            "graffa raddoppiarla: {{ o }}"
+        ) from exc
     body = re.sub(r"\n{3,}", "\n\n", body)
     return " ".join(subject.split()), body
 
@@ -380,7 +414,9 @@ def _common_values(r: Raccolta, ente: Ente | None) -> dict[str, str]:
     return {
         "ente": ente.nome_completo if ente else "ente non riconosciuto",
         "codice": ente.codice if ente else "",
-        "anno": str(r.anno), "ambito": r.ambito, "capofila": r.capofila,
+        "anno": str(r.anno),
+        "ambito": r.ambito,
+        "capofila": r.capofila,
         "scadenza": scad or "non indicata",
         "entro": f"entro il {scad}" if scad else "appena possibile",
         "contatto": r.contatto or "l'ufficio del capofila",
@@ -390,8 +426,11 @@ def _common_values(r: Raccolta, ente: Ente | None) -> dict[str, str]:
 
 def problem_line(p: Problem) -> str:
     """One problem as a clerk reads it: where in the sheet, what, what to do."""
-    where = ", ".join(x for x in (f'foglio "{p.sheet}"' if p.sheet else "",
-                                  f"cella {p.cell}" if p.cell else "") if x)
+    where = ", ".join(
+        x
+        for x in (f'foglio "{p.sheet}"' if p.sheet else "", f"cella {p.cell}" if p.cell else "")
+        if x
+    )
     text = f"{p.message.rstrip('.')}. {p.hint}".strip()
     return f"- {where}: {text}" if where else f"- {text}"
 
@@ -402,6 +441,7 @@ def _problems_text(report: Report, *, errors: bool) -> str:
 
 
 # --------------------------------------------------------------------------- planning
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -442,8 +482,9 @@ def _select(r: Raccolta, enti: Sequence[str] | None) -> list[Ente]:
     for codice in enti:
         found = r.registry.find(codice=codice)
         if found is None:
-            raise MailError(f"Ente «{codice}» non presente nell'elenco degli enti "
-                            f"({r.registry.source})")
+            raise MailError(
+                f"Ente «{codice}» non presente nell'elenco degli enti ({r.registry.source})"
+            )
         out.append(found)
     return out
 
@@ -470,13 +511,24 @@ def plan_invio(r: Raccolta, *, enti: Sequence[str] | None = None) -> Plan:
             continue
         name, data = _template_bytes(r, e)
         subject, body = render_message(r, "invio", _common_values(r, e))
-        plan.messages.append(Outgoing("invio", f"invio:{e.codice}", e.indirizzo, subject, body,
-                                      e, ((name, data),), motivo="modello da compilare"))
+        plan.messages.append(
+            Outgoing(
+                "invio",
+                f"invio:{e.codice}",
+                e.indirizzo,
+                subject,
+                body,
+                e,
+                ((name, data),),
+                motivo="modello da compilare",
+            )
+        )
     return plan
 
 
-def plan_solleciti(r: Raccolta, *, enti: Sequence[str] | None = None,
-                   oggi: dt.date | None = None) -> Plan:
+def plan_solleciti(
+    r: Raccolta, *, enti: Sequence[str] | None = None, oggi: dt.date | None = None
+) -> Plan:
     """A reminder to each ente that has not answered or whose latest return has errors.
 
     At most one reminder per ente and day for the same situation.
@@ -498,9 +550,11 @@ def plan_solleciti(r: Raccolta, *, enti: Sequence[str] | None = None,
         values = _common_values(r, e)
         allegati: tuple[tuple[str, bytes], ...] = ()
         if last is None:
-            values["situazione"] = (f"non risulta ancora pervenuto il modello del Piano "
-                                    f"{r.anno} compilato da {e.nome_completo}. Lo si allega "
-                                    "di nuovo per comodità.")
+            values["situazione"] = (
+                f"non risulta ancora pervenuto il modello del Piano "
+                f"{r.anno} compilato da {e.nome_completo}. Lo si allega "
+                "di nuovo per comodità."
+            )
             values["errori"] = ""
             allegati = (_template_bytes(r, e),)
             stato, motivo = "nessuna-risposta", "nessuna risposta"
@@ -508,13 +562,23 @@ def plan_solleciti(r: Raccolta, *, enti: Sequence[str] | None = None,
             n = len(last.report.errors)
             values["situazione"] = (
                 f"il file «{last.nome}» ricevuto il {_when(last.ricevuto_il)} contiene "
-                f"{_errori(n)} da correggere prima che i dati possano entrare nel Piano:")
+                f"{_errori(n)} da correggere prima che i dati possano entrare nel Piano:"
+            )
             values["errori"] = _problems_text(last.report, errors=True)
             stato, motivo = last.sha256[:16], f"{_errori(n)} da correggere"
         subject, body = render_message(r, "sollecito", values)
-        plan.messages.append(Outgoing(
-            "sollecito", f"sollecito:{e.codice}:{stato}:{oggi.isoformat()}", e.indirizzo,
-            subject, body, e, allegati, motivo=motivo))
+        plan.messages.append(
+            Outgoing(
+                "sollecito",
+                f"sollecito:{e.codice}:{stato}:{oggi.isoformat()}",
+                e.indirizzo,
+                subject,
+                body,
+                e,
+                allegati,
+                motivo=motivo,
+            )
+        )
     return plan
 
 
@@ -542,16 +606,28 @@ def plan_esiti(r: Raccolta) -> Plan:
         codice = rec.get("ente_mittente")
         ente = r.registry.get(codice) if codice else None
         when = dt.datetime.fromisoformat(rec["ricevuto_il"])
-        if ente is not None and ente.codice in latest_by_ente and \
-                latest_by_ente[ente.codice] >= when:
+        if (
+            ente is not None
+            and ente.codice in latest_by_ente
+            and latest_by_ente[ente.codice] >= when
+        ):
             continue  # the file came later
         values = _common_values(r, ente)
         values["oggetto_ricevuto"] = str(rec.get("oggetto") or "(senza oggetto)")
         values["ricevuto_il"] = _when(when)
         subject, body = render_message(r, "manca-file", values)
-        plan.messages.append(Outgoing(
-            "manca-file", f"manca-file:{rec['sha256']}", str(rec["mittente"]), subject, body,
-            ente, in_risposta_a=rec.get("message_id"), motivo="messaggio senza il file"))
+        plan.messages.append(
+            Outgoing(
+                "manca-file",
+                f"manca-file:{rec['sha256']}",
+                str(rec["mittente"]),
+                subject,
+                body,
+                ente,
+                in_risposta_a=rec.get("message_id"),
+                motivo="messaggio senza il file",
+            )
+        )
     return plan
 
 
@@ -562,39 +638,59 @@ def _esito_message(r: Raccolta, rc: archive.Receipt, ente: Ente | None, to: str)
     values["ricevuto_il"] = _when(rc.ricevuto_il)
     values["avvisi"] = ""
     if ente is None:
-        values["esito"] = (f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} non è "
-                           f"stato riconosciuto come un modello del Piano {r.anno} di un ente "
-                           "dell'ambito:")
+        values["esito"] = (
+            f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} non è "
+            f"stato riconosciuto come un modello del Piano {r.anno} di un ente "
+            "dell'ambito:"
+        )
         values["errori"] = _problems_text(rep, errors=True)
         motivo = "file non riconosciuto"
     elif rep.errors:
-        values["esito"] = (f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} contiene "
-                           f"{_errori(len(rep.errors))} e non può essere accettato. "
-                           "Correggere i punti seguenti e inviare di nuovo il file:")
+        values["esito"] = (
+            f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} contiene "
+            f"{_errori(len(rep.errors))} e non può essere accettato. "
+            "Correggere i punti seguenti e inviare di nuovo il file:"
+        )
         values["errori"] = _problems_text(rep, errors=True)
         motivo = f"{_errori(len(rep.errors))} da correggere"
     else:
-        values["esito"] = (f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} è stato "
-                           f"accettato: i dati entrano nel Piano {r.anno}.")
+        values["esito"] = (
+            f"il file «{rc.nome}» ricevuto il {_when(rc.ricevuto_il)} è stato "
+            f"accettato: i dati entrano nel Piano {r.anno}."
+        )
         values["errori"] = ""
         if rep.warnings:
-            values["avvisi"] = ("Si segnalano questi punti da verificare (non impediscono "
-                                "l'accettazione):\n" + _problems_text(rep, errors=False))
+            values["avvisi"] = (
+                "Si segnalano questi punti da verificare (non impediscono "
+                "l'accettazione):\n" + _problems_text(rep, errors=False)
+            )
         motivo = "accettato"
     subject, body = render_message(r, "esito", values)
     reply_to = rc.extra.get("message_id")
-    return Outgoing("esito", f"esito:{rc.sha256}", to, subject, body, ente,
-                    in_risposta_a=str(reply_to) if reply_to else None, motivo=motivo)
+    return Outgoing(
+        "esito",
+        f"esito:{rc.sha256}",
+        to,
+        subject,
+        body,
+        ente,
+        in_risposta_a=str(reply_to) if reply_to else None,
+        motivo=motivo,
+    )
 
 
 def _messages_without_file(r: Raccolta) -> list[dict[str, Any]]:
     """Ledger records of messages with no workbook that deserve a reply."""
     out = []
     for rec in archive.read_ledger(r.path).records:
-        if (rec.get("tipo") == "messaggio" and rec.get("esito") == "senza allegati"
-                and rec.get("mittente") and not rec.get("automatico")
-                and (rec.get("ente_mittente") or rec.get("certificato"))
-                and rec.get("ricevuto_il")):
+        if (
+            rec.get("tipo") == "messaggio"
+            and rec.get("esito") == "senza allegati"
+            and rec.get("mittente")
+            and not rec.get("automatico")
+            and (rec.get("ente_mittente") or rec.get("certificato"))
+            and rec.get("ricevuto_il")
+        ):
             out.append(rec)
     return out
 
@@ -609,8 +705,10 @@ def _errori(n: int) -> str:
 
 # --------------------------------------------------------------------------- composing
 
-def compose(r: Raccolta, out: Outgoing, settings: MailSettings, *,
-            when: dt.datetime | None = None) -> bytes:
+
+def compose(
+    r: Raccolta, out: Outgoing, settings: MailSettings, *, when: dt.datetime | None = None
+) -> bytes:
     """The message as bytes (CRLF), ready for SMTP and for an .eml file."""
     msg = EmailMessage()
     sender = settings.mittente or "mittente-da-configurare@invalid"
@@ -620,7 +718,8 @@ def compose(r: Raccolta, out: Outgoing, settings: MailSettings, *,
     msg["Date"] = email.utils.format_datetime(when or archive.now())
     domain = sender.rsplit("@", 1)[-1]
     msg["Message-ID"] = email.utils.make_msgid(
-        idstring=hashlib.sha256(out.chiave.encode()).hexdigest()[:12], domain=domain)
+        idstring=hashlib.sha256(out.chiave.encode()).hexdigest()[:12], domain=domain
+    )
     if out.in_risposta_a:
         msg["In-Reply-To"] = out.in_risposta_a
         msg["References"] = out.in_risposta_a
@@ -648,6 +747,7 @@ def _outbox_name(out: Outgoing) -> str:
 
 
 # --------------------------------------------------------------------------- send log
+
 
 @dataclass(frozen=True)
 class SentState:
@@ -680,18 +780,38 @@ def send_log(r: Raccolta) -> dict[str, SentState]:
 
 def sent_records(r: Raccolta) -> list[dict[str, Any]]:
     """The ``inviato`` records of the send log, in order."""
-    return [rec for rec in archive.read_ledger(r.path).records
-            if rec.get("tipo") == "invio" and rec.get("esito") == INVIATO]
+    return [
+        rec
+        for rec in archive.read_ledger(r.path).records
+        if rec.get("tipo") == "invio" and rec.get("esito") == INVIATO
+    ]
 
 
-def _log_record(out: Outgoing, esito: str, *, message_id: str, eml: str, sha: str,
-                tentativi: int = 0, errore: str = "") -> dict[str, Any]:
+def _log_record(
+    out: Outgoing,
+    esito: str,
+    *,
+    message_id: str,
+    eml: str,
+    sha: str,
+    tentativi: int = 0,
+    errore: str = "",
+) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "tipo": "invio", "versione": 1, "genere": out.genere, "chiave": out.chiave,
-        "esito": esito, "quando": archive.now().isoformat(),
-        "ente": out.ente.codice if out.ente else None, "destinatario": out.destinatario,
-        "oggetto": out.oggetto, "message_id": message_id, "eml": eml, "sha256_eml": sha,
-        "allegati": [name for name, _ in out.allegati], "utente": archive._who(),
+        "tipo": "invio",
+        "versione": 1,
+        "genere": out.genere,
+        "chiave": out.chiave,
+        "esito": esito,
+        "quando": archive.now().isoformat(),
+        "ente": out.ente.codice if out.ente else None,
+        "destinatario": out.destinatario,
+        "oggetto": out.oggetto,
+        "message_id": message_id,
+        "eml": eml,
+        "sha256_eml": sha,
+        "allegati": [name for name, _ in out.allegati],
+        "utente": archive._who(),
     }
     if tentativi:
         rec["tentativi"] = tentativi
@@ -701,6 +821,7 @@ def _log_record(out: Outgoing, esito: str, *, message_id: str, eml: str, sha: st
 
 
 # --------------------------------------------------------------------------- sending
+
 
 @dataclass(frozen=True)
 class SendOutcome:
@@ -714,11 +835,18 @@ class SendOutcome:
 
     def to_json(self) -> dict[str, Any]:
         m = self.message
-        return {"genere": m.genere, "ente": m.ente.codice if m.ente else None,
-                "destinatario": m.destinatario, "oggetto": m.oggetto, "motivo": m.motivo,
-                "allegati": [n for n, _ in m.allegati], "esito": self.esito,
-                "eml": str(self.eml) if self.eml else None, "nota": self.nota,
-                "tentativi": self.tentativi}
+        return {
+            "genere": m.genere,
+            "ente": m.ente.codice if m.ente else None,
+            "destinatario": m.destinatario,
+            "oggetto": m.oggetto,
+            "motivo": m.motivo,
+            "allegati": [n for n, _ in m.allegati],
+            "esito": self.esito,
+            "eml": str(self.eml) if self.eml else None,
+            "nota": self.nota,
+            "tentativi": self.tentativi,
+        }
 
 
 @dataclass
@@ -736,10 +864,13 @@ class SendResult:
         return sum(1 for o in self.outcomes if o.esito == esito)
 
     def to_json(self) -> dict[str, Any]:
-        return {"genere": self.genere, "davvero": self.davvero,
-                "messaggi": [o.to_json() for o in self.outcomes],
-                "esclusi": [{"ente": who, "motivo": why} for who, why in self.esclusi],
-                "note": self.note}
+        return {
+            "genere": self.genere,
+            "davvero": self.davvero,
+            "messaggi": [o.to_json() for o in self.outcomes],
+            "esclusi": [{"ente": who, "motivo": why} for who, why in self.esclusi],
+            "note": self.note,
+        }
 
 
 class _Permanent(Exception):
@@ -763,8 +894,9 @@ class _SmtpSession:
         s = self.s
         conn: smtplib.SMTP
         if s.smtp_sicurezza == "ssl":
-            conn = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=self.timeout,
-                                    context=ssl.create_default_context())
+            conn = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=self.timeout, context=ssl.create_default_context()
+            )
         else:
             conn = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
             if s.smtp_sicurezza == "starttls":
@@ -776,9 +908,11 @@ class _SmtpSession:
             except smtplib.SMTPAuthenticationError as exc:
                 with contextlib.suppress(Exception):
                     conn.quit()
-                raise MailError(f"Il server di invio {s.smtp_host} ha rifiutato utente o "
-                                f"password ({s.utente}): controllare {PASSWORD_ENV} o il "
-                                "portachiavi di sistema.") from exc
+                raise MailError(
+                    f"Il server di invio {s.smtp_host} ha rifiutato utente o "
+                    f"password ({s.utente}): controllare {PASSWORD_ENV} o il "
+                    "portachiavi di sistema."
+                ) from exc
         return conn
 
     def send(self, sender: str, to: str, raw: bytes) -> None:
@@ -789,13 +923,15 @@ class _SmtpSession:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (550, b""))
             if code >= 500:
-                raise _Permanent(f"destinatario rifiutato dal server ({code} "
-                                 f"{_decode(text)})") from exc
+                raise _Permanent(
+                    f"destinatario rifiutato dal server ({code} {_decode(text)})"
+                ) from exc
             raise
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             if exc.smtp_code >= 500:
-                raise _Permanent(f"messaggio rifiutato dal server ({exc.smtp_code} "
-                                 f"{_decode(exc.smtp_error)})") from exc
+                raise _Permanent(
+                    f"messaggio rifiutato dal server ({exc.smtp_code} {_decode(exc.smtp_error)})"
+                ) from exc
             raise
         if refused:
             raise _Permanent(f"destinatario rifiutato dal server ({refused})")
@@ -817,8 +953,14 @@ def _decode(text: bytes | str) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
-def _send_with_retries(session: _SmtpSession, sender: str, to: str, raw: bytes,
-                       settings: MailSettings, sleep: Callable[[float], None]) -> int:
+def _send_with_retries(
+    session: _SmtpSession,
+    sender: str,
+    to: str,
+    raw: bytes,
+    settings: MailSettings,
+    sleep: Callable[[float], None],
+) -> int:
     """Send one message; returns the attempts used. Raises _Permanent or _Unreachable."""
     last = ""
     for attempt in range(1, settings.tentativi + 1):
@@ -849,12 +991,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def deliver(r: Raccolta, plan: Plan, *, davvero: bool = False, limite: int | None = None,
-            ripeti: bool = False, env: Mapping[str, str] | None = None,
-            sleep: Callable[[float], None] = time.sleep,
-            progress: Callable[[SendOutcome], None] | None = None,
-            waiting: Callable[[str], None] | None = None,
-            timeout: float = 60.0) -> SendResult:
+def deliver(
+    r: Raccolta,
+    plan: Plan,
+    *,
+    davvero: bool = False,
+    limite: int | None = None,
+    ripeti: bool = False,
+    env: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[SendOutcome], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
+    timeout: float = 60.0,
+) -> SendResult:
     """Write each planned message to the outbox and, only when ``davvero``, send it.
 
     ``limite`` caps the messages sent (or, in a dry run, that would be sent). A key already
@@ -867,18 +1016,23 @@ def deliver(r: Raccolta, plan: Plan, *, davvero: bool = False, limite: int | Non
     pwd: str | None = None
     if davvero:
         if not settings.smtp_configured:
-            raise MailError(f"Server di invio non configurato: indicare smtp_host nella "
-                            f"sezione [posta] di {r.config_path} oppure la variabile "
-                            f"{ENV_PREFIX}SMTP_HOST.")
+            raise MailError(
+                f"Server di invio non configurato: indicare smtp_host nella "
+                f"sezione [posta] di {r.config_path} oppure la variabile "
+                f"{ENV_PREFIX}SMTP_HOST."
+            )
         if not settings.mittente:
-            raise MailError(f"Mittente non configurato: indicare mittente nella sezione "
-                            f"[posta] di {r.config_path} oppure la variabile "
-                            f"{ENV_PREFIX}MITTENTE.")
+            raise MailError(
+                f"Mittente non configurato: indicare mittente nella sezione "
+                f"[posta] di {r.config_path} oppure la variabile "
+                f"{ENV_PREFIX}MITTENTE."
+            )
         if settings.utente:
             pwd = _require_password(settings, env)
     elif not settings.mittente:
-        result.note.append("mittente non configurato: i messaggi di prova hanno un mittente "
-                           "provvisorio")
+        result.note.append(
+            "mittente non configurato: i messaggi di prova hanno un mittente provvisorio"
+        )
     outbox = outbox_dir(r.path)
     session = _SmtpSession(settings, pwd, timeout)
     sent_copy = _SentCopy(settings, env, result.note) if davvero else None
@@ -892,14 +1046,16 @@ def deliver(r: Raccolta, plan: Plan, *, davvero: bool = False, limite: int | Non
                 state = log.get(out.chiave)
                 if state is not None and not ripeti and state.esito in (INVIATO, TENTATIVO):
                     esito = GIA_INVIATO if state.esito == INVIATO else INCERTO
-                    nota = (f"inviato il {_when(state.quando)}" if state.esito == INVIATO else
-                            f"invio interrotto il {_when(state.quando)}: controllare la posta "
-                            "inviata, poi ripetere con --ripeti se non è partito")
+                    nota = (
+                        f"inviato il {_when(state.quando)}"
+                        if state.esito == INVIATO
+                        else f"invio interrotto il {_when(state.quando)}: controllare la posta "
+                        "inviata, poi ripetere con --ripeti se non è partito"
+                    )
                     _emit(result, SendOutcome(out, esito, nota=nota), progress)
                     continue
                 if budget is not None and budget <= 0:
-                    _emit(result, SendOutcome(out, NON_INVIATO, nota="oltre il limite"),
-                          progress)
+                    _emit(result, SendOutcome(out, NON_INVIATO, nota="oltre il limite"), progress)
                     continue
                 if unreachable:
                     _emit(result, SendOutcome(out, NON_INVIATO, nota=unreachable), progress)
@@ -918,22 +1074,40 @@ def deliver(r: Raccolta, plan: Plan, *, davvero: bool = False, limite: int | Non
                 sha = hashlib.sha256(raw).hexdigest()
                 msgid = str(email.message_from_bytes(raw).get("Message-ID", ""))
                 rel = eml.relative_to(r.path).as_posix()
-                archive.append_records(r.path, [_log_record(out, TENTATIVO, message_id=msgid,
-                                                            eml=rel, sha=sha)])
+                archive.append_records(
+                    r.path, [_log_record(out, TENTATIVO, message_id=msgid, eml=rel, sha=sha)]
+                )
                 try:
-                    used = _send_with_retries(session, settings.mittente, out.destinatario,
-                                              raw, settings, sleep)
+                    used = _send_with_retries(
+                        session, settings.mittente, out.destinatario, raw, settings, sleep
+                    )
                 except (_Permanent, _Unreachable) as exc:
-                    archive.append_records(r.path, [_log_record(
-                        out, FALLITO, message_id=msgid, eml=rel, sha=sha,
-                        tentativi=settings.tentativi, errore=str(exc))])
-                    _emit(result, SendOutcome(out, FALLITO, eml, str(exc),
-                                              settings.tentativi), progress)
+                    archive.append_records(
+                        r.path,
+                        [
+                            _log_record(
+                                out,
+                                FALLITO,
+                                message_id=msgid,
+                                eml=rel,
+                                sha=sha,
+                                tentativi=settings.tentativi,
+                                errore=str(exc),
+                            )
+                        ],
+                    )
+                    _emit(
+                        result,
+                        SendOutcome(out, FALLITO, eml, str(exc), settings.tentativi),
+                        progress,
+                    )
                     if isinstance(exc, _Unreachable):
                         unreachable = f"server di invio non raggiungibile: {exc}"
                     continue
-                archive.append_records(r.path, [_log_record(out, INVIATO, message_id=msgid,
-                                                            eml=rel, sha=sha, tentativi=used)])
+                archive.append_records(
+                    r.path,
+                    [_log_record(out, INVIATO, message_id=msgid, eml=rel, sha=sha, tentativi=used)],
+                )
                 if sent_copy is not None:
                     sent_copy.append(raw)
                 _emit(result, SendOutcome(out, INVIATO, eml, tentativi=used), progress)
@@ -944,8 +1118,9 @@ def deliver(r: Raccolta, plan: Plan, *, davvero: bool = False, limite: int | Non
     return result
 
 
-def _emit(result: SendResult, outcome: SendOutcome,
-          progress: Callable[[SendOutcome], None] | None) -> None:
+def _emit(
+    result: SendResult, outcome: SendOutcome, progress: Callable[[SendOutcome], None] | None
+) -> None:
     result.outcomes.append(outcome)
     if progress is not None:
         progress(outcome)
@@ -956,8 +1131,9 @@ def invia(r: Raccolta, *, enti: Sequence[str] | None = None, **kw: Any) -> SendR
     return deliver(r, plan_invio(r, enti=enti), **kw)
 
 
-def solleciti(r: Raccolta, *, enti: Sequence[str] | None = None,
-              oggi: dt.date | None = None, **kw: Any) -> SendResult:
+def solleciti(
+    r: Raccolta, *, enti: Sequence[str] | None = None, oggi: dt.date | None = None, **kw: Any
+) -> SendResult:
     """Remind the enti that have not answered or must fix their file (dry run by default)."""
     return deliver(r, plan_solleciti(r, enti=enti, oggi=oggi), **kw)
 
@@ -969,36 +1145,45 @@ def esiti(r: Raccolta, **kw: Any) -> SendResult:
 
 # --------------------------------------------------------------------------- IMAP
 
-def connect_imap(settings: MailSettings, env: Mapping[str, str] | None = None, *,
-                 timeout: float = 60.0) -> imaplib.IMAP4:
+
+def connect_imap(
+    settings: MailSettings, env: Mapping[str, str] | None = None, *, timeout: float = 60.0
+) -> imaplib.IMAP4:
     """A logged-in IMAP connection (capabilities refreshed after login)."""
     s = settings
     if not s.imap_configured:
-        raise MailError(f"Casella IMAP non configurata: indicare imap_host nella sezione "
-                        f"[posta] della raccolta oppure la variabile {ENV_PREFIX}IMAP_HOST.")
+        raise MailError(
+            f"Casella IMAP non configurata: indicare imap_host nella sezione "
+            f"[posta] della raccolta oppure la variabile {ENV_PREFIX}IMAP_HOST."
+        )
     if not s.utente:
-        raise MailError(f"Utente della casella non configurato: indicare utente nella sezione "
-                        f"[posta] della raccolta oppure la variabile {ENV_PREFIX}UTENTE.")
+        raise MailError(
+            f"Utente della casella non configurato: indicare utente nella sezione "
+            f"[posta] della raccolta oppure la variabile {ENV_PREFIX}UTENTE."
+        )
     pwd = _require_password(s, env)
     try:
         conn: imaplib.IMAP4
         if s.imap_sicurezza == "ssl":
-            conn = imaplib.IMAP4_SSL(s.imap_host, s.imap_port,
-                                     ssl_context=ssl.create_default_context(), timeout=timeout)
+            conn = imaplib.IMAP4_SSL(
+                s.imap_host, s.imap_port, ssl_context=ssl.create_default_context(), timeout=timeout
+            )
         else:
             conn = imaplib.IMAP4(s.imap_host, s.imap_port, timeout=timeout)
             if s.imap_sicurezza == "starttls":
                 conn.starttls(ssl_context=ssl.create_default_context())
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise MailError(f"Impossibile collegarsi alla casella {s.imap_host}:{s.imap_port} "
-                        f"({_describe(exc)})") from exc
+        raise MailError(
+            f"Impossibile collegarsi alla casella {s.imap_host}:{s.imap_port} ({_describe(exc)})"
+        ) from exc
     try:
         conn.login(s.utente, pwd)
     except imaplib.IMAP4.error as exc:
         with contextlib.suppress(Exception):
             conn.logout()
-        raise MailError(f"La casella {s.imap_host} ha rifiutato utente o password "
-                        f"({s.utente}).") from exc
+        raise MailError(
+            f"La casella {s.imap_host} ha rifiutato utente o password ({s.utente})."
+        ) from exc
     with contextlib.suppress(imaplib.IMAP4.error, OSError):
         # imaplib keeps the pre-login list; servers announce MOVE, UIDPLUS… after login
         typ, data = conn.capability()
@@ -1015,8 +1200,9 @@ def imap_mailbox(name: str) -> str:
     def flush() -> None:
         if buf:
             data = "".join(buf).encode("utf-16-be")
-            out.append("&" + base64.b64encode(data).decode("ascii").rstrip("=")
-                       .replace("/", ",") + "-")
+            out.append(
+                "&" + base64.b64encode(data).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
             buf.clear()
 
     for ch in name:
@@ -1051,8 +1237,9 @@ def find_sent_folder(conn: imaplib.IMAP4) -> str | None:
 class _SentCopy:
     """Appends each message sent to the IMAP Sent folder, when IMAP is configured."""
 
-    def __init__(self, settings: MailSettings, env: Mapping[str, str] | None,
-                 notes: list[str]) -> None:
+    def __init__(
+        self, settings: MailSettings, env: Mapping[str, str] | None, notes: list[str]
+    ) -> None:
         self.settings = settings
         self.env = env
         self.notes = notes
@@ -1066,16 +1253,21 @@ class _SentCopy:
         try:
             if self.conn is None:
                 self.conn = connect_imap(self.settings, self.env)
-                self.folder = (imap_mailbox(self.settings.cartella_inviati)
-                               if self.settings.cartella_inviati
-                               else find_sent_folder(self.conn))
+                self.folder = (
+                    imap_mailbox(self.settings.cartella_inviati)
+                    if self.settings.cartella_inviati
+                    else find_sent_folder(self.conn)
+                )
                 if self.folder is None:
-                    self.notes.append("nessuna cartella di posta inviata trovata nella casella: "
-                                      "indicare cartella_inviati nella sezione [posta]")
+                    self.notes.append(
+                        "nessuna cartella di posta inviata trovata nella casella: "
+                        "indicare cartella_inviati nella sezione [posta]"
+                    )
                     self.failed = True
                     return
-            typ, data = self.conn.append(self.folder, r"(\Seen)",
-                                         imaplib.Time2Internaldate(time.time()), raw)
+            typ, data = self.conn.append(
+                self.folder, r"(\Seen)", imaplib.Time2Internaldate(time.time()), raw
+            )
             if typ != "OK":
                 raise imaplib.IMAP4.error(_decode(data[0] if data else b""))
         except (MailError, imaplib.IMAP4.error, OSError) as exc:

@@ -165,9 +165,7 @@ def _load_signed_data(data: bytes) -> tuple[Any, bytes]:
         signed = info["content"]
         content = signed["encap_content_info"]["content"]
         if content.native is None:
-            raise P7mError(
-                "firma separata (detached): il documento firmato non è incluso nel file"
-            )
+            raise P7mError("firma separata (detached): il documento firmato non è incluso nel file")
         inner = content.native
         if not isinstance(inner, bytes):
             raise P7mError("il contenuto firmato non è leggibile")
@@ -188,8 +186,15 @@ def _unwrap_layer(data: bytes) -> tuple[bytes, list[Signature]]:
         try:
             signatures.append(_signature(info, certificates, content))
         except Exception:  # asn1crypto parses lazily: damage may surface only here
-            signatures.append(Signature(None, None, None, None,
-                                        "firma non verificabile: dati del firmatario danneggiati"))
+            signatures.append(
+                Signature(
+                    None,
+                    None,
+                    None,
+                    None,
+                    "firma non verificabile: dati del firmatario danneggiati",
+                )
+            )
     return content, signatures
 
 
@@ -214,8 +219,10 @@ def _find_certificate(info: Any, certificates: list[Any]) -> Any | None:
         try:
             if sid.name == "issuer_and_serial_number":
                 wanted = sid.chosen
-                if (cert.serial_number == wanted["serial_number"].native
-                        and cert.issuer == wanted["issuer"]):
+                if (
+                    cert.serial_number == wanted["serial_number"].native
+                    and cert.issuer == wanted["issuer"]
+                ):
                     return cert
             elif cert.key_identifier == sid.chosen.native:
                 return cert
@@ -241,7 +248,7 @@ def codice_fiscale_from_serial(value: str | None) -> str | None:
     text = value.strip().upper()
     for prefix in ("TINIT-", "IT:"):
         if text.startswith(prefix):
-            candidate = text[len(prefix):].strip()
+            candidate = text[len(prefix) :].strip()
             return candidate if _CF_RE.fullmatch(candidate) else None
     return None
 
@@ -250,8 +257,13 @@ def _signature(info: Any, certificates: list[Any], content: bytes) -> Signature:
     cert = _find_certificate(info, certificates)
     signing_time = _signing_time(info)
     if cert is None:
-        return Signature(None, None, signing_time, None,
-                         "firma non verificabile: certificato del firmatario assente nel file")
+        return Signature(
+            None,
+            None,
+            signing_time,
+            None,
+            "firma non verificabile: certificato del firmatario assente nel file",
+        )
     cn = _subject_value(cert, "common_name")
     cf = codice_fiscale_from_serial(_subject_value(cert, "serial_number"))
     valid, detail = _verify(info, cert, content)
@@ -291,8 +303,10 @@ def _verify(info: Any, cert: Any, content: bytes) -> tuple[bool | None, str]:
             hasher.update(content)
             actual = hasher.finalize()
             if actual != digest:
-                return False, ("firma non valida: il documento è stato modificato dopo la firma "
-                               "(l'impronta non corrisponde)")
+                return False, (
+                    "firma non valida: il documento è stato modificato dopo la firma "
+                    "(l'impronta non corrisponde)"
+                )
             # the signature covers the DER SET OF the attributes, not their [0] IMPLICIT tag
             signed_bytes = b"\x31" + signed_attrs.dump()[1:]
         else:
@@ -300,8 +314,9 @@ def _verify(info: Any, cert: Any, content: bytes) -> tuple[bool | None, str]:
         key = serialization.load_der_public_key(cert.public_key.dump())
         _check(key, info, bytes(info["signature"].native), signed_bytes, hash_cls)
     except InvalidSignature:
-        return False, ("firma non valida: la firma non corrisponde alla chiave del certificato "
-                       "del firmatario")
+        return False, (
+            "firma non valida: la firma non corrisponde alla chiave del certificato del firmatario"
+        )
     except _Unsupported as exc:
         return None, f"firma non verificabile: {exc}"
     except (UnsupportedAlgorithm, ValueError, TypeError, KeyError) as exc:
@@ -313,20 +328,21 @@ class _Unsupported(Exception):
     """An algorithm this module does not check."""
 
 
-def _check(key: Any, info: Any, signature: bytes, data: bytes,
-           hash_cls: type[hashes.HashAlgorithm]) -> None:
+def _check(
+    key: Any, info: Any, signature: bytes, data: bytes, hash_cls: type[hashes.HashAlgorithm]
+) -> None:
     algo = info["signature_algorithm"]
     name = algo["algorithm"].native
     if isinstance(key, rsa.RSAPublicKey):
         if name == "rsassa_pss":
             params = algo["parameters"]
             pss_hash = _HASHES.get(params["hash_algorithm"]["algorithm"].native)
-            mgf_hash = _HASHES.get(
-                params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
+            mgf_hash = _HASHES.get(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
             if pss_hash is None or mgf_hash is None:
                 raise _Unsupported("parametri RSA-PSS non gestiti")
             pad: padding.AsymmetricPadding = padding.PSS(
-                mgf=padding.MGF1(mgf_hash()), salt_length=params["salt_length"].native)
+                mgf=padding.MGF1(mgf_hash()), salt_length=params["salt_length"].native
+            )
             key.verify(signature, data, pad, pss_hash())
         else:
             key.verify(signature, data, padding.PKCS1v15(), hash_cls())

@@ -67,10 +67,18 @@ MAX_ZIP_MEMBER = 20 * 1024 * 1024
 #: members of one zip are read until their total passes this
 MAX_ZIP_TOTAL = 50 * 1024 * 1024
 #: daticert ``tipo`` values that are receipts, not submissions (``mancata-consegna`` is lenient)
-RICEVUTA_TIPI = frozenset({
-    "accettazione", "non-accettazione", "presa-in-carico", "avvenuta-consegna",
-    "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus", "mancata-consegna",
-})
+RICEVUTA_TIPI = frozenset(
+    {
+        "accettazione",
+        "non-accettazione",
+        "presa-in-carico",
+        "avvenuta-consegna",
+        "errore-consegna",
+        "preavviso-errore-consegna",
+        "rilevazione-virus",
+        "mancata-consegna",
+    }
+)
 #: how deep attached messages are followed (message in message in message...)
 MAX_DEPTH = 5
 
@@ -174,8 +182,9 @@ def parse_msg_file(data: bytes) -> ParsedMessage:
     except Exception as exc:
         return _unreadable(f"messaggio Outlook (.msg) non leggibile ({type(exc).__name__})")
     if not had_headers:
-        parsed = _with_notes(parsed, "messaggio Outlook (.msg) senza intestazioni di "
-                                     "trasporto: nessuna prova di PEC")
+        parsed = _with_notes(
+            parsed, "messaggio Outlook (.msg) senza intestazioni di trasporto: nessuna prova di PEC"
+        )
     return parsed
 
 
@@ -197,8 +206,9 @@ def _parse_raw(raw: bytes) -> ParsedMessage:
     if trasporto == "errore":
         return _parse_anomalia(msg, notes=notes)
     if trasporto:
-        notes.append(f"intestazione X-Trasporto sconosciuta ({trasporto}): trattato come "
-                     "e-mail ordinaria")
+        notes.append(
+            f"intestazione X-Trasporto sconosciuta ({trasporto}): trattato come e-mail ordinaria"
+        )
     ricevuta = (_h(msg, "X-Ricevuta") or "").lower()
     if ricevuta and not trasporto:
         return _parse_ricevuta(msg, ricevuta, notes=notes)
@@ -223,11 +233,15 @@ def _parse_busta(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
     original = inner if inner is not None else msg
     return ParsedMessage(
         kind=MessageKind.PEC,
-        sender=dati.mittente or _address(msg, "Reply-To") or _address(original, "From")
+        sender=dati.mittente
+        or _address(msg, "Reply-To")
+        or _address(original, "From")
         or _per_conto_di(msg),
-        subject=dati.oggetto or (_h(inner, "Subject") if inner is not None else None)
+        subject=dati.oggetto
+        or (_h(inner, "Subject") if inner is not None else None)
         or _strip_prefix(_h(msg, "Subject")),
-        message_id=_h(msg, "X-Riferimento-Message-ID") or dati.msgid
+        message_id=_h(msg, "X-Riferimento-Message-ID")
+        or dati.msgid
         or (_h(inner, "Message-ID") if inner is not None else None),
         certified_at=dati.data,
         pec_identificativo=dati.identificativo or _strip_brackets(_h(msg, "Message-ID")),
@@ -253,8 +267,9 @@ def _parse_anomalia(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
     original = inner if inner is not None else msg
     return ParsedMessage(
         kind=MessageKind.ANOMALIA,
-        sender=_address(msg, "Reply-To") or (_address(inner, "From") if inner is not None
-                                             else None) or _per_conto_di(msg)
+        sender=_address(msg, "Reply-To")
+        or (_address(inner, "From") if inner is not None else None)
+        or _per_conto_di(msg)
         or _address(msg, "From"),
         subject=(_h(inner, "Subject") if inner is not None else None)
         or _strip_prefix(_h(msg, "Subject")),
@@ -319,8 +334,9 @@ def _parse_ordinaria(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
     )
 
 
-def _parse_forwarded(outer: EmailMessage, part: Message, busta: EmailMessage, *,
-                     notes: list[str]) -> ParsedMessage:
+def _parse_forwarded(
+    outer: EmailMessage, part: Message, busta: EmailMessage, *, notes: list[str]
+) -> ParsedMessage:
     """An ordinary message carrying a PEC envelope: the PEC is what counts."""
     inner = _parse_busta(busta, notes=[])
     forwarder = _address(outer, "From") or "mittente sconosciuto"
@@ -328,8 +344,9 @@ def _parse_forwarded(outer: EmailMessage, part: Message, busta: EmailMessage, *,
     outer_names.list_names(outer, skip=part)
     extra = [n for n in outer_names.others if _is_workbook_name(p7m.strip_p7m_suffix(n))]
     more_notes = [f"PEC inoltrata come allegato da {forwarder}"]
-    more_notes += [f"{n}: allegato fuori dalla PEC inoltrata, ignorato (non certificato)"
-                   for n in extra]
+    more_notes += [
+        f"{n}: allegato fuori dalla PEC inoltrata, ignorato (non certificato)" for n in extra
+    ]
     return ParsedMessage(
         kind=inner.kind,
         sender=inner.sender,
@@ -341,8 +358,11 @@ def _parse_forwarded(outer: EmailMessage, part: Message, busta: EmailMessage, *,
         ricevuta_tipo=inner.ricevuta_tipo,
         date_header=inner.date_header,
         attachments=tuple(
-            Attachment(a.filename, a.data, (_part_name(part, "inoltrato.eml"), *a.path),
-                       a.signatures) for a in inner.attachments),
+            Attachment(
+                a.filename, a.data, (_part_name(part, "inoltrato.eml"), *a.path), a.signatures
+            )
+            for a in inner.attachments
+        ),
         other_attachments=(*outer_names.others, *inner.other_attachments),
         notes=(*notes, *more_notes, *inner.notes),
         forwarded=True,
@@ -507,8 +527,10 @@ class _Collector:
                     self.notes.append(f"{name}: {sig.detail}")
             signed_name, name = name, p7m.strip_p7m_suffix(name)
             if not _is_workbook_name(name) and (ext := _sniff_workbook(data)):
-                self.notes.append(f"{signed_name}: il contenuto firmato è un foglio di calcolo "
-                                  f"({ext}) anche se il nome non lo dice")
+                self.notes.append(
+                    f"{signed_name}: il contenuto firmato è un foglio di calcolo "
+                    f"({ext}) anche se il nome non lo dice"
+                )
                 name += ext
             lower = name.lower()
         if _is_workbook_name(name):
@@ -517,8 +539,10 @@ class _Collector:
             self.add_zip(name, data, where)
         else:
             if lower == "winmail.dat":
-                self.notes.append("winmail.dat (formato Outlook TNEF) non supportato: chiedere "
-                                  "di reinviare gli allegati come file normali")
+                self.notes.append(
+                    "winmail.dat (formato Outlook TNEF) non supportato: chiedere "
+                    "di reinviare gli allegati come file normali"
+                )
             self.others.append(where[-1])
 
     def add_zip(self, name: str, data: bytes, path: tuple[str, ...]) -> None:
@@ -541,19 +565,31 @@ class _Collector:
             if member.filename.startswith("__MACOSX/") or member_name.startswith(("._", "~$")):
                 continue  # macOS resource forks, Office lock files
             if member.file_size > MAX_ZIP_MEMBER:
-                self.notes.append(f"{name}/{member_name}: file troppo grande (oltre "
-                                  f"{MAX_ZIP_MEMBER // 2**20} MB), ignorato")
+                self.notes.append(
+                    f"{name}/{member_name}: file troppo grande (oltre "
+                    f"{MAX_ZIP_MEMBER // 2**20} MB), ignorato"
+                )
                 self.others.append(member_name)
                 continue
             if total + member.file_size > MAX_ZIP_TOTAL:
-                self.notes.append(f"{name}: contenuto oltre {MAX_ZIP_TOTAL // 2**20} MB, "
-                                  f"{member_name} e i file successivi ignorati")
+                self.notes.append(
+                    f"{name}: contenuto oltre {MAX_ZIP_TOTAL // 2**20} MB, "
+                    f"{member_name} e i file successivi ignorati"
+                )
                 break
             try:
                 with archive.open(member) as stream:
                     content = stream.read(MAX_ZIP_MEMBER + 1)
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError,
-                    EOFError, OSError, RecursionError, MemoryError) as exc:
+            except (
+                zipfile.BadZipFile,
+                NotImplementedError,
+                RuntimeError,
+                ValueError,
+                EOFError,
+                OSError,
+                RecursionError,
+                MemoryError,
+            ) as exc:
                 self.notes.append(f"{name}/{member_name}: non estraibile ({type(exc).__name__})")
                 self.others.append(member_name)
                 continue
@@ -809,8 +845,9 @@ def _defect_notes(msg: Message) -> list[str]:
 
 
 def _unreadable(note: str) -> ParsedMessage:
-    return ParsedMessage(MessageKind.ORDINARIA, None, None, None, None, None, None, None, None,
-                         (), (), (note,))
+    return ParsedMessage(
+        MessageKind.ORDINARIA, None, None, None, None, None, None, None, None, (), (), (note,)
+    )
 
 
 def _with_notes(parsed: ParsedMessage, *notes: str) -> ParsedMessage:
@@ -839,7 +876,8 @@ def _msg_to_mime(data: bytes) -> tuple[bytes, bool]:
                 node = node.storages.setdefault(part, _OleNode())
             node.streams[entry[-1]] = ole.openstream(entry).read()
     if "__properties_version1.0" not in root.streams and not any(
-            name.startswith("__substg1.0_") for name in root.streams):
+        name.startswith("__substg1.0_") for name in root.streams
+    ):
         raise ValueError("not a .msg")
     raw = _msg_node_to_mime(root, depth=0)
     return raw, _msg_str(root, "007D") is not None
@@ -864,8 +902,9 @@ def _msg_str(node: _OleNode, prop: str) -> str | None:
 
 def _msg_node_to_mime(node: _OleNode, *, depth: int) -> bytes:
     headers = _msg_str(node, "007D")
-    attachments = [node.storages[k] for k in sorted(node.storages)
-                   if k.startswith("__attach_version1.0_#")]
+    attachments = [
+        node.storages[k] for k in sorted(node.storages) if k.startswith("__attach_version1.0_#")
+    ]
     header_lines = _filter_headers(headers) if headers else _synth_headers(node)
     # a signed message (every PEC) is kept by Outlook as its original MIME entity, in one
     # attachment "smime.p7m" of type multipart/signed (message class IPM.Note.SMIME...)
@@ -874,28 +913,44 @@ def _msg_node_to_mime(node: _OleNode, *, depth: int) -> bytes:
         mime = (_msg_str(att, "370E") or "").lower()
         name = (_msg_str(att, "3707") or _msg_str(att, "3704") or "").lower()
         content = att.streams.get("__substg1.0_37010102")
-        if headers and content is not None and (
+        if (
+            headers
+            and content is not None
+            and (
                 mime.startswith("multipart/signed")
-                or (smime_class and name == "smime.p7m" and content[:1] not in {b"0", b"M"})):
+                or (smime_class and name == "smime.p7m" and content[:1] not in {b"0", b"M"})
+            )
+        ):
             if re.match(rb"\s*(content-|mime-version)", content[:200], re.IGNORECASE):
                 return header_lines + b"MIME-Version: 1.0\r\n" + content.lstrip()
             return header_lines + _header_only(headers, "content-type") + b"\r\n" + content
     boundary = f"=_piano_abitativo_{depth}_{uuid.uuid4().hex}"
-    out = [header_lines, b"MIME-Version: 1.0\r\n",
-           f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode()]
+    out = [
+        header_lines,
+        b"MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode(),
+    ]
     body = _msg_str(node, "1000") or ""
     out.append(_mime_part(boundary, "text/plain; charset=utf-8", None, body.encode()))
     for index, att in enumerate(attachments):
-        name = (_msg_str(att, "3707") or _msg_str(att, "3704") or _msg_str(att, "3001")
-                or f"allegato_{index + 1}")
+        name = (
+            _msg_str(att, "3707")
+            or _msg_str(att, "3704")
+            or _msg_str(att, "3001")
+            or f"allegato_{index + 1}"
+        )
         embedded = att.storages.get("__substg1.0_3701000D")
         if embedded is not None and depth < MAX_DEPTH:
             if not name.lower().endswith((".eml", ".msg")):
                 name += ".eml"
             inner = _msg_node_to_mime(embedded, depth=depth + 1)
-            out.append(f"--{boundary}\r\nContent-Type: message/rfc822\r\n"
-                       f"Content-Disposition: attachment; filename*=utf-8''{quote(name)}"
-                       f"\r\n\r\n".encode() + inner + b"\r\n")
+            out.append(
+                f"--{boundary}\r\nContent-Type: message/rfc822\r\n"
+                f"Content-Disposition: attachment; filename*=utf-8''{quote(name)}"
+                f"\r\n\r\n".encode()
+                + inner
+                + b"\r\n"
+            )
             continue
         content = att.streams.get("__substg1.0_37010102")
         if content is None:
@@ -933,14 +988,18 @@ def _header_fields(headers: str) -> list[tuple[str, str]]:
 
 
 def _filter_headers(headers: str) -> bytes:
-    kept = [text for name, text in _header_fields(headers)
-            if not name.startswith("content-") and name != "mime-version"]
+    kept = [
+        text
+        for name, text in _header_fields(headers)
+        if not name.startswith("content-") and name != "mime-version"
+    ]
     return "".join(t + "\r\n" for t in kept).encode("utf-8", "replace")
 
 
 def _header_only(headers: str, wanted: str) -> bytes:
-    return "".join(t + "\r\n" for name, text in _header_fields(headers)
-                   if name == wanted for t in [text]).encode("utf-8", "replace")
+    return "".join(
+        t + "\r\n" for name, text in _header_fields(headers) if name == wanted for t in [text]
+    ).encode("utf-8", "replace")
 
 
 def _synth_headers(node: _OleNode) -> bytes:
@@ -955,5 +1014,6 @@ def _synth_headers(node: _OleNode) -> bytes:
     message_id = _msg_str(node, "1035")
     if message_id:
         lines.append(f"Message-ID: {message_id}")
-    return "".join(line.replace("\r", " ").replace("\n", " ") + "\r\n"
-                   for line in lines).encode("ascii", "replace")
+    return "".join(line.replace("\r", " ").replace("\n", " ") + "\r\n" for line in lines).encode(
+        "ascii", "replace"
+    )

@@ -55,10 +55,17 @@ SHEET_ANOMALIE = "Anomalie"
 SHEET_GRAFICI = "Grafici"
 #: one sheet per table of the plan (names ≤ 31 characters)
 TABLE_SHEETS: dict[str, str] = {
-    "a": "a) Patrimonio", "b": "b) Carenza manutentiva", "c": "c) Nuova edificazione",
-    "d": "d) Turnover", "e": "e) Conferite da privati", "f": "f) Assegnabili",
-    "g": "g) Soglia indigenti", "h": "h) Categorie aggiuntive", "i": "i) Forze di Polizia",
-    "j": "j) SAT", "k": "k) Assegnate anno prec.",
+    "a": "a) Patrimonio",
+    "b": "b) Carenza manutentiva",
+    "c": "c) Nuova edificazione",
+    "d": "d) Turnover",
+    "e": "e) Conferite da privati",
+    "f": "f) Assegnabili",
+    "g": "g) Soglia indigenti",
+    "h": "h) Categorie aggiuntive",
+    "i": "i) Forze di Polizia",
+    "j": "j) SAT",
+    "k": "k) Assegnate anno prec.",
 }
 TABLE_DATI = "Dati"
 TABLE_ANOMALIE = "Anomalie"
@@ -102,6 +109,7 @@ class MasterButton:
 
 
 # --------------------------------------------------------------------------- layout model
+
 
 @dataclass(frozen=True, slots=True)
 class Cell:
@@ -205,12 +213,18 @@ class SheetLayout:
     print_last_col: int | None = None
     sink: CellSink | None = field(default=None, repr=False, compare=False)
     _wide: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
-    _headers: list[tuple[int, int, str]] = field(default_factory=list, repr=False,
-                                                 compare=False)
+    _headers: list[tuple[int, int, str]] = field(default_factory=list, repr=False, compare=False)
     _last: list[int] = field(default_factory=lambda: [0, 0], repr=False, compare=False)
 
-    def put(self, row: int, col: int, value: Value = None, *, formula: str | None = None,
-            style: str = "text") -> Cell:
+    def put(
+        self,
+        row: int,
+        col: int,
+        value: Value = None,
+        *,
+        formula: str | None = None,
+        style: str = "text",
+    ) -> Cell:
         cell = Cell(value, formula, style)
         self.place(row, col, cell)
         return cell
@@ -268,6 +282,7 @@ class MasterLayout:
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _quote(sheet: str) -> str:
     return "'" + sheet.replace("'", "''") + "'"
@@ -346,15 +361,18 @@ def _dati_positions(cons: Consolidation) -> _Dati:
     return _Dati({s.ente.codice: first + i for i, s in enumerate(cons.enti)}, cols)
 
 
-def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
-                ) -> SheetLayout:
+def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
     sh = SheetLayout(SHEET_DATI, header_row=DATI_HEADER_ROW, landscape=True, sink=sink)
     cols, rows = pos.cols, pos.rows
     first = DATI_HEADER_ROW + 1
     sh.put(DATI_TITLE_ROW, 0, f"Dati degli enti — Piano annuale {cons.anno}", style="title")
-    sh.put(DATI_TITLE_ROW + 1, 0, "Valori della versione valida più recente di ogni ente. "
-           "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
-           style="note")
+    sh.put(
+        DATI_TITLE_ROW + 1,
+        0,
+        "Valori della versione valida più recente di ogni ente. "
+        "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
+        style="note",
+    )
     headers = [*DATI_FIXED, *(dati_header(f) for f in DATA_FIELDS)]
     for c, h in enumerate(headers):
         sh.put(DATI_HEADER_ROW, c, h, style="header")
@@ -366,8 +384,7 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
         sh.put(r, 1, s.ente.nome_completo)
         sh.put(r, 2, s.ente.tipo)
         sh.put(r, 3, s.stato)
-        sh.put(r, DATI_COL_RICEVUTO, _local(used.ricevuto_il) if used else None,
-               style="datetime_s")
+        sh.put(r, DATI_COL_RICEVUTO, _local(used.ricevuto_il) if used else None, style="datetime_s")
         sh.put(r, 5, used.nome if used else None)
         for f in DATA_FIELDS:
             c = cols[f.id]
@@ -381,8 +398,9 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
     last = max(first, first + len(cons.enti) - 1)
     if not cons.enti:  # an Excel table needs one data row
         sh.put(first, 0, None)
-    sh.tables.append(TableSpec(TABLE_DATI, DATI_HEADER_ROW, 0, last, len(headers) - 1,
-                               tuple(headers)))
+    sh.tables.append(
+        TableSpec(TABLE_DATI, DATI_HEADER_ROW, 0, last, len(headers) - 1, tuple(headers))
+    )
     _fit_widths(sh, {1: 40, DATI_COL_RICEVUTO: 19})
     return sh
 
@@ -410,22 +428,46 @@ class TableDef:
 
 def table_defs(anno: int) -> list[TableDef]:
     return [
-        TableDef("a", (OWNER, "Totale unità immobiliari", "N. alloggi SAP", "N. alloggi SAS"),
-                  ("a_totale", "a_sap", "a_sas")),
+        TableDef(
+            "a",
+            (OWNER, "Totale unità immobiliari", "N. alloggi SAP", "N. alloggi SAS"),
+            ("a_totale", "a_sap", "a_sas"),
+        ),
         TableDef("b", (OWNER, UNITS, "Comune"), ("b_carenza_manutentiva",), comune_col=True),
         TableDef("c", (OWNER, UNITS, "Comune"), ("c_nuova_edificazione",), comune_col=True),
         TableDef("d", (OWNER, UNITS, "Comune"), ("d_turnover",), comune_col=True),
         TableDef("e", (OWNER, UNITS, "Comune"), ("e_conferite_privati",), comune_col=True),
         TableDef("f", (OWNER, UNITS, "Comune"), ("f_totale_assegnabili",), comune_col=True),
-        TableDef("g", ("Comune", "Soglia %"), ("g_soglia_indigenti",), total=False,
-                  count_row=True, empty=NESSUN_COMUNE),
-        TableDef("h", ("Comune", "Motivazione"), ("h_motivazione",), total=False,
-                  count_row=True, empty=NESSUN_COMUNE),
-        TableDef("i", ("Comune", "Percentuale (%)"), ("i_forze_polizia",), total=False,
-                  count_row=True, empty=NESSUN_COMUNE),
+        TableDef(
+            "g",
+            ("Comune", "Soglia %"),
+            ("g_soglia_indigenti",),
+            total=False,
+            count_row=True,
+            empty=NESSUN_COMUNE,
+        ),
+        TableDef(
+            "h",
+            ("Comune", "Motivazione"),
+            ("h_motivazione",),
+            total=False,
+            count_row=True,
+            empty=NESSUN_COMUNE,
+        ),
+        TableDef(
+            "i",
+            ("Comune", "Percentuale (%)"),
+            ("i_forze_polizia",),
+            total=False,
+            count_row=True,
+            empty=NESSUN_COMUNE,
+        ),
         TableDef("j", ("Comune", UNITS), ("j_sat",)),
-        TableDef("k", (OWNER, f"Totale alloggi assegnati nell'anno {anno - 1}"),
-                  ("k_assegnate_anno_precedente",)),
+        TableDef(
+            "k",
+            (OWNER, f"Totale alloggi assegnati nell'anno {anno - 1}"),
+            ("k_assegnate_anno_precedente",),
+        ),
     ]
 
 
@@ -438,12 +480,20 @@ def _value_cell(f: Field, codice: str, pos: _Dati, value: Any) -> Cell:
     if f.kind is Kind.COUNT:
         return Cell(value, f"={ref}", "count")
     # empty Dati cells would show as 0 through a plain reference
-    return Cell("" if value is None else value, f'=IF({ref}="","",{ref})',
-                _num_style(f) if f.kind is Kind.PERCENT else "wrap")
+    return Cell(
+        "" if value is None else value,
+        f'=IF({ref}="","",{ref})',
+        _num_style(f) if f.kind is Kind.PERCENT else "wrap",
+    )
 
 
-def _table_sheet(cons: Consolidation, td: TableDef, pos: _Dati,
-                 names: dict[str, CellRef], sink: CellSink | None = None) -> SheetLayout:
+def _table_sheet(
+    cons: Consolidation,
+    td: TableDef,
+    pos: _Dati,
+    names: dict[str, CellRef],
+    sink: CellSink | None = None,
+) -> SheetLayout:
     sheet = TABLE_SHEETS[td.letter]
     sh = SheetLayout(sheet, header_row=TABLE_HEADER_ROW, sink=sink)
     ncols = len(td.headers)
@@ -456,8 +506,7 @@ def _table_sheet(cons: Consolidation, td: TableDef, pos: _Dati,
     for s in rows:
         sh.put(r, 0, s.ente.nome_completo)
         for i, fid in enumerate(td.fields, start=1):
-            sh.place(r, i, _value_cell(FIELD_BY_ID[fid], s.ente.codice, pos,
-                                       s.values.get(fid)))
+            sh.place(r, i, _value_cell(FIELD_BY_ID[fid], s.ente.codice, pos, s.values.get(fid)))
         if td.comune_col:
             sh.put(r, ncols - 1, s.ente.denominazione if s.ente.is_comune else "")
         r += 1
@@ -484,8 +533,13 @@ def _table_sheet(cons: Consolidation, td: TableDef, pos: _Dati,
     if td.count_row:
         names_rng = _rng(None, TABLE_FIRST_ROW, 0, last_data, 0)
         sh.put(r, 0, "Numero di Comuni", style="total_label")
-        sh.put(r, 1, len(rows), style="total_count",
-               formula=f"=COUNTA({names_rng})-COUNTIF({names_rng},{_q(td.empty)})")
+        sh.put(
+            r,
+            1,
+            len(rows),
+            style="total_count",
+            formula=f"=COUNTA({names_rng})-COUNTIF({names_rng},{_q(td.empty)})",
+        )
         r += 1
     if td.letter == "f":
         r += 1
@@ -493,10 +547,8 @@ def _table_sheet(cons: Consolidation, td: TableDef, pos: _Dati,
         rows_sum = f"SUM({_rng(None, TABLE_FIRST_ROW, 1, last_data, 1)})"
         sh.put(r, 0, "Controllo f) = b) + c) + d) + e)", style="label")
         sh.put(r, 1, OK, formula=f'=IF({rows_sum}={parts},"{OK}","{BAD}")', style="check")
-        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{BAD}"',
-                                       "bad"))
-        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{OK}"',
-                                       "good"))
+        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{BAD}"', "bad"))
+        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{OK}"', "good"))
     _fit_widths(sh, {0: 44} if td.letter != "h" else {0: 36, 1: 70})
     # the merged title wraps: give it the lines it needs
     width = sum(sh.widths.get(c, 10) for c in range(ncols))
@@ -517,28 +569,38 @@ REPORT_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("Numero U.I. per Servizi Abitativi Pubblici (SAP)", "a_sap"),
     ("Numero complessivo U.I. disponibili nell'anno", "f_totale_assegnabili"),
     ("Numero U.I. libere e che si libereranno per effetto del turn-over", "d_turnover"),
-    ("Numero U.I. in carenza manutentiva assegnabili nello stato di fatto",
-     "b_carenza_manutentiva"),
-    ("Numero U.I. disponibili per nuova edificazione, ristrutturazione, recupero, "
-     "riqualificazione", "c_nuova_edificazione"),
+    (
+        "Numero U.I. in carenza manutentiva assegnabili nello stato di fatto",
+        "b_carenza_manutentiva",
+    ),
+    (
+        "Numero U.I. disponibili per nuova edificazione, ristrutturazione, recupero, "
+        "riqualificazione",
+        "c_nuova_edificazione",
+    ),
     ("Numero U.I. per servizi abitativi transitori", "j_sat"),
     ("Numero U.I. assegnate l'anno precedente", "k_assegnate_anno_precedente"),
     ("Numero U.I. conferite da privati", "e_conferite_privati"),
     ("Altra categoria di particolare rilevanza sociale", "h_categoria_aggiuntiva"),
     ("Soglia % eccedente il 20% per indigenti", "g_soglia_indigenti"),
-    ("% U.I. destinate a Forze di Polizia e Corpo nazionale dei Vigili del Fuoco",
-     "i_forze_polizia"),
+    (
+        "% U.I. destinate a Forze di Polizia e Corpo nazionale dei Vigili del Fuoco",
+        "i_forze_polizia",
+    ),
     ("Orario certificato", None),
     ("Fonte dell'orario", None),
 )
 
 
-def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
-                  ) -> SheetLayout:
+def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
     sh = SheetLayout(SHEET_REPORT, header_row=REPORT_HEADER_ROW, landscape=True, sink=sink)
     sh.put(0, 0, f"Report programmazione annuale {cons.anno}", style="title")
-    sh.put(1, 0, "Enti che hanno inviato dati validi, in ordine di ricezione della versione "
-           "usata.", style="note")
+    sh.put(
+        1,
+        0,
+        "Enti che hanno inviato dati validi, in ordine di ricezione della versione usata.",
+        style="note",
+    )
     for c, (h, _) in enumerate(REPORT_COLUMNS):
         sh.put(REPORT_HEADER_ROW, c, h, style="header")
     r = REPORT_HEADER_ROW + 1
@@ -550,10 +612,20 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
         when = _local(used.ricevuto_il)
         ric = pos.ricevuto(codice)
         sh.put(r, 0, s.ente.nome_completo)
-        sh.put(r, 1, when.date() if when else "", style="date_dash",
-               formula=f'=IF({ric}="","",INT({ric}))')
-        sh.put(r, 2, when.time() if when else "", style="time",
-               formula=f'=IF({ric}="","",{ric}-INT({ric}))')
+        sh.put(
+            r,
+            1,
+            when.date() if when else "",
+            style="date_dash",
+            formula=f'=IF({ric}="","",INT({ric}))',
+        )
+        sh.put(
+            r,
+            2,
+            when.time() if when else "",
+            style="time",
+            formula=f'=IF({ric}="","",{ric}-INT({ric}))',
+        )
         for c, (_, fid) in enumerate(REPORT_COLUMNS[3:-2], start=3):
             if fid is None:  # pragma: no cover - every middle column has a field
                 continue
@@ -572,8 +644,13 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
 # --------------------------------------------------------------------------- Confronto
 
 #: the fields compared with last year on the master, in order
-CONFRONTO_FIELDS = ("a_sap", "a_sas", "f_totale_assegnabili", "j_sat",
-                    "k_assegnate_anno_precedente")
+CONFRONTO_FIELDS = (
+    "a_sap",
+    "a_sas",
+    "f_totale_assegnabili",
+    "j_sat",
+    "k_assegnate_anno_precedente",
+)
 CONFRONTO_HEADER_ROW = 3
 
 
@@ -581,20 +658,25 @@ def confronto_sheet_name(anno_precedente: int) -> str:
     return f"Confronto {anno_precedente}"
 
 
-def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None
-                     ) -> SheetLayout:
+def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
     """Each ente's figures last year and this year and the change: the current ones read
     Dati, so a correction there shows here too."""
     yoy = cons.confronto
     if yoy is None:  # pragma: no cover - the sheet exists only with a comparison
         raise ValueError("no comparison")
     prev_anno = yoy.anno_precedente
-    sh = SheetLayout(confronto_sheet_name(prev_anno), header_row=CONFRONTO_HEADER_ROW,
-                     landscape=True, sink=sink)
+    sh = SheetLayout(
+        confronto_sheet_name(prev_anno), header_row=CONFRONTO_HEADER_ROW, landscape=True, sink=sink
+    )
     sh.put(0, 0, f"Confronto con il Piano {prev_anno}", style="title")
-    sh.put(1, 0, f"Raccolta {prev_anno}: {yoy.raccolta_precedente}. Le righe sono gli enti "
-           f"che hanno inviato dati validi in almeno uno dei due anni; la variazione è "
-           f"{cons.anno} meno {prev_anno}.", style="note")
+    sh.put(
+        1,
+        0,
+        f"Raccolta {prev_anno}: {yoy.raccolta_precedente}. Le righe sono gli enti "
+        f"che hanno inviato dati validi in almeno uno dei due anni; la variazione è "
+        f"{cons.anno} meno {prev_anno}.",
+        style="note",
+    )
     top = CONFRONTO_HEADER_ROW - 1
     sh.put(top, 0, None, style="header")
     for i, fid in enumerate(CONFRONTO_FIELDS):
@@ -625,8 +707,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
                 sh.put(r, c + 1, None, style="count")
             cur_cell = xl_rowcol_to_cell(r, c + 1)
             if here and ch.answered_previous:
-                sh.put(r, c + 2, fc.delta, formula=f"={cur_cell}-{prev_cell}",
-                       style="delta")
+                sh.put(r, c + 2, fc.delta, formula=f"={cur_cell}-{prev_cell}", style="delta")
             else:
                 sh.put(r, c + 2, None, style="delta")
         r += 1
@@ -638,18 +719,22 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
     for i, fid in enumerate(CONFRONTO_FIELDS):
         c = 1 + 3 * i
         prev_total, cur_total = yoy.totals.get(fid, (0, 0))
-        sh.put(r, c, prev_total, formula=f"=SUM({_rng(None, first, c, last, c)})",
-               style="total_count")
+        sh.put(
+            r, c, prev_total, formula=f"=SUM({_rng(None, first, c, last, c)})", style="total_count"
+        )
         sh.put(r, c + 1, cur_total, formula=f"={total_name(fid)}", style="total_count")
-        sh.put(r, c + 2, cur_total - prev_total, style="total_delta",
-               formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}")
+        sh.put(
+            r,
+            c + 2,
+            cur_total - prev_total,
+            style="total_delta",
+            formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}",
+        )
     for i in range(len(CONFRONTO_FIELDS)):
         c = 3 + 3 * i
         cell = xl_rowcol_to_cell(first, c)
-        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)",
-                                       "bad"))
-        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)",
-                                       "good"))
+        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)", "bad"))
+        sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)", "good"))
     _fit_widths(sh, {0: 40}, header_cap=12)
     sh.row_heights[top] = 17.0  # its labels span three columns: one line
     return sh
@@ -658,12 +743,34 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
 # --------------------------------------------------------------------------- Cruscotto
 
 CRUSCOTTO_HEADER_ROW = 8
-CRUSCOTTO_HEADERS = ("Codice", "Ente", "Tipo", "Stato", "Ricevuto il", "Orario certificato",
-                     "Versioni", "Canale", "Errori", "Avvisi", "File")
+CRUSCOTTO_HEADERS = (
+    "Codice",
+    "Ente",
+    "Tipo",
+    "Stato",
+    "Ricevuto il",
+    "Orario certificato",
+    "Versioni",
+    "Canale",
+    "Errori",
+    "Avvisi",
+    "File",
+)
 #: the unattributed returns are listed in the columns of the ente list, plus the message
-STRAY_HEADERS = ("Codice dichiarato", "Ente dichiarato", "Tipo", "Stato", "Ricevuto il",
-                 "Orario certificato", "Versioni", "Canale", "Errori", "Avvisi", "File",
-                 "Messaggio")
+STRAY_HEADERS = (
+    "Codice dichiarato",
+    "Ente dichiarato",
+    "Tipo",
+    "Stato",
+    "Ricevuto il",
+    "Orario certificato",
+    "Versioni",
+    "Canale",
+    "Errori",
+    "Avvisi",
+    "File",
+    "Messaggio",
+)
 STATO_NON_ATTRIBUITO = "non attribuito"
 
 
@@ -680,16 +787,20 @@ def _stray_message(rc: Receipt) -> str:
     return first.message if first else "Ente non riconosciuto"
 
 
-def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
-                     buttons: Sequence[MasterButton] = ()) -> SheetLayout:
+def _cruscotto_sheet(
+    cons: Consolidation, sink: CellSink | None = None, buttons: Sequence[MasterButton] = ()
+) -> SheetLayout:
     """The state of the raccolta; with `buttons`, the label "Comandi" and each button's
     instruction beside the place of the buttons (column M on)."""
-    sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True,
-                     sink=sink)
+    sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True, sink=sink)
     last_col = len(CRUSCOTTO_HEADERS) - 1
     sh.merges.append((0, 0, 0, last_col))
-    sh.put(0, 0, f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
-           style="title")
+    sh.put(
+        0,
+        0,
+        f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
+        style="title",
+    )
     sh.row_heights[0] = 24.0
     if buttons:
         sh.put(BUTTON_FIRST_ROW - 1, BUTTON_COL, "Comandi", style="label")
@@ -705,14 +816,30 @@ def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
     n = len(cons.enti)
     counts: list[tuple[str, str, int, str]] = [
         ("Enti nell'elenco", f"=COUNTA({stati})", n, "count_bold"),
-        ("Hanno risposto", f"=COUNTA({stati})-COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
-         n - cons.count(STATO_NON_RICEVUTO), "count_bold"),
-        ("Non hanno risposto", f"=COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
-         cons.count(STATO_NON_RICEVUTO), "count_warn"),
-        ("Da correggere", f"=COUNTIF({stati},{_q(STATO_CON_ERRORI)})",
-         cons.count(STATO_CON_ERRORI), "count_bad"),
-        ("Ricevuti con avvisi", f"=COUNTIF({stati},{_q(STATO_CON_AVVISI)})",
-         cons.count(STATO_CON_AVVISI), "count_bold"),
+        (
+            "Hanno risposto",
+            f"=COUNTA({stati})-COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
+            n - cons.count(STATO_NON_RICEVUTO),
+            "count_bold",
+        ),
+        (
+            "Non hanno risposto",
+            f"=COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
+            cons.count(STATO_NON_RICEVUTO),
+            "count_warn",
+        ),
+        (
+            "Da correggere",
+            f"=COUNTIF({stati},{_q(STATO_CON_ERRORI)})",
+            cons.count(STATO_CON_ERRORI),
+            "count_bad",
+        ),
+        (
+            "Ricevuti con avvisi",
+            f"=COUNTIF({stati},{_q(STATO_CON_AVVISI)})",
+            cons.count(STATO_CON_AVVISI),
+            "count_bold",
+        ),
     ]
     stray_row = len(counts) + 1
     # rows in order (the streaming writer cannot go back): information, counts, buttons
@@ -727,11 +854,16 @@ def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
             sh.put(row, 4, number, formula=formula, style=style)
         elif row == stray_row:
             sh.put(row, 3, "Ritorni non attribuiti", style="label")
-            sh.put(row, 4, len(cons.non_attribuiti),
-                   style="count_bad" if cons.non_attribuiti else "count_bold")
+            sh.put(
+                row,
+                4,
+                len(cons.non_attribuiti),
+                style="count_bad" if cons.non_attribuiti else "count_bold",
+            )
         if 0 <= row - BUTTON_FIRST_ROW < len(buttons):
-            sh.put(row, BUTTON_COL + 1, buttons[row - BUTTON_FIRST_ROW].istruzione,
-                   style="instruction")
+            sh.put(
+                row, BUTTON_COL + 1, buttons[row - BUTTON_FIRST_ROW].istruzione, style="instruction"
+            )
     for c, h in enumerate(CRUSCOTTO_HEADERS):
         sh.put(CRUSCOTTO_HEADER_ROW, c, h, style="header")
     for i, s in enumerate(cons.enti):
@@ -750,10 +882,11 @@ def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
         sh.put(r, 10, last_rc.nome if last_rc else None)
     if not cons.enti:
         sh.put(first, 1, "nessun ente nell'elenco", style="empty")
-    for criteria, style in ((f'$D{first + 1}="{STATO_CON_ERRORI}"', "bad"),
-                            (f'$D{first + 1}="{STATO_NON_RICEVUTO}"', "warn"),
-                            (f'OR($D{first + 1}="{STATO_VALIDO}",'
-                             f'$D{first + 1}="{STATO_CON_AVVISI}")', "good")):
+    for criteria, style in (
+        (f'$D{first + 1}="{STATO_CON_ERRORI}"', "bad"),
+        (f'$D{first + 1}="{STATO_NON_RICEVUTO}"', "warn"),
+        (f'OR($D{first + 1}="{STATO_VALIDO}",$D{first + 1}="{STATO_CON_AVVISI}")', "good"),
+    ):
         sh.highlights.append(Highlight(first, 0, last, last_col, criteria, style))
     if cons.non_attribuiti:
         r = last + 2
@@ -765,11 +898,19 @@ def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
             r += 1
             rep = rc.report
             stray: tuple[tuple[Value, str], ...] = (
-                (rep.ente, "text"), (rep.ente_denominazione or "non indicato", "text"),
-                (rep.metadata.get("ente_tipo"), "text"), (STATO_NON_ATTRIBUITO, "bold_bad"),
-                (_local(rc.ricevuto_il), "datetime_s"), (_si_no(rc.certificato), "center"),
-                (None, "count"), (rc.canale, "text"), (len(rep.errors), "count"),
-                (len(rep.warnings), "count"), (rc.nome, "text"), (_stray_message(rc), "wrap"))
+                (rep.ente, "text"),
+                (rep.ente_denominazione or "non indicato", "text"),
+                (rep.metadata.get("ente_tipo"), "text"),
+                (STATO_NON_ATTRIBUITO, "bold_bad"),
+                (_local(rc.ricevuto_il), "datetime_s"),
+                (_si_no(rc.certificato), "center"),
+                (None, "count"),
+                (rc.canale, "text"),
+                (len(rep.errors), "count"),
+                (len(rep.warnings), "count"),
+                (rc.nome, "text"),
+                (_stray_message(rc), "wrap"),
+            )
             for c, (v, style) in enumerate(stray):
                 sh.put(r, c, v, style=style)
     _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12)
@@ -785,14 +926,26 @@ def _cruscotto_sheet(cons: Consolidation, sink: CellSink | None = None,
 # --------------------------------------------------------------------------- Anomalie
 
 ANOMALIE_HEADER_ROW = 2
-ANOMALIE_HEADERS = ("Ente", "File", "Ricevuto il", "Gravità", "Codice", "Foglio", "Cella",
-                    "Campo", "Valore", "Messaggio", "Suggerimento")
+ANOMALIE_HEADERS = (
+    "Ente",
+    "File",
+    "Ricevuto il",
+    "Gravità",
+    "Codice",
+    "Foglio",
+    "Cella",
+    "Campo",
+    "Valore",
+    "Messaggio",
+    "Suggerimento",
+)
 
 
 def _by_severity(problems: Iterable[Problem]) -> list[Problem]:
     ps = list(problems)
-    return ([p for p in ps if p.severity is Severity.ERRORE]
-            + [p for p in ps if p.severity is not Severity.ERRORE])
+    return [p for p in ps if p.severity is Severity.ERRORE] + [
+        p for p in ps if p.severity is not Severity.ERRORE
+    ]
 
 
 def _anomalie_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]]:
@@ -813,11 +966,15 @@ def _cell_value(v: Any) -> Value:
 
 
 def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetLayout:
-    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True,
-                     sink=sink)
+    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True, sink=sink)
     sh.put(0, 0, "Anomalie aperte", style="title")
-    sh.put(1, 0, "Errori e avvisi dell'ultima versione ricevuta da ogni ente, enti che non "
-           "hanno risposto e ritorni non attribuiti.", style="note")
+    sh.put(
+        1,
+        0,
+        "Errori e avvisi dell'ultima versione ricevuta da ogni ente, enti che non "
+        "hanno risposto e ritorni non attribuiti.",
+        style="note",
+    )
     for c, h in enumerate(ANOMALIE_HEADERS):
         sh.put(ANOMALIE_HEADER_ROW, c, h, style="header")
     r = ANOMALIE_HEADER_ROW
@@ -825,9 +982,18 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
     for ente, rc, p in rows:
         r += 1
         values: tuple[Value, ...] = (
-            ente, p.file or (rc.nome if rc else None),
-            _local(rc.ricevuto_il) if rc else None, p.severity.value, p.code, p.sheet,
-            p.cell, p.field, _cell_value(p.value), p.message, p.hint)
+            ente,
+            p.file or (rc.nome if rc else None),
+            _local(rc.ricevuto_il) if rc else None,
+            p.severity.value,
+            p.code,
+            p.sheet,
+            p.cell,
+            p.field,
+            _cell_value(p.value),
+            p.message,
+            p.hint,
+        )
         for c, v in enumerate(values):
             style = "datetime_s" if c == 2 else ("wrap" if c in (9, 10) else "text")
             if c == 8 and isinstance(v, int | float) and not isinstance(v, bool):
@@ -837,21 +1003,24 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
         r += 1
         sh.put(r, 0, "Nessuna anomalia", style="empty")
     last_col = len(ANOMALIE_HEADERS) - 1
-    sh.tables.append(TableSpec(TABLE_ANOMALIE, ANOMALIE_HEADER_ROW, 0, r, last_col,
-                               ANOMALIE_HEADERS))
+    sh.tables.append(
+        TableSpec(TABLE_ANOMALIE, ANOMALIE_HEADER_ROW, 0, r, last_col, ANOMALIE_HEADERS)
+    )
     top = xl_rowcol_to_cell(ANOMALIE_HEADER_ROW + 1, 3)
-    sh.highlights.append(Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3,
-                                   f'{top}="{Severity.ERRORE.value}"', "bad"))
-    sh.highlights.append(Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3,
-                                   f'{top}="{Severity.AVVISO.value}"', "warn"))
+    sh.highlights.append(
+        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.ERRORE.value}"', "bad")
+    )
+    sh.highlights.append(
+        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.AVVISO.value}"', "warn")
+    )
     _fit_widths(sh, {0: 34, 1: 36, 2: 19, 9: 60, 10: 60}, header_cap=12)
     return sh
 
 
 # --------------------------------------------------------------------------- Grafici
 
-def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = None
-                   ) -> SheetLayout:
+
+def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = None) -> SheetLayout:
     """Charts of tables f) and a); `spans` are their entries' first and last rows."""
     sh = SheetLayout(SHEET_GRAFICI, landscape=True, sink=sink)
     sh.put(0, 0, "Grafici (si aggiornano con le tabelle)", style="title")
@@ -859,27 +1028,58 @@ def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = No
     fs = TABLE_SHEETS["f"]
     f_height = max(300, 60 + 32 * (f2 - f1 + 1))
     f_rows_end = 2 + f_height // 20 + 2
-    sh.charts.append(ChartSpec(
-        "bar", None, "f) Unità abitative SAP assegnabili nell'anno, per ente",
-        (Series("Unità assegnabili", "=" + _rng(fs, f1, 0, f2, 0),
-                "=" + _rng(fs, f1, 1, f2, 1)),),
-        anchor_row=2, anchor_col=0, y_title="Numero unità immobiliari",
-        height=f_height))
+    sh.charts.append(
+        ChartSpec(
+            "bar",
+            None,
+            "f) Unità abitative SAP assegnabili nell'anno, per ente",
+            (
+                Series(
+                    "Unità assegnabili", "=" + _rng(fs, f1, 0, f2, 0), "=" + _rng(fs, f1, 1, f2, 1)
+                ),
+            ),
+            anchor_row=2,
+            anchor_col=0,
+            y_title="Numero unità immobiliari",
+            height=f_height,
+        )
+    )
     a1, a2 = spans["a"]
     as_ = TABLE_SHEETS["a"]
-    sh.charts.append(ChartSpec(
-        "column", "stacked", "a) Alloggi SAP e SAS per ente proprietario",
-        (Series("N. alloggi SAP", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 2, a2, 2)),
-         Series("N. alloggi SAS", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 3, a2, 3))),
-        anchor_row=f_rows_end, anchor_col=0, y_title="Numero alloggi", height=520))
+    sh.charts.append(
+        ChartSpec(
+            "column",
+            "stacked",
+            "a) Alloggi SAP e SAS per ente proprietario",
+            (
+                Series(
+                    "N. alloggi SAP", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 2, a2, 2)
+                ),
+                Series(
+                    "N. alloggi SAS", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 3, a2, 3)
+                ),
+            ),
+            anchor_row=f_rows_end,
+            anchor_col=0,
+            y_title="Numero alloggi",
+            height=520,
+        )
+    )
     sh.widths[0] = 12
     return sh
 
 
 # --------------------------------------------------------------------------- widths
 
-_DISPLAY_WIDTH = {"date": 10, "date_bold": 10, "date_dash": 10, "time": 8, "datetime": 16,
-                  "datetime_bold": 16, "datetime_s": 19}
+_DISPLAY_WIDTH = {
+    "date": 10,
+    "date_bold": 10,
+    "date_dash": 10,
+    "time": 8,
+    "datetime": 16,
+    "datetime_bold": 16,
+    "datetime_s": 19,
+}
 
 
 def _display_len(cell: Cell) -> int:
@@ -900,8 +1100,7 @@ def _fit_widths(sh: SheetLayout, caps: dict[int, float], *, header_cap: int = 18
     wide = dict(sh._wide)
     for _, c, text in sh._headers:
         longest = max((len(w) for w in text.split()), default=0)
-        n = max(min(max((len(line) for line in text.splitlines()), default=0), header_cap),
-                longest)
+        n = max(min(max((len(line) for line in text.splitlines()), default=0), header_cap), longest)
         wide[c] = max(wide.get(c, 0), n)
     for c, n in sorted(wide.items()):
         width: float = min(max(n + 2, 8), 60)
@@ -930,20 +1129,32 @@ def _wrapped_lines(text: str, width: float) -> int:
 
 # --------------------------------------------------------------------------- layout
 
+
 def sheet_names(cons: Consolidation | None = None) -> list[str]:
     """The sheets of the master of `cons`, in order (the comparison with last year only
     when `cons` has one)."""
-    confronto = ([confronto_sheet_name(cons.confronto.anno_precedente)]
-                 if cons is not None and cons.confronto is not None else [])
-    return [SHEET_CRUSCOTTO, *TABLE_SHEETS.values(), SHEET_REPORT, *confronto, SHEET_DATI,
-            SHEET_ANOMALIE, SHEET_GRAFICI]
+    confronto = (
+        [confronto_sheet_name(cons.confronto.anno_precedente)]
+        if cons is not None and cons.confronto is not None
+        else []
+    )
+    return [
+        SHEET_CRUSCOTTO,
+        *TABLE_SHEETS.values(),
+        SHEET_REPORT,
+        *confronto,
+        SHEET_DATI,
+        SHEET_ANOMALIE,
+        SHEET_GRAFICI,
+    ]
 
 
 SheetBuilder = Callable[[CellSink | None], SheetLayout]
 
 
-def _sheet_builders(cons: Consolidation, buttons: Sequence[MasterButton] = ()
-                    ) -> tuple[list[SheetBuilder], dict[str, CellRef]]:
+def _sheet_builders(
+    cons: Consolidation, buttons: Sequence[MasterButton] = ()
+) -> tuple[list[SheetBuilder], dict[str, CellRef]]:
     """One builder per sheet, in order (run them in that order: the tables fill the names
     and the spans the charts need), and the defined names they fill. A builder can run
     more than once and places the same cells each time."""
@@ -957,6 +1168,7 @@ def _sheet_builders(cons: Consolidation, buttons: Sequence[MasterButton] = ()
             if sh.data_rows is not None:
                 spans[td.letter] = sh.data_rows
             return sh
+
         return build
 
     builders: list[SheetBuilder] = [
@@ -978,20 +1190,25 @@ def _check_names(names: dict[str, CellRef]) -> dict[str, CellRef]:
     return dict(sorted(names.items()))
 
 
-def _layout(cons: Consolidation, sheets: list[SheetLayout], names: dict[str, CellRef]
-            ) -> MasterLayout:
+def _layout(
+    cons: Consolidation, sheets: list[SheetLayout], names: dict[str, CellRef]
+) -> MasterLayout:
     created = cons.generated_at
     if created.tzinfo is not None:
         created = created.astimezone(dt.UTC).replace(tzinfo=None)
     return MasterLayout(
-        anno=cons.anno, ambito=cons.ambito, capofila=cons.capofila, created=created,
+        anno=cons.anno,
+        ambito=cons.ambito,
+        capofila=cons.capofila,
+        created=created,
         title=f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
-        sheets=sheets, names=_check_names(names),
-        buttons_anchor=CellRef(SHEET_CRUSCOTTO, BUTTON_FIRST_ROW, BUTTON_COL))
+        sheets=sheets,
+        names=_check_names(names),
+        buttons_anchor=CellRef(SHEET_CRUSCOTTO, BUTTON_FIRST_ROW, BUTTON_COL),
+    )
 
 
-def master_layout(cons: Consolidation, *, buttons: Sequence[MasterButton] = ()
-                  ) -> MasterLayout:
+def master_layout(cons: Consolidation, *, buttons: Sequence[MasterButton] = ()) -> MasterLayout:
     """What goes where in the master: every sheet's cells (values and formulas), names,
     tables, highlights and charts, all kept in memory. Pure: nothing is written."""
     builders, names = _sheet_builders(cons, buttons)
@@ -1001,8 +1218,14 @@ def master_layout(cons: Consolidation, *, buttons: Sequence[MasterButton] = ()
 # --------------------------------------------------------------------------- rendering
 
 _BASE: dict[str, Any] = {"font_name": "Calibri", "font_size": 10, "valign": "vcenter"}
-_HEADER: dict[str, Any] = {"bold": True, "bg_color": "#1F3864", "font_color": "#FFFFFF",
-                           "border": 1, "text_wrap": True, "valign": "top"}
+_HEADER: dict[str, Any] = {
+    "bold": True,
+    "bg_color": "#1F3864",
+    "font_color": "#FFFFFF",
+    "border": 1,
+    "text_wrap": True,
+    "valign": "top",
+}
 #: semantic style key -> XlsxWriter format properties
 STYLES: dict[str, dict[str, Any]] = {
     "text": {"border": 1, "border_color": "#BFBFBF"},
@@ -1010,42 +1233,62 @@ STYLES: dict[str, dict[str, Any]] = {
     "center": {"border": 1, "border_color": "#BFBFBF", "align": "center"},
     "general": {"border": 1, "border_color": "#BFBFBF", "align": "left"},
     "bold": {"bold": True, "border": 1, "border_color": "#BFBFBF"},
-    "bold_bad": {"bold": True, "border": 1, "border_color": "#BFBFBF", "bg_color": "#FFC7CE",
-                 "font_color": "#9C0006"},
+    "bold_bad": {
+        "bold": True,
+        "border": 1,
+        "border_color": "#BFBFBF",
+        "bg_color": "#FFC7CE",
+        "font_color": "#9C0006",
+    },
     "empty": {"italic": True, "font_color": "#595959", "border": 1, "border_color": "#BFBFBF"},
     "label": {"bold": True},
     "title": {"bold": True, "font_size": 14, "font_color": "#1F3864"},
-    "title_wrap": {"bold": True, "font_size": 12, "font_color": "#1F3864", "text_wrap": True,
-                   "valign": "top"},
+    "title_wrap": {
+        "bold": True,
+        "font_size": 12,
+        "font_color": "#1F3864",
+        "text_wrap": True,
+        "valign": "top",
+    },
     "subtitle": {"bold": True, "font_size": 12, "font_color": "#9C0006"},
     "note": {"italic": True, "font_color": "#404040"},
     "header": _HEADER,
     "header_bad": {**_HEADER, "bg_color": "#9C0006"},
     "count": {"num_format": "#,##0", "border": 1, "border_color": "#BFBFBF"},
     "count_bold": {"num_format": "#,##0", "bold": True, "align": "left"},
-    "count_bad": {"num_format": "#,##0", "bold": True, "align": "left",
-                  "font_color": "#9C0006"},
-    "count_warn": {"num_format": "#,##0", "bold": True, "align": "left",
-                   "font_color": "#9C5700"},
+    "count_bad": {"num_format": "#,##0", "bold": True, "align": "left", "font_color": "#9C0006"},
+    "count_warn": {"num_format": "#,##0", "bold": True, "align": "left", "font_color": "#9C5700"},
     # percentage points (10 means 10%): shown as the plain number the plan prints
     "percent": {"num_format": "General", "border": 1, "border_color": "#BFBFBF"},
     "date": {"num_format": "dd/mm/yyyy", "border": 1, "border_color": "#BFBFBF"},
     "date_bold": {"num_format": "dd/mm/yyyy", "bold": True, "align": "left"},
-    "date_dash": {"num_format": "dd-mm-yyyy", "border": 1, "border_color": "#BFBFBF",
-                  "align": "center"},
-    "time": {"num_format": "hh:mm:ss", "border": 1, "border_color": "#BFBFBF",
-             "align": "center"},
+    "date_dash": {
+        "num_format": "dd-mm-yyyy",
+        "border": 1,
+        "border_color": "#BFBFBF",
+        "align": "center",
+    },
+    "time": {"num_format": "hh:mm:ss", "border": 1, "border_color": "#BFBFBF", "align": "center"},
     "datetime": {"num_format": "dd/mm/yyyy hh:mm", "border": 1, "border_color": "#BFBFBF"},
     "datetime_bold": {"num_format": "dd/mm/yyyy hh:mm", "bold": True, "align": "left"},
-    "datetime_s": {"num_format": "dd/mm/yyyy hh:mm:ss", "border": 1,
-                   "border_color": "#BFBFBF"},
+    "datetime_s": {"num_format": "dd/mm/yyyy hh:mm:ss", "border": 1, "border_color": "#BFBFBF"},
     "total_label": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1},
-    "total_count": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1,
-                    "num_format": "#,##0"},
+    "total_count": {
+        "bold": True,
+        "bg_color": "#D9E1F2",
+        "top": 2,
+        "border": 1,
+        "num_format": "#,##0",
+    },
     # a change: its sign always shown
     "delta": {"num_format": "+#,##0;-#,##0;0", "border": 1, "border_color": "#BFBFBF"},
-    "total_delta": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1,
-                    "num_format": "+#,##0;-#,##0;0"},
+    "total_delta": {
+        "bold": True,
+        "bg_color": "#D9E1F2",
+        "top": 2,
+        "border": 1,
+        "num_format": "+#,##0;-#,##0;0",
+    },
     "check": {"bold": True, "align": "center", "border": 1, "font_size": 12},
     "instruction": {"italic": True, "font_color": "#404040", "text_wrap": True},
 }
@@ -1135,9 +1378,18 @@ def _start_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any]) -> Any:
     ws.constant_memory = False
     ws.table_cells = _Unrecorded()
     for t in sh.tables:
-        ws.add_table(t.first_row, t.first_col, t.last_row, t.last_col, {
-            "name": t.name, "style": "Table Style Light 9", "autofilter": True,
-            "columns": [{"header": h, "header_format": fmts["header"]} for h in t.headers]})
+        ws.add_table(
+            t.first_row,
+            t.first_col,
+            t.last_row,
+            t.last_col,
+            {
+                "name": t.name,
+                "style": "Table Style Light 9",
+                "autofilter": True,
+                "columns": [{"header": h, "header_format": fmts["header"]} for h in t.headers],
+            },
+        )
     ws.constant_memory = wb.constant_memory
     return ws
 
@@ -1149,26 +1401,37 @@ class _Unrecorded(dict[Any, Any]):
         pass
 
 
-def _finish_sheet(wb: Any, ws: Any, sh: SheetLayout, fmts: dict[str, Any], anno: int,
-                  ambito: str) -> None:
+def _finish_sheet(
+    wb: Any, ws: Any, sh: SheetLayout, fmts: dict[str, Any], anno: int, ambito: str
+) -> None:
     for hl in sh.highlights:
-        ws.conditional_format(hl.first_row, hl.first_col, hl.last_row, hl.last_col,
-                              {"type": "formula", "criteria": f"={hl.formula}",
-                               "format": fmts["hl_" + hl.style]})
+        ws.conditional_format(
+            hl.first_row,
+            hl.first_col,
+            hl.last_row,
+            hl.last_col,
+            {"type": "formula", "criteria": f"={hl.formula}", "format": fmts["hl_" + hl.style]},
+        )
     for ch in sh.charts:
         opts: dict[str, Any] = {"type": ch.kind}
         if ch.subtype:
             opts["subtype"] = ch.subtype
         chart = wb.add_chart(opts)
         for s in ch.series:
-            series: dict[str, Any] = {"name": s.name, "categories": s.categories,
-                                      "values": s.values}
+            series: dict[str, Any] = {
+                "name": s.name,
+                "categories": s.categories,
+                "values": s.values,
+            }
             if ch.kind == "bar":
                 series["data_labels"] = {"value": True}
             chart.add_series(series)
         chart.set_title({"name": ch.title, "name_font": {"size": 12}})
-        value_axis = {"name": ch.y_title, "num_format": "#,##0", "major_gridlines":
-                      {"visible": True, "line": {"color": "#D9D9D9"}}}
+        value_axis = {
+            "name": ch.y_title,
+            "num_format": "#,##0",
+            "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
+        }
         if ch.kind == "bar":
             chart.set_x_axis(value_axis)
             chart.set_y_axis({"reverse": True})
@@ -1199,10 +1462,14 @@ def _finish_sheet(wb: Any, ws: Any, sh: SheetLayout, fmts: dict[str, Any], anno:
         ws.freeze_panes(sh.header_row + 1, 0)
 
 
-def render_master(cons: Consolidation, out: BinaryIO | str, *,
-                  vba_project: bytes | None = None, buttons: Sequence[MasterButton] = (),
-                  conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
-                  ) -> None:
+def render_master(
+    cons: Consolidation,
+    out: BinaryIO | str,
+    *,
+    vba_project: bytes | None = None,
+    buttons: Sequence[MasterButton] = (),
+    conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
+) -> None:
     """Write the master workbook into `out` (a binary file or a path): .xlsx, or .xlsm
     when `vba_project` (a vbaProject.bin) is given, with `buttons` bound to its macros on
     the Cruscotto. `conf_sheet` adds a last sheet of (key, value, note) rows from A1
@@ -1216,17 +1483,26 @@ def render_master(cons: Consolidation, out: BinaryIO | str, *,
     builders, names = _sheet_builders(cons, buttons)
     measured = [build(_discard) for build in builders]
     lay = _layout(cons, measured, names)
-    wb = xlsxwriter.Workbook(out, {"constant_memory": True, "strings_to_numbers": False,
-                                   "strings_to_formulas": False, "strings_to_urls": False})
-    wb.set_properties({
-        "title": lay.title,
-        "subject": "Consolidato dei dati degli enti",
-        "author": lay.capofila or "Comune capofila",
-        "company": lay.ambito,
-        "keywords": "piano-abitativo, consolidato",
-        "created": lay.created,
-        "comments": "Generato da piano-abitativo. I valori si correggono nel foglio Dati.",
-    })
+    wb = xlsxwriter.Workbook(
+        out,
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    wb.set_properties(
+        {
+            "title": lay.title,
+            "subject": "Consolidato dei dati degli enti",
+            "author": lay.capofila or "Comune capofila",
+            "company": lay.ambito,
+            "keywords": "piano-abitativo, consolidato",
+            "created": lay.created,
+            "comments": "Generato da piano-abitativo. I valori si correggono nel foglio Dati.",
+        }
+    )
     fmts = {k: wb.add_format({**_BASE, **v}) for k, v in STYLES.items()}
     fmts.update({"hl_" + k: wb.add_format(v) for k, v in HIGHLIGHTS.items()})
     sheets: dict[str, Any] = {}
@@ -1244,28 +1520,40 @@ def render_master(cons: Consolidation, out: BinaryIO | str, *,
         wb.add_vba_project(io.BytesIO(vba_project), is_stream=True)
         ws = sheets[lay.buttons_anchor.sheet]
         for i, b in enumerate(buttons):
-            ws.insert_button(lay.buttons_anchor.row + i, lay.buttons_anchor.col,
-                             {"macro": b.macro, "caption": b.caption, "width": 180,
-                              "height": 28, "x_offset": 2, "y_offset": 2})
+            ws.insert_button(
+                lay.buttons_anchor.row + i,
+                lay.buttons_anchor.col,
+                {
+                    "macro": b.macro,
+                    "caption": b.caption,
+                    "width": 180,
+                    "height": 28,
+                    "x_offset": 2,
+                    "y_offset": 2,
+                },
+            )
     first = sheets[SHEET_CRUSCOTTO]
     first.activate()
     first.set_first_sheet()
     wb.close()
 
 
-def build_master(cons: Consolidation, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = (),
-                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None
-                 ) -> bytes:
+def build_master(
+    cons: Consolidation,
+    *,
+    vba_project: bytes | None = None,
+    buttons: Sequence[MasterButton] = (),
+    conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
+) -> bytes:
     """The master workbook as bytes (see `render_master`)."""
     buf = io.BytesIO()
-    render_master(cons, buf, vba_project=vba_project, buttons=buttons,
-                  conf_sheet=conf_sheet)
+    render_master(cons, buf, vba_project=vba_project, buttons=buttons, conf_sheet=conf_sheet)
     return buf.getvalue()
 
 
-def _conf_sheet(wb: Any, fmts: dict[str, Any], name: str,
-                rows: Sequence[tuple[str, str, str]]) -> None:
+def _conf_sheet(
+    wb: Any, fmts: dict[str, Any], name: str, rows: Sequence[tuple[str, str, str]]
+) -> None:
     """Keys in A from A1 down and values in B, as xlwings reads them; notes in D (not
     adjacent, so not part of what xlwings reads)."""
     ws = wb.add_worksheet(name)
@@ -1280,6 +1568,7 @@ def _conf_sheet(wb: Any, fmts: dict[str, Any], name: str,
 
 # --------------------------------------------------------------------------- writing
 
+
 def _excel_owner(path: Path) -> str | None:
     """The user name in Excel's owner file "~$<name>" next to `path`, or None.
 
@@ -1291,7 +1580,7 @@ def _excel_owner(path: Path) -> str | None:
         except OSError:
             continue
         n = data[0] if data else 0
-        name = data[1:1 + min(n, 54)].decode("cp1252", "replace").strip("\x00 ").strip()
+        name = data[1 : 1 + min(n, 54)].decode("cp1252", "replace").strip("\x00 ").strip()
         return name or "un altro utente"
     return None
 
@@ -1310,22 +1599,29 @@ def _libreoffice_owner(path: Path) -> str | None:
 
 def _check_not_open(path: Path) -> None:
     for owner, program, lockname in (
-            (_excel_owner(path), "Excel", f"~${path.name}"),
-            (_libreoffice_owner(path), "LibreOffice", f".~lock.{path.name}#")):
+        (_excel_owner(path), "Excel", f"~${path.name}"),
+        (_libreoffice_owner(path), "LibreOffice", f".~lock.{path.name}#"),
+    ):
         if owner is not None:
             raise MasterLocked(
                 f"Il file {path.name} è aperto da {owner} in {program}: chiuderlo e ripetere. "
                 f"Se nessuno lo ha aperto (ad esempio dopo un arresto del programma), "
-                f"eliminare il file di blocco «{lockname}» nella cartella {path.parent}.")
+                f"eliminare il file di blocco «{lockname}» nella cartella {path.parent}."
+            )
 
 
 _SHARING_VIOLATION = {5, 32, 33}  # Windows: access denied, sharing/lock violation
 
 
-def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None = None,
-                 buttons: Sequence[MasterButton] = (),
-                 conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
-                 data: bytes | None = None) -> Path:
+def write_master(
+    cons: Consolidation,
+    path: Path,
+    *,
+    vba_project: bytes | None = None,
+    buttons: Sequence[MasterButton] = (),
+    conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
+    data: bytes | None = None,
+) -> Path:
     """Write the master (streamed into a temp file beside `path`, or the built `data`) and
     put it in place atomically (os.replace); refuse with `MasterLocked` when the file is
     open, leaving the old file as it was."""
@@ -1337,8 +1633,9 @@ def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None =
     try:
         with atomic_writer(path) as fh:
             if data is None:
-                render_master(cons, fh, vba_project=vba_project, buttons=buttons,
-                              conf_sheet=conf_sheet)
+                render_master(
+                    cons, fh, vba_project=vba_project, buttons=buttons, conf_sheet=conf_sheet
+                )
             else:
                 fh.write(data)
             # Excel or LibreOffice may have opened it while it was being built
@@ -1347,20 +1644,31 @@ def write_master(cons: Consolidation, path: Path, *, vba_project: bytes | None =
         raise MasterLocked(
             f"Impossibile sostituire il file {path.name}: probabilmente è aperto in Excel "
             "o in un altro programma (anche da un altro PC). Chiuderlo e ripetere; il file "
-            "precedente non è stato modificato.") from exc
+            "precedente non è stato modificato."
+        ) from exc
     except OSError as exc:
         if getattr(exc, "winerror", None) in _SHARING_VIOLATION:  # pragma: no cover
             raise MasterLocked(
                 f"Impossibile sostituire il file {path.name}: è aperto in un altro programma. "
-                "Chiuderlo e ripetere; il file precedente non è stato modificato.") from exc
+                "Chiuderlo e ripetere; il file precedente non è stato modificato."
+            ) from exc
         raise RaccoltaError(
             f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file precedente non è "
-            "stato modificato.") from exc
+            "stato modificato."
+        ) from exc
     return path
 
 
 __all__ = [
-    "MASTER_STEM", "MasterButton", "MasterLayout", "MasterLocked", "build_master",
-    "master_layout", "master_path", "render_master", "sheet_names", "total_name",
+    "MASTER_STEM",
+    "MasterButton",
+    "MasterLayout",
+    "MasterLocked",
+    "build_master",
+    "master_layout",
+    "master_path",
+    "render_master",
+    "sheet_names",
+    "total_name",
     "write_master",
 ]

@@ -259,8 +259,11 @@ def document_modules(sheet_codenames: Sequence[str]) -> list[VbaModule]:
     """``ThisWorkbook`` and one empty document module per sheet codeName, with the
     attribute lines Excel stores for them."""
     modules = [
-        VbaModule("ThisWorkbook", _document_source("ThisWorkbook", _BASE_THISWORKBOOK),
-                  ModuleKind.DOCUMENT)
+        VbaModule(
+            "ThisWorkbook",
+            _document_source("ThisWorkbook", _BASE_THISWORKBOOK),
+            ModuleKind.DOCUMENT,
+        )
     ]
     for codename in sheet_codenames:
         _check_name(codename, "sheet codeName")
@@ -564,8 +567,9 @@ def _tree(streams: Mapping[str, bytes]) -> _Entry:
             last = index == len(parts) - 1
             existing = node.children.get(part.upper())
             if existing is None:
-                existing = _Entry(part, _TYPE_STREAM if last else _TYPE_STORAGE,
-                                  bytes(data) if last else b"")
+                existing = _Entry(
+                    part, _TYPE_STREAM if last else _TYPE_STORAGE, bytes(data) if last else b""
+                )
                 node.children[part.upper()] = existing
             elif last or existing.kind != _TYPE_STORAGE or existing.name != part:
                 raise ValueError(f"{path!r} clashes with another stream or storage")
@@ -603,8 +607,10 @@ def _link(ordered: list[_Entry]) -> int:
 
 def _directory_entry(entry: _Entry | None) -> bytes:
     if entry is None:  # unused slot
-        return bytes(64) + struct.pack("<HBBIII", 0, 0, 0, _NOSTREAM, _NOSTREAM, _NOSTREAM) + bytes(
-            16 + 4 + 8 + 8 + 4 + 8
+        return (
+            bytes(64)
+            + struct.pack("<HBBIII", 0, 0, 0, _NOSTREAM, _NOSTREAM, _NOSTREAM)
+            + bytes(16 + 4 + 8 + 8 + 4 + 8)
         )
     name = entry.name.encode("utf-16-le") + b"\x00\x00"
     size = len(entry.data) if entry.kind == _TYPE_STREAM else 0
@@ -613,8 +619,9 @@ def _directory_entry(entry: _Entry | None) -> bytes:
     start = entry.start if entry.kind != _TYPE_STORAGE else 0
     return (
         name.ljust(64, b"\x00")
-        + struct.pack("<HBBIII", len(name), entry.kind, _BLACK, entry.left, entry.right,
-                      entry.child)
+        + struct.pack(
+            "<HBBIII", len(name), entry.kind, _BLACK, entry.left, entry.right, entry.child
+        )
         + bytes(16)  # CLSID
         + bytes(4)  # state bits
         + bytes(8)  # creation time
@@ -819,7 +826,7 @@ def _module_bytes(module: VbaModule) -> bytes:
     match = _VB_NAME_LINE.fullmatch(first)
     if match is None or match.group(1) != module.name:
         raise ValueError(
-            f'module {module.name!r}: its source must start with the line '
+            f"module {module.name!r}: its source must start with the line "
             f'Attribute VB_Name = "{module.name}"'
         )
     return _mbcs(source, f"module {module.name!r}")

@@ -71,18 +71,42 @@ class Button:
 
 
 BUTTONS: tuple[Button, ...] = (
-    Button("Importa", "Importa", "importa",
-           "Archivia e valida i file messi nella cartella «arrivi» della raccolta."),
-    Button("Valida", "Valida", "valida",
-           "Rivaluta tutte le risposte con le regole attuali: Cruscotto e Anomalie."),
-    Button("Consolida", "Consolida", "consolida",
-           "Aggiorna tabelle a)–k), totali, Report programmazione, Dati e grafici."),
-    Button("GeneraModelli", "Genera modelli", "genera_modelli",
-           "Scrive un modello personalizzato per ogni ente nella cartella «modelli»."),
-    Button("Solleciti", "Solleciti", "solleciti",
-           "Prepara i solleciti per chi non ha risposto o deve correggere (prova)."),
-    Button("Documento", "Documento", "documento",
-           "Scrive il documento del Piano annuale (.docx e .pdf)."),
+    Button(
+        "Importa",
+        "Importa",
+        "importa",
+        "Archivia e valida i file messi nella cartella «arrivi» della raccolta.",
+    ),
+    Button(
+        "Valida",
+        "Valida",
+        "valida",
+        "Rivaluta tutte le risposte con le regole attuali: Cruscotto e Anomalie.",
+    ),
+    Button(
+        "Consolida",
+        "Consolida",
+        "consolida",
+        "Aggiorna tabelle a)–k), totali, Report programmazione, Dati e grafici.",
+    ),
+    Button(
+        "GeneraModelli",
+        "Genera modelli",
+        "genera_modelli",
+        "Scrive un modello personalizzato per ogni ente nella cartella «modelli».",
+    ),
+    Button(
+        "Solleciti",
+        "Solleciti",
+        "solleciti",
+        "Prepara i solleciti per chi non ha risposto o deve correggere (prova).",
+    ),
+    Button(
+        "Documento",
+        "Documento",
+        "documento",
+        "Scrive il documento del Piano annuale (.docx e .pdf).",
+    ),
 )
 
 
@@ -105,32 +129,42 @@ def _xlwings_dir() -> Path:
     xlwings loads numpy and pandas: half a second and tens of MB for two text files)."""
     spec = importlib.util.find_spec("xlwings")
     if spec is None or not spec.submodule_search_locations:
-        raise RaccoltaError("Il pacchetto xlwings non è installato: reinstallare "
-                            "piano-abitativo (pip install piano-abitativo).")
+        raise RaccoltaError(
+            "Il pacchetto xlwings non è installato: reinstallare "
+            "piano-abitativo (pip install piano-abitativo)."
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 def xlwings_modules() -> list[VbaModule]:
     """The standalone xlwings VBA module and its Dictionary class, from installed xlwings."""
     base = _xlwings_dir()
-    return [module_from_file(base / "xlwings.bas"),
-            module_from_file(base / "addin" / "Dictionary.cls")]
+    return [
+        module_from_file(base / "xlwings.bas"),
+        module_from_file(base / "addin" / "Dictionary.cls"),
+    ]
 
 
 #: a stand-in for xlwings' RunPython, for tests that click the buttons in LibreOffice:
 #: it writes the Python command it receives into cell A1 of the Cruscotto
-STUB_RUNPYTHON = "\r\n".join([
-    'Attribute VB_Name = "xlwings"',
-    "Option Explicit",
-    "",
-    "Function RunPython(PythonCommand As String)",
-    '    ThisWorkbook.Worksheets(1).Range("A1").Value = PythonCommand',
-    "End Function",
-]) + "\r\n"
+STUB_RUNPYTHON = (
+    "\r\n".join(
+        [
+            'Attribute VB_Name = "xlwings"',
+            "Option Explicit",
+            "",
+            "Function RunPython(PythonCommand As String)",
+            '    ThisWorkbook.Worksheets(1).Range("A1").Value = PythonCommand',
+            "End Function",
+        ]
+    )
+    + "\r\n"
+)
 
 
-def vba_project(sheet_count: int, *, buttons: Sequence[Button] = BUTTONS,
-                stub: bool = False) -> bytes:
+def vba_project(
+    sheet_count: int, *, buttons: Sequence[Button] = BUTTONS, stub: bool = False
+) -> bytes:
     """The vbaProject.bin of a master with `sheet_count` sheets (codeNames Sheet1..N)."""
     modules = document_modules([f"Sheet{i}" for i in range(1, sheet_count + 1)])
     modules.append(VbaModule(BUTTONS_MODULE, buttons_source(buttons), ModuleKind.PROCEDURAL))
@@ -141,8 +175,9 @@ def vba_project(sheet_count: int, *, buttons: Sequence[Button] = BUTTONS,
     return build_vba_project(modules)
 
 
-def default_conf(*, platform: str = sys.platform,
-                 executable: str = sys.executable) -> dict[str, str]:
+def default_conf(
+    *, platform: str = sys.platform, executable: str = sys.executable
+) -> dict[str, str]:
     """The xlwings settings written into the master: on Windows the interpreter that builds
     it (pythonw.exe, no console window); elsewhere the path the IT guide prescribes."""
     interpreter = DEFAULT_INTERPRETER_WIN
@@ -151,16 +186,15 @@ def default_conf(*, platform: str = sys.platform,
         if name.lower() == "python.exe":
             name = "pythonw.exe"
         interpreter = ntpath.join(folder, name)
-    return {"INTERPRETER_WIN": interpreter, "PYTHONPATH": "",
-            "ADD_WORKBOOK_TO_PYTHONPATH": "False"}
+    return {"INTERPRETER_WIN": interpreter, "PYTHONPATH": "", "ADD_WORKBOOK_TO_PYTHONPATH": "False"}
 
 
 CONF_NOTES: dict[str, str] = {
     "INTERPRETER_WIN": "Percorso di pythonw.exe dell'ambiente dove è installato "
-                       "piano-abitativo (si possono usare variabili come %LOCALAPPDATA%).",
+    "piano-abitativo (si possono usare variabili come %LOCALAPPDATA%).",
     "PYTHONPATH": "Cartelle aggiuntive per Python: di norma vuoto.",
     "ADD_WORKBOOK_TO_PYTHONPATH": "False: non eseguire file .py che si trovassero accanto "
-                                  "a questa cartella di lavoro.",
+    "a questa cartella di lavoro.",
 }
 
 
@@ -182,20 +216,24 @@ def read_conf(path: Path) -> dict[str, str]:
     return out
 
 
-def _xlsm_parts(cons: Consolidation, conf: Mapping[str, str] | None = None,
-                stub: bool = False) -> dict[str, Any]:
+def _xlsm_parts(
+    cons: Consolidation, conf: Mapping[str, str] | None = None, stub: bool = False
+) -> dict[str, Any]:
     """What makes the master of `cons` an .xlsm: the VBA project, the buttons, the
     xlwings.conf sheet (keyword arguments of `build_master` / `write_master`)."""
     settings = {**default_conf(), **(conf or {})}
     rows = [(k, v, CONF_NOTES.get(k, "")) for k, v in settings.items()]
     n_sheets = len(sheet_names(cons)) + 1  # + xlwings.conf
-    return {"vba_project": vba_project(n_sheets, stub=stub),
-            "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
-            "conf_sheet": (CONF_SHEET, rows)}
+    return {
+        "vba_project": vba_project(n_sheets, stub=stub),
+        "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
+        "conf_sheet": (CONF_SHEET, rows),
+    }
 
 
-def build_master_xlsm(cons: Consolidation, *, conf: Mapping[str, str] | None = None,
-                      stub: bool = False) -> bytes:
+def build_master_xlsm(
+    cons: Consolidation, *, conf: Mapping[str, str] | None = None, stub: bool = False
+) -> bytes:
     """The master .xlsm: the consolidation's sheets, an ``xlwings.conf`` sheet, the VBA
     project and one form button per entry of `BUTTONS` on the Cruscotto."""
     return build_master(cons, **_xlsm_parts(cons, conf, stub))
@@ -212,9 +250,16 @@ def blank_consolidation(registry: Registry | None = None) -> Consolidation:
     """The consolidation of a raccolta of the built-in ambito that has received nothing."""
     reg = registry or default_registry()
     capofila = reg.capofila
-    r = Raccolta(path=Path("."), id=f"{BLANK_YEAR}-modello", anno=BLANK_YEAR,
-                 ambito="Cremasco", capofila=capofila.nome_completo if capofila else "",
-                 scadenza=None, contatto="", registry=reg)
+    r = Raccolta(
+        path=Path("."),
+        id=f"{BLANK_YEAR}-modello",
+        anno=BLANK_YEAR,
+        ambito="Cremasco",
+        capofila=capofila.nome_completo if capofila else "",
+        scadenza=None,
+        contatto="",
+        registry=reg,
+    )
     return consolidate(r, [], generated_at=BLANK_CREATED)
 
 

@@ -109,6 +109,7 @@ def parse_a1(ref: str) -> tuple[int, int] | None:
 
 # --- entry point --------------------------------------------------------------------
 
+
 def read_workbook(path: Path | str, *, display_name: str | None = None) -> Reading:
     """Read a returned workbook. Never raises for bad content."""
     path = Path(path)
@@ -126,8 +127,12 @@ def read_workbook(path: Path | str, *, display_name: str | None = None) -> Readi
         rd.add("F07")
         return rd
     if size > MAX_FILE_BYTES:
-        rd.add("F06", f"Il file pesa {size / 1048576:.1f} MB, oltre il limite di "
-               f"{MAX_FILE_BYTES // 1048576} MB per un modello compilato", value=size)
+        rd.add(
+            "F06",
+            f"Il file pesa {size / 1048576:.1f} MB, oltre il limite di "
+            f"{MAX_FILE_BYTES // 1048576} MB per un modello compilato",
+            value=size,
+        )
         return rd
     try:
         data = path.read_bytes()
@@ -176,8 +181,11 @@ def _read(data: bytes, rd: Reading) -> None:
         rd.add("F04")
         return
     except Exception as exc:
-        rd.add("F03", "Il file è danneggiato e non si può aprire come cartella di lavoro",
-               value=str(exc)[:200])
+        rd.add(
+            "F03",
+            "Il file è danneggiato e non si può aprire come cartella di lavoro",
+            value=str(exc)[:200],
+        )
         return
     try:
         _read_grid(wb, rd, names, formulas)
@@ -186,14 +194,22 @@ def _read(data: bytes, rd: Reading) -> None:
 
 
 def _not_a_workbook(data: bytes, rd: Reading) -> None:
-    kinds = {b"%PDF": "un documento PDF", b"\x89PNG": "un'immagine PNG",
-             b"\xff\xd8\xff": "un'immagine JPEG", b"{\\rtf": "un documento RTF",
-             b"<html": "una pagina web", b"<!DOC": "una pagina web"}
+    kinds = {
+        b"%PDF": "un documento PDF",
+        b"\x89PNG": "un'immagine PNG",
+        b"\xff\xd8\xff": "un'immagine JPEG",
+        b"{\\rtf": "un documento RTF",
+        b"<html": "una pagina web",
+        b"<!DOC": "una pagina web",
+    }
     what = next((v for k, v in kinds.items() if data.startswith(k)), None)
     if what is None and b"," in data[:2000] and b"\x00" not in data[:2000]:
         what = "un file di testo (forse CSV)"
-    msg = f"Il file è {what}, non una cartella di lavoro" if what else (
-        "Il file non è una cartella di lavoro Excel o LibreOffice")
+    msg = (
+        f"Il file è {what}, non una cartella di lavoro"
+        if what
+        else ("Il file non è una cartella di lavoro Excel o LibreOffice")
+    )
     rd.add("F02", msg)
 
 
@@ -234,8 +250,8 @@ def _xls_has_filepass(stream: bytes) -> bool:
     for _ in range(64):
         if pos + 4 > len(stream):
             return False
-        rtype = int.from_bytes(stream[pos:pos + 2], "little")
-        size = int.from_bytes(stream[pos + 2:pos + 4], "little")
+        rtype = int.from_bytes(stream[pos : pos + 2], "little")
+        size = int.from_bytes(stream[pos + 2 : pos + 4], "little")
         if rtype == 0x002F:
             return True
         if rtype == 0x0085:  # BOUNDSHEET: past the point where FILEPASS can be
@@ -261,8 +277,12 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
         if total > MAX_UNCOMPRESSED_BYTES or (info.file_size > 1_048_576 and ratio > MAX_RATIO):
-            rd.add("F06", "Il file decompresso sarebbe enorme (possibile «zip bomb»): "
-                   "rifiutato senza aprirlo", value=info.filename)
+            rd.add(
+                "F06",
+                "Il file decompresso sarebbe enorme (possibile «zip bomb»): "
+                "rifiutato senza aprirlo",
+                value=info.filename,
+            )
             return None
         if info.flag_bits & 0x1:
             rd.add("F04", "Il file contiene parti cifrate")
@@ -270,9 +290,12 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
         if info.compress_size > _VERIFY_ABOVE:
             body = _inflate_bounded(data, info)
             if body is None:
-                rd.add("F06", "Una parte del file non si decomprime nella dimensione "
-                       "dichiarata (possibile «zip bomb» o file alterato): rifiutato",
-                       value=info.filename)
+                rd.add(
+                    "F06",
+                    "Una parte del file non si decomprime nella dimensione "
+                    "dichiarata (possibile «zip bomb» o file alterato): rifiutato",
+                    value=info.filename,
+                )
                 return None
             inflated[info.filename] = body
     members = {i.filename for i in infos}
@@ -284,18 +307,31 @@ def _inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | 
             return _xlsx_names_formulas(zf, members, inflated)
         if "mimetype" in members and zf.read("mimetype").strip().startswith(_ODS_MIME):
             rd.format = "ods"
-            manifest = zf.read("META-INF/manifest.xml") if (
-                "META-INF/manifest.xml" in members) else b""
+            manifest = (
+                zf.read("META-INF/manifest.xml") if ("META-INF/manifest.xml" in members) else b""
+            )
             if b"encryption-data" in manifest:
                 rd.add("F04")
                 return None
-            if any(m.startswith("Basic/") and m.endswith(".xml")
-                   and not m.endswith(("script-lc.xml", "script-lb.xml", "dialog-lc.xml",
-                                       "dialog-lb.xml")) for m in members):
+            if any(
+                m.startswith("Basic/")
+                and m.endswith(".xml")
+                and not m.endswith(
+                    ("script-lc.xml", "script-lb.xml", "dialog-lc.xml", "dialog-lb.xml")
+                )
+                for m in members
+            ):
                 rd.add("F05", "Il file .ods contiene macro (non vengono eseguite)")
             return _ods_names_formulas(inflated.get("content.xml") or zf.read("content.xml"))
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ET.ParseError, ValueError,
-            RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        KeyError,
+        ET.ParseError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         rd.add("F03", "Il file è danneggiato o incompleto", value=str(exc)[:200])
         return None
     if "word/document.xml" in members:
@@ -314,11 +350,11 @@ def _inflate_bounded(data: bytes, info: zipfile.ZipInfo) -> bytes | None:
     (with the declared CRC). Reads the raw stream itself, with output bounded by the
     declared size: zipfile would silently stop at the declared size."""
     off = info.header_offset
-    if data[off:off + 4] != _ZIP_MAGIC:
+    if data[off : off + 4] != _ZIP_MAGIC:
         return None
     name_len, extra_len = struct.unpack_from("<HH", data, off + 26)
     start = off + 30 + name_len + extra_len
-    raw = data[start:start + info.compress_size]
+    raw = data[start : start + info.compress_size]
     if info.compress_type == zipfile.ZIP_STORED:
         out = raw
     elif info.compress_type == zipfile.ZIP_DEFLATED:
@@ -333,7 +369,7 @@ def _inflate_bounded(data: bytes, info: zipfile.ZipInfo) -> bytes | None:
     return out
 
 
-_DEFINED = re.compile(rb'<definedName\b([^>]*)>([^<]*)</definedName>')
+_DEFINED = re.compile(rb"<definedName\b([^>]*)>([^<]*)</definedName>")
 _ATTR_NAME = re.compile(rb'\bname="([^"]+)"')
 _SHEET = re.compile(rb'<sheet\b[^>]*?\bname="([^"]+)"[^>]*?\br:id="([^"]+)"')
 _REL = re.compile(rb'<Relationship\b[^>]*?\bId="([^"]+)"[^>]*?\bTarget="([^"]+)"')
@@ -343,12 +379,19 @@ _CELL_WITH_F = re.compile(rb'<c\b[^>]*?\br="([A-Z]+\d+)"[^>]*?(?<!/)>\s*<f\b')
 
 
 def _xml_unescape(b: bytes) -> str:
-    return (b.decode("utf-8").replace("&apos;", "'").replace("&quot;", '"')
-            .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return (
+        b.decode("utf-8")
+        .replace("&apos;", "'")
+        .replace("&quot;", '"')
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+    )
 
 
-def _xlsx_names_formulas(zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
-                         ) -> tuple[dict[str, str], set[str]]:
+def _xlsx_names_formulas(
+    zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
+) -> tuple[dict[str, str], set[str]]:
     wbxml = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
     names: dict[str, str] = {}
     for attrs, ref in _DEFINED.findall(wbxml):
@@ -395,8 +438,11 @@ def _ods_names_formulas(content: bytes) -> tuple[dict[str, str], set[str]]:
                 row = 0
             elif in_scheda and tag == _TABLE + "table-row":
                 col = 0
-            elif (in_scheda and tag in (_TABLE + "table-cell", _TABLE + "covered-table-cell")
-                  and el.get(_TABLE + "formula")):
+            elif (
+                in_scheda
+                and tag in (_TABLE + "table-cell", _TABLE + "covered-table-cell")
+                and el.get(_TABLE + "formula")
+            ):
                 formulas.add(a1(row, col))
         else:
             if tag == _TABLE + "table":
@@ -434,6 +480,7 @@ def _parse_ref(ref: str) -> tuple[str, str] | None:
 
 # --- the grid -----------------------------------------------------------------------
 
+
 def _grid(wb: Any, sheet: str) -> list[list[Any]]:
     rows: list[list[Any]] = wb.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
     return rows
@@ -445,8 +492,9 @@ def _at(grid: list[list[Any]], row: int, col: int) -> Any:
     return ""
 
 
-def _read_grid(wb: Any, rd: Reading, names: dict[str, str] | None,
-               formulas: set[str] | None) -> None:
+def _read_grid(
+    wb: Any, rd: Reading, names: dict[str, str] | None, formulas: set[str] | None
+) -> None:
     sheets = list(wb.sheet_names)
     has_scheda = SHEET_SCHEDA in sheets
     if SHEET_META in sheets:
@@ -455,27 +503,36 @@ def _read_grid(wb: Any, rd: Reading, names: dict[str, str] | None,
                 rd.metadata[r[0].strip()] = _as_text(r[1])
     if not has_scheda:
         if rd.metadata.get("modello") == TEMPLATE_MARK:
-            rd.add("M02", f'Manca il foglio "{SHEET_SCHEDA}" con i dati',
-                   sheet=SHEET_SCHEDA, value=", ".join(sheets))
+            rd.add(
+                "M02",
+                f'Manca il foglio "{SHEET_SCHEDA}" con i dati',
+                sheet=SHEET_SCHEDA,
+                value=", ".join(sheets),
+            )
         else:
-            rd.add("M01", "Il file non contiene il foglio \"Scheda\" del modello del Piano "
-                   "annuale", value=", ".join(sheets))
+            rd.add(
+                "M01",
+                'Il file non contiene il foglio "Scheda" del modello del Piano annuale',
+                value=", ".join(sheets),
+            )
         return
     if SHEET_META not in sheets:
-        rd.add("M02", f'Manca il foglio nascosto "{SHEET_META}" con i dati del modello: '
-               "l'ente è riconosciuto dal codice nella scheda",
-               sheet=SHEET_META, severity=Severity.AVVISO,
-               hint="Compilare il modello originale senza copiarne i dati in un altro file.")
+        rd.add(
+            "M02",
+            f'Manca il foglio nascosto "{SHEET_META}" con i dati del modello: '
+            "l'ente è riconosciuto dal codice nella scheda",
+            sheet=SHEET_META,
+            severity=Severity.AVVISO,
+            hint="Compilare il modello originale senza copiarne i dati in un altro file.",
+        )
     elif rd.metadata.get("modello") != TEMPLATE_MARK:
-        rd.add("M01", "Il foglio nascosto del modello non è riconosciuto",
-               sheet=SHEET_META)
+        rd.add("M01", "Il foglio nascosto del modello non è riconosciuto", sheet=SHEET_META)
         return
     grid = _grid(wb, SHEET_SCHEDA)
     _locate_and_read(grid, rd, names, formulas)
 
 
-def _key_index(grid: list[list[Any]]
-               ) -> tuple[dict[str, tuple[int, int]], tuple[int, int] | None]:
+def _key_index(grid: list[list[Any]]) -> tuple[dict[str, tuple[int, int]], tuple[int, int] | None]:
     """Field id -> (row, col) of its key cell; and (row, col) of the key header."""
     found: dict[str, tuple[int, int]] = {}
     header: tuple[int, int] | None = None
@@ -494,8 +551,9 @@ def _key_index(grid: list[list[Any]]
 _EXPECTED = {f.id: LAYOUT.cell(f.id) for f in FIELDS}
 
 
-def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] | None,
-                     formulas: set[str] | None) -> None:
+def _locate_and_read(
+    grid: list[list[Any]], rd: Reading, names: dict[str, str] | None, formulas: set[str] | None
+) -> None:
     keys, header = _key_index(grid)
     shifted = False
     ok = True
@@ -511,33 +569,54 @@ def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] |
             ref = names.get(f.id)
             parsed = _parse_ref(ref) if ref else None
             if parsed is None:
-                rd.add("M03", f'Manca il nome definito "{f.id}" ({f.label})', field=f.id,
-                       sheet=SHEET_SCHEDA)
+                rd.add(
+                    "M03",
+                    f'Manca il nome definito "{f.id}" ({f.label})',
+                    field=f.id,
+                    sheet=SHEET_SCHEDA,
+                )
                 ok = False
                 continue
             sheet, cell = parsed
             pos = parse_a1(cell)
             if sheet != SHEET_SCHEDA or pos is None:
-                rd.add("M03", f'Il nome definito "{f.id}" punta a {ref}, fuori dal foglio '
-                       f'"{SHEET_SCHEDA}"', field=f.id, value=ref)
+                rd.add(
+                    "M03",
+                    f'Il nome definito "{f.id}" punta a {ref}, fuori dal foglio "{SHEET_SCHEDA}"',
+                    field=f.id,
+                    value=ref,
+                )
                 ok = False
                 continue
             if key is None or key[0] != pos[0] or value_col != pos[1]:
-                rd.add("M05", f'La cella del campo "{f.label}" ({cell}) non corrisponde '
-                       "alla struttura del modello", sheet=SHEET_SCHEDA, cell=cell,
-                       field=f.id)
+                rd.add(
+                    "M05",
+                    f'La cella del campo "{f.label}" ({cell}) non corrisponde '
+                    "alla struttura del modello",
+                    sheet=SHEET_SCHEDA,
+                    cell=cell,
+                    field=f.id,
+                )
                 ok = False
                 continue
             loc = pos
         else:
             if key is None:
-                rd.add("M03", f'Campo "{f.label}" non trovato nel foglio "{SHEET_SCHEDA}"',
-                       field=f.id, sheet=SHEET_SCHEDA)
+                rd.add(
+                    "M03",
+                    f'Campo "{f.label}" non trovato nel foglio "{SHEET_SCHEDA}"',
+                    field=f.id,
+                    sheet=SHEET_SCHEDA,
+                )
                 ok = False
                 continue
             if header is None or value_col is None or header[1] != key[1]:
-                rd.add("M05", "Colonne del modello spostate: intestazione «Valore» non "
-                       "trovata", sheet=SHEET_SCHEDA, field=f.id)
+                rd.add(
+                    "M05",
+                    "Colonne del modello spostate: intestazione «Valore» non trovata",
+                    sheet=SHEET_SCHEDA,
+                    field=f.id,
+                )
                 ok = False
                 continue
             loc = (key[0], value_col)
@@ -549,11 +628,23 @@ def _locate_and_read(grid: list[list[Any]], rd: Reading, names: dict[str, str] |
         if formulas is not None:
             has_formula = cell in formulas
             if f.role is Role.FORMULA and not has_formula:
-                rd.add("M13", f'La cella calcolata "{f.label}" è stata sovrascritta con un '
-                       "valore", sheet=SHEET_SCHEDA, cell=cell, field=f.id, value=raw)
+                rd.add(
+                    "M13",
+                    f'La cella calcolata "{f.label}" è stata sovrascritta con un valore',
+                    sheet=SHEET_SCHEDA,
+                    cell=cell,
+                    field=f.id,
+                    value=raw,
+                )
             elif f.role is not Role.FORMULA and has_formula:
-                rd.add("M11", f'Nella cella "{f.label}" c\'è una formula invece di un valore',
-                       sheet=SHEET_SCHEDA, cell=cell, field=f.id, value=raw)
+                rd.add(
+                    "M11",
+                    f'Nella cella "{f.label}" c\'è una formula invece di un valore',
+                    sheet=SHEET_SCHEDA,
+                    cell=cell,
+                    field=f.id,
+                    value=raw,
+                )
     if shifted and ok:
         rd.add("M04", sheet=SHEET_SCHEDA)
     rd.readable = ok
@@ -617,17 +708,19 @@ def _interpret_one(rd: Reading, f: Field, rc: RawCell, tipo: str) -> Any:
     if f.kind in (Kind.COUNT, Kind.PERCENT, Kind.YEAR):
         return _interpret_number(rd, f, raw, where)
     if f.kind is Kind.YESNO:
-        text = _as_text(raw).upper() if not isinstance(raw, bool) else (
-            "SI" if raw else "NO")
+        text = _as_text(raw).upper() if not isinstance(raw, bool) else ("SI" if raw else "NO")
         if isinstance(raw, str) and raw.strip() in ("SI", "NO"):
             return raw.strip()
         if text in _YES or text in _NO:
             value = "SI" if text in _YES else "NO"
-            rd.add("L02", f"{f.header}: «{_as_text(raw)}» letto come {value}", value=raw,
-                   **where)
+            rd.add("L02", f"{f.header}: «{_as_text(raw)}» letto come {value}", value=raw, **where)
             return value
-        rd.add("L06", f"{f.header}: «{_as_text(raw)}» non è una risposta valida (attesi SI "
-               "o NO)", value=raw, **where)
+        rd.add(
+            "L06",
+            f"{f.header}: «{_as_text(raw)}» non è una risposta valida (attesi SI o NO)",
+            value=raw,
+            **where,
+        )
         return None
     if f.kind is Kind.CODE:
         text = _as_text(raw)
@@ -636,16 +729,24 @@ def _interpret_one(rd: Reading, f: Field, rc: RawCell, tipo: str) -> Any:
         return text
     text = _as_text(raw)
     if f.max_length and len(text) > f.max_length:
-        rd.add("L07", f"{f.header}: testo di {len(text)} caratteri, troncato a "
-               f"{f.max_length}", value=text[:50] + "…", **where)
+        rd.add(
+            "L07",
+            f"{f.header}: testo di {len(text)} caratteri, troncato a {f.max_length}",
+            value=text[:50] + "…",
+            **where,
+        )
         text = text[: f.max_length]
     return text
 
 
 def _interpret_number(rd: Reading, f: Field, raw: Any, where: dict[str, Any]) -> Any:
     if isinstance(raw, bool):
-        rd.add("L05", f"{f.header}: valore logico ({'VERO' if raw else 'FALSO'}) invece di "
-               "un numero", value=raw, **where)
+        rd.add(
+            "L05",
+            f"{f.header}: valore logico ({'VERO' if raw else 'FALSO'}) invece di un numero",
+            value=raw,
+            **where,
+        )
         return None
     if isinstance(raw, int | float):
         value = float(raw)
@@ -653,8 +754,12 @@ def _interpret_number(rd: Reading, f: Field, raw: Any, where: dict[str, Any]) ->
             rd.add("L05", f"{f.header}: valore non numerico", value=str(raw), **where)
             return None
         if f.kind is Kind.PERCENT and 0 < value < 1:
-            rd.add("L03", f"{f.header}: {_fmt(value)} letto come frazione, cioè "
-                   f"{_fmt(value * 100)}%", value=raw, **where)
+            rd.add(
+                "L03",
+                f"{f.header}: {_fmt(value)} letto come frazione, cioè {_fmt(value * 100)}%",
+                value=raw,
+                **where,
+            )
             return _num(round(value * 100, 6))
         return _num(value)
     if not isinstance(raw, str):
@@ -665,19 +770,26 @@ def _interpret_number(rd: Reading, f: Field, raw: Any, where: dict[str, Any]) ->
     if f.kind is Kind.PERCENT and text.endswith("%"):
         parsed = _parse_number_text(text[:-1], kind=f.kind)
         if parsed is not None:
-            rd.add("L03", f"{f.header}: «{text}» letto come {_fmt(parsed)}%", value=raw,
-                   **where)
+            rd.add("L03", f"{f.header}: «{text}» letto come {_fmt(parsed)}%", value=raw, **where)
             return _num(parsed)
     parsed = _parse_number_text(text, kind=f.kind)
     if parsed is None:
         rd.add("L05", f"{f.header}: «{_short(text)}» non è un numero", value=raw, **where)
         return None
     if f.kind is Kind.PERCENT and 0 < parsed < 1:
-        rd.add("L03", f"{f.header}: «{text}» letto come frazione, cioè "
-               f"{_fmt(parsed * 100)}%", value=raw, **where)
+        rd.add(
+            "L03",
+            f"{f.header}: «{text}» letto come frazione, cioè {_fmt(parsed * 100)}%",
+            value=raw,
+            **where,
+        )
         return _num(round(parsed * 100, 6))
-    rd.add("L01", f"{f.header}: «{_short(text)}» scritto come testo, letto come "
-           f"{_fmt(parsed)}", value=raw, **where)
+    rd.add(
+        "L01",
+        f"{f.header}: «{_short(text)}» scritto come testo, letto come {_fmt(parsed)}",
+        value=raw,
+        **where,
+    )
     return _num(parsed)
 
 
@@ -694,8 +806,11 @@ def iter_workbook_files(paths: list[Path]) -> Iterator[Path]:
     for p in paths:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
-                if child.is_file() and not child.name.startswith((".", "~$")) and (
-                        child.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods")):
+                if (
+                    child.is_file()
+                    and not child.name.startswith((".", "~$"))
+                    and (child.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"))
+                ):
                     yield child
         else:
             yield p

@@ -69,11 +69,17 @@ CON_ERRORE = "019025"
 Progress = Callable[[str, int, int], None]
 
 _CSV_COLUMNS = {
-    "a_sap": "a_sap", "a_sas": "a_sas", "b_carenza_manutentiva": "b_carenza",
-    "c_nuova_edificazione": "c_nuova_edif", "d_turnover": "d_turnover",
-    "e_conferite_privati": "e_privati", "g_soglia_indigenti": "g_soglia_indigenti_pct",
-    "h_categoria_aggiuntiva": "h_categoria_aggiuntiva", "i_forze_polizia": "i_fdp_pct",
-    "j_sat": "j_sat", "k_assegnate_anno_precedente": "k_assegnate_2024",
+    "a_sap": "a_sap",
+    "a_sas": "a_sas",
+    "b_carenza_manutentiva": "b_carenza",
+    "c_nuova_edificazione": "c_nuova_edif",
+    "d_turnover": "d_turnover",
+    "e_conferite_privati": "e_privati",
+    "g_soglia_indigenti": "g_soglia_indigenti_pct",
+    "h_categoria_aggiuntiva": "h_categoria_aggiuntiva",
+    "i_forze_polizia": "i_fdp_pct",
+    "j_sat": "j_sat",
+    "k_assegnate_anno_precedente": "k_assegnate_2024",
 }
 
 
@@ -87,8 +93,9 @@ class DemoReturn:
 
 def cremasco_2025_returns() -> list[DemoReturn]:
     """The 26 returns of the 2025 plan (values of tables a)–k), reception date/time)."""
-    text = (resources.files("piano_abitativo") / "data" / "cremasco_2025_dati_per_ente.csv"
-            ).read_text(encoding="utf-8")
+    text = (
+        resources.files("piano_abitativo") / "data" / "cremasco_2025_dati_per_ente.csv"
+    ).read_text(encoding="utf-8")
     out = []
     for row in csv.DictReader(io.StringIO(text)):
         codice = row["istat_code"] or "ALER-BCM"
@@ -103,18 +110,19 @@ def cremasco_2025_returns() -> list[DemoReturn]:
             for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "i_forze_polizia"):
                 values.pop(fid, None)
         slug = codice.lower().replace("-", "")
-        values.update({"referente_nome": "Ufficio Casa",
-                       "referente_email": f"casa@{slug}.example"})
+        values.update({"referente_nome": "Ufficio Casa", "referente_email": f"casa@{slug}.example"})
         when = None
         if row["data_ricezione"]:
-            when = dt.datetime.fromisoformat(f"{row['data_ricezione']}T{row['ora_ricezione']}"
-                                             ).replace(tzinfo=TZ)
+            when = dt.datetime.fromisoformat(
+                f"{row['data_ricezione']}T{row['ora_ricezione']}"
+            ).replace(tzinfo=TZ)
         out.append(DemoReturn(codice, row["ente_normalizzato"], values, when))
     return out
 
 
-def _returns_of(r: rc.Raccolta, only: Collection[str] | None = None
-                ) -> Iterator[tuple[Ente, DemoReturn]]:
+def _returns_of(
+    r: rc.Raccolta, only: Collection[str] | None = None
+) -> Iterator[tuple[Ente, DemoReturn]]:
     for ret in cremasco_2025_returns():
         ente = r.registry.find(codice=ret.codice, nome=ret.nome)
         if ente is None:  # pragma: no cover - the built-in data match the registry
@@ -123,9 +131,15 @@ def _returns_of(r: rc.Raccolta, only: Collection[str] | None = None
             yield ente, ret
 
 
-def write_returns(r: rc.Raccolta, folder: Path, *, only: Collection[str] | None = None,
-                  changes: Mapping[str, Mapping[str, Any]] | None = None,
-                  prefix: str = "", delay: dt.timedelta = dt.timedelta(0)) -> list[Path]:
+def write_returns(
+    r: rc.Raccolta,
+    folder: Path,
+    *,
+    only: Collection[str] | None = None,
+    changes: Mapping[str, Mapping[str, Any]] | None = None,
+    prefix: str = "",
+    delay: dt.timedelta = dt.timedelta(0),
+) -> list[Path]:
     """Fill the 2025 returns into each ente's template of raccolta `r`, as the clerks did,
     in `folder`; each file's modification time is its reception time in the plan's annex
     (plus `delay`). `only` limits the enti (codici), `changes` alters their values."""
@@ -142,6 +156,7 @@ def write_returns(r: rc.Raccolta, folder: Path, *, only: Collection[str] | None 
 
 # --------------------------------------------------------------------------- addresses
 
+
 def _slug(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
@@ -157,12 +172,14 @@ def demo_registry(registry: Registry) -> Registry:
     for e in registry:
         dom = _slug(e.denominazione) if e.tipo == "ALER" else f"comune.{_slug(e.denominazione)}"
         pec = f"{'ufficiodipiano' if e.capofila else 'protocollo'}@pec.{dom}.example"
-        enti.append(dataclasses.replace(e, email=e.email or f"casa@{dom}.example",
-                                        pec=e.pec or pec))
+        enti.append(
+            dataclasses.replace(e, email=e.email or f"casa@{dom}.example", pec=e.pec or pec)
+        )
     return Registry(enti, source=registry.source)
 
 
 # --------------------------------------------------------------------------- mail
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -178,8 +195,13 @@ class Delivery:
 
     @property
     def filename(self) -> str:
-        name = re.sub(r"[^A-Za-z0-9]+", "_", unicodedata.normalize("NFKD", self.ente.denominazione)
-                      .encode("ascii", "ignore").decode()).strip("_")
+        name = re.sub(
+            r"[^A-Za-z0-9]+",
+            "_",
+            unicodedata.normalize("NFKD", self.ente.denominazione)
+            .encode("ascii", "ignore")
+            .decode(),
+        ).strip("_")
         return f"{self.ricevuto:%Y-%m-%d_%H%M}_{name}.eml"
 
 
@@ -189,21 +211,35 @@ class _Gestore:
     def __init__(self) -> None:
         since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
         self.signer = posta.make_signer(
-            "Gestore PEC dimostrativo", "00000000000", cf_prefix="VATIT-",
-            organization=GESTORE, valid_from=since, valid_days=3 * 365)
+            "Gestore PEC dimostrativo",
+            "00000000000",
+            cf_prefix="VATIT-",
+            organization=GESTORE,
+            valid_from=since,
+            valid_days=3 * 365,
+        )
         self.count = 0
 
     def deliver(self, original: bytes, *, when: dt.datetime, to: str) -> bytes:
         self.count += 1
-        ident = (f"opec210312.{when.astimezone(dt.UTC):%Y%m%d%H%M%S}.{self.count:05d}.1.1"
-                 f"@{GESTORE_DOMAIN}")
-        return posta.make_pec_envelope(original, when=when, identificativo=ident,
-                                       gestore=GESTORE, gestore_domain=GESTORE_DOMAIN, to=to,
-                                       signer=self.signer)
+        ident = (
+            f"opec210312.{when.astimezone(dt.UTC):%Y%m%d%H%M%S}.{self.count:05d}.1.1"
+            f"@{GESTORE_DOMAIN}"
+        )
+        return posta.make_pec_envelope(
+            original,
+            when=when,
+            identificativo=ident,
+            gestore=GESTORE,
+            gestore_domain=GESTORE_DOMAIN,
+            to=to,
+            signer=self.signer,
+        )
 
 
-def plan_deliveries(r: rc.Raccolta, templates: Mapping[str, bytes], *,
-                    progress: Progress | None = None) -> list[Delivery]:
+def plan_deliveries(
+    r: rc.Raccolta, templates: Mapping[str, bytes], *, progress: Progress | None = None
+) -> list[Delivery]:
     """The 2025 returns filled into the templates (by codice) as the clerks did, with their
     time and channel, in order of reception; Castelleone's first, wrong, version a day
     before the corrected one."""
@@ -212,23 +248,36 @@ def plan_deliveries(r: rc.Raccolta, templates: Mapping[str, bytes], *,
     out: list[Delivery] = []
     for ente, ret in todo:
         when = ret.ricevuto or CREMOSANO_RICEVUTO
-        canale = ("e-mail" if ente.codice in EMAIL_ORDINARIA
-                  else "PEC, file firmato" if ente.codice == FIRMATO else "PEC")
+        canale = (
+            "e-mail"
+            if ente.codice in EMAIL_ORDINARIA
+            else "PEC, file firmato"
+            if ente.codice == FIRMATO
+            else "PEC"
+        )
         template = templates[ente.codice]
         if ente.codice == CON_ERRORE:
             wrong = fill_template(template, {**ret.values, "i_forze_polizia": 15})
             out.append(Delivery(ente, when - dt.timedelta(days=1), wrong, canale))
             if progress is not None:
                 progress("Compilazione delle risposte", len(out), total)
-        out.append(Delivery(ente, when, fill_template(template, ret.values), canale,
-                            correzione=ente.codice == CON_ERRORE))
+        out.append(
+            Delivery(
+                ente,
+                when,
+                fill_template(template, ret.values),
+                canale,
+                correzione=ente.codice == CON_ERRORE,
+            )
+        )
         if progress is not None:
             progress("Compilazione delle risposte", len(out), total)
     return sorted(out, key=lambda d: d.ricevuto)
 
 
-def write_messages(r: rc.Raccolta, deliveries: list[Delivery], folder: Path, *,
-                   progress: Progress | None = None) -> list[Path]:
+def write_messages(
+    r: rc.Raccolta, deliveries: list[Delivery], folder: Path, *, progress: Progress | None = None
+) -> list[Path]:
     """Each delivery as the message file the capofila saves from its mailbox, with the
     time of reception as its modification time: a PEC envelope of the demo gestore, or an
     ordinary e-mail."""
@@ -244,26 +293,35 @@ def write_messages(r: rc.Raccolta, deliveries: list[Delivery], folder: Path, *,
         data = d.workbook
         if d.canale == "PEC, file firmato":
             clerk = clerk or posta.make_signer(
-                f"Referente Ufficio Casa {e.nome_completo}", "DMORFR80A01G306K",
-                valid_from=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), valid_days=3 * 365)
+                f"Referente Ufficio Casa {e.nome_completo}",
+                "DMORFR80A01G306K",
+                valid_from=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                valid_days=3 * 365,
+            )
             attachment, data = attachment + ".p7m", posta.sign_p7m(data, clerk)
         subject = f"Piano annuale dell'offerta abitativa {r.anno} - {e.nome_completo}"
         if d.correzione:
             subject += " - scheda corretta"
         scheda = "la scheda corretta" if d.correzione else "la scheda compilata"
-        body = (f"Buongiorno,\nsi trasmette in allegato {scheda} del {e.nome_completo} per il "
-                f"Piano annuale dell'offerta abitativa {r.anno}.\n\nCordiali saluti\n"
-                f"Ufficio Casa - {e.nome_completo}\n")
+        body = (
+            f"Buongiorno,\nsi trasmette in allegato {scheda} del {e.nome_completo} per il "
+            f"Piano annuale dell'offerta abitativa {r.anno}.\n\nCordiali saluti\n"
+            f"Ufficio Casa - {e.nome_completo}\n"
+        )
         pec = d.canale.startswith("PEC")
         sender = e.pec if pec else e.email
         # the clerk's mail program stamps the message a few seconds before the gestore
         # certifies its sending
         sent = d.ricevuto - dt.timedelta(seconds=4) if pec else d.ricevuto
         raw = posta.make_plain(
-            sender=sender, to=to_pec if pec else to_email, subject=subject, body=body,
-            date=sent, message_id=f"<{sent:%Y%m%d%H%M%S}.{_slug(e.denominazione)}@"
-                                  f"{sender.split('@', 1)[1]}>",
-            attachments=[(attachment, data)])
+            sender=sender,
+            to=to_pec if pec else to_email,
+            subject=subject,
+            body=body,
+            date=sent,
+            message_id=f"<{sent:%Y%m%d%H%M%S}.{_slug(e.denominazione)}@{sender.split('@', 1)[1]}>",
+            attachments=[(attachment, data)],
+        )
         if pec:
             raw = gestore.deliver(raw, when=d.ricevuto, to=to_pec)
         target = folder / d.filename
@@ -275,6 +333,7 @@ def write_messages(r: rc.Raccolta, deliveries: list[Delivery], folder: Path, *,
 
 
 # --------------------------------------------------------------------------- the demo
+
 
 @dataclass
 class DemoResult:
@@ -311,57 +370,88 @@ def _prepare_folder(path: Path) -> None:
     if (path / DEMO_MARK).exists():
         shutil.rmtree(path)
     elif (path / rc.CONFIG_NAME).exists():
-        raise rc.RaccoltaError(f"{path} contiene una raccolta vera: la demo non la tocca. "
-                               "Indicare un'altra cartella.")
+        raise rc.RaccoltaError(
+            f"{path} contiene una raccolta vera: la demo non la tocca. Indicare un'altra cartella."
+        )
     elif path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise rc.RaccoltaError(f"{path} non è una cartella vuota: la demo scrive solo in una "
-                               "cartella nuova, vuota o di una demo precedente. Indicare "
-                               "un'altra cartella.")
+        raise rc.RaccoltaError(
+            f"{path} non è una cartella vuota: la demo scrive solo in una "
+            "cartella nuova, vuota o di una demo precedente. Indicare "
+            "un'altra cartella."
+        )
     path.mkdir(parents=True, exist_ok=True)
-    (path / DEMO_MARK).write_text("cartella creata da «piano-abitativo demo»\n",
-                                  encoding="utf-8")
+    (path / DEMO_MARK).write_text("cartella creata da «piano-abitativo demo»\n", encoding="utf-8")
 
 
-def run_demo(path: Path, *, log: Callable[[str], None] = print,
-             progress: Progress | None = None) -> DemoResult:
+def run_demo(
+    path: Path, *, log: Callable[[str], None] = print, progress: Progress | None = None
+) -> DemoResult:
     """Play the 2025 cycle of the Ambito Cremasco in folder `path` (new, empty, or a
     previous demo): raccolta and 49 templates, the 26 returns filled and delivered as mail
     files (Castelleone first with a mistake, then corrected), their import, validation,
     the master workbook and the document. No network, nothing sent."""
     path = Path(path).absolute()
     _prepare_folder(path)
-    r = crea(path, anno=2025, scadenza=dt.date(2024, 12, 18),
-                  contatto="Ufficio di Piano, ufficiodipiano@comune.crema.example")
+    r = crea(
+        path,
+        anno=2025,
+        scadenza=dt.date(2024, 12, 18),
+        contatto="Ufficio di Piano, ufficiodipiano@comune.crema.example",
+    )
     atomic_write_text(path / rc.REGISTRY_NAME, demo_registry(r.registry).to_csv())
     r = rc.load(path)
     log(f"Raccolta {r.anno} dell'Ambito {r.ambito} creata in {path}")
 
     n_enti = len(r.registry)
     done = iter(range(1, n_enti + 1))
-    modelli = generate_templates(r, progress=None if progress is None else (
-        lambda _e: progress("Generazione dei modelli", next(done), n_enti)))
+    modelli = generate_templates(
+        r,
+        progress=None
+        if progress is None
+        else (lambda _e: progress("Generazione dei modelli", next(done), n_enti)),
+    )
     log(f"Modelli personalizzati: {len(modelli)} in {r.modelli_dir}")
 
-    templates = {e.codice: (r.modelli_dir / template_filename(e, r.anno)).read_bytes()
-                 for e, _ in _returns_of(r)}
+    templates = {
+        e.codice: (r.modelli_dir / template_filename(e, r.anno)).read_bytes()
+        for e, _ in _returns_of(r)
+    }
     deliveries = plan_deliveries(r, templates, progress=progress)
     posta_dir = path / POSTA_DIR
     messaggi = write_messages(r, deliveries, posta_dir, progress=progress)
     n_pec = sum(1 for d in deliveries if d.canale.startswith("PEC"))
-    log(f"Messaggi arrivati: {len(messaggi)} in {posta_dir} ({n_pec} PEC, "
-        f"{len(messaggi) - n_pec} e-mail ordinarie)")
+    log(
+        f"Messaggi arrivati: {len(messaggi)} in {posta_dir} ({n_pec} PEC, "
+        f"{len(messaggi) - n_pec} e-mail ordinarie)"
+    )
 
     # the same import as «piano-abitativo importa RACCOLTA --da posta_in_arrivo»
     seen = iter(range(1, len(messaggi) + 1))
-    imported = actions.importa(r, [posta_dir], progress=None if progress is None else (
-        lambda _p: progress("Importazione", next(seen), len(messaggi))))
+    imported = actions.importa(
+        r,
+        [posta_dir],
+        progress=None
+        if progress is None
+        else (lambda _p: progress("Importazione", next(seen), len(messaggi))),
+    )
     reports = [rc_.report for rc_ in imported.imported]
-    log(f"Risposte importate nell'archivio: {len(reports)} "
-        f"({sum(1 for rep in reports if not rep.valid)} con errori)")
+    log(
+        f"Risposte importate nell'archivio: {len(reports)} "
+        f"({sum(1 for rep in reports if not rep.valid)} con errori)"
+    )
 
     res = actions.consolida(r)
-    result = DemoResult(r, modelli, messaggi, deliveries, imported, reports,
-                        res.consolidation.totals, res.consolidation, res.master)
+    result = DemoResult(
+        r,
+        modelli,
+        messaggi,
+        deliveries,
+        imported,
+        reports,
+        res.consolidation.totals,
+        res.consolidation,
+        res.master,
+    )
 
     # the last step: the document of the plan (.docx, and .pdf when LibreOffice is there)
     result.documento = actions.documento(r)

@@ -68,9 +68,16 @@ _SMTP = email.policy.SMTP
 # certificates and signatures
 
 
-def make_signer(cn: str, codice_fiscale: str, *, cf_prefix: str = "TINIT-",
-                key: KeyKind = "rsa", organization: str | None = None,
-                valid_from: dt.datetime | None = None, valid_days: int = 365) -> Signer:
+def make_signer(
+    cn: str,
+    codice_fiscale: str,
+    *,
+    cf_prefix: str = "TINIT-",
+    key: KeyKind = "rsa",
+    organization: str | None = None,
+    valid_from: dt.datetime | None = None,
+    valid_days: int = 365,
+) -> Signer:
     """A self-signed certificate (CN, serialNumber "<prefix><CF>") and its private key.
 
     Valid from ``valid_from`` (default: yesterday) for ``valid_days`` days."""
@@ -82,26 +89,35 @@ def make_signer(cn: str, codice_fiscale: str, *, cf_prefix: str = "TINIT-",
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "IT")]
     if organization:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    attrs += [x509.NameAttribute(NameOID.COMMON_NAME, cn),
-              x509.NameAttribute(NameOID.SERIAL_NUMBER, f"{cf_prefix}{codice_fiscale}")]
+    attrs += [
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"{cf_prefix}{codice_fiscale}"),
+    ]
     name = x509.Name(attrs)
     start = valid_from or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(private.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=valid_days))
-            .sign(private, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=valid_days))
+        .sign(private, hashes.SHA256())
+    )
     return cert, private
 
 
-def cms_sign(data: bytes, signers: Sequence[Signer], *, key: KeyKind = "rsa",
-             detached: bool = False) -> bytes:
+def cms_sign(
+    data: bytes, signers: Sequence[Signer], *, key: KeyKind = "rsa", detached: bool = False
+) -> bytes:
     """A CMS SignedData (DER) over ``data``: embedded, or ``detached`` (an S/MIME p7s)."""
     builder = pkcs7.PKCS7SignatureBuilder().set_data(data)
     for cert, private in signers:
         if key == "rsa-pss":
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                              salt_length=padding.PSS.DIGEST_LENGTH)
+            pss = padding.PSS(
+                mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH
+            )
             builder = builder.add_signer(cert, private, hashes.SHA256(), rsa_padding=pss)
         else:
             builder = builder.add_signer(cert, private, hashes.SHA256())
@@ -123,11 +139,13 @@ def sign_p7m(data: bytes, signer: Signer) -> bytes:
 def mime_type(filename: str) -> str:
     """The MIME type mail clients give to a file of this name."""
     lower = filename.lower()
-    for ext, mime in ((".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml"
-                                ".sheet"),
-                      (".pdf", "application/pdf"), (".zip", "application/zip"),
-                      (".p7m", "application/pkcs7-mime"), (".ods",
-                       "application/vnd.oasis.opendocument.spreadsheet")):
+    for ext, mime in (
+        (".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (".pdf", "application/pdf"),
+        (".zip", "application/zip"),
+        (".p7m", "application/pkcs7-mime"),
+        (".ods", "application/vnd.oasis.opendocument.spreadsheet"),
+    ):
         if lower.endswith(ext):
             return mime
     return "application/octet-stream"
@@ -138,8 +156,9 @@ def b64_lines(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
-def mime_leaf(ctype: str, data: bytes, *, filename: str | None = None,
-              disposition: str = "attachment") -> bytes:
+def mime_leaf(
+    ctype: str, data: bytes, *, filename: str | None = None, disposition: str = "attachment"
+) -> bytes:
     """One base64 MIME part (headers and body)."""
     head = f"Content-Type: {ctype}"
     if filename:
@@ -152,8 +171,10 @@ def mime_leaf(ctype: str, data: bytes, *, filename: str | None = None,
 
 def message_part(raw: bytes, filename: str = "postacert.eml") -> bytes:
     """A ``message/rfc822`` part carrying ``raw`` byte for byte."""
-    return (f'Content-Type: message/rfc822; name="{filename}"\r\n'
-            f'Content-Disposition: inline; filename="{filename}"\r\n\r\n').encode() + raw
+    return (
+        f'Content-Type: message/rfc822; name="{filename}"\r\n'
+        f'Content-Disposition: inline; filename="{filename}"\r\n\r\n'
+    ).encode() + raw
 
 
 def multipart(subtype: str, parts: Sequence[bytes], boundary: str, extra: str = "") -> bytes:
@@ -168,10 +189,14 @@ def multipart(subtype: str, parts: Sequence[bytes], boundary: str, extra: str = 
 def text_parts(text: str) -> bytes:
     """The ``multipart/alternative`` (plain text and HTML) of a gestore's message."""
     html = f"<html><body><p>{escape(text)}</p></body></html>"
-    return multipart("alternative", [
-        mime_leaf("text/plain; charset=UTF-8", text.encode()),
-        mime_leaf("text/html; charset=UTF-8", html.encode()),
-    ], "----alt-boundary-7f3a")
+    return multipart(
+        "alternative",
+        [
+            mime_leaf("text/plain; charset=UTF-8", text.encode()),
+            mime_leaf("text/html; charset=UTF-8", html.encode()),
+        ],
+        "----alt-boundary-7f3a",
+    )
 
 
 def signed_message(headers: Sequence[tuple[str, str]], inner: bytes, signer: Signer) -> bytes:
@@ -179,26 +204,44 @@ def signed_message(headers: Sequence[tuple[str, str]], inner: bytes, signer: Sig
     inner = inner.rstrip(b"\r\n")
     p7s = cms_sign(inner, [signer], detached=True)
     boundary = "----signed-boundary-1c9e"
-    sig_part = (b'Content-Type: application/x-pkcs7-signature; name="smime.p7s"\r\n'
-                b"Content-Transfer-Encoding: base64\r\n"
-                b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
-                + b64_lines(p7s))
+    sig_part = (
+        b'Content-Type: application/x-pkcs7-signature; name="smime.p7s"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n' + b64_lines(p7s)
+    )
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    body = (f"--{boundary}\r\n".encode() + inner + f"\r\n--{boundary}\r\n".encode()
-            + sig_part + f"--{boundary}--\r\n".encode())
-    return (head.encode("utf-8") + b"MIME-Version: 1.0\r\n"
-            + f'Content-Type: multipart/signed; protocol="application/x-pkcs7-signature"; '
-              f'micalg=sha-256; boundary="{boundary}"\r\n\r\n'.encode()
-            + b"This is an S/MIME signed message\r\n\r\n" + body)
+    body = (
+        f"--{boundary}\r\n".encode()
+        + inner
+        + f"\r\n--{boundary}\r\n".encode()
+        + sig_part
+        + f"--{boundary}--\r\n".encode()
+    )
+    return (
+        head.encode("utf-8")
+        + b"MIME-Version: 1.0\r\n"
+        + f'Content-Type: multipart/signed; protocol="application/x-pkcs7-signature"; '
+        f'micalg=sha-256; boundary="{boundary}"\r\n\r\n'.encode()
+        + b"This is an S/MIME signed message\r\n\r\n"
+        + body
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # messages
 
 
-def make_plain(*, sender: str, to: str, subject: str, body: str, date: dt.datetime,
-               message_id: str, attachments: Files = (),
-               headers: Iterable[tuple[str, str]] = ()) -> bytes:
+def make_plain(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    date: dt.datetime,
+    message_id: str,
+    attachments: Files = (),
+    headers: Iterable[tuple[str, str]] = (),
+) -> bytes:
     """An ordinary e-mail (CRLF line ends) with the given attachments."""
     msg = EmailMessage()
     msg["From"] = sender
@@ -222,9 +265,18 @@ def _zona(when: dt.datetime) -> str:
     return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
 
 
-def daticert(*, mittente: str, destinatario: str, oggetto: str, gestore: str,
-             when: dt.datetime, identificativo: str, msgid: str,
-             tipo: str = "posta-certificata", zona: str | None = None) -> bytes:
+def daticert(
+    *,
+    mittente: str,
+    destinatario: str,
+    oggetto: str,
+    gestore: str,
+    when: dt.datetime,
+    identificativo: str,
+    msgid: str,
+    tipo: str = "posta-certificata",
+    zona: str | None = None,
+) -> bytes:
     """A daticert.xml as the gestori write it; ``when`` is aware, ``zona`` defaults to its
     offset (``+0100`` in winter in Italy)."""
     zona = zona if zona is not None else _zona(when)
@@ -259,24 +311,50 @@ def original_fields(original: bytes) -> tuple[str, str, str]:
     return sender, str(parsed.get("Subject", "")), str(parsed.get("Message-ID", ""))
 
 
-def make_pec_envelope(original: bytes, *, when: dt.datetime, identificativo: str,
-                      gestore: str, gestore_domain: str, to: str, signer: Signer,
-                      tipo: str = "posta-certificata", reply_to: str | None = None,
-                      with_daticert: bool = True, zona: str | None = None) -> bytes:
+def make_pec_envelope(
+    original: bytes,
+    *,
+    when: dt.datetime,
+    identificativo: str,
+    gestore: str,
+    gestore_domain: str,
+    to: str,
+    signer: Signer,
+    tipo: str = "posta-certificata",
+    reply_to: str | None = None,
+    with_daticert: bool = True,
+    zona: str | None = None,
+) -> bytes:
     """The busta di trasporto in which the gestore delivers ``original`` (as postacert.eml),
     certified as sent at ``when`` (aware) and signed by the gestore's ``signer``.
 
     ``tipo`` is written in daticert.xml only; the header stays X-Trasporto: posta-certificata.
     """
     sender, subject, message_id = original_fields(original)
-    text = (f"Il giorno {when:%d/%m/%Y} alle ore {when:%H:%M:%S} ({when:%z}) il messaggio "
-            f'"{subject}" è stato inviato da "{sender}" indirizzato a: {to}')
+    text = (
+        f"Il giorno {when:%d/%m/%Y} alle ore {when:%H:%M:%S} ({when:%z}) il messaggio "
+        f'"{subject}" è stato inviato da "{sender}" indirizzato a: {to}'
+    )
     parts = [text_parts(text)]
     if with_daticert:
-        parts.append(mime_leaf("application/xml", daticert(
-            tipo=tipo, mittente=sender, destinatario=to, oggetto=subject, gestore=gestore,
-            when=when, identificativo=identificativo, msgid=message_id, zona=zona),
-            filename="daticert.xml", disposition="inline"))
+        parts.append(
+            mime_leaf(
+                "application/xml",
+                daticert(
+                    tipo=tipo,
+                    mittente=sender,
+                    destinatario=to,
+                    oggetto=subject,
+                    gestore=gestore,
+                    when=when,
+                    identificativo=identificativo,
+                    msgid=message_id,
+                    zona=zona,
+                ),
+                filename="daticert.xml",
+                disposition="inline",
+            )
+        )
     parts.append(message_part(original))
     inner = multipart("mixed", parts, "----mixed-boundary-42b1")
     headers = [

@@ -52,8 +52,9 @@ def fill_template(template: bytes, values: Mapping[str, Any]) -> bytes:
     for fid in ("a_totale", "f_totale_assegnabili"):
         total = sum(numeric.get(k, 0) for k in FIELD_BY_ID[fid].sum_of)
         ref = LAYOUT.cell(fid)
-        xml = re.sub(rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)(?:<v>[^<]*</v>)?',
-                     rf"\g<1><v>{total!r}</v>", xml)
+        xml = re.sub(
+            rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)(?:<v>[^<]*</v>)?', rf"\g<1><v>{total!r}</v>", xml
+        )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -69,4 +70,4 @@ def _replace_cell(xml: str, ref: str, value: Any) -> str:
     m = pat.search(xml)
     if m is None:
         raise ValueError(f"cella {ref} non trovata nel modello")
-    return xml[: m.start()] + _cell_xml(ref, m.group(1) or "", value) + xml[m.end():]
+    return xml[: m.start()] + _cell_xml(ref, m.group(1) or "", value) + xml[m.end() :]
