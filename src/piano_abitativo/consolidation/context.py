@@ -47,6 +47,7 @@ def validation_context(r: Raccolta, ente_atteso: str | None = None) -> Validatio
         ente_atteso=ente_atteso,
         previous=previous,
         anno_precedente=anno_precedente,
+        schema=r.schema,
     )
 
 

@@ -7,10 +7,11 @@ here and the tests find their cells here: no cell address is written anywhere el
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from xlsxwriter.utility import xl_rowcol_to_cell
 
-from piano_abitativo.core.schema import FIELDS, Kind, Role
+from piano_abitativo.core.schema import SCHEMA, Kind, Role, Schema
 
 # Columns of the "Scheda" sheet (0-based for XlsxWriter).
 COL_KEY, COL_LETTER, COL_LABEL, COL_VALUE, COL_HELP = 0, 1, 2, 3, 4
@@ -41,6 +42,8 @@ class Check:
 class Layout:
     """Where each field and each check sits on the Scheda sheet (0-based rows)."""
 
+    schema: Schema = SCHEMA
+    checks: tuple[Check, ...] = ()
     field_rows: dict[str, int] = field(default_factory=dict)
     section_rows: dict[str, int] = field(default_factory=dict)
     check_rows: dict[str, int] = field(default_factory=dict)
@@ -56,9 +59,9 @@ class Layout:
         return str(xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE, True, True))
 
 
-def _checks() -> tuple[Check, ...]:
+def _checks(schema: Schema) -> tuple[Check, ...]:
     out: list[Check] = []
-    for f in FIELDS:
+    for f in schema.fields:
         if f.role is Role.INPUT and f.kind is Kind.COUNT:
             out.append(
                 Check(
@@ -155,18 +158,15 @@ def _checks() -> tuple[Check, ...]:
     return tuple(out)
 
 
-CHECKS: tuple[Check, ...] = _checks()
-
-
-def build_layout() -> Layout:
-    """The row of every field, section title and check, in the plan's order."""
-    lay = Layout()
+def build_layout(schema: Schema) -> Layout:
+    """The row of every field, section title and check, in the schema's order."""
+    lay = Layout(schema=schema, checks=_checks(schema))
     row = lay.header_row + 1
     section_done: set[str] = set()
-    for f in FIELDS:
+    for f in schema.fields:
         if f.section and f.section not in section_done:
             section_done.add(f.section)
-            single = len([g for g in FIELDS if g.section == f.section]) == 1
+            single = len(schema.fields_of_section(f.section)) == 1
             lay.section_rows[f.section] = row
             if single:
                 # one-field sections: the title is the label of the value row
@@ -184,11 +184,19 @@ def build_layout() -> Layout:
     row += 1
     lay.summary_row = row
     row += 1
-    for chk in CHECKS:
+    for chk in lay.checks:
         lay.check_rows[chk.id] = row
         row += 1
     lay.last_row = row - 1
     return lay
 
 
-LAYOUT = build_layout()
+@cache
+def layout_for(schema: Schema) -> Layout:
+    """The layout of a schema (made once per schema)."""
+    return build_layout(schema)
+
+
+#: the layout of the default schema
+LAYOUT = layout_for(SCHEMA)
+CHECKS: tuple[Check, ...] = LAYOUT.checks

@@ -18,7 +18,7 @@ from piano_abitativo.core.registry import (
     default_registry,
     load_registry,
 )
-from piano_abitativo.core.schema import Settings
+from piano_abitativo.core.schema import SCHEMA, Schema, Settings
 
 CONFIG_NAME = "raccolta.toml"
 REGISTRY_NAME = "enti.csv"
@@ -47,6 +47,9 @@ class Raccolta:
     #: [confronto] precedente: last year's raccolta folder as written (relative to `path`
     #: or absolute); "" when not linked
     precedente: str = ""
+    #: the fields collected (not stored in raccolta.toml: the program's own schema unless
+    #: a caller, e.g. a test, gives another)
+    schema: Schema = field(default=SCHEMA, compare=False, repr=False)
     #: what `yoy` loaded from the previous raccolta, kept for the life of this object
     cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 

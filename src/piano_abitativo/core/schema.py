@@ -1,8 +1,10 @@
 """The fields of the Piano annuale: the single source of truth.
 
-The template, the reader, the validator, the master workbook and the document are all
-driven by `FIELDS`. Adding a field is one entry here (plus its place in `LAYOUT`, which
-is derived from the order of `FIELDS`).
+The template, the reader, the validator, the master workbook, the document and the demo
+are all driven by a `Schema` value, by default `SCHEMA`, made of `FIELDS` and `SECTIONS`.
+Adding a field is one entry in `FIELDS`: its place on the template, its defined name, its
+column in the master and its row in the document's tables follow from its position and its
+section. A test (or another ambito) can build its own `Schema` and give it to the pipeline.
 
 Field ids are a public contract: the template exposes each field as a workbook-level
 defined name with exactly its id.
@@ -10,8 +12,10 @@ defined name with exactly its id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 
 class Kind(StrEnum):
@@ -35,6 +39,10 @@ class Role(StrEnum):
     FORMULA = "formula"  # computed in the workbook, locked
 
 
+_COUNT_HELP = "Numero intero maggiore o uguale a 0. Se non ci sono unità scrivere 0."
+MAX_COUNT = 100_000
+
+
 @dataclass(frozen=True)
 class Field:
     """One datum of the plan, as the template shows it and the validator checks it."""
@@ -56,6 +64,16 @@ class Field:
     max_length: int | None = None
     #: empty means "not chosen" (no avviso); for counts empty is read as 0 with an avviso
     optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind is Kind.COUNT:
+            # a count is an integer >= 0 unless the entry says otherwise
+            if self.minimum is None:
+                object.__setattr__(self, "minimum", 0)
+            if self.maximum is None:
+                object.__setattr__(self, "maximum", MAX_COUNT)
+            if not self.help and self.role is Role.INPUT:
+                object.__setattr__(self, "help", _COUNT_HELP)
 
     @property
     def is_number(self) -> bool:
@@ -89,8 +107,6 @@ SECTIONS: dict[str, str] = {
     "k": "Numero delle unità abitative destinate a SAP assegnate nel corso dell'anno precedente",
 }
 
-_COUNT_HELP = "Numero intero maggiore o uguale a 0. Se non ci sono unità scrivere 0."
-MAX_COUNT = 100_000
 
 FIELDS: tuple[Field, ...] = (
     Field("ente_codice", None, "Codice ente (ISTAT)", Kind.CODE, Role.IDENT, short="Codice"),
@@ -297,18 +313,86 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 
-FIELD_BY_ID: dict[str, Field] = {f.id: f for f in FIELDS}
-FIELD_IDS: tuple[str, ...] = tuple(FIELD_BY_ID)
+
+class SchemaError(ValueError):
+    """A schema whose entries contradict each other (a programming error, never the user's)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Schema:
+    """The fields of the plan and the titles of its sections, as one value.
+
+    Everything derived from the fields (which are typed, which are counts, which belong to
+    a section) is computed here once, so no stage keeps its own list.
+    """
+
+    fields: tuple[Field, ...]
+    sections: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        ids = [f.id for f in self.fields]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise SchemaError(f"campi ripetuti nello schema: {', '.join(dupes)}")
+        for f in self.fields:
+            if f.section is not None and f.section not in self.sections:
+                raise SchemaError(f"{f.id}: sezione {f.section!r} sconosciuta")
+            missing = [k for k in f.sum_of if k not in ids]
+            if missing:
+                raise SchemaError(f"{f.id}: somma di campi sconosciuti {missing}")
+
+    @cached_property
+    def field_by_id(self) -> dict[str, Field]:
+        return {f.id: f for f in self.fields}
+
+    @cached_property
+    def field_ids(self) -> tuple[str, ...]:
+        return tuple(f.id for f in self.fields)
+
+    @cached_property
+    def input_fields(self) -> tuple[Field, ...]:
+        """The fields whose value the clerk types (unlocked cells)."""
+        return tuple(f for f in self.fields if f.role is Role.INPUT)
+
+    @cached_property
+    def count_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.kind is Kind.COUNT)
+
+    @cached_property
+    def plan_fields(self) -> tuple[Field, ...]:
+        """The fields of the plan's sections a)–k), in order."""
+        return tuple(f for f in self.fields if f.section)
+
+    def fields_of_section(self, letter: str) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.section == letter)
+
+    def with_field(self, new: Field) -> Schema:
+        """This schema with one more field, placed after the last field of its section
+        (after the plan's fields when it has none)."""
+        fields = list(self.fields)
+        at = max(
+            (i for i, f in enumerate(fields) if f.section == new.section and new.section),
+            default=max(i for i, f in enumerate(fields) if f.section),
+        )
+        fields.insert(at + 1, new)
+        return Schema(tuple(fields), self.sections)
+
+
+#: The schema of the Piano annuale (R.R. 4/2017 art. 4): what every stage uses by default.
+SCHEMA = Schema(FIELDS, SECTIONS)
+
+FIELD_BY_ID: dict[str, Field] = SCHEMA.field_by_id
+FIELD_IDS: tuple[str, ...] = SCHEMA.field_ids
 
 #: fields whose value the clerk types (unlocked cells)
-INPUT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.role is Role.INPUT)
-COUNT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.kind is Kind.COUNT)
+INPUT_FIELDS: tuple[Field, ...] = SCHEMA.input_fields
+COUNT_FIELDS: tuple[Field, ...] = SCHEMA.count_fields
 #: the fields of the plan's sections a)–k), in order
-PLAN_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.section)
+PLAN_FIELDS: tuple[Field, ...] = SCHEMA.plan_fields
 
 
 def fields_of_section(letter: str) -> tuple[Field, ...]:
-    return tuple(f for f in FIELDS if f.section == letter)
+    return SCHEMA.fields_of_section(letter)
 
 
 #: The version of the template layout. Bump the minor part for compatible changes

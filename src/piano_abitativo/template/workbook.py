@@ -46,6 +46,7 @@ from piano_abitativo.core.schema import (
     FIELD_BY_ID,
     FIELDS,
     META_KEYS,
+    SCHEMA,
     SECTIONS,
     SHEET_ISTRUZIONI,
     SHEET_META,
@@ -55,6 +56,7 @@ from piano_abitativo.core.schema import (
     Field,
     Kind,
     Role,
+    Schema,
     Settings,
 )
 
@@ -248,6 +250,7 @@ class TemplateContext:
     capofila: str = ""
     contatto: str = ""
     settings: Settings = field(default_factory=Settings)
+    schema: Schema = SCHEMA
 
 
 def _ita_date(d: dt.date | None) -> str:
@@ -829,6 +832,7 @@ def context_for(r: Raccolta) -> TemplateContext:
         capofila=r.capofila,
         contatto=r.contatto,
         settings=r.settings,
+        schema=r.schema,
     )
 
 

@@ -17,11 +17,13 @@ from piano_abitativo.core.registry import Ente, Registry, normalise_name
 from piano_abitativo.core.schema import (
     FIELD_BY_ID,
     FIELDS,
+    SCHEMA,
     SHEET_SCHEDA,
     SUPPORTED_TEMPLATE_VERSIONS,
     TEMPLATE_VERSION,
     Kind,
     Role,
+    Schema,
     Settings,
 )
 from piano_abitativo.reading.reader import Reading, read_bytes, read_workbook
@@ -41,6 +43,8 @@ class ValidationContext:
     previous: Mapping[str, Mapping[str, Any]] | None = None
     #: the year of the raccolta those values come from
     anno_precedente: int | None = None
+    #: the fields of the plan
+    schema: Schema = SCHEMA
 
 
 def validate_file(
