@@ -8,7 +8,7 @@ import email.policy
 import json
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -184,20 +184,21 @@ def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(tmp_path
 
 
 def test_an_interrupted_send_is_never_repeated_silently(
-    racc: rc.Raccolta, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    racc: rc.Raccolta, smtp: SmtpServer
 ) -> None:
-    """The program dies while sending: the next run reports the message as uncertain and
-    does not send it; --ripeti sends it."""
-    real = send._SmtpSession.send
+    """The server takes the message but answers 451, and the program is stopped while it
+    waits to retry: the next run reports the message as uncertain and does not send it;
+    --ripeti sends it."""
+    smtp.receive_then_reply("451 4.4.2 Tempo scaduto")
 
-    def send_then_die(self: Any, sender: str, to: str, raw: bytes) -> None:
-        real(self, sender, to, raw)
-        raise KeyboardInterrupt
+    def stopped(seconds: float) -> None:
+        raise KeyboardInterrupt  # the clerk presses Ctrl-C during the wait
 
-    monkeypatch.setattr(send._SmtpSession, "send", send_then_die)
     with pytest.raises(KeyboardInterrupt):
-        send.invia(racc, enti=["019035"], davvero=True)
-    monkeypatch.setattr(send._SmtpSession, "send", real)
+        send.invia(racc, enti=["019035"], davvero=True, sleep=stopped)
+    assert len(smtp.received) == 1
+    log = [rec["esito"] for rec in archive.read_ledger(racc.path).records if rec["tipo"] == "invio"]
+    assert log == [send.TENTATIVO]
     res = send.invia(racc, enti=["019035"], davvero=True)
     assert [o.esito for o in res.outcomes] == [send.INCERTO]
     assert "--ripeti" in res.outcomes[0].nota
