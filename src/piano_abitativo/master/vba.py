@@ -15,10 +15,8 @@ streams that [MS-OVBA] specifies:
 * ``VBA/<module>`` (§2.3.4.3) - each module's source, cp1252 with CRLF line ends,
   compressed per §2.4.1, including its ``Attribute VB_*`` lines.
 
-The compound file (written by :mod:`.cfb`) is version 3 (512-byte sectors), streams under 4096 bytes live in
-the mini stream (64-byte mini sectors, §2.4 of [MS-CFB]), and the siblings of every
-storage form a balanced binary tree whose nodes are all black (§2.6.4 allows it),
-ordered by name length and then by upper-cased name.
+The compound file is written by :mod:`.cfb` and the compression is
+:mod:`.ovba_compression`.
 
 Nothing here depends on time or randomness: the project GUID is a parameter with a
 constant default, timestamps are zero and the "random" parts of §2.4.3 are fixed, so
