@@ -6,7 +6,7 @@ anomalia with a workbook, a message without attachment, a zip, a PEC forwarded a
 attachment, and a workbook from an unknown sender. Every workbook has distinct bytes, so
 each one is validated and recorded.
 
-Measured: the wall time of `ingest.import_imap` (archive raw bytes with fsync, parse, unwrap
+Measured: the wall time of `imap.import_imap` (archive raw bytes with fsync, parse, unwrap
 .p7m, validate, one ledger append per message), then in a second fresh raccolta the peak of
 Python memory (tracemalloc) of the same import, then the time of the second run over the box
 (nothing new: UIDs skipped).
@@ -38,8 +38,8 @@ from tests.mailservers import PASSWORD, Mailbox, dovecot_server, find_dovecot  #
 
 from piano_abitativo.core import raccolta as rc  # noqa: E402
 from piano_abitativo.core.registry import default_registry  # noqa: E402
-from piano_abitativo.mail import ingest  # noqa: E402
-from piano_abitativo.mail import outbox as mail  # noqa: E402
+from piano_abitativo.mail import imap  # noqa: E402
+from piano_abitativo.mail.settings import PASSWORD_ENV  # noqa: E402
 
 T0 = dt.datetime(2025, 12, 1, 8, 0, tzinfo=mf.CET)
 
@@ -138,13 +138,13 @@ def fill_box(r: rc.Raccolta, box: Mailbox, n: int) -> int:
     return carried
 
 
-def measure(r: rc.Raccolta, *, memory: bool = True) -> tuple[float, int, ingest.IngestResult]:
+def measure(r: rc.Raccolta, *, memory: bool = True) -> tuple[float, int, imap.IngestResult]:
     """(seconds, peak Python bytes or 0, result) of one import of the configured box."""
     if memory:
         tracemalloc.start()
     start = time.perf_counter()
     try:
-        res = ingest.import_imap(r)
+        res = imap.import_imap(r)
         seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1] if memory else 0
     finally:
@@ -167,7 +167,7 @@ def main() -> int:
     if find_dovecot() is None:
         print("dovecot non installato (apt-get install dovecot-imapd)", file=sys.stderr)
         return 2
-    os.environ[mail.PASSWORD_ENV] = PASSWORD
+    os.environ[PASSWORD_ENV] = PASSWORD
     with (
         tempfile.TemporaryDirectory(prefix="bench-posta-") as tmp,
         dovecot_server(Path(tmp) / "dovecot") as server,

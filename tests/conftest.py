@@ -13,25 +13,10 @@ from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext
 
+from .sample_returns import CREMA  # noqa: F401 - other test files still import it from here
+
 ANNO = 2026
 RACCOLTA_ID = "2026-test"
-
-#: a complete, valid return of a comune (Crema 2025's figures)
-CREMA: dict[str, Any] = {
-    "a_sap": 358,
-    "a_sas": 0,
-    "b_carenza_manutentiva": 7,
-    "c_nuova_edificazione": 2,
-    "d_turnover": 1,
-    "e_conferite_privati": 0,
-    "h_categoria_aggiuntiva": "NO",
-    "i_forze_polizia": 0,
-    "j_sat": 0,
-    "k_assegnate_anno_precedente": 15,
-    "referente_nome": "Mario Rossi",
-    "referente_email": "casa@comune.crema.example",
-    "referente_telefono": "0373 000000",
-}
 
 
 @pytest.fixture(autouse=True)

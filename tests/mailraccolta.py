@@ -16,7 +16,7 @@ from piano_abitativo.core import raccolta as rc
 from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateFactory, context_for
 
-from .conftest import CREMA
+from .sample_returns import CREMA
 
 #: five enti with their addresses: two PEC comuni, one comune by e-mail, one silent, the ALER
 ENTI_CSV = """\

@@ -321,6 +321,8 @@ class _Handler:
         self.received: list[Received] = []
         #: SMTP replies to give to the next DATA commands instead of accepting
         self.failures: list[str] = []
+        #: SMTP replies to give to the next DATA commands after keeping the message
+        self.after_receiving: list[str] = []
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         if self.failures:
@@ -335,6 +337,8 @@ class _Handler:
                 login,
             )
         )
+        if self.after_receiving:
+            return self.after_receiving.pop(0)
         return "250 OK"
 
 
@@ -360,9 +364,15 @@ class SmtpServer:
         """The next DATA commands get these replies (e.g. "451 busy") instead of 250."""
         self.handler.failures.extend(replies)
 
+    def receive_then_reply(self, *replies: str) -> None:
+        """The next DATA commands are received (the message is kept) but get these replies
+        instead of 250: the message went through and the sender cannot know it."""
+        self.handler.after_receiving.extend(replies)
+
     def reset(self) -> None:
         self.handler.received.clear()
         self.handler.failures.clear()
+        self.handler.after_receiving.clear()
 
     def settings(self) -> dict[str, Any]:
         return {

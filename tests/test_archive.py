@@ -26,7 +26,7 @@ from piano_abitativo.mail.folder import import_files
 from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory, context_for
 
-from .conftest import CREMA
+from .sample_returns import CREMA
 
 Ret = Callable[..., Path]
 T0 = dt.datetime(2025, 12, 1, 9, 30, tzinfo=archive.TZ)

@@ -437,7 +437,7 @@ def test_genera_modelli_writes_one_template_per_ente(
 
 
 def _fake_mail(monkeypatch: pytest.MonkeyPatch, fn: Callable[..., Any]) -> None:
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.outbox", SimpleNamespace(solleciti=fn))
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.send", SimpleNamespace(solleciti=fn))
 
 
 def test_solleciti_is_always_a_dry_run(
@@ -479,7 +479,7 @@ def test_solleciti_without_a_safe_mail_function_is_not_available(
     """Without a mail module, without its function, or with one that cannot promise a dry
     run, Solleciti calls nothing and says the function is not available yet."""
     _, payload = small
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.outbox", mail)
+    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.send", mail)
     acts = click(excel.solleciti, payload)
     (text,) = alerts(acts)
     assert text.startswith("Funzione non ancora disponibile: usare ")

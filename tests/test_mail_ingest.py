@@ -16,8 +16,7 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation.context import receipts as validated_receipts
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.mail import ingest
-from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail import imap, ingest, outbox, settings
 
 from . import mailfactory as mf
 from .mailraccolta import make_raccolta, workbook_of
@@ -45,7 +44,7 @@ CLERK = "mario.rossi@posta.example.org"
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(mail.PASSWORD_ENV, "segreta-di-prova")
+    monkeypatch.setenv(settings.PASSWORD_ENV, "segreta-di-prova")
 
 
 @pytest.fixture
@@ -170,7 +169,7 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
     before = _unflagged(mailbox.snapshot())
     assert main(["importa", str(racc.path), "--imap"]) == 1  # Crema's first file has errors
     assert "Risposte agli enti preparate, non inviate: 5" in capsys.readouterr().out
-    drafts = sorted(p.name.split("_")[0] for p in mail.outbox_dir(racc.path).glob("*.eml"))
+    drafts = sorted(p.name.split("_")[0] for p in outbox.outbox_dir(racc.path).glob("*.eml"))
     assert drafts == ["esito"] * 4 + ["manca-file"]
 
     enti = {e["codice"]: e for e in _stato_json(racc, capsys)["enti"]}
@@ -219,7 +218,7 @@ def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta, mailbox:
     """The ledger keeps kind, sender, certified time, PEC identificativo, signer and the
     duplicate delivery, and receipts are recorded but give no return."""
     raws = fill_replies(racc, mailbox)
-    res = ingest.import_imap(racc)
+    res = imap.import_imap(racc)
     assert res.totale == 9 and res.gia_visti == 0
     messages = [rec for rec in _ledger(racc) if rec["tipo"] == "messaggio"]
     by_sha = {rec["sha256"]: rec for rec in messages if not rec.get("duplicato")}
@@ -268,7 +267,7 @@ def test_unknown_sender_is_reported_and_its_file_attributed_by_content(
     """A clerk writing from a personal address: the file counts for the ALER, the sender is
     listed as unknown with a note saying so."""
     fill_replies(racc, mailbox)
-    res = ingest.import_imap(racc)
+    res = imap.import_imap(racc)
     [aler] = [m for m in res.messages if m.mittente == CLERK]
     assert aler.mittente_sconosciuto and aler.ente_mittente is None
     assert [rc_.report.ente for rc_ in aler.receipts] == ["ALER-BCM"]
@@ -286,7 +285,7 @@ def test_stato_times_are_the_ones_of_the_consolidation_the_master_uses(
     from piano_abitativo.app import commands as actions
 
     fill_replies(racc, mailbox)
-    ingest.import_imap(racc)
+    imap.import_imap(racc)
     cons = actions.consolidation(racc)
     st = status.stato(racc, cons)
     for row, ente in zip(st.enti, cons.enti, strict=True):
@@ -296,33 +295,33 @@ def test_stato_times_are_the_ones_of_the_consolidation_the_master_uses(
 
 
 def test_a_crash_half_way_loses_nothing_and_duplicates_nothing(
-    racc: rc.Raccolta, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+    racc: rc.Raccolta, mailbox: Mailbox
 ) -> None:
-    """The import dies at the fourth ledger write; the next run records every message once."""
+    """The ledger cannot be written from the fourth message on (the import dies there); the
+    next run records every message once."""
     fill_replies(racc, mailbox)
-    real = archive.append_records
-    calls = {"n": 0}
+    ledger = racc.path / "archivio" / "registro.jsonl"
+    aside = ledger.with_name("registro.jsonl.da-parte")
 
-    def dying(path: Path, records: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise OSError("disco scollegato")
-        real(path, records)
+    def disk_fails_after_three(done: int, total: int) -> None:
+        if done == 3:  # a directory in its place: the next append fails with a real OSError
+            ledger.rename(aside)
+            ledger.mkdir()
 
-    monkeypatch.setattr(archive, "append_records", dying)
     with pytest.raises(OSError):
-        ingest.import_imap(racc)
-    monkeypatch.setattr(archive, "append_records", real)
-    with open(racc.path / "archivio" / "registro.jsonl", "ab") as fh:
+        imap.import_imap(racc, progress=disk_fails_after_three)
+    ledger.rmdir()
+    aside.rename(ledger)
+    with open(ledger, "ab") as fh:
         fh.write(b'{"tipo": "messaggio", "sha256": "tron')  # a write cut by the crash
-    res = ingest.import_imap(racc)
+    res = imap.import_imap(racc)
     assert res.gia_visti == 3
     messages = [rec for rec in _ledger(racc) if rec["tipo"] == "messaggio"]
     assert len({m["sha256"] for m in messages}) == 8
     assert len([m for m in messages if not m.get("duplicato")]) == 8
     shas = [rec["sha256"] for rec in _ledger(racc) if rec["tipo"] == "ricezione"]
     assert len(shas) == len(set(shas)) == 5
-    assert ingest.import_imap(racc).gia_visti == 9
+    assert imap.import_imap(racc).gia_visti == 9
 
 
 def test_a_message_archived_but_not_recorded_is_recovered_from_the_archive(
@@ -333,11 +332,11 @@ def test_a_message_archived_but_not_recorded_is_recovered_from_the_archive(
     raw = _pec(racc, CREMA_PEC, [("Crema.xlsx", workbook_of(racc, "019035"))], T_CREMA, "rec")
     arrival = T_CREMA + dt.timedelta(minutes=1)
     ingest.store_original(racc.path, raw, suffix=".eml", mtime=arrival)
-    res = ingest.import_imap(racc)
+    res = imap.import_imap(racc)
     [got] = res.recuperati
     assert got.certificato and got.ricevuto_il == T_CREMA
     assert [rc_.report.ente for rc_ in got.receipts] == ["019035"]
-    assert ingest.import_imap(racc).recuperati == []
+    assert imap.import_imap(racc).recuperati == []
 
 
 def test_sposta_moves_recorded_messages_and_deletes_nothing(
@@ -347,11 +346,11 @@ def test_sposta_moves_recorded_messages_and_deletes_nothing(
     r = make_raccolta(tmp_path, cartella_importati="Importati", **mailbox.server.settings(mailbox))
     fill_replies(r, mailbox)
     before = sorted(raw for _, _, raw in mailbox.snapshot())
-    res = ingest.import_imap(r, sposta=True)
+    res = imap.import_imap(r, sposta=True)
     assert res.spostati == 9
     assert mailbox.snapshot() == []
     assert sorted(raw for _, _, raw in mailbox.snapshot("Importati")) == before
-    assert ingest.import_imap(r).totale == 0
+    assert imap.import_imap(r).totale == 0
 
 
 def test_sposta_without_a_folder_is_refused_before_touching_the_box(
@@ -359,8 +358,8 @@ def test_sposta_without_a_folder_is_refused_before_touching_the_box(
 ) -> None:
     """--sposta needs cartella_importati: an Italian error, and the box stays as it was."""
     fill_replies(racc, mailbox)
-    with pytest.raises(mail.MailError, match="cartella_importati"):
-        ingest.import_imap(racc, sposta=True)
+    with pytest.raises(settings.MailError, match="cartella_importati"):
+        imap.import_imap(racc, sposta=True)
     assert len(mailbox.snapshot()) == 9
 
 
@@ -368,7 +367,7 @@ def test_wrong_password_is_an_italian_error(
     racc: rc.Raccolta, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A refused login ends the command with one «Errore:» line naming the mailbox."""
-    monkeypatch.setenv(mail.PASSWORD_ENV, "sbagliata")
+    monkeypatch.setenv(settings.PASSWORD_ENV, "sbagliata")
     assert main(["importa", str(racc.path), "--imap"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Errore: La casella 127.0.0.1 ha rifiutato utente o password")
@@ -388,4 +387,4 @@ def test_load_two_hundred_messages_in_bounded_memory(
     assert res.totale == 200 and len(res.messages) == 200
     assert len(res.receipts) == expected
     assert peak < 64 * 2**20
-    assert ingest.import_imap(r).gia_visti == 200
+    assert imap.import_imap(r).gia_visti == 200

@@ -8,7 +8,7 @@ import email.policy
 import json
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,8 +17,7 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation.context import receipts, validation_context
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.mail import ingest
-from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail import imap, ingest, outbox, send, settings
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.template.workbook import template_filename
 from piano_abitativo.validation.validate import validate_bytes
@@ -82,7 +81,7 @@ def test_invia_without_davvero_sends_nothing_and_fills_the_outbox(
     assert smtp.received == []
     out = capsys.readouterr().out
     assert "PROVA: 5 messaggi scritti" in out and "--davvero" in out
-    emls = sorted(mail.outbox_dir(r.path).glob("*.eml"))
+    emls = sorted(outbox.outbox_dir(r.path).glob("*.eml"))
     assert len(emls) == 5
     to = {str(_parse(p.read_bytes())["To"]) for p in emls}
     assert to == set(ADDRESSES.values())
@@ -122,18 +121,18 @@ def test_invia_davvero_delivers_each_ente_its_own_template(
 
 def test_limite_sends_at_most_n_and_the_rest_next_time(racc: rc.Raccolta, smtp: SmtpServer) -> None:
     """--limite 2 sends two messages; the next run sends the other three only."""
-    res = mail.invia(racc, davvero=True, limite=2)
-    assert (res.count(mail.INVIATO), res.count(mail.NON_INVIATO)) == (2, 3)
+    res = send.invia(racc, davvero=True, limite=2)
+    assert (res.count(send.INVIATO), res.count(send.NON_INVIATO)) == (2, 3)
     assert len(smtp.received) == 2
-    res = mail.invia(racc, davvero=True)
-    assert (res.count(mail.INVIATO), res.count(mail.GIA_INVIATO)) == (3, 2)
+    res = send.invia(racc, davvero=True)
+    assert (res.count(send.INVIATO), res.count(send.GIA_INVIATO)) == (3, 2)
     assert len({m.rcpt_tos[0] for m in smtp.received}) == 5
 
 
 def test_dry_run_is_honoured_by_the_library_itself(racc: rc.Raccolta, smtp: SmtpServer) -> None:
-    """mail.invia without davvero=True writes the outbox and sends nothing."""
-    res = mail.invia(racc, enti=["019035"])
-    assert [o.esito for o in res.outcomes] == [mail.PROVA]
+    """send.invia without davvero=True writes the outbox and sends nothing."""
+    res = send.invia(racc, enti=["019035"])
+    assert [o.esito for o in res.outcomes] == [send.PROVA]
     assert res.outcomes[0].eml is not None and res.outcomes[0].eml.is_file()
     assert smtp.received == []
 
@@ -144,9 +143,9 @@ def test_temporary_errors_are_retried_with_growing_waits(
     """Two "451" replies, then success: three attempts, waits of 5 and 10 seconds."""
     smtp.fail_next("451 4.3.0 Server occupato", "451 4.3.0 Server occupato")
     waits: list[float] = []
-    res = mail.invia(racc, enti=["019035"], davvero=True, sleep=waits.append)
+    res = send.invia(racc, enti=["019035"], davvero=True, sleep=waits.append)
     [out] = res.outcomes
-    assert (out.esito, out.tentativi) == (mail.INVIATO, 3)
+    assert (out.esito, out.tentativi) == (send.INVIATO, 3)
     assert waits == [5.0, 10.0]
     assert len(smtp.received) == 1
 
@@ -157,11 +156,11 @@ def test_permanent_refusal_is_not_retried_and_is_sent_next_run(
     """A "550" is recorded as failed at once; the next run sends that message again."""
     smtp.fail_next("550 5.1.1 Casella inesistente")
     waits: list[float] = []
-    res = mail.invia(racc, enti=["019035", "019002"], davvero=True, sleep=waits.append)
-    assert [o.esito for o in res.outcomes] == [mail.FALLITO, mail.INVIATO]
+    res = send.invia(racc, enti=["019035", "019002"], davvero=True, sleep=waits.append)
+    assert [o.esito for o in res.outcomes] == [send.FALLITO, send.INVIATO]
     assert "550" in res.outcomes[0].nota and waits == []
-    res = mail.invia(racc, enti=["019035", "019002"], davvero=True)
-    assert [o.esito for o in res.outcomes] == [mail.INVIATO, mail.GIA_INVIATO]
+    res = send.invia(racc, enti=["019035", "019002"], davvero=True)
+    assert [o.esito for o in res.outcomes] == [send.INVIATO, send.GIA_INVIATO]
 
 
 def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(tmp_path: Path) -> None:
@@ -178,43 +177,44 @@ def test_unreachable_server_stops_the_run_and_leaves_the_rest_for_later(tmp_path
         tentativi=2,
         attesa_tentativi=0,
     )
-    res = mail.invia(r, davvero=True, sleep=lambda s: None, timeout=2)
-    assert [o.esito for o in res.outcomes] == [mail.FALLITO] + [mail.NON_INVIATO] * 4
+    res = send.invia(r, davvero=True, sleep=lambda s: None, timeout=2)
+    assert [o.esito for o in res.outcomes] == [send.FALLITO] + [send.NON_INVIATO] * 4
     assert "connessione rifiutata" in res.outcomes[0].nota
-    assert not [s for s in mail.send_log(r).values() if s.esito == mail.INVIATO]
+    assert not [s for s in send.send_log(r).values() if s.esito == send.INVIATO]
 
 
 def test_an_interrupted_send_is_never_repeated_silently(
-    racc: rc.Raccolta, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    racc: rc.Raccolta, smtp: SmtpServer
 ) -> None:
-    """The program dies while sending: the next run reports the message as uncertain and
-    does not send it; --ripeti sends it."""
-    real = mail._SmtpSession.send
+    """The server takes the message but answers 451, and the program is stopped while it
+    waits to retry: the next run reports the message as uncertain and does not send it;
+    --ripeti sends it."""
+    smtp.receive_then_reply("451 4.4.2 Tempo scaduto")
 
-    def send_then_die(self: Any, sender: str, to: str, raw: bytes) -> None:
-        real(self, sender, to, raw)
-        raise KeyboardInterrupt
+    def stopped(seconds: float) -> None:
+        raise KeyboardInterrupt  # the clerk presses Ctrl-C during the wait
 
-    monkeypatch.setattr(mail._SmtpSession, "send", send_then_die)
     with pytest.raises(KeyboardInterrupt):
-        mail.invia(racc, enti=["019035"], davvero=True)
-    monkeypatch.setattr(mail._SmtpSession, "send", real)
-    res = mail.invia(racc, enti=["019035"], davvero=True)
-    assert [o.esito for o in res.outcomes] == [mail.INCERTO]
+        send.invia(racc, enti=["019035"], davvero=True, sleep=stopped)
+    assert len(smtp.received) == 1
+    log = [rec["esito"] for rec in archive.read_ledger(racc.path).records if rec["tipo"] == "invio"]
+    assert log == [send.TENTATIVO]
+    res = send.invia(racc, enti=["019035"], davvero=True)
+    assert [o.esito for o in res.outcomes] == [send.INCERTO]
     assert "--ripeti" in res.outcomes[0].nota
     assert len(smtp.received) == 1
-    res = mail.invia(racc, enti=["019035"], davvero=True, ripeti=True)
-    assert [o.esito for o in res.outcomes] == [mail.INVIATO] and len(smtp.received) == 2
+    res = send.invia(racc, enti=["019035"], davvero=True, ripeti=True)
+    assert [o.esito for o in res.outcomes] == [send.INVIATO] and len(smtp.received) == 2
 
 
 def test_a_copy_of_each_message_goes_to_the_sent_folder(
     tmp_path: Path, smtp: SmtpServer, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With IMAP configured, each message sent is appended, read, to the \\Sent folder."""
-    monkeypatch.setenv(mail.PASSWORD_ENV, mailbox.password)
+    monkeypatch.setenv(settings.PASSWORD_ENV, mailbox.password)
     r = make_raccolta(tmp_path, pausa=0, **smtp.settings(), **mailbox.server.settings(mailbox))
-    res = mail.invia(r, enti=["019035", "ALER-BCM"], davvero=True)
-    assert res.count(mail.INVIATO) == 2 and res.note == []
+    res = send.invia(r, enti=["019035", "ALER-BCM"], davvero=True)
+    assert res.count(send.INVIATO) == 2 and res.note == []
     sent = mailbox.snapshot("Sent")
     assert sorted(raw for _, _, raw in sent) == sorted(m.data for m in smtp.received)
     assert all("\\Seen" in flags for _, flags, _ in sent)
@@ -226,12 +226,12 @@ def test_smtp_login_uses_the_password_from_the_environment(
 ) -> None:
     """utente in [posta], password in PIANO_ABITATIVO_PASSWORD: the server sees the login."""
     r = make_raccolta(tmp_path, pausa=0, utente="capofila", **smtp.settings())
-    monkeypatch.setenv(mail.PASSWORD_ENV, "segreta-di-prova")
-    mail.invia(r, enti=["019035"], davvero=True)
+    monkeypatch.setenv(settings.PASSWORD_ENV, "segreta-di-prova")
+    send.invia(r, enti=["019035"], davvero=True)
     assert [m.login for m in smtp.received] == ["capofila"]
-    monkeypatch.setenv(mail.PASSWORD_ENV, "sbagliata")
-    with pytest.raises(mail.MailError, match="rifiutato utente o password"):
-        mail.invia(r, enti=["019002"], davvero=True)
+    monkeypatch.setenv(settings.PASSWORD_ENV, "sbagliata")
+    with pytest.raises(settings.MailError, match="rifiutato utente o password"):
+        send.invia(r, enti=["019002"], davvero=True)
 
 
 def test_missing_password_is_asked_for_in_italian_before_sending(
@@ -241,7 +241,7 @@ def test_missing_password_is_asked_for_in_italian_before_sending(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """No variable and no keyring entry: one «Errore:» line saying where to put it."""
-    monkeypatch.delenv(mail.PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(settings.PASSWORD_ENV, raising=False)
     r = make_raccolta(tmp_path, utente="capofila", **smtp.settings())
     assert main(["invia", str(r.path), "--davvero"]) == 2
     err = capsys.readouterr().err
@@ -288,7 +288,7 @@ def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
     whose file has an error, quoting sheet, cell and what to do; none to Agnadello."""
     _import_returns(racc, tmp_path)
     today = dt.date(2025, 12, 12)
-    res = mail.solleciti(racc, davvero=True, oggi=today)
+    res = send.solleciti(racc, davvero=True, oggi=today)
     by_to = {m.rcpt_tos[0]: _parse(m.data) for m in smtp.received}
     assert set(by_to) == {ADDRESSES[c] for c in ("019035", "019010", "019005", "ALER-BCM")}
     crema = _text(by_to[ADDRESSES["019035"]])
@@ -300,9 +300,9 @@ def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
     [(name, _)] = _attachments(by_to[ADDRESSES["ALER-BCM"]])
     assert name == "Piano_abitativo_2026_ALER_Brescia_Cremona_Mantova.xlsx"
     assert "Sollecito" in str(by_to[ADDRESSES["019010"]]["Subject"])
-    assert res.count(mail.INVIATO) == 4
-    again = mail.solleciti(racc, davvero=True, oggi=today)
-    assert again.count(mail.GIA_INVIATO) == 4 and len(smtp.received) == 4
+    assert res.count(send.INVIATO) == 4
+    again = send.solleciti(racc, davvero=True, oggi=today)
+    assert again.count(send.GIA_INVIATO) == 4 and len(smtp.received) == 4
     capsys.readouterr()
     assert main(["stato", str(racc.path), "--json"]) == 0
     rows = {e["codice"]: e for e in json.loads(capsys.readouterr().out)["enti"]}
@@ -316,8 +316,8 @@ def test_esiti_accept_list_what_to_fix_and_ask_for_a_missing_file(
     """After an import: Agnadello hears its file was accepted, Crema what to fix (as a reply
     to its message), Bagnolo that the file was missing; a second run sends nothing."""
     _import_returns(racc, tmp_path)
-    res = mail.esiti(racc, davvero=True)
-    assert res.count(mail.INVIATO) == 3
+    res = send.esiti(racc, davvero=True)
+    assert res.count(send.INVIATO) == 3
     by_to = {m.rcpt_tos[0]: _parse(m.data) for m in smtp.received}
     crema = by_to[ADDRESSES["019035"]]
     assert "contiene 1 errore e non può essere accettato" in _text(crema)
@@ -328,7 +328,7 @@ def test_esiti_accept_list_what_to_fix_and_ask_for_a_missing_file(
     bagnolo = by_to[ADDRESSES["019005"]]
     assert "manca il file" in str(bagnolo["Subject"])
     assert "«Domanda sul modello»" in _text(bagnolo)
-    assert mail.esiti(racc, davvero=True).count(mail.INVIATO) == 0
+    assert send.esiti(racc, davvero=True).count(send.INVIATO) == 0
     assert len(smtp.received) == 3
 
 
@@ -350,7 +350,7 @@ def test_no_manca_file_reply_to_unknown_senders_or_automatic_messages(
     )
     res = import_files(racc, [folder])
     assert {o.esito for o in res.outcomes} == {"senza allegati"}
-    assert mail.plan_esiti(racc).messages == []
+    assert outbox.plan_esiti(racc).messages == []
     st = status.stato(racc)
     assert [m["mittente"] for m in st.mittenti_sconosciuti] == ["sconosciuto@example.org"]
 
@@ -374,7 +374,7 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
 ) -> None:
     """The gestore's "avvenuta consegna" of the template sent to Crema and a "mancata
     consegna" for Agnadello appear in stato; neither counts as a return."""
-    monkeypatch.setenv(mail.PASSWORD_ENV, mailbox.password)
+    monkeypatch.setenv(settings.PASSWORD_ENV, mailbox.password)
     r = make_raccolta(
         tmp_path,
         pausa=0,
@@ -382,7 +382,7 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
         **smtp.settings(),
         **mailbox.server.settings(mailbox),
     )
-    mail.invia(r, enti=["019035", "019002"], davvero=True)
+    send.invia(r, enti=["019035", "019002"], davvero=True)
     ids = {m.rcpt_tos[0]: str(_parse(m.data)["Message-ID"]) for m in smtp.received}
     when = dt.datetime(2025, 11, 20, 9, 0, 5, tzinfo=mf.CET)
     mailbox.append(
@@ -393,7 +393,7 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
         mf.make_ricevuta("mancata-consegna", when=when, riferimento=ids[ADDRESSES["019002"]]),
         when=when,
     )
-    ingest.import_imap(r)
+    imap.import_imap(r)
     rows = {e.codice: e for e in status.stato(r).enti}
     assert rows["019035"].consegnato_il == when and not rows["019035"].ricevuto
     assert rows["019002"].consegnato_il is None
@@ -423,7 +423,7 @@ def test_an_unrecognised_file_gets_an_esito_to_its_sender(
         )
     )
     import_files(racc, [path])
-    [msg] = mail.plan_esiti(racc).messages
+    [msg] = outbox.plan_esiti(racc).messages
     assert (msg.genere, msg.destinatario, msg.ente) == (
         "esito",
         "ufficio.tecnico@posta.example.org",

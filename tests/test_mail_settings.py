@@ -10,7 +10,7 @@ import pytest
 
 from piano_abitativo.cli.commands import main
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail import outbox, settings, texts
 
 from .mailraccolta import configure, make_raccolta
 
@@ -24,16 +24,16 @@ def test_crea_writes_a_commented_posta_section_and_the_message_texts(racc: rc.Ra
     """A new raccolta has [posta] with every key commented, and messaggi/*.txt to edit."""
     text = racc.config_path.read_text(encoding="utf-8")
     assert "\n# [posta]\n" in text and "\n[posta]" not in text
-    for key in mail.ENV_KEYS:
+    for key in settings.ENV_KEYS:
         assert f"\n# {key} = " in text
     assert not [ln for ln in text.splitlines() if ln.lstrip("# ").startswith("password")]
-    assert sorted(p.name for p in mail.messages_dir(racc.path).iterdir()) == [
+    assert sorted(p.name for p in texts.messages_dir(racc.path).iterdir()) == [
         "esito.txt",
         "invio.txt",
         "manca_file.txt",
         "sollecito.txt",
     ]
-    assert mail.load_settings(racc, env={}) == mail.MailSettings(
+    assert settings.load_settings(racc, env={}) == settings.MailSettings(
         mittente="protocollo@pec.comune.crema.example"
     )  # the capofila's PEC
 
@@ -41,11 +41,11 @@ def test_crea_writes_a_commented_posta_section_and_the_message_texts(racc: rc.Ra
 def test_sender_defaults_to_the_mailbox_user_then_to_the_capofila(racc: rc.Raccolta) -> None:
     """No mittente: utente when it is an address, else the capofila's address."""
     env = {"PIANO_ABITATIVO_UTENTE": "casella@pec.example.org"}
-    assert mail.load_settings(racc, env=env).mittente == "casella@pec.example.org"
+    assert settings.load_settings(racc, env=env).mittente == "casella@pec.example.org"
     env = {"PIANO_ABITATIVO_UTENTE": "casella"}
-    assert mail.load_settings(racc, env=env).mittente == "protocollo@pec.comune.crema.example"
+    assert settings.load_settings(racc, env=env).mittente == "protocollo@pec.comune.crema.example"
     env["PIANO_ABITATIVO_MITTENTE"] = "ufficio.casa@pec.example.org"
-    assert mail.load_settings(racc, env=env).mittente == "ufficio.casa@pec.example.org"
+    assert settings.load_settings(racc, env=env).mittente == "ufficio.casa@pec.example.org"
 
 
 def test_environment_overrides_the_file_and_ports_follow_the_security(racc: rc.Raccolta) -> None:
@@ -63,11 +63,11 @@ def test_environment_overrides_the_file_and_ports_follow_the_security(racc: rc.R
         "PIANO_ABITATIVO_IMAP_PORT": "1143",
         "PIANO_ABITATIVO_MITTENTE": "capofila@env.example",
     }
-    s = mail.load_settings(r, env=env)
+    s = settings.load_settings(r, env=env)
     assert (s.smtp_host, s.smtp_port, s.smtp_sicurezza) == ("smtp.env.example", 587, "starttls")
     assert (s.imap_host, s.imap_port, s.imap_sicurezza) == ("imap.file.example", 1143, "nessuna")
     assert (s.utente, s.mittente) == ("file@example.org", "capofila@env.example")
-    assert mail.load_settings(r, env={}).smtp_host == "smtp.file.example"
+    assert settings.load_settings(r, env={}).smtp_host == "smtp.file.example"
 
 
 @pytest.mark.parametrize(
@@ -100,8 +100,8 @@ def test_a_wrong_setting_is_named_with_where_it_comes_from(
         r = configure(racc, **{key: value})
     else:
         env[f"PIANO_ABITATIVO_{key.upper()}"] = value
-    with pytest.raises(mail.MailError, match=re.escape(message)):
-        mail.load_settings(r, env=env)
+    with pytest.raises(settings.MailError, match=re.escape(message)):
+        settings.load_settings(r, env=env)
 
 
 def test_a_password_in_raccolta_toml_is_refused(
@@ -142,10 +142,10 @@ def test_password_comes_from_the_environment_else_the_keyring(
     keyring.set_keyring(Memory())
     try:
         keyring.set_password("piano-abitativo", "capofila@example.org", "dal-portachiavi")
-        s = mail.load_settings(configure(racc, utente="capofila@example.org"), env={})
-        assert mail.password(s, env={}) == "dal-portachiavi"
-        assert mail.password(s, env={mail.PASSWORD_ENV: "da-variabile"}) == "da-variabile"
-        assert mail.password(mail.MailSettings(utente="altro"), env={}) is None
+        s = settings.load_settings(configure(racc, utente="capofila@example.org"), env={})
+        assert settings.password(s, env={}) == "dal-portachiavi"
+        assert settings.password(s, env={settings.PASSWORD_ENV: "da-variabile"}) == "da-variabile"
+        assert settings.password(settings.MailSettings(utente="altro"), env={}) is None
     finally:
         keyring.set_keyring(previous)
 
@@ -156,12 +156,12 @@ def _values(**extra: str) -> dict[str, Any]:
 
 def test_edited_message_text_is_used_with_its_placeholders(racc: rc.Raccolta) -> None:
     """messaggi/invio.txt edited by the capofila: comments dropped, placeholders filled."""
-    (mail.messages_dir(racc.path) / "invio.txt").write_text(
+    (texts.messages_dir(racc.path) / "invio.txt").write_text(
         "# commento\nOggetto: Dati {anno} – {ente}\n\nCari colleghi di {ente},\n"
         "graffe letterali: {{così}}.\n",
         encoding="utf-8",
     )
-    subject, body = mail.render_message(racc, "invio", _values())
+    subject, body = texts.render_message(racc, "invio", _values())
     assert subject == "Dati 2026 – Comune di Crema"
     assert body == "Cari colleghi di Comune di Crema,\ngraffe letterali: {così}.\n"
 
@@ -178,18 +178,18 @@ def test_a_broken_message_text_is_named_with_its_file(
     racc: rc.Raccolta, text: str, message: str
 ) -> None:
     """A wrong placeholder or a missing subject line: the error names messaggi/esito.txt."""
-    path = mail.messages_dir(racc.path) / "esito.txt"
+    path = texts.messages_dir(racc.path) / "esito.txt"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(mail.MailError, match=message) as info:
-        mail.render_message(racc, "esito", _values())
+    with pytest.raises(settings.MailError, match=message) as info:
+        texts.render_message(racc, "esito", _values())
     assert str(info.value).startswith(str(path))
 
 
 def test_missing_message_texts_fall_back_to_the_defaults(racc: rc.Raccolta) -> None:
     """A raccolta made before messaggi/ existed still gets complete Italian messages."""
-    for p in mail.messages_dir(racc.path).iterdir():
+    for p in texts.messages_dir(racc.path).iterdir():
         p.unlink()
-    plan = mail.plan_invio(racc, enti=["019035"])
+    plan = outbox.plan_invio(racc, enti=["019035"])
     [msg] = plan.messages
     assert msg.oggetto == (
         "Piano annuale dell'offerta abitativa 2026 - richiesta dati - Comune di Crema"
@@ -207,7 +207,7 @@ def test_enti_without_an_address_are_left_out_with_the_reason(tmp_path: Path) ->
             "019002,COMUNE,Agnadello,CR,A076,,,\n"
         ),
     )
-    plan = mail.plan_invio(r)
+    plan = outbox.plan_invio(r)
     assert [m.destinatario for m in plan.messages] == ["crema@pec.example"]
     assert plan.esclusi == [
         ("Comune di Agnadello", "manca l'indirizzo (colonne pec o email dell'elenco enti)")

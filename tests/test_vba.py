@@ -26,6 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oletools.olevba import VBA_Parser, decompress_stream  # type: ignore[import-untyped]
 
+from piano_abitativo.master.cfb import write_cfb
+from piano_abitativo.master.ovba_compression import compress, decompress
 from piano_abitativo.master.vba import (
     CMG_UNPROTECTED,
     DEFAULT_PROJECT_GUID,
@@ -34,14 +36,11 @@ from piano_abitativo.master.vba import (
     ModuleKind,
     VbaModule,
     build_vba_project,
-    compress,
-    decompress,
     decrypt_data,
     document_modules,
     encrypt_data,
     module_from_file,
     normalize_source,
-    write_cfb,
 )
 
 from .lo_runner import UNO_PYTHON, _run_group, find_soffice, require_libreoffice

@@ -17,7 +17,7 @@ from piano_abitativo.consolidation.context import iter_receipts
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail.folder import import_files
-from piano_abitativo.mail.outbox import write_message_templates
+from piano_abitativo.mail.texts import write_message_templates
 
 if TYPE_CHECKING:
     from piano_abitativo.document.docx import DocumentResult

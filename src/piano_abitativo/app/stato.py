@@ -16,7 +16,7 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail import send as mail
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ from piano_abitativo.consolidation import context
 from piano_abitativo.consolidation.context import validation_context
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.registry import RegistryError
-from piano_abitativo.mail import ingest
-from piano_abitativo.mail import outbox as mail
+from piano_abitativo.mail import imap
+from piano_abitativo.mail import send as mail
+from piano_abitativo.mail.outbox import outbox_dir
 from piano_abitativo.master.xlsm import BLANK_MASTER_NAME, write_blank_master
 from piano_abitativo.reading.reader import iter_workbook_files
 from piano_abitativo.simulation.demo import run_demo
@@ -401,7 +402,7 @@ def _importa(args: argparse.Namespace, con: Console) -> int:
                 if o.receipt is not None and o.messaggio:
                     con.print(f"  {o.receipt.nome}: {o.messaggio}")
     if args.imap:
-        got = ingest.import_imap(r, sposta=args.sposta, waiting=lambda m: err.print(m))
+        got = imap.import_imap(r, sposta=args.sposta, waiting=lambda m: err.print(m))
         bad = bad or any(not rc_.report.valid for rc_ in got.receipts)
         out["posta"] = got.to_json()
         if not args.json:
@@ -412,7 +413,7 @@ def _importa(args: argparse.Namespace, con: Console) -> int:
         if not args.json and prep.count(mail.PROVA):
             con.print(
                 f"Risposte agli enti preparate, non inviate: {prep.count(mail.PROVA)} "
-                f"in {mail.outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
+                f"in {outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
                 f"{r.path} --davvero"
             )
     if args.json:

@@ -12,8 +12,10 @@ from rich.text import Text
 from piano_abitativo.app.stato import Stato
 from piano_abitativo.archive import store as archive
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.mail import outbox as mail
-from piano_abitativo.mail.ingest import GIA_IMPORTATO, IngestResult, MessageOutcome
+from piano_abitativo.mail import send as mail
+from piano_abitativo.mail.imap import IngestResult
+from piano_abitativo.mail.ingest import GIA_IMPORTATO, MessageOutcome
+from piano_abitativo.mail.outbox import outbox_dir
 
 _GENERE = {"invio": "invii del modello", "sollecito": "solleciti", "esito": "esiti"}
 _STYLE = {
@@ -60,7 +62,7 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
         n = res.count(mail.PROVA)
         con.print(
             f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
-            f"{mail.outbox_dir(r.path)}, nessuno inviato"
+            f"{outbox_dir(r.path)}, nessuno inviato"
             + (
                 f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
                 if res.count(mail.GIA_INVIATO)

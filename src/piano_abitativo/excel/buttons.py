@@ -559,7 +559,7 @@ def _accepts_dry_run(fn: Callable[..., Any]) -> bool:
 def _solleciti(s: _Session) -> str:
     """Prepare the reminders as a dry run (written to the outbox, never sent)."""
     r = _find_raccolta(s)
-    fn = _optional_core("piano_abitativo.mail.outbox", "solleciti")
+    fn = _optional_core("piano_abitativo.mail.send", "solleciti")
     if fn is None or not _accepts_dry_run(fn):
         return (
             "Funzione non ancora disponibile: usare il Cruscotto (enti «non ricevuto» e "

@@ -1,10 +1,12 @@
 """Returns imported from files and folders (`importa --da`): workbooks are archived,
-validated and recorded here; saved messages (.eml, .msg) and signed files go through
-`mail.ingest`."""
+validated and recorded here; a saved message (.eml, .msg) goes through `mail.ingest` like
+one read from the mailbox, and a signed file (.p7m) is opened and recorded with its signer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from piano_abitativo.archive.store import (
     MAIL_SUFFIXES,
     MAX_FILE_BYTES,
     RETURN_SUFFIXES,
+    TZ,
     ArchiveError,
     ImportOutcome,
     ImportResult,
@@ -24,6 +27,7 @@ from piano_abitativo.archive.store import (
     _mtime,
     append_records,
     archive_dir,
+    blob_relpath,
     locked,
     make_receipt,
     read_ledger,
@@ -31,7 +35,18 @@ from piano_abitativo.archive.store import (
 )
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.mail.ingest import import_mail_file
+from piano_abitativo.mail import p7m
+from piano_abitativo.mail.ingest import (
+    GIA_IMPORTATO,
+    RICEVUTA,
+    SENZA_ALLEGATI,
+    IngestState,
+    MessageOutcome,
+    Provenance,
+    ingest_message,
+    signature_json,
+    store_original,
+)
 from piano_abitativo.validation.validate import ValidationContext
 
 
@@ -168,3 +183,104 @@ def _recover_orphans(
         known.add(sha)
         out.append(rc)
     return out
+
+
+# ------------------------------------------------------------- messages and signed files
+
+
+def import_mail_file(
+    r: Raccolta,
+    src: Path,
+    data: bytes,
+    st: os.stat_result,
+    *,
+    known: set[Any],
+    ctx: ValidationContext,
+    fingerprint: str,
+) -> list[ImportOutcome]:
+    """An .eml/.msg/.p7m file given to `importa --da`. Called by :func:`import_files`
+    with the lock held; ``known`` is its set of recorded sha256 and is kept up to date."""
+    state = IngestState(r, known, ctx=ctx, fingerprint=fingerprint)
+    origine = str(src.resolve())
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, TZ)
+    if src.suffix.lower() == ".p7m":
+        return [_import_signed_file(state, src, data, mtime)]
+    msg = ingest_message(state, data, Provenance(origine, file_mtime=mtime))
+    return import_outcomes(msg)
+
+
+def import_outcomes(msg: MessageOutcome) -> list[ImportOutcome]:
+    """A message as rows of the file import's result."""
+    notes = "; ".join(msg.note)
+    if msg.esito == GIA_IMPORTATO:
+        return [ImportOutcome(msg.origine, "già importato")]
+    if msg.esito == RICEVUTA:
+        return [
+            ImportOutcome(
+                msg.origine,
+                "ricevuta PEC",
+                messaggio=(
+                    f"{Path(msg.origine).name}: ricevuta PEC, non è una risposta di un ente"
+                ),
+            )
+        ]
+    if msg.esito == SENZA_ALLEGATI:
+        return [
+            ImportOutcome(
+                msg.origine,
+                "senza allegati",
+                messaggio=(
+                    f"{Path(msg.origine).name}: messaggio senza il modello compilato"
+                    + (f" ({notes})" if notes else "")
+                ),
+            )
+        ]
+    rows = [
+        ImportOutcome(f"{msg.origine} › {rc.nome}", "importato", rc, messaggio=notes)
+        for rc in msg.receipts
+    ]
+    rows += [ImportOutcome(f"{msg.origine} › {name}", "già importato") for name in msg.gia_ricevuti]
+    return rows
+
+
+def _import_signed_file(
+    state: IngestState, src: Path, data: bytes, mtime: dt.datetime
+) -> ImportOutcome:
+    r = state.r
+    origine = str(src.resolve())
+    p7m_sha, p7m_rel = store_original(r.path, data, suffix=".p7m", mtime=mtime)
+    try:
+        content, signatures = p7m.unwrap(data)
+    except p7m.P7mError as exc:
+        return ImportOutcome(
+            origine, "illeggibile", messaggio=f"{src.name}: file firmato non leggibile: {exc}"
+        )
+    name = p7m.strip_p7m_suffix(src.name)
+    sha = hashlib.sha256(content).hexdigest()
+    if sha in state.known:
+        return ImportOutcome(origine, "già importato")
+    suffix = Path(name).suffix
+    extra: dict[str, Any] = {"originale": {"sha256": p7m_sha, "blob": p7m_rel, "nome": src.name}}
+    if signatures:
+        extra["firma"] = signature_json(signatures[0])
+    if len(signatures) > 1:
+        extra["firme"] = [signature_json(s) for s in signatures]
+    rc = make_receipt(
+        r,
+        content,
+        nome=name,
+        blob=blob_relpath(sha, suffix),
+        sha=sha,
+        ricevuto_il=mtime,
+        fonte_data=FONTE_FILE,
+        canale=CANALE_CARTELLA,
+        origine=origine,
+        extra=extra,
+        ctx=state.ctx,
+        fingerprint=state.fp,
+    )
+    store_blob(r.path, content, suffix=suffix, mtime=mtime.timestamp())
+    append_records(r.path, [rc.to_record()])
+    state.known.add(sha)
+    notes = [s.detail for s in signatures if s.valid is not True]
+    return ImportOutcome(origine, "importato", rc, messaggio="; ".join(notes))

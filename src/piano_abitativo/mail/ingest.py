@@ -1,10 +1,10 @@
-"""Incoming mail: messages from the IMAP mailbox or from .eml/.msg files, and signed files.
+"""Incoming mail: one message (from the IMAP mailbox or an .eml/.msg file) → archive + records.
 
 For each message, in this order, with the raccolta's lock held:
 
 1. the raw bytes, exactly as fetched, are archived under ``archivio/originali/`` by sha256
    (flushed to disk; the file's time is the arrival time);
-2. the message is classified by :func:`piano_abitativo.mailparse.parse_message` (PEC,
+2. the message is classified by :func:`piano_abitativo.mail.parse.parse_message` (PEC,
    anomalia, ricevuta, ordinary mail; PEC forwarded as an attachment; ``.p7m``, ``.zip``);
 3. each workbook found is validated and becomes a ``"ricezione"`` record (see
    :mod:`piano_abitativo.archive`) with the certified time of the PEC when there is one, else
@@ -18,21 +18,16 @@ So the same message fetched twice is recorded once (its sha256 is in the ledger)
 crash half-way loses nothing: a message archived but not recorded is processed again by
 the next run (from the mailbox, or from the archive when it is no longer there).
 
-The mailbox is opened **read-only** (EXAMINE, ``BODY.PEEK``): nothing is flagged, moved or
-deleted, unless ``sposta=True``, which moves the recorded messages to the configured folder.
+Reading the mailbox is :mod:`.imap`; files given to ``importa --da`` are :mod:`.folder`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email.parser
 import email.policy
 import hashlib
-import imaplib
-import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +36,6 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
-from piano_abitativo.mail import outbox as mail
-from piano_abitativo.mail import p7m
 from piano_abitativo.mail.p7m import Signature
 from piano_abitativo.mail.parse import MessageKind, ParsedMessage, parse_message
 from piano_abitativo.validation.validate import ValidationContext
@@ -68,24 +61,7 @@ RICEVUTA = "ricevuta"
 SENZA_ALLEGATI = "senza allegati"
 TROPPO_GRANDE = "troppo grande"
 
-#: a message larger than this is not downloaded (PEC providers cap messages at 100 MB)
-MAX_MESSAGE_BYTES = 100 * 1024 * 1024
-#: messages fetched per IMAP command, and their total size at most
-FETCH_BATCH = 25
-FETCH_BATCH_BYTES = 16 * 1024 * 1024
-
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
-_INTERNALDATE = re.compile(
-    rb'INTERNALDATE "\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
-)
-_UID = re.compile(rb"\bUID (\d+)")
-_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
 # --------------------------------------------------------------------------- results
@@ -163,41 +139,10 @@ class MessageOutcome:
         }
 
 
-@dataclass
-class IngestResult:
-    """The outcome of reading a mailbox folder."""
-
-    cartella: str = ""
-    #: messages in the folder
-    totale: int = 0
-    #: messages skipped because already recorded by an earlier run
-    gia_visti: int = 0
-    messages: list[MessageOutcome] = field(default_factory=list)
-    #: messages archived by an interrupted run and recorded now
-    recuperati: list[MessageOutcome] = field(default_factory=list)
-    spostati: int = 0
-    note: list[str] = field(default_factory=list)
-
-    @property
-    def receipts(self) -> list[archive.Receipt]:
-        return [rc for m in [*self.messages, *self.recuperati] for rc in m.receipts]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cartella": self.cartella,
-            "totale": self.totale,
-            "gia_visti": self.gia_visti,
-            "messaggi": [m.to_json() for m in self.messages],
-            "recuperati": [m.to_json() for m in self.recuperati],
-            "spostati": self.spostati,
-            "note": self.note,
-        }
-
-
 # --------------------------------------------------------------------------- state
 
 
-class _State:
+class IngestState:
     """What one run knows, read once from the ledger and kept up to date."""
 
     def __init__(
@@ -213,22 +158,23 @@ class _State:
         self.known = known
         self.ctx = ctx or validation_context(r)
         self.fp = fingerprint or context_fingerprint(r)
-        self.addresses = mail.known_addresses(r.registry)
+        self.addresses = known_addresses(r.registry)
         self.locations = locations if locations is not None else set()
 
     @classmethod
-    def from_ledger(cls, r: Raccolta) -> _State:
+    def from_ledger(cls, r: Raccolta) -> IngestState:
         records = archive.read_ledger(r.path).records
         known = {rec.get("sha256") for rec in records}
         locations = set()
         for rec in records:
-            loc = _loc_key(rec.get("imap")) if rec.get("tipo") == "messaggio" else None
+            loc = location_key(rec.get("imap")) if rec.get("tipo") == "messaggio" else None
             if loc is not None:
                 locations.add(loc)
         return cls(r, known, locations=locations)
 
 
-def _loc_key(imap: Any) -> tuple[Any, ...] | None:
+def location_key(imap: Any) -> tuple[Any, ...] | None:
+    """Server, utente, cartella, UIDVALIDITY and UID of a message read from IMAP, or None."""
     if not isinstance(imap, dict):
         return None
     try:
@@ -241,6 +187,16 @@ def _loc_key(imap: Any) -> tuple[Any, ...] | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def known_addresses(enti: Iterable[Ente]) -> dict[str, Ente]:
+    """Every ente's pec and email, lower case → the ente."""
+    out: dict[str, Ente] = {}
+    for e in enti:
+        for addr in (e.pec, e.email):
+            if addr:
+                out.setdefault(addr.strip().lower(), e)
+    return out
 
 
 # --------------------------------------------------------------------------- one message
@@ -279,7 +235,8 @@ def _auto_submitted(raw: bytes) -> bool:
     )
 
 
-def _signature_json(sig: Signature) -> dict[str, Any]:
+def signature_json(sig: Signature) -> dict[str, Any]:
+    """A signature as the ledger records it."""
     return {
         "cn": sig.signer_cn,
         "codice_fiscale": sig.codice_fiscale,
@@ -306,13 +263,13 @@ def _ente_label(r: Raccolta, codice: str | None) -> str:
     return ente.nome_completo if ente else str(codice)
 
 
-def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcome:
+def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageOutcome:
     """Archive, classify and record one message. Call with the raccolta's lock held."""
     r = state.r
     is_msg = raw.startswith(_OLE_MAGIC)
     mtime = prov.arrival or prov.file_mtime
     sha, rel = store_original(r.path, raw, suffix=".msg" if is_msg else ".eml", mtime=mtime)
-    loc = _loc_key(prov.imap)
+    loc = location_key(prov.imap)
     if sha in state.known:
         if loc is not None and loc not in state.locations:
             # the same message again (another UID): note where, so the next run skips it
@@ -366,7 +323,7 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
                 "percorso": list(att.path),
             }
             if att.signatures:
-                entry["firma"] = [_signature_json(s) for s in att.signatures]
+                entry["firma"] = [signature_json(s) for s in att.signatures]
             if a_sha in state.known or a_sha in seen_here:
                 entry["nuovo"] = False
                 allegati.append(entry)
@@ -387,8 +344,8 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
                     "gestore": parsed.pec_gestore,
                     "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
                     "inoltrata": parsed.forwarded or None,
-                    "firma": _signature_json(att.signatures[0]) if att.signatures else None,
-                    "firme": [_signature_json(s) for s in att.signatures]
+                    "firma": signature_json(att.signatures[0]) if att.signatures else None,
+                    "firme": [signature_json(s) for s in att.signatures]
                     if len(att.signatures) > 1
                     else None,
                 }.items()
@@ -474,7 +431,7 @@ def ingest_message(state: _State, raw: bytes, prov: Provenance) -> MessageOutcom
     return out
 
 
-def recover_originals(state: _State) -> list[MessageOutcome]:
+def recover_originals(state: IngestState) -> list[MessageOutcome]:
     """Messages archived by a run that stopped before recording them get recorded now."""
     folder = originals_dir(state.r.path)
     out: list[MessageOutcome] = []
@@ -501,323 +458,3 @@ def recover_originals(state: _State) -> list[MessageOutcome]:
             ingest_message(state, raw, Provenance(rel, arrival=mtime, arrival_fonte=FONTE_RECUPERO))
         )
     return out
-
-
-# --------------------------------------------------------------------------- files
-
-
-def import_mail_file(
-    r: Raccolta,
-    src: Path,
-    data: bytes,
-    st: os.stat_result,
-    *,
-    known: set[Any],
-    ctx: ValidationContext,
-    fingerprint: str,
-) -> list[archive.ImportOutcome]:
-    """An .eml/.msg/.p7m file given to `importa --da`. Called by `archive.import_files`
-    with the lock held; ``known`` is its set of recorded sha256 and is kept up to date."""
-    state = _State(r, known, ctx=ctx, fingerprint=fingerprint)
-    origine = str(src.resolve())
-    mtime = dt.datetime.fromtimestamp(st.st_mtime, archive.TZ)
-    if src.suffix.lower() == ".p7m":
-        return [_import_signed_file(state, src, data, mtime)]
-    msg = ingest_message(state, data, Provenance(origine, file_mtime=mtime))
-    return import_outcomes(msg)
-
-
-def import_outcomes(msg: MessageOutcome) -> list[archive.ImportOutcome]:
-    """A message as rows of the file import's result."""
-    notes = "; ".join(msg.note)
-    if msg.esito == GIA_IMPORTATO:
-        return [archive.ImportOutcome(msg.origine, "già importato")]
-    if msg.esito == RICEVUTA:
-        return [
-            archive.ImportOutcome(
-                msg.origine,
-                "ricevuta PEC",
-                messaggio=(
-                    f"{Path(msg.origine).name}: ricevuta PEC, non è una risposta di un ente"
-                ),
-            )
-        ]
-    if msg.esito == SENZA_ALLEGATI:
-        return [
-            archive.ImportOutcome(
-                msg.origine,
-                "senza allegati",
-                messaggio=(
-                    f"{Path(msg.origine).name}: messaggio senza il modello compilato"
-                    + (f" ({notes})" if notes else "")
-                ),
-            )
-        ]
-    rows = [
-        archive.ImportOutcome(f"{msg.origine} › {rc.nome}", "importato", rc, messaggio=notes)
-        for rc in msg.receipts
-    ]
-    rows += [
-        archive.ImportOutcome(f"{msg.origine} › {name}", "già importato")
-        for name in msg.gia_ricevuti
-    ]
-    return rows
-
-
-def _import_signed_file(
-    state: _State, src: Path, data: bytes, mtime: dt.datetime
-) -> archive.ImportOutcome:
-    r = state.r
-    origine = str(src.resolve())
-    p7m_sha, p7m_rel = store_original(r.path, data, suffix=".p7m", mtime=mtime)
-    try:
-        content, signatures = p7m.unwrap(data)
-    except p7m.P7mError as exc:
-        return archive.ImportOutcome(
-            origine, "illeggibile", messaggio=f"{src.name}: file firmato non leggibile: {exc}"
-        )
-    name = p7m.strip_p7m_suffix(src.name)
-    sha = hashlib.sha256(content).hexdigest()
-    if sha in state.known:
-        return archive.ImportOutcome(origine, "già importato")
-    suffix = Path(name).suffix
-    extra: dict[str, Any] = {"originale": {"sha256": p7m_sha, "blob": p7m_rel, "nome": src.name}}
-    if signatures:
-        extra["firma"] = _signature_json(signatures[0])
-    if len(signatures) > 1:
-        extra["firme"] = [_signature_json(s) for s in signatures]
-    rc = archive.make_receipt(
-        r,
-        content,
-        nome=name,
-        blob=archive.blob_relpath(sha, suffix),
-        sha=sha,
-        ricevuto_il=mtime,
-        fonte_data=archive.FONTE_FILE,
-        canale=archive.CANALE_CARTELLA,
-        origine=origine,
-        extra=extra,
-        ctx=state.ctx,
-        fingerprint=state.fp,
-    )
-    archive.store_blob(r.path, content, suffix=suffix, mtime=mtime.timestamp())
-    archive.append_records(r.path, [rc.to_record()])
-    state.known.add(sha)
-    notes = [s.detail for s in signatures if s.valid is not True]
-    return archive.ImportOutcome(origine, "importato", rc, messaggio="; ".join(notes))
-
-
-# --------------------------------------------------------------------------- IMAP
-
-
-def _parse_internaldate(meta: bytes) -> dt.datetime | None:
-    m = _INTERNALDATE.search(meta)
-    if m is None:
-        return None
-    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
-    month = _MONTHS.get(mon.decode().lower())
-    if month is None:
-        return None
-    offset = dt.timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == b"+" else -1)
-    try:
-        return dt.datetime(
-            int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset)
-        )
-    except ValueError:
-        return None
-
-
-def _fetch_items(data: Sequence[Any]) -> Iterator[tuple[bytes, bytes | None]]:
-    """(metadata, literal) of each message of an imaplib FETCH response."""
-    meta: bytes | None = None
-    literal: bytes | None = None
-    for item in data:
-        if isinstance(item, tuple) and len(item) == 2:
-            if meta is not None:
-                yield meta, literal
-            meta, literal = bytes(item[0]), bytes(item[1])
-        elif isinstance(item, bytes):
-            if meta is not None:  # the rest of the item after its literal
-                yield meta + b" " + item, literal
-                meta, literal = None, None
-            elif item[:1].isdigit():
-                yield item, None
-    if meta is not None:
-        yield meta, literal
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    """``1:5,7,9:10`` — consecutive UIDs as ranges (short commands for big folders)."""
-    parts: list[str] = []
-    start = prev = None
-    for uid in sorted(uids):
-        if start is None:
-            start = prev = uid
-        elif prev is not None and uid == prev + 1:
-            prev = uid
-        else:
-            parts.append(f"{start}:{prev}" if start != prev else f"{start}")
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}:{prev}" if start != prev else f"{start}")
-    return ",".join(parts)
-
-
-def _batches(items: Sequence[tuple[int, int]], count: int, size: int) -> Iterator[list[int]]:
-    batch: list[int] = []
-    total = 0
-    for uid, length in items:
-        if batch and (len(batch) >= count or total + length > size):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += length
-    if batch:
-        yield batch
-
-
-def _check(typ: str, data: Sequence[Any], what: str) -> None:
-    if typ != "OK":
-        detail = data[0].decode("utf-8", "replace") if data and isinstance(data[0], bytes) else ""
-        raise mail.MailError(f"La casella ha risposto con un errore a {what}: {detail}")
-
-
-def import_imap(
-    r: Raccolta,
-    *,
-    sposta: bool = False,
-    env: Mapping[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    waiting: Callable[[str], None] | None = None,
-    batch: int = FETCH_BATCH,
-) -> IngestResult:
-    """Read the configured IMAP folder and record every new message (read-only by default).
-
-    With ``sposta`` the messages recorded (now or before) are moved to the folder
-    ``cartella_importati`` of the settings; nothing is ever deleted.
-    """
-    s = mail.load_settings(r, env)
-    if sposta and not s.cartella_importati:
-        raise mail.MailError(
-            f"Per spostare i messaggi importati indicare cartella_importati "
-            f"nella sezione [posta] di {r.config_path}."
-        )
-    result = IngestResult(cartella=s.cartella)
-    conn = mail.connect_imap(s, env)
-    try:
-        typ, data = conn.select(mail.imap_mailbox(s.cartella), readonly=not sposta)
-        _check(typ, data, f"apertura della cartella «{s.cartella}»")
-        _, uv = conn.response("UIDVALIDITY")
-        uidvalidity = int(uv[0]) if uv and uv[0] else 0
-        typ, data = conn.uid("SEARCH", "ALL")
-        _check(typ, data, "ricerca dei messaggi")
-        uids = [int(x) for x in b" ".join(d for d in data if isinstance(d, bytes)).split()]
-        result.totale = len(uids)
-        where = {
-            "server": f"{s.imap_host}:{s.imap_port}",
-            "utente": s.utente,
-            "cartella": s.cartella,
-            "uidvalidity": uidvalidity,
-        }
-        with archive.locked(r.path, waiting=waiting):
-            state = _State.from_ledger(r)
-
-            def key(uid: int) -> tuple[Any, ...] | None:
-                return _loc_key({**where, "uid": uid})
-
-            new = [u for u in uids if key(u) not in state.locations]
-            result.gia_visti = len(uids) - len(new)
-            sizes = _sizes(conn, new)
-            wanted: list[tuple[int, int]] = []
-            for uid in new:
-                size = sizes.get(uid, 0)
-                if size > MAX_MESSAGE_BYTES:
-                    result.note.append(
-                        f"messaggio UID {uid}: {size // 2**20} MB, oltre il "
-                        f"limite di {MAX_MESSAGE_BYTES // 2**20} MB: non "
-                        "scaricato, da esaminare a mano"
-                    )
-                    continue
-                wanted.append((uid, size))
-            done = 0
-            for chunk in _batches(wanted, batch, FETCH_BATCH_BYTES):
-                typ, data = conn.uid("FETCH", _uid_set(chunk), "(UID INTERNALDATE BODY.PEEK[])")
-                _check(typ, data, "lettura dei messaggi")
-                for meta, raw in _fetch_items(data):
-                    uid_m = _UID.search(meta)
-                    if uid_m is None or raw is None:
-                        continue
-                    uid = int(uid_m.group(1))
-                    idate = _parse_internaldate(meta)
-                    loc = {**where, "uid": uid}
-                    prov = Provenance(
-                        f"imap://{s.utente}@{s.imap_host}/{s.cartella};"
-                        f"UIDVALIDITY={uidvalidity};UID={uid}",
-                        imap=loc,
-                        internaldate=idate,
-                        arrival=idate,
-                        arrival_fonte=FONTE_IMAP,
-                    )
-                    result.messages.append(ingest_message(state, raw, prov))
-                    done += 1
-                    if progress is not None:
-                        progress(done, len(wanted))
-                del data
-            result.recuperati = recover_originals(state)
-            if sposta:
-                recorded = [u for u in uids if key(u) in state.locations]
-                result.spostati = _move(conn, recorded, s.cartella_importati, result.note)
-    finally:
-        with contextlib.suppress(Exception):
-            conn.logout()
-    return result
-
-
-def _sizes(conn: imaplib.IMAP4, uids: Sequence[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for start in range(0, len(uids), 500):
-        part = uids[start : start + 500]
-        typ, data = conn.uid("FETCH", _uid_set(part), "(UID RFC822.SIZE)")
-        _check(typ, data, "lettura delle dimensioni dei messaggi")
-        for meta, _ in _fetch_items(data):
-            uid_m, size_m = _UID.search(meta), _SIZE.search(meta)
-            if uid_m and size_m:
-                out[int(uid_m.group(1))] = int(size_m.group(1))
-    return out
-
-
-def _move(conn: imaplib.IMAP4, uids: Iterable[int], folder: str, notes: list[str]) -> int:
-    """Move messages (UID MOVE; else copy, flag and expunge only those, with UIDPLUS)."""
-    todo = sorted(uids)
-    if not todo:
-        return 0
-    target = mail.imap_mailbox(folder)
-    caps = {c.upper() for c in conn.capabilities}
-    moved = 0
-    for start in range(0, len(todo), 200):
-        uid_set = _uid_set(todo[start : start + 200])
-        if "MOVE" in caps:
-            typ, data = conn.uid("MOVE", uid_set, target)
-            if (
-                typ != "OK"
-                and b"TRYCREATE" in b" ".join(d for d in data if isinstance(d, bytes)).upper()
-            ):
-                conn.create(target)
-                typ, data = conn.uid("MOVE", uid_set, target)
-            _check(typ, data, f"spostamento nella cartella «{folder}»")
-        else:
-            typ, data = conn.uid("COPY", uid_set, target)
-            if typ != "OK":
-                conn.create(target)
-                typ, data = conn.uid("COPY", uid_set, target)
-            _check(typ, data, f"copia nella cartella «{folder}»")
-            conn.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
-            if "UIDPLUS" in caps:
-                conn.uid("EXPUNGE", uid_set)
-            else:
-                notes.append(
-                    "il server non permette di togliere solo i messaggi importati: "
-                    "sono stati copiati e segnati come da cancellare, non rimossi"
-                )
-        moved += len(todo[start : start + 200])
-    return moved

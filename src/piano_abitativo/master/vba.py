@@ -15,10 +15,8 @@ streams that [MS-OVBA] specifies:
 * ``VBA/<module>`` (§2.3.4.3) - each module's source, cp1252 with CRLF line ends,
   compressed per §2.4.1, including its ``Attribute VB_*`` lines.
 
-The compound file is version 3 (512-byte sectors), streams under 4096 bytes live in
-the mini stream (64-byte mini sectors, §2.4 of [MS-CFB]), and the siblings of every
-storage form a balanced binary tree whose nodes are all black (§2.6.4 allows it),
-ordered by name length and then by upper-cased name.
+The compound file is written by :mod:`.cfb` and the compression is
+:mod:`.ovba_compression`.
 
 Nothing here depends on time or randomness: the project GUID is a parameter with a
 constant default, timestamps are zero and the "random" parts of §2.4.3 are fixed, so
@@ -33,10 +31,13 @@ from __future__ import annotations
 import enum
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+from piano_abitativo.master.cfb import write_cfb
+from piano_abitativo.master.ovba_compression import compress
 
 __all__ = [
     "DEFAULT_PROJECT_GUID",
@@ -44,14 +45,11 @@ __all__ = [
     "ModuleKind",
     "VbaModule",
     "build_vba_project",
-    "compress",
-    "decompress",
     "decrypt_data",
     "document_modules",
     "encrypt_data",
     "module_from_file",
     "normalize_source",
-    "write_cfb",
 ]
 
 #: The project ID written when the caller gives none (any constant GUID will do).
@@ -285,164 +283,6 @@ def _check_unique(names: Sequence[str]) -> None:
         seen[name.upper()] = name
 
 
-# ---------------------------------------------------------------------------
-# Compression, [MS-OVBA] §2.4.1
-
-_CHUNK = 4096
-_MAX_CHAIN = 64  # candidates tried per position; any match is valid, longer is better
-
-
-def _copy_token_bits(difference: int) -> int:
-    """§2.4.1.3.19.3 CopyToken Help: bits of the offset for this chunk position."""
-    return max((difference - 1).bit_length(), 4)
-
-
-def _match_length(data: bytes, candidate: int, pos: int, limit: int) -> int:
-    """Length of the common prefix of data[candidate:] and data[pos:], at most limit.
-
-    The regions may overlap (a copy token copies byte by byte), which is fine because
-    the decompressed output equals ``data``."""
-    if data[candidate : candidate + limit] == data[pos : pos + limit]:
-        return limit
-    low, high = 0, limit  # equal prefix of `low` bytes, not of `high`
-    while high - low > 1:
-        mid = (low + high) // 2
-        if data[candidate : candidate + mid] == data[pos : pos + mid]:
-            low = mid
-        else:
-            high = mid
-    return low
-
-
-def _compress_tokens(data: bytes, start: int, end: int) -> tuple[bytes, int]:
-    """Token sequences for ``data[start:end]`` within one chunk (§2.4.1.3.7-9).
-
-    Returns the chunk body (at most 4096 bytes) and the position reached, which is
-    ``end`` unless the tokens did not fit."""
-    out = bytearray()
-    heads: dict[bytes, list[int]] = {}
-    pos = indexed = start
-    while pos < end and len(out) < _CHUNK:
-        flag_at = len(out)
-        out.append(0)
-        flags = 0
-        written = 0
-        for bit in range(8):
-            if pos >= end or len(out) >= _CHUNK:
-                break
-            while indexed < pos:
-                if indexed + 3 <= end:
-                    heads.setdefault(data[indexed : indexed + 3], []).append(indexed)
-                indexed += 1
-            best_len = best_candidate = 0
-            bits = _copy_token_bits(pos - start)
-            if pos + 3 <= end:
-                candidates = heads.get(data[pos : pos + 3])
-                if candidates:
-                    limit = min((0xFFFF >> bits) + 3, end - pos)
-                    for candidate in reversed(candidates[-_MAX_CHAIN:]):
-                        length = _match_length(data, candidate, pos, limit)
-                        if length > best_len:
-                            best_len, best_candidate = length, candidate
-                            if length == limit:
-                                break
-            if best_len >= 3:
-                if len(out) + 2 > _CHUNK:
-                    break
-                token = ((pos - best_candidate - 1) << (16 - bits)) | (best_len - 3)
-                out += struct.pack("<H", token)
-                flags |= 1 << bit
-                pos += best_len
-            else:
-                out.append(data[pos])
-                pos += 1
-            written += 1
-        if written:
-            out[flag_at] = flags
-        else:
-            del out[flag_at:]
-            break
-    return bytes(out), pos
-
-
-def _chunk_header(size: int, compressed: bool) -> bytes:
-    """CompressedChunkHeader (§2.4.1.1.5): size - 3, signature 0b011, flag."""
-    return struct.pack("<H", (size - 3) | (0b011 << 12) | (0x8000 if compressed else 0))
-
-
-def compress(data: bytes) -> bytes:
-    """Compress ``data`` into a CompressedContainer ([MS-OVBA] §2.4.1).
-
-    Each 4096-byte chunk is compressed, or stored raw when that would not fit in 4096
-    bytes.  A raw chunk always decompresses to 4096 bytes, so a shorter final chunk
-    that does not fit compressed (only for ~3.6 KB or more of incompressible bytes,
-    never for source text) is split into two compressed chunks instead, which the
-    decompression algorithm of §2.4.1.3.1 reads back exactly.
-    """
-    data = bytes(data)
-    out = bytearray(b"\x01")
-    start = 0
-    while start < len(data):
-        end = min(start + _CHUNK, len(data))
-        body, reached = _compress_tokens(data, start, end)
-        if reached < end and end - start == _CHUNK:
-            out += _chunk_header(_CHUNK + 2, compressed=False) + data[start:end]
-            start = end
-        else:
-            out += _chunk_header(len(body) + 2, compressed=True) + body
-            start = reached
-    return bytes(out)
-
-
-def decompress(data: bytes) -> bytes:
-    """Decompress a CompressedContainer ([MS-OVBA] §2.4.1.3.1); ValueError if malformed."""
-    data = bytes(data)
-    if not data or data[0] != 0x01:
-        raise ValueError("not a compressed container: signature byte is not 0x01")
-    out = bytearray()
-    pos = 1
-    while pos < len(data):
-        if pos + 2 > len(data):
-            raise ValueError(f"truncated chunk header at offset {pos}")
-        (header,) = struct.unpack_from("<H", data, pos)
-        size = (header & 0x0FFF) + 3
-        if (header >> 12) & 0b111 != 0b011:
-            raise ValueError(f"bad chunk signature at offset {pos}")
-        chunk_end = min(pos + size, len(data))
-        pos += 2
-        if not header & 0x8000:
-            if size != _CHUNK + 2 or chunk_end - pos != _CHUNK:
-                raise ValueError(f"raw chunk at offset {pos - 2} is not 4096 bytes")
-            out += data[pos:chunk_end]
-            pos = chunk_end
-            continue
-        chunk_start = len(out)
-        while pos < chunk_end:
-            flags = data[pos]
-            pos += 1
-            for bit in range(8):
-                if pos >= chunk_end:
-                    break
-                if not flags & (1 << bit):
-                    out.append(data[pos])
-                    pos += 1
-                    continue
-                if pos + 2 > chunk_end:
-                    raise ValueError(f"truncated copy token at offset {pos}")
-                (token,) = struct.unpack_from("<H", data, pos)
-                pos += 2
-                bits = _copy_token_bits(len(out) - chunk_start)
-                length = (token & (0xFFFF >> bits)) + 3
-                offset = (token >> (16 - bits)) + 1
-                source = len(out) - offset
-                if source < chunk_start:
-                    raise ValueError(f"copy token at offset {pos - 2} reaches before its chunk")
-                for index in range(length):
-                    out.append(out[source + index])
-    return bytes(out)
-
-
-# ---------------------------------------------------------------------------
 # Data encryption, [MS-OVBA] §2.4.3 (CMG, DPB, GC)
 
 
@@ -514,216 +354,6 @@ def decrypt_data(text: str) -> Decrypted:
     return Decrypted(seed, project_key, bytes(plain[:count]), bytes(body[4:]))
 
 
-# ---------------------------------------------------------------------------
-# Compound file, [MS-CFB]
-
-_SECTOR = 512
-_MINI_SECTOR = 64
-_MINI_CUTOFF = 4096
-_FAT_PER_SECTOR = _SECTOR // 4
-_HEADER_DIFAT = 109
-_FREESECT = 0xFFFFFFFF
-_ENDOFCHAIN = 0xFFFFFFFE
-_FATSECT = 0xFFFFFFFD
-_NOSTREAM = 0xFFFFFFFF
-_TYPE_STORAGE, _TYPE_STREAM, _TYPE_ROOT = 1, 2, 5
-_BLACK = 1
-_FORBIDDEN_IN_NAMES = set("/\\:!")
-
-
-class _Entry:
-    """A directory entry being laid out."""
-
-    def __init__(self, name: str, kind: int, data: bytes = b"") -> None:
-        self.name = name
-        self.kind = kind
-        self.data = data
-        self.children: dict[str, _Entry] = {}
-        self.sid = 0
-        self.left = self.right = self.child = _NOSTREAM
-        self.start = _ENDOFCHAIN
-
-
-def _cfb_key(name: str) -> tuple[int, str]:
-    """Sibling order (§2.6.4): shorter names first, then by upper-cased name."""
-    return (len(name.encode("utf-16-le")), name.upper())
-
-
-def _check_cfb_name(name: str, path: str) -> None:
-    if not name or len(name.encode("utf-16-le")) > 62:
-        raise ValueError(f"{path!r}: a name must have 1 to 31 characters, got {name!r}")
-    if _FORBIDDEN_IN_NAMES & set(name) or any(ord(ch) < 0x20 for ch in name):
-        raise ValueError(f"{path!r}: {name!r} contains a character CFB does not allow")
-
-
-def _tree(streams: Mapping[str, bytes]) -> _Entry:
-    root = _Entry("Root Entry", _TYPE_ROOT)
-    for path, data in streams.items():
-        parts = path.split("/")
-        for part in parts:
-            _check_cfb_name(part, path)
-        node = root
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            existing = node.children.get(part.upper())
-            if existing is None:
-                existing = _Entry(
-                    part, _TYPE_STREAM if last else _TYPE_STORAGE, bytes(data) if last else b""
-                )
-                node.children[part.upper()] = existing
-            elif last or existing.kind != _TYPE_STORAGE or existing.name != part:
-                raise ValueError(f"{path!r} clashes with another stream or storage")
-            node = existing
-    return root
-
-
-def _number(root: _Entry) -> list[_Entry]:
-    """Give every entry its stream ID (pre-order, siblings in CFB order) and link
-    each storage's children as a balanced binary search tree."""
-    entries: list[_Entry] = []
-
-    def visit(entry: _Entry) -> None:
-        entry.sid = len(entries)
-        entries.append(entry)
-        children = sorted(entry.children.values(), key=lambda e: _cfb_key(e.name))
-        for child in children:
-            visit(child)
-        entry.child = _link(children)
-
-    visit(root)
-    return entries
-
-
-def _link(ordered: list[_Entry]) -> int:
-    """Root ID of a balanced tree over ``ordered`` (all nodes black, §2.6.4)."""
-    if not ordered:
-        return _NOSTREAM
-    middle = len(ordered) // 2
-    node = ordered[middle]
-    node.left = _link(ordered[:middle])
-    node.right = _link(ordered[middle + 1 :])
-    return node.sid
-
-
-def _directory_entry(entry: _Entry | None) -> bytes:
-    if entry is None:  # unused slot
-        return (
-            bytes(64)
-            + struct.pack("<HBBIII", 0, 0, 0, _NOSTREAM, _NOSTREAM, _NOSTREAM)
-            + bytes(16 + 4 + 8 + 8 + 4 + 8)
-        )
-    name = entry.name.encode("utf-16-le") + b"\x00\x00"
-    size = len(entry.data) if entry.kind == _TYPE_STREAM else 0
-    if entry.kind == _TYPE_ROOT:
-        size = len(entry.data)  # the mini stream
-    start = entry.start if entry.kind != _TYPE_STORAGE else 0
-    return (
-        name.ljust(64, b"\x00")
-        + struct.pack(
-            "<HBBIII", len(name), entry.kind, _BLACK, entry.left, entry.right, entry.child
-        )
-        + bytes(16)  # CLSID
-        + bytes(4)  # state bits
-        + bytes(8)  # creation time
-        + bytes(8)  # modified time
-        + struct.pack("<IQ", start, size)
-    )
-
-
-def _sectors(size: int, unit: int) -> int:
-    return -(-size // unit)
-
-
-def write_cfb(streams: Mapping[str, bytes]) -> bytes:
-    """A version 3 compound file holding ``streams``.
-
-    Keys are paths such as ``"PROJECT"`` or ``"VBA/dir"``; the storages on the way
-    are created.  Names compare without regard to case, as in CFB.  The layout only
-    depends on the names and contents, not on the order of ``streams``."""
-    root = _tree(streams)
-    entries = _number(root)
-    files = [e for e in entries if e.kind == _TYPE_STREAM]
-    small = [e for e in files if 0 < len(e.data) < _MINI_CUTOFF]
-    large = [e for e in files if len(e.data) >= _MINI_CUTOFF]
-
-    # Mini stream: the small streams back to back in 64-byte mini sectors.
-    mini_fat: list[int] = []
-    mini_stream = bytearray()
-    for entry in small:
-        count = _sectors(len(entry.data), _MINI_SECTOR)
-        entry.start = len(mini_fat)
-        mini_fat += [len(mini_fat) + i + 1 for i in range(count - 1)] + [_ENDOFCHAIN]
-        mini_stream += entry.data.ljust(count * _MINI_SECTOR, b"\x00")
-    root.data = bytes(mini_stream)
-
-    n_dir = _sectors(len(entries), _SECTOR // 128)
-    n_mini_fat = _sectors(len(mini_fat) * 4, _SECTOR)
-    n_mini_stream = _sectors(len(mini_stream), _SECTOR)
-    n_large = sum(_sectors(len(e.data), _SECTOR) for e in large)
-    others = n_dir + n_mini_fat + n_mini_stream + n_large
-    n_fat = 1
-    while n_fat * _FAT_PER_SECTOR < n_fat + others:
-        n_fat += 1
-    if n_fat > _HEADER_DIFAT:
-        raise ValueError("compound file too large for a FAT without DIFAT sectors (~7 MB)")
-
-    fat: list[int] = [_FATSECT] * n_fat
-    body = bytearray()
-
-    def place(data: bytes) -> int:
-        """Append ``data`` as a chain of sectors; return its first sector."""
-        count = _sectors(len(data), _SECTOR)
-        if count == 0:
-            return _ENDOFCHAIN
-        first = len(fat)
-        fat.extend(first + i + 1 for i in range(count - 1))
-        fat.append(_ENDOFCHAIN)
-        body.extend(data.ljust(count * _SECTOR, b"\x00"))
-        return first
-
-    # Directory entries are only final once every start sector is known, so the
-    # directory sectors are reserved first and filled in at the end.
-    dir_start = place(bytes(n_dir * _SECTOR))
-    mini_fat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat)
-    mini_fat_bytes += struct.pack("<I", _FREESECT) * (
-        (n_mini_fat * _FAT_PER_SECTOR) - len(mini_fat)
-    )
-    mini_fat_start = place(mini_fat_bytes)
-    root.start = place(bytes(mini_stream))
-    for entry in large:
-        entry.start = place(entry.data)
-
-    directory = b"".join(_directory_entry(e) for e in entries)
-    directory += b"".join(_directory_entry(None) for _ in range(n_dir * 4 - len(entries)))
-    offset = (dir_start - n_fat) * _SECTOR
-    body[offset : offset + len(directory)] = directory
-
-    fat += [_FREESECT] * (n_fat * _FAT_PER_SECTOR - len(fat))
-    difat = list(range(n_fat)) + [_FREESECT] * (_HEADER_DIFAT - n_fat)
-    header = (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-        + bytes(16)  # CLSID
-        + struct.pack("<HHHHH", 0x003E, 0x0003, 0xFFFE, 9, 6)
-        + bytes(6)
-        + struct.pack(
-            "<IIIIIIIII",
-            0,  # directory sectors: always 0 in version 3
-            n_fat,
-            dir_start,
-            0,  # transaction signature
-            _MINI_CUTOFF,
-            mini_fat_start,
-            n_mini_fat,
-            _ENDOFCHAIN,  # first DIFAT sector
-            0,  # DIFAT sectors
-        )
-        + struct.pack(f"<{_HEADER_DIFAT}I", *difat)
-    )
-    assert len(header) == _SECTOR  # noqa: S101 - internal invariant
-    return header + struct.pack(f"<{len(fat)}I", *fat) + bytes(body)
-
-
-# ---------------------------------------------------------------------------
 # The VBA project, [MS-OVBA] §2.3
 
 
