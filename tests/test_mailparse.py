@@ -31,11 +31,11 @@ from tests.mailfactory import (
     workbook,
 )
 
-CREMA = workbook("Crema")
+CREMA_XLSX = workbook("Crema")
 ORIGINAL = make_plain(
     subject="Piano abitativo 2026 - Comune di Crema",
     message_id="<scheda.crema@comune.crema.example>",
-    attachments=[("Crema.xlsx", CREMA), ("lettera.pdf", b"%PDF-1.4")],
+    attachments=[("Crema.xlsx", CREMA_XLSX), ("lettera.pdf", b"%PDF-1.4")],
 )
 MB = 1024 * 1024
 
@@ -56,7 +56,7 @@ def test_pec_gives_certified_data_and_the_original_message() -> None:
     assert parsed.message_id == "<scheda.crema@comune.crema.example>"
     assert parsed.forwarded is False
     assert [(a.filename, a.data, a.path) for a in parsed.attachments] == [
-        ("Crema.xlsx", CREMA, ("postacert.eml", "Crema.xlsx"))
+        ("Crema.xlsx", CREMA_XLSX, ("postacert.eml", "Crema.xlsx"))
     ]
     assert set(parsed.other_attachments) == {"daticert.xml", "smime.p7s", "lettera.pdf"}
 
@@ -101,11 +101,11 @@ def test_date_header_is_the_one_of_the_original_message() -> None:
 
 def test_signed_workbook_in_a_pec_is_unwrapped_with_its_signer() -> None:
     """Crema.xlsx.p7m inside postacert.eml gives Crema.xlsx, its bytes and the signer."""
-    original = make_plain(attachments=[("Crema.xlsx.p7m", make_p7m(CREMA))])
+    original = make_plain(attachments=[("Crema.xlsx.p7m", make_p7m(CREMA_XLSX))])
     (att,) = parse_message(make_pec_envelope(original)).attachments
     assert (att.filename, att.data, att.path) == (
         "Crema.xlsx",
-        CREMA,
+        CREMA_XLSX,
         ("postacert.eml", "Crema.xlsx.p7m"),
     )
     assert att.signature is not None
@@ -118,7 +118,7 @@ def test_signed_workbook_in_a_pec_is_unwrapped_with_its_signer() -> None:
 
 def test_tampered_p7m_is_kept_with_an_italian_note() -> None:
     """A signature that does not verify is reported, the workbook is still returned."""
-    tampered = make_p7m(CREMA).replace(b"workbook Crema", b"workbook Lodi!", 1)
+    tampered = make_p7m(CREMA_XLSX).replace(b"workbook Crema", b"workbook Lodi!", 1)
     parsed = parse_message(make_plain(attachments=[("Crema.xlsx.p7m", tampered)]))
     (att,) = parsed.attachments
     assert att.signature is not None and att.signature.valid is False
@@ -197,7 +197,7 @@ def test_subject_posta_certificata_on_plain_mail_is_still_ordinaria() -> None:
     """Classification looks at headers only: a PEC-like subject changes nothing."""
     parsed = parse_message(
         make_plain(
-            subject="POSTA CERTIFICATA: Piano abitativo", attachments=[("Crema.xlsx", CREMA)]
+            subject="POSTA CERTIFICATA: Piano abitativo", attachments=[("Crema.xlsx", CREMA_XLSX)]
         )
     )
     assert parsed.kind is MessageKind.ORDINARIA
@@ -254,7 +254,7 @@ def test_workbook_beside_a_forwarded_pec_is_not_certified() -> None:
 def test_several_attachments_are_all_returned_in_order() -> None:
     """Every workbook type (any case of extension) is returned; other files are only named."""
     files = [
-        ("Crema.xlsx", CREMA),
+        ("Crema.xlsx", CREMA_XLSX),
         ("Lodi.XLSM", workbook("Lodi")),
         ("Vecchio.xls", workbook("xls")),
         ("Libre.ods", workbook("ods")),
@@ -275,14 +275,14 @@ def test_zip_with_two_workbooks_and_a_pdf() -> None:
     """Workbooks inside a zip come out with the zip in their path; the pdf is only named."""
     archive = make_zip(
         [
-            ("risposte/Crema.xlsx", CREMA),
+            ("risposte/Crema.xlsx", CREMA_XLSX),
             ("Lodi.xlsx.p7m", make_p7m(workbook("Lodi"))),
             ("nota.pdf", b"%PDF"),
         ]
     )
     parsed = parse_message(make_pec_envelope(make_plain(attachments=[("risposta.zip", archive)])))
     assert [(a.filename, a.data, a.path) for a in parsed.attachments] == [
-        ("Crema.xlsx", CREMA, ("postacert.eml", "risposta.zip", "Crema.xlsx")),
+        ("Crema.xlsx", CREMA_XLSX, ("postacert.eml", "risposta.zip", "Crema.xlsx")),
         ("Lodi.xlsx", workbook("Lodi"), ("postacert.eml", "risposta.zip", "Lodi.xlsx.p7m")),
     ]
     assert parsed.attachments[1].signature is not None
@@ -291,7 +291,7 @@ def test_zip_with_two_workbooks_and_a_pdf() -> None:
 
 def test_oversized_zip_member_is_skipped() -> None:
     """A member over 20 MB uncompressed (a zip bomb in small) is not read; the others are."""
-    archive = make_zip([("enorme.xlsx", b"\0" * (21 * MB)), ("Crema.xlsx", CREMA)])
+    archive = make_zip([("enorme.xlsx", b"\0" * (21 * MB)), ("Crema.xlsx", CREMA_XLSX)])
     parsed = parse_message(make_plain(attachments=[("risposta.zip", archive)]))
     assert [a.filename for a in parsed.attachments] == ["Crema.xlsx"]
     assert any("enorme.xlsx: file troppo grande" in n for n in parsed.notes)
@@ -307,7 +307,7 @@ def test_zip_reading_stops_past_fifty_megabytes() -> None:
 
 def test_encrypted_zip_is_ignored_with_a_note() -> None:
     """A password-protected zip is not opened and the clerk is told."""
-    archive = make_zip([("Crema.xlsx", CREMA)], encrypted=["Crema.xlsx"])
+    archive = make_zip([("Crema.xlsx", CREMA_XLSX)], encrypted=["Crema.xlsx"])
     parsed = parse_message(make_plain(attachments=[("protetto.zip", archive)]))
     assert parsed.attachments == ()
     assert "protetto.zip: zip protetto da password ignorato" in parsed.notes
@@ -316,7 +316,7 @@ def test_encrypted_zip_is_ignored_with_a_note() -> None:
 def test_rfc2231_filename_keeps_italian_accents() -> None:
     """A filename sent as filename*=utf-8''... is decoded with its accents."""
     name = "Comunità Montana – Scheda è.xlsx"
-    raw = make_plain(attachments=[(name, CREMA)])
+    raw = make_plain(attachments=[(name, CREMA_XLSX)])
     assert b"filename*=utf-8''" in raw
     (att,) = parse_message(raw).attachments
     assert att.filename == name
@@ -357,7 +357,7 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
 
 PEC = make_pec_envelope(
     make_plain(
-        attachments=[("Crema.xlsx.p7m", make_p7m(CREMA)), ("r.zip", make_zip([("a.xlsx", CREMA)]))]
+        attachments=[("Crema.xlsx.p7m", make_p7m(CREMA_XLSX)), ("r.zip", make_zip([("a.xlsx", CREMA_XLSX)]))]
     )
 )
 
@@ -395,7 +395,7 @@ def test_msg_of_a_signed_pec_is_rebuilt_and_classified_as_pec() -> None:
     parsed = parse_msg_file(data)
     assert parsed.kind is MessageKind.PEC
     assert parsed.certified_at == dt.datetime(2024, 12, 5, 0, 2, 10, tzinfo=CET)
-    assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA)]
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA_XLSX)]
     assert parse_message(data) == parsed
 
 
@@ -404,7 +404,7 @@ def test_msg_of_a_decoded_pec_uses_headers_daticert_and_embedded_postacert() -> 
     head, _ = _split(make_pec_envelope(ORIGINAL))
     postacert = msg_storage(
         transport_headers="From: protocollo@pec.comune.crema.example\r\nSubject: Piano\r\n",
-        attachments=[("Crema.xlsx", CREMA, "application/octet-stream")],
+        attachments=[("Crema.xlsx", CREMA_XLSX, "application/octet-stream")],
     )
     data = make_msg(
         transport_headers=head,
@@ -460,7 +460,7 @@ def test_msg_without_transport_headers_is_ordinaria_with_its_files() -> None:
     [
         b"",
         b"From: a@b\r\n\r\nciao",
-        CREMA,
+        CREMA_XLSX,
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600,
         make_cfb({"Workbook": b"\x09\x08" * 300}),
     ],
@@ -498,7 +498,7 @@ def test_signed_file_with_a_bare_p7m_name_is_recognised_by_content() -> None:
 
 def test_postacert_sent_in_base64_is_decoded() -> None:
     """Some gestori encode message/rfc822 in base64 (not allowed by MIME): it is read anyway."""
-    original = make_plain(attachments=[("Crema.xlsx", CREMA)])
+    original = make_plain(attachments=[("Crema.xlsx", CREMA_XLSX)])
     pec = make_pec_envelope(original)
     header = b'Content-Disposition: inline; filename="postacert.eml"\r\n'
     encoded = pec.replace(
@@ -509,5 +509,5 @@ def test_postacert_sent_in_base64_is_decoded() -> None:
     )
     assert encoded != pec
     parsed = parse_message(encoded)
-    assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA)]
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA_XLSX)]
     assert parsed.notes == ()
