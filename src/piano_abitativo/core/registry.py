@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from piano_abitativo.core.errors import RegistryError as RegistryError
+
 TIPI = ("COMUNE", "ALER")
 REQUIRED_COLUMNS = ("codice", "tipo", "denominazione", "provincia", "codice_catastale", "capofila")
 OPTIONAL_COLUMNS = ("email", "pec")
 _TRUE = {"si", "sì", "s", "x", "1", "true", "vero", "yes"}
-
-
-class RegistryError(ValueError):
-    """Raised when the registry CSV cannot be used; the message names file and line."""
 
 
 @dataclass(frozen=True)

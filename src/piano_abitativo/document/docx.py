@@ -50,8 +50,9 @@ from docx.text.paragraph import Paragraph
 from piano_abitativo.archive.store import TZ
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.errors import DocumentLocked, PdfError, RaccoltaError
 from piano_abitativo.core.formatting import it_number
-from piano_abitativo.core.raccolta import Raccolta, RaccoltaError
+from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Kind
 from piano_abitativo.master.sheets import NESSUNA, REPORT_COLUMNS, TOTALE, dati_header, table_defs
 
@@ -96,15 +97,6 @@ LEGAL_REFERENCES = (
     "e dell'accesso e della permanenza nei servizi abitativi pubblici», e successive "
     "modifiche e integrazioni."
 )
-
-
-class DocumentLocked(RaccoltaError):
-    """The .docx or .pdf cannot be replaced because it is open in Word, LibreOffice or a
-    PDF viewer; the old file is left as it was."""
-
-
-class PdfError(Exception):
-    """LibreOffice could not convert the document; the message says why, in Italian."""
 
 
 @dataclass(frozen=True)

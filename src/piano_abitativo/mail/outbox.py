@@ -55,8 +55,9 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.consolidate import consolidate
 from piano_abitativo.consolidation.context import receipts as validated_receipts
 from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.errors import MailError as MailError
 from piano_abitativo.core.problems import Problem, Report
-from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta, RaccoltaError
+from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta
 from piano_abitativo.core.registry import Ente
 from piano_abitativo.template.workbook import context_for, template_filename, write_templates
 
@@ -98,13 +99,6 @@ PROVA = "prova"  # dry run: written to the outbox only
 GIA_INVIATO = "già inviato"
 INCERTO = "invio incerto"
 NON_INVIATO = "non inviato"  # past the limit, or the server could not be reached
-
-
-class MailError(RaccoltaError):
-    """Mail settings or a message template are wrong, or the server refused the login.
-
-    The message is Italian and names the file or the variable to fix.
-    """
 
 
 # --------------------------------------------------------------------------- settings
