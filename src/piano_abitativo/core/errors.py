@@ -14,6 +14,7 @@ Hierarchy::
 
     PianoError
     ├── RaccoltaError
+    │   ├── PathError
     │   ├── ArchiveBusy
     │   ├── ArchiveError
     │   ├── MailError
@@ -45,6 +46,7 @@ __all__ = [
     "MailError",
     "MasterLocked",
     "P7mError",
+    "PathError",
     "PdfError",
     "PianoError",
     "RaccoltaError",
@@ -73,6 +75,11 @@ class RaccoltaError(PianoError):
     """Raised when a raccolta cannot be created, loaded or used: a missing folder or
     ``raccolta.toml``, a wrong value in the configuration, an option that does not apply,
     a date that cannot be read, a raccolta of another year where one was expected."""
+
+
+class PathError(RaccoltaError):
+    """Raised when a file or folder given by the user does not exist, or is a file where a
+    folder is needed (the folder of a raccolta, of a demo) or the other way round."""
 
 
 class RegistryError(PianoError, ValueError):
@@ -150,9 +157,10 @@ def os_error_message(exc: OSError) -> str:
 
 def expected_message(exc: BaseException) -> str | None:
     """What a face shows for an error it expects (a `PianoError` or an `OSError`), in
-    Italian on one line; None for an unexpected one (a bug, to be logged)."""
+    Italian (one sentence; a few carry lines to copy into a file); None for an unexpected
+    one (a bug, to be logged)."""
     if isinstance(exc, PianoError):
-        return " ".join(str(exc).split()) or "operazione non riuscita"
+        return str(exc).strip() or "operazione non riuscita"
     if isinstance(exc, OSError):
         return os_error_message(exc)
     return None

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piano_abitativo import __version__
 from piano_abitativo.app import commands as actions
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.consolidate import (
@@ -48,6 +47,7 @@ from piano_abitativo.consolidation.consolidate import (
 )
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.registry import RegistryError
+from piano_abitativo.core.version import __version__
 from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
