@@ -160,6 +160,13 @@ class ImportaResult(archive.ImportResult):
 
         return self.esiti.count(PROVA) if self.esiti is not None else 0
 
+    @property
+    def cartella_esiti(self) -> Path | None:
+        """Where the replies prepared are (the raccolta's outbox), None if none was."""
+        if self.esiti is None:
+            return None
+        return next((o.eml.parent for o in self.esiti.outcomes if o.eml is not None), None)
+
 
 def importa(
     raccolta: RaccoltaLike,

@@ -161,7 +161,6 @@ def _valida(args: argparse.Namespace) -> int:
 def _importa(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import importa
     from piano_abitativo.app.loading import load_raccolta
-    from piano_abitativo.mail.outbox import outbox_dir
 
     r = load_raccolta(args.cartella)
     err = _console(stderr=True)
@@ -190,7 +189,7 @@ def _importa(args: argparse.Namespace) -> int:
         if res.esiti_preparati:
             con.print(
                 f"Risposte agli enti preparate, non inviate: {res.esiti_preparati} "
-                f"in {outbox_dir(r.path)}. Per inviarle: piano-abitativo esiti "
+                f"in {res.cartella_esiti}. Per inviarle: piano-abitativo esiti "
                 f"{r.path} --davvero"
             )
     return 0 if res.valid else 1

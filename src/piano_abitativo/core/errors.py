@@ -6,9 +6,10 @@ Python detail. The faces (command line, Excel buttons) show that sentence and no
 else. Anything else that reaches a face is *unexpected*: the face shows one Italian line
 ("Errore imprevisto: …") and writes the traceback to a log file (`log_unexpected`).
 
-Errors of the operating system (`OSError`: a file open in another program, a folder
-without write permission, a full disk, a share that cannot be reached) are not bugs: the
-faces describe them in Italian with `os_error_message` and write no log.
+Errors of the operating system (an `OSError` with its errno: a file open in another
+program, a folder without write permission, a full disk, a share that cannot be reached)
+are not bugs: the faces describe them in Italian with `os_error_message` and write no
+log.
 
 Hierarchy::
 
@@ -161,7 +162,7 @@ def expected_message(exc: BaseException) -> str | None:
     one (a bug, to be logged)."""
     if isinstance(exc, PianoError):
         return str(exc).strip() or "operazione non riuscita"
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:  # a real answer of the system
         return os_error_message(exc)
     return None
 
