@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 from piano_abitativo.core.atomic import atomic_write_bytes
 from piano_abitativo.core.errors import ArchiveBusy as ArchiveBusy
 from piano_abitativo.core.errors import ArchiveError as ArchiveError
+from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.validation.validate import ValidationContext, validate_bytes
@@ -140,7 +141,7 @@ def locked(
         fh = open(adir / LOCK_NAME, "a+b")  # noqa: SIM115 - closed in finally
     except OSError as exc:
         raise ArchiveError(
-            f"Impossibile scrivere nella cartella {adir}: {exc.strerror}. "
+            f"Impossibile scrivere nella cartella {adir}: {os_reason(exc)}. "
             "Controllare di avere i permessi di scrittura."
         ) from exc
     try:

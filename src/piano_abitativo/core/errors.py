@@ -55,6 +55,7 @@ __all__ = [
     "expected_message",
     "log_unexpected",
     "os_error_message",
+    "os_reason",
     "unexpected_message",
 ]
 
@@ -144,16 +145,20 @@ _OS_REASONS = {
 }
 
 
+def os_reason(exc: OSError) -> str:
+    """Why the operating system refused, in Italian (``exc.strerror`` is English on most
+    systems): for the messages that name the file themselves."""
+    if isinstance(exc, PermissionError):
+        return _OS_REASONS[errno.EACCES]
+    if isinstance(exc, FileNotFoundError):
+        return _OS_REASONS[errno.ENOENT]
+    return _OS_REASONS.get(exc.errno or -1, "il sistema ha rifiutato l'operazione")
+
+
 def os_error_message(exc: OSError) -> str:
     """The Italian sentence for an error of the operating system: which file and why."""
-    if isinstance(exc, PermissionError):
-        reason = _OS_REASONS[errno.EACCES]
-    elif isinstance(exc, FileNotFoundError):
-        reason = _OS_REASONS[errno.ENOENT]
-    else:
-        reason = _OS_REASONS.get(exc.errno or -1, "il sistema ha rifiutato l'operazione")
     what = f" su {exc.filename}" if exc.filename else ""
-    return f"Operazione non riuscita{what}: {reason}. Risolvere e ripetere."
+    return f"Operazione non riuscita{what}: {os_reason(exc)}. Risolvere e ripetere."
 
 
 def expected_message(exc: BaseException) -> str | None:

@@ -50,7 +50,7 @@ from docx.text.paragraph import Paragraph
 from piano_abitativo.archive.store import TZ
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.core.atomic import atomic_write_bytes
-from piano_abitativo.core.errors import DocumentLocked, PdfError, RaccoltaError
+from piano_abitativo.core.errors import DocumentLocked, PdfError, RaccoltaError, os_reason
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Kind
@@ -309,7 +309,7 @@ def read_text_blocks(raccolta_path: Path, notes: list[str] | None = None) -> dic
             if notes is not None:
                 notes.append(
                     f"{TESTI_DIR}/{block.file}: impossibile leggerlo "
-                    f"({exc.strerror or exc}); usato il testo predefinito."
+                    f"({os_reason(exc)}); usato il testo predefinito."
                 )
             out[block.key] = block.default
             continue
@@ -1390,7 +1390,7 @@ def convert_to_pdf(
         except OSError as exc:
             raise PdfError(
                 f"Impossibile avviare LibreOffice ({soffice}): "
-                f"{exc.strerror or exc}. Scritto solo il .docx."
+                f"{os_reason(exc)}. Scritto solo il .docx."
             ) from exc
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -1444,7 +1444,7 @@ def _write(path: Path, data: bytes) -> None:
         ) from exc
     except OSError as exc:
         raise RaccoltaError(
-            f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file "
+            f"Impossibile scrivere {path}: {os_reason(exc)}. Il file "
             "precedente non è stato modificato."
         ) from exc
 

@@ -42,7 +42,7 @@ from piano_abitativo.consolidation.consolidate import (
     Consolidation,
 )
 from piano_abitativo.core.atomic import atomic_writer
-from piano_abitativo.core.errors import MasterLocked, RaccoltaError
+from piano_abitativo.core.errors import MasterLocked, RaccoltaError, os_reason
 from piano_abitativo.core.problems import Problem, Severity
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Field, Kind, Role
 
@@ -1648,7 +1648,7 @@ def write_master(
                 "Chiuderlo e ripetere; il file precedente non è stato modificato."
             ) from exc
         raise RaccoltaError(
-            f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file precedente non è "
+            f"Impossibile scrivere {path}: {os_reason(exc)}. Il file precedente non è "
             "stato modificato."
         ) from exc
     return path
