@@ -49,7 +49,7 @@ from piano_abitativo.master.sheets import REPORT_COLUMNS, build_master
 from piano_abitativo.simulation import demo
 
 from .lo_runner import require_libreoffice
-from .test_excel_remote import _remote_engine, alerts, click, payload_of  # noqa: F401
+from .xlwings_payload import _remote_engine, alerts, click, payload_of  # noqa: F401
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 AS_OF = "Dati consolidati al 20/12/2024 09:30"

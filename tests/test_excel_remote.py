@@ -7,7 +7,6 @@ point exactly as the button's macro does and reads the actions Excel would apply
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import os
 import re
@@ -15,10 +14,9 @@ import smtplib
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,18 +45,23 @@ from piano_abitativo.master.sheets import (
 from piano_abitativo.simulation import demo
 
 from . import xlwings_payload
-from .xlwings_payload import Payload
+from .mailraccolta import ENTI_CSV, make_raccolta, workbook_of
+from .xlwings_payload import (  # noqa: F401 - _remote_engine: a fixture
+    MASTER_NAME,
+    Action,
+    Payload,
+    _remote_engine,
+    alerts,
+    click,
+)
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
-MASTER_NAME = "Consolidato_piano_abitativo_2025.xlsm"
 CONF_SHEET = "xlwings.conf"
 BUTTONS = [
     MasterButton(m, m, f"Pulsante {m}")
     for m in ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")
 ]
 ALER = "ALER Brescia-Cremona-Mantova"
-
-Action = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- payloads
@@ -86,13 +89,6 @@ def payload_of(data: bytes, name: str = MASTER_NAME) -> Payload:
     )
 
 
-def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
-    """Call a button's entry point with `payload` as the calling workbook; its actions."""
-    with xlwings_payload.calling_book(copy.deepcopy(payload)) as book:
-        entry()
-    return list(book.json()["actions"])
-
-
 def index_of(payload: Payload, sheet: str) -> int:
     return [s["name"] for s in payload["sheets"]].index(sheet)
 
@@ -110,10 +106,6 @@ def grid_written(acts: list[Action], payload: Payload, sheet: str) -> list[list[
     return list(grid)
 
 
-def alerts(acts: list[Action]) -> list[str]:
-    return [a["args"][0] for a in acts if a["func"] == "alert"]
-
-
 def touched_sheets(acts: list[Action]) -> set[int]:
     return {a["sheet_position"] for a in acts if a["sheet_position"] is not None}
 
@@ -129,24 +121,6 @@ def cell_of(grid: list[list[Any]], ref: str) -> Any:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remote_engine() -> Iterator[None]:
-    """The remote engine is part of xlwings PRO: its noncommercial key, in these tests only
-    (registered here when xlwings was imported before the key was set)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XLWINGS_LICENSE_KEY", "noncommercial")
-        added = None
-        if "remote" not in [e.name for e in xw.engines]:
-            from xlwings.pro import _xlremote
-
-            added = xw.main.Engine(impl=_xlremote.engine)
-            xw.engines.add(added)
-        yield
-        if added is not None:
-            xw.engines.engines.remove(added)
-            del xw.engines.engines_by_name[added.name]
 
 
 @pytest.fixture(autouse=True)
@@ -385,6 +359,25 @@ def test_importa_imports_new_files_once_and_refreshes_the_workbook(
     assert touched_sheets(again) == set()
 
 
+def test_importa_prepares_the_replies_to_the_enti_as_the_command_line_does(
+    with_addresses: tuple[raccolta.Raccolta, Payload], no_smtp: None
+) -> None:
+    """As «piano-abitativo importa», Importa prepares the reply to the ente whose file came
+    in (a draft in the outbox, never sent) and tells the clerk how to send it."""
+    r, payload = with_addresses
+    (r.path / "arrivi").mkdir()
+    (r.path / "arrivi" / "crema.xlsx").write_bytes(workbook_of(r, CREMA))
+    acts = click(excel.importa, payload)
+    (text,) = alerts(acts)
+    outbox = r.path / "posta" / "uscita"
+    drafts = sorted(outbox.glob("*.eml"))
+    assert len(drafts) == 1
+    assert (
+        f"Risposte agli enti preparate, non inviate: 1 nella cartella {outbox}. Per "
+        f"inviarle usare il comando «piano-abitativo esiti {r.path} --davvero»."
+    ) in text
+
+
 # --------------------------------------------------------------------------- Valida
 
 
@@ -436,72 +429,68 @@ def test_genera_modelli_writes_one_template_per_ente(
 # --------------------------------------------------------------------------- Solleciti, Documento
 
 
-def _fake_mail(monkeypatch: pytest.MonkeyPatch, fn: Callable[..., Any]) -> None:
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.send", SimpleNamespace(solleciti=fn))
+@pytest.fixture
+def with_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[raccolta.Raccolta, Payload]:
+    """A raccolta of five enti with their addresses (and a sixth without), nothing
+    received, and its workbook as then built."""
+    r = make_raccolta(tmp_path, enti_csv=ENTI_CSV + "019100,COMUNE,Senza Posta,CR,Z000,,,\n")
+    monkeypatch.setenv(excel.ENV_RACCOLTA, str(r.path))
+    empty = consolidate.consolidate(r, [], generated_at=GENERATED_AT)
+    return r, payload_of(build_master(empty))
+
+
+@pytest.fixture
+def no_smtp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any SMTP connection fails the test: a button must never send mail."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a button must never send mail")
+
+    monkeypatch.setattr(smtplib, "SMTP", refuse)
+    monkeypatch.setattr(smtplib, "SMTP_SSL", refuse)
 
 
 def test_solleciti_is_always_a_dry_run(
-    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch
+    with_addresses: tuple[raccolta.Raccolta, Payload], no_smtp: None
 ) -> None:
-    """Solleciti calls the mail module with davvero=False and summarises what was written
-    to the outbox and who was left out."""
-    r, payload = small
-    calls: list[dict[str, Any]] = []
-    outbox = r.path / "posta" / "uscita"
-
-    def solleciti(rr: raccolta.Raccolta, *, davvero: bool = False, **kw: Any) -> Any:
-        calls.append({"raccolta": rr.path, "davvero": davvero, **kw})
-        return SimpleNamespace(
-            outcomes=[SimpleNamespace(eml=outbox / "1.eml"), SimpleNamespace(eml=None)],
-            esclusi=[("Comune di Agnadello", "manca l'indirizzo")],
-        )
-
-    _fake_mail(monkeypatch, solleciti)
-    acts = click(excel.solleciti, payload)
-    assert calls == [{"raccolta": r.path, "davvero": False}]
-    (text,) = alerts(acts)
-    assert text.startswith(
-        "Solleciti preparati in prova: nessun messaggio è stato inviato. "
-        f"1 messaggio scritto nella cartella {outbox}."
-    )
-    assert "1 messaggio non preparato" in text
-    assert "1 ente escluso: Comune di Agnadello: manca l'indirizzo." in text
-
-
-@pytest.mark.parametrize(
-    "mail",
-    [None, SimpleNamespace(), SimpleNamespace(solleciti=lambda r: "sent!")],
-    ids=["no module", "no function", "no dry run"],
-)
-def test_solleciti_without_a_safe_mail_function_is_not_available(
-    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch, mail: Any
-) -> None:
-    """Without a mail module, without its function, or with one that cannot promise a dry
-    run, Solleciti calls nothing and says the function is not available yet."""
-    _, payload = small
-    monkeypatch.setitem(sys.modules, "piano_abitativo.mail.send", mail)
-    acts = click(excel.solleciti, payload)
-    (text,) = alerts(acts)
-    assert text.startswith("Funzione non ancora disponibile: usare ")
-    assert [a["args"][3] for a in acts] == ["info"]
-
-
-def test_solleciti_with_the_installed_mail_module_sends_nothing(
-    small: tuple[raccolta.Raccolta, Payload], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With whatever mail module is installed, Solleciti never opens an SMTP connection and
-    ends with one informative alert."""
-    _, payload = small
-
-    def no_smtp(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a button must never send mail")
-
-    monkeypatch.setattr(smtplib, "SMTP", no_smtp)
-    monkeypatch.setattr(smtplib, "SMTP_SSL", no_smtp)
+    """On a raccolta where nobody answered, Solleciti writes one reminder per ente with an
+    address to the outbox, opens no SMTP connection, and says how many, where, and who
+    was left out, in one informative alert."""
+    r, payload = with_addresses
     acts = click(excel.solleciti, payload)
     (alert,) = [a["args"] for a in acts if a["func"] == "alert"]
     assert alert[3] == "info"
-    assert alert[0].startswith(("Solleciti preparati in prova", "Funzione non ancora"))
+    outbox = r.path / "posta" / "uscita"
+    written = sorted(outbox.glob("*.eml"))
+    with_address = [e for e in r.registry if e.pec or e.email]
+    assert len(written) == len(with_address) > 0
+    assert alert[0].startswith(
+        "Solleciti preparati in prova: nessun messaggio è stato inviato. "
+        f"{len(written)} messaggi scritti nella cartella {outbox}."
+    )
+    assert len(r.registry) - len(with_address) == 1
+    assert "\n\n1 ente escluso: Comune di Senza Posta: " in alert[0]
+    assert "piano-abitativo solleciti" in alert[0]
+
+
+def test_solleciti_twice_the_same_day_prepares_nothing_new(
+    with_addresses: tuple[raccolta.Raccolta, Payload], no_smtp: None
+) -> None:
+    """A second click the same day writes the same reminders again, under the same names
+    and no more: a dry run is not counted as a reminder sent."""
+    r, payload = with_addresses
+    click(excel.solleciti, payload)
+    outbox = r.path / "posta" / "uscita"
+    before = sorted(outbox.glob("*.eml"))
+    acts = click(excel.solleciti, payload)
+    (text,) = alerts(acts)
+    assert sorted(outbox.glob("*.eml")) == before
+    assert text.startswith(
+        f"Solleciti preparati in prova: nessun messaggio è stato inviato. "
+        f"{len(before)} messaggi scritti nella cartella {outbox}."
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -569,13 +558,13 @@ def test_a_call_outside_excel_returns_and_explains_on_stderr(
     assert "Traceback" not in err
 
 
-def test_an_unexpected_error_before_the_raccolta_is_known_is_logged_in_temp(
+def test_an_unexpected_error_before_the_raccolta_is_known_is_logged_for_the_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: tuple[raccolta.Raccolta, Payload]
 ) -> None:
-    """When the raccolta cannot even be looked for, the details go to the temp folder's
-    piano-abitativo.log, named in the alert."""
+    """When the raccolta cannot even be looked for, the details go to the user's
+    ~/.piano-abitativo/piano-abitativo.log, named in the alert."""
     _, payload = small
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
 
     def broken(_: Path) -> Any:
         raise OSError("rete assente")
@@ -583,9 +572,26 @@ def test_an_unexpected_error_before_the_raccolta_is_known_is_logged_in_temp(
     monkeypatch.setattr(raccolta, "load", broken)
     acts = click(excel.genera_modelli, payload)
     (text,) = alerts(acts)
-    log = tmp_path / excel.LOG_NAME
+    log = tmp_path / ".piano-abitativo" / excel.LOG_NAME
     assert text == f"Errore imprevisto: OSError: rete assente. Dettagli in {log}"
     assert "OSError: rete assente" in log.read_text(encoding="utf-8")
+
+
+def test_an_error_of_the_system_is_one_italian_sentence_without_log(
+    small: tuple[raccolta.Raccolta, Payload],
+) -> None:
+    """A file named «arrivi» where Importa wants its folder is an error of the system, not
+    a bug: one critical alert in Italian naming the path, and no log is written."""
+    r, payload = small
+    (r.path / "arrivi").write_text("non una cartella", encoding="utf-8")
+    acts = click(excel.importa, payload)
+    assert [a["func"] for a in acts] == ["alert"]
+    text, _, _, mode, _ = acts[0]["args"]
+    assert mode == "critical"
+    assert (
+        text == f"Operazione non riuscita su {r.path / 'arrivi'}: esiste già. Risolvere e ripetere."
+    )
+    assert not (r.path / excel.LOG_NAME).exists()
 
 
 # --------------------------------------------------------------------------- import, pure part

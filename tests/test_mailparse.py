@@ -357,7 +357,10 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
 
 PEC = make_pec_envelope(
     make_plain(
-        attachments=[("Crema.xlsx.p7m", make_p7m(CREMA_XLSX)), ("r.zip", make_zip([("a.xlsx", CREMA_XLSX)]))]
+        attachments=[
+            ("Crema.xlsx.p7m", make_p7m(CREMA_XLSX)),
+            ("r.zip", make_zip([("a.xlsx", CREMA_XLSX)])),
+        ]
     )
 )
 

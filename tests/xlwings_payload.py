@@ -1,19 +1,25 @@
 """What Excel's RunRemotePython sends for a workbook, for xlwings' remote engine in the
-tests and the benchmark (``xw.Book(json=payload_of(...))``)."""
+tests and the benchmark (``xw.Book(json=payload_of(...))``), and the helpers that click a
+button of it (`click`, `alerts`, the `_remote_engine` fixture) shared by the test files."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openpyxl
+import pytest
 import xlwings as xw
 from python_calamine import CalamineWorkbook
 
 Payload = dict[str, Any]
+Action = dict[str, Any]
+#: the name of the calling workbook when none is given
+MASTER_NAME = "Consolidato_piano_abitativo_2025.xlsm"
 
 
 def json_value(v: Any) -> Any:
@@ -30,7 +36,7 @@ def json_value(v: Any) -> Any:
 
 
 def payload_of(
-    data: bytes, name: str, *, extra_sheets: list[dict[str, Any]] | None = None
+    data: bytes, name: str = MASTER_NAME, *, extra_sheets: list[dict[str, Any]] | None = None
 ) -> Payload:
     """Each sheet's used-range values from A1, its tables and the workbook names of the
     workbook `data`; `extra_sheets` are appended as given."""
@@ -84,3 +90,34 @@ def calling_book(payload: Payload) -> Iterator[xw.Book]:
         yield book
     finally:
         delattr(xw.Book, "_mock_caller")
+
+
+def click(entry: Callable[[], None], payload: Payload) -> list[Action]:
+    """Call a button's entry point with `payload` as the calling workbook; its actions."""
+    with calling_book(copy.deepcopy(payload)) as book:
+        entry()
+    return list(book.json()["actions"])
+
+
+def alerts(acts: list[Action]) -> list[str]:
+    """The texts of the message boxes among `acts`."""
+    return [a["args"][0] for a in acts if a["func"] == "alert"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remote_engine() -> Iterator[None]:
+    """The remote engine is part of xlwings PRO: its noncommercial key, in the test modules
+    that import this fixture only (registered here when xlwings was imported before the
+    key was set)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLWINGS_LICENSE_KEY", "noncommercial")
+        added = None
+        if "remote" not in [e.name for e in xw.engines]:
+            from xlwings.pro import _xlremote
+
+            added = xw.main.Engine(impl=_xlremote.engine)
+            xw.engines.add(added)
+        yield
+        if added is not None:
+            xw.engines.engines.remove(added)
+            del xw.engines.engines_by_name[added.name]

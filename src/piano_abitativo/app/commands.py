@@ -1,52 +1,226 @@
-"""The operations of the capofila, as the CLI and the Excel buttons offer them.
+"""The operations of the capofila, one function per command of the CLI.
 
-Each is one call into the core stages (archive, consolidate, master); the adapters only
-render the result.
+They are what the command line, the Excel buttons and a Python script call (the library
+face, `import piano_abitativo`), and nothing else: each takes the raccolta (loaded, or the
+path of its folder) and keyword-only options, and returns a result that the faces render.
+Errors are `PianoError` with an Italian message (see `piano_abitativo.core.errors`).
+
+The mail commands (invia, solleciti, esiti) are in `piano_abitativo.app.posta`, stato in
+`piano_abitativo.app.stato`; the demo, which plays the whole cycle through these
+functions, is `piano_abitativo.simulation.demo.run_demo`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from piano_abitativo.app.loading import (
+    PathLike,
+    RaccoltaLike,
+    existing_paths,
+    folder,
+    load_raccolta,
+)
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.consolidate import Consolidation, consolidate
 from piano_abitativo.consolidation.context import iter_receipts
 from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.errors import RaccoltaError
+from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.mail.folder import import_files
-from piano_abitativo.mail.texts import write_message_templates
 
 if TYPE_CHECKING:
     from piano_abitativo.document.docx import DocumentResult
+    from piano_abitativo.mail.imap import IngestResult
+    from piano_abitativo.mail.send import SendResult
+    from piano_abitativo.master.xlsm import BlankMaster
+
+__all__ = [
+    "ConsolidaResult",
+    "ImportaResult",
+    "collega",
+    "consolida",
+    "consolidation",
+    "crea",
+    "documento",
+    "importa",
+    "master_vuoto",
+    "modelli",
+    "modello_vuoto",
+    "valida",
+]
 
 
-def crea(path: Path, **options: Any) -> Raccolta:
-    """Create a new raccolta folder (see `core.raccolta.create` for the options) with the
-    editable texts of its messages in messaggi/; refuses to touch an existing raccolta."""
-    r = rc.create(path, **options)
+def crea(
+    cartella: PathLike,
+    *,
+    anno: int,
+    registry_csv: PathLike | None = None,
+    scadenza: dt.date | str | None = None,
+    ambito: str | None = None,
+    contatto: str = "",
+    precedente: PathLike | None = None,
+) -> Raccolta:
+    """Create the folder of a new raccolta for the Piano of year `anno`: its commented
+    ``raccolta.toml``, the registry of the enti (``registry_csv``, a CSV; the Ambito
+    Cremasco when omitted) and the editable texts of its messages in ``messaggi/``.
+
+    `scadenza` is the deadline of the enti (a date or ``GG/MM/AAAA``), `ambito` the name
+    of the ambito territoriale, `contatto` who to contact, `precedente` last year's
+    raccolta to compare with. Refuses to touch an existing raccolta."""
+    from piano_abitativo.mail.texts import write_message_templates
+
+    if isinstance(scadenza, str):
+        scadenza = rc.parse_date(scadenza)
+    r = rc.create(
+        Path(cartella),
+        anno=anno,
+        registry_csv=Path(registry_csv) if registry_csv is not None else None,
+        scadenza=scadenza,
+        ambito=ambito,
+        contatto=contatto,
+        precedente=Path(precedente) if precedente is not None else None,
+    )
     write_message_templates(r.path)
     return r
 
 
+def collega(raccolta: PathLike, *, precedente: PathLike) -> Raccolta:
+    """Link the raccolta in folder `raccolta` to last year's (`precedente`, a raccolta of
+    an earlier year): ``[confronto] precedente`` is rewritten in raccolta.toml, every other
+    line kept as it was. Returns the raccolta as now loaded."""
+    folder(raccolta)
+    folder(precedente, "la cartella della raccolta dell'anno precedente")
+    return rc.collega(Path(raccolta), Path(precedente))
+
+
+def modelli(raccolta: RaccoltaLike, *, progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Write one personalised template per ente of the registry into the raccolta's
+    ``modelli/`` folder; the paths written. `progress` gets the name of each ente."""
+    from piano_abitativo.template.workbook import generate_templates
+
+    r = load_raccolta(raccolta)
+    return generate_templates(
+        r, progress=None if progress is None else (lambda e: progress(e.nome_completo))
+    )
+
+
+def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None) -> list[Report]:
+    """Validate the returned workbooks at `percorsi` (files, or folders searched for
+    .xlsx/.xlsm/.xls/.ods), one report each; nothing is archived. They are checked against
+    `raccolta` (year, id, enti, rules, last year's data), by default the raccolta that
+    contains the first of them, else against the rules alone."""
+    from piano_abitativo.consolidation.context import validation_context
+    from piano_abitativo.reading.reader import iter_workbook_files
+    from piano_abitativo.validation.validate import ValidationContext, validate_file
+
+    paths = existing_paths(percorsi)
+    r: Raccolta | None = None
+    if raccolta is not None:
+        r = load_raccolta(raccolta)
+    else:
+        for p in paths:
+            found = rc.find_raccolta(p if p.is_dir() else p.parent)
+            if found is not None:
+                r = rc.load(found)
+                break
+    ctx = validation_context(r) if r is not None else ValidationContext()
+    return [validate_file(f, ctx, display_name=str(f)) for f in iter_workbook_files(paths)]
+
+
+@dataclass
+class ImportaResult(archive.ImportResult):
+    """What `importa` did: the files given (`outcomes`, `recovered`, as
+    `archive.ImportResult`), the mailbox read (`posta`, with ``imap``) and the replies to
+    the enti prepared as drafts (`esiti`, None when nothing new came in)."""
+
+    posta: IngestResult | None = None
+    esiti: SendResult | None = None
+    #: whether something new came in (a workbook, or a message without its file)
+    nuovo: bool = False
+
+    @property
+    def receipts(self) -> list[archive.Receipt]:
+        """Every return recorded now, from files and from the mailbox."""
+        return [*self.imported, *(self.posta.receipts if self.posta else [])]
+
+    @property
+    def valid(self) -> bool:
+        """Whether every return recorded now is valid."""
+        return all(x.report.valid for x in self.receipts)
+
+    @property
+    def esiti_preparati(self) -> int:
+        """How many replies to the enti were written to the outbox (not sent)."""
+        from piano_abitativo.mail.send import PROVA
+
+        return self.esiti.count(PROVA) if self.esiti is not None else 0
+
+    @property
+    def cartella_esiti(self) -> Path | None:
+        """Where the replies prepared are (the raccolta's outbox), None if none was."""
+        if self.esiti is None:
+            return None
+        return next((o.eml.parent for o in self.esiti.outcomes if o.eml is not None), None)
+
+
 def importa(
-    r: Raccolta,
-    paths: Sequence[Path],
+    raccolta: RaccoltaLike,
+    paths: Sequence[PathLike] = (),
     *,
+    imap: bool = False,
+    sposta: bool = False,
+    esiti: bool = True,
     progress: Callable[[Path], None] | None = None,
     waiting: Callable[[str], None] | None = None,
-) -> archive.ImportResult:
-    """Archive, validate and record the returned files found at `paths`."""
-    return import_files(r, paths, progress=progress, waiting=waiting)
+) -> ImportaResult:
+    """Archive, validate and record the returned files found at `paths` (files or folders,
+    mail messages .eml/.msg and signed .p7m included) and, with ``imap``, the new messages
+    of the mailbox configured in ``[posta]`` (read-only; with ``sposta`` the imported ones
+    are moved to ``cartella_importati``). The ente is recognised from the content.
+
+    When something new came in and ``esiti`` is true, the replies to the enti (outcome of
+    their file, or a request for the missing file) are prepared as drafts in
+    ``posta/uscita/``: they leave only with ``esiti(..., davvero=True)``. `progress` gets
+    each file as it is imported; `waiting` what the raccolta's lock is waiting for."""
+    from piano_abitativo.mail import send as outbox
+    from piano_abitativo.mail.folder import import_files
+
+    r = load_raccolta(raccolta)
+    if not paths and not imap:
+        raise RaccoltaError("indicare cosa importare: --da PERCORSO... e/o --imap")
+    if sposta and not imap:
+        raise RaccoltaError("--sposta vale solo con --imap")
+    files = existing_paths(paths)
+    got = (
+        import_files(r, files, progress=progress, waiting=waiting)
+        if files
+        else archive.ImportResult()
+    )
+    res = ImportaResult(got.outcomes, got.recovered)
+    res.nuovo = any(o.esito == "importato" for o in got.outcomes)
+    if imap:
+        from piano_abitativo.mail.imap import import_imap
+
+        res.posta = import_imap(r, sposta=sposta, waiting=waiting)
+        news = [*res.posta.messages, *res.posta.recuperati]
+        res.nuovo = res.nuovo or any(m.esito in ("importato", "senza allegati") for m in news)
+    if esiti and res.nuovo:
+        res.esiti = outbox.esiti(r, waiting=waiting)
+    return res
 
 
-def consolidation(r: Raccolta) -> Consolidation:
-    """The current consolidation of the raccolta (nothing written), with the comparison
-    with last year's raccolta when it is linked and usable."""
+def consolidation(raccolta: RaccoltaLike) -> Consolidation:
+    """The current consolidation of the raccolta (nothing written): the latest valid
+    return of each ente, validated again with the current rules, and the comparison with
+    last year's raccolta when it is linked and usable."""
     from piano_abitativo.consolidation.confronto import year_over_year
 
+    r = load_raccolta(raccolta)
     cons = consolidate(r, iter_receipts(r))
     cons.confronto = year_over_year(r, cons)
     return cons
@@ -54,31 +228,73 @@ def consolidation(r: Raccolta) -> Consolidation:
 
 @dataclass(frozen=True)
 class ConsolidaResult:
+    """What `consolida` wrote: the master workbook and the consolidation it holds."""
+
     master: Path
     consolidation: Consolidation
+    #: why last year's raccolta could not be compared, if it is linked but unusable
+    note: tuple[str, ...] = field(default=())
 
 
-def consolida(r: Raccolta, *, waiting: Callable[[str], None] | None = None) -> ConsolidaResult:
-    """Write the master workbook (.xlsm with its buttons) from the latest valid return of
-    each ente."""
+def consolida(
+    raccolta: RaccoltaLike, *, waiting: Callable[[str], None] | None = None
+) -> ConsolidaResult:
+    """Write the master workbook (.xlsm with its buttons: tables a)–k) with totals as
+    formulas, Cruscotto, Anomalie, Report) from the latest valid return of each ente."""
+    from piano_abitativo.consolidation.context import previous_notice
     from piano_abitativo.master.xlsm import write_master_xlsm
 
+    r = load_raccolta(raccolta)
     with archive.locked(r.path, waiting=waiting):
         cons = consolidation(r)
         target = write_master_xlsm(cons, r.path)
-    return ConsolidaResult(target, cons)
+    notice = previous_notice(r)
+    return ConsolidaResult(target, cons, (notice,) if notice else ())
 
 
 def documento(
-    r: Raccolta, *, pdf: bool = True, progress: Callable[[str], None] | None = None
+    raccolta: RaccoltaLike, *, pdf: bool = True, progress: Callable[[str], None] | None = None
 ) -> DocumentResult:
-    """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice) from
-    the current consolidation, with the comparison with last year when the raccolta is
-    linked to last year's (a link that cannot be used is one more note)."""
+    """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice when
+    `pdf`) into the raccolta's ``documento/`` folder from the current consolidation, with
+    the comparison with last year when the raccolta is linked to last year's (a link that
+    cannot be used is one more note). `progress` gets each step, in Italian."""
     from piano_abitativo.consolidation.context import previous_notice
     from piano_abitativo.document.docx import write_document
 
+    r = load_raccolta(raccolta)
     cons = consolidation(r)
     res = write_document(r, cons, confronto=cons.confronto, pdf=pdf, progress=progress)
     notice = previous_notice(r)
     return replace(res, note=(notice, *res.note)) if notice else res
+
+
+def master_vuoto(output: PathLike) -> BlankMaster:
+    """Write the blank master workbook with its buttons (the one in ``workbook/``) at
+    `output` and the text of its macros in the ``vba/`` folder beside it."""
+    from piano_abitativo.master.xlsm import write_blank_master
+
+    return write_blank_master(_writable_file(output))
+
+
+def modello_vuoto(output: PathLike) -> Path:
+    """Write the blank standard template (the one in ``templates/``) at `output`."""
+    from piano_abitativo.template.workbook import write_standard_template
+
+    return write_standard_template(_writable_file(output))
+
+
+def _writable_file(output: PathLike) -> Path:
+    from piano_abitativo.core.errors import PathError
+
+    p = Path(output)
+    if p.is_dir():
+        raise PathError(f"{p} è una cartella: indicare il nome del file da scrivere.")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PathError(
+                    f"{parent} è un file, non una cartella: indicare un altro percorso."
+                )
+            break
+    return p

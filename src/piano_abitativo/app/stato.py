@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from piano_abitativo.app.loading import RaccoltaLike, load_raccolta
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.consolidation.context import receipts
@@ -98,8 +99,11 @@ class Stato:
         return sum(1 for e in self.enti if e.ricevuto)
 
 
-def stato(r: Raccolta, cons: Consolidation | None = None) -> Stato:
-    """The state of every ente of the raccolta."""
+def stato(raccolta: RaccoltaLike, cons: Consolidation | None = None) -> Stato:
+    """The state of every ente of the raccolta (loaded, or the path of its folder): whether
+    and when it answered, with which errors, the reminders sent; `cons`, the raccolta's
+    consolidation when the caller has it already. Writes nothing."""
+    r = load_raccolta(raccolta)
     cons = cons or consolidate(r, receipts(r))
     sent: dict[tuple[str, str], dt.datetime] = {}
     ente_of_message: dict[str, str] = {}

@@ -45,8 +45,11 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.errors import ArchiveBusy as ArchiveBusy
+from piano_abitativo.core.errors import ArchiveError as ArchiveError
+from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.problems import Report
-from piano_abitativo.core.raccolta import Raccolta, RaccoltaError
+from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.validation.validate import ValidationContext, validate_bytes
 
 ARCHIVE_DIR = "archivio"
@@ -73,14 +76,6 @@ MAIL_SUFFIXES = (".eml", ".msg", ".p7m")
 
 #: Reading limit: a returned workbook is a few tens of KB; the reader refuses > 20 MB anyway
 MAX_FILE_BYTES = 64 * 1024 * 1024
-
-
-class ArchiveBusy(RaccoltaError):
-    """Another user (or process) holds the raccolta's lock for longer than the timeout."""
-
-
-class ArchiveError(RaccoltaError):
-    """The archive cannot be written (disk full, no permission, …); message in Italian."""
 
 
 def now() -> dt.datetime:
@@ -146,7 +141,7 @@ def locked(
         fh = open(adir / LOCK_NAME, "a+b")  # noqa: SIM115 - closed in finally
     except OSError as exc:
         raise ArchiveError(
-            f"Impossibile scrivere nella cartella {adir}: {exc.strerror}. "
+            f"Impossibile scrivere nella cartella {adir}: {os_reason(exc)}. "
             "Controllare di avere i permessi di scrittura."
         ) from exc
     try:

@@ -17,13 +17,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from piano_abitativo import __version__
 from piano_abitativo.archive import store as archive
 from piano_abitativo.archive.store import Receipt
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError, load
 from piano_abitativo.core.registry import Registry
 from piano_abitativo.core.schema import TEMPLATE_VERSION
+from piano_abitativo.core.version import __version__
 from piano_abitativo.validation.validate import ValidationContext
 
 _RACCOLTA = "yoy.raccolta"

@@ -12,12 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from piano_abitativo.core.atomic import atomic_write_text
-from piano_abitativo.core.registry import (
-    Registry,
-    RegistryError,
-    default_registry,
-    load_registry,
-)
+from piano_abitativo.core.errors import RaccoltaError as RaccoltaError
+from piano_abitativo.core.errors import RegistryError
+from piano_abitativo.core.registry import Registry, default_registry, load_registry
 from piano_abitativo.core.schema import SCHEMA, Schema, Settings
 
 CONFIG_NAME = "raccolta.toml"
@@ -25,10 +22,6 @@ REGISTRY_NAME = "enti.csv"
 MODELLI_DIR = "modelli"
 #: keys of [posta] that would hold a password: refused, the password never goes in a file
 PASSWORD_KEYS = ("password", "passwd", "pass", "parola_chiave")
-
-
-class RaccoltaError(Exception):
-    """A raccolta cannot be created or used; the message says why, in Italian."""
 
 
 @dataclass

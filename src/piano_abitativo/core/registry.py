@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from piano_abitativo.core.errors import RegistryError as RegistryError
+from piano_abitativo.core.errors import os_reason
+
 TIPI = ("COMUNE", "ALER")
 REQUIRED_COLUMNS = ("codice", "tipo", "denominazione", "provincia", "codice_catastale", "capofila")
 OPTIONAL_COLUMNS = ("email", "pec")
 _TRUE = {"si", "sì", "s", "x", "1", "true", "vero", "yes"}
-
-
-class RegistryError(ValueError):
-    """Raised when the registry CSV cannot be used; the message names file and line."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def load_registry(path: Path | str) -> Registry:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RegistryError(f"{path}: impossibile leggere il file ({exc.strerror})") from exc
+        raise RegistryError(f"{path}: impossibile leggere il file ({os_reason(exc)})") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

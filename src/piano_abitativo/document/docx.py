@@ -50,8 +50,9 @@ from docx.text.paragraph import Paragraph
 from piano_abitativo.archive.store import TZ
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.errors import DocumentLocked, PdfError, RaccoltaError, os_reason
 from piano_abitativo.core.formatting import it_number
-from piano_abitativo.core.raccolta import Raccolta, RaccoltaError
+from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Kind
 from piano_abitativo.master.sheets import NESSUNA, REPORT_COLUMNS, TOTALE, dati_header, table_defs
 
@@ -96,15 +97,6 @@ LEGAL_REFERENCES = (
     "e dell'accesso e della permanenza nei servizi abitativi pubblici», e successive "
     "modifiche e integrazioni."
 )
-
-
-class DocumentLocked(RaccoltaError):
-    """The .docx or .pdf cannot be replaced because it is open in Word, LibreOffice or a
-    PDF viewer; the old file is left as it was."""
-
-
-class PdfError(Exception):
-    """LibreOffice could not convert the document; the message says why, in Italian."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +309,7 @@ def read_text_blocks(raccolta_path: Path, notes: list[str] | None = None) -> dic
             if notes is not None:
                 notes.append(
                     f"{TESTI_DIR}/{block.file}: impossibile leggerlo "
-                    f"({exc.strerror or exc}); usato il testo predefinito."
+                    f"({os_reason(exc)}); usato il testo predefinito."
                 )
             out[block.key] = block.default
             continue
@@ -1398,7 +1390,7 @@ def convert_to_pdf(
         except OSError as exc:
             raise PdfError(
                 f"Impossibile avviare LibreOffice ({soffice}): "
-                f"{exc.strerror or exc}. Scritto solo il .docx."
+                f"{os_reason(exc)}. Scritto solo il .docx."
             ) from exc
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -1452,7 +1444,7 @@ def _write(path: Path, data: bytes) -> None:
         ) from exc
     except OSError as exc:
         raise RaccoltaError(
-            f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file "
+            f"Impossibile scrivere {path}: {os_reason(exc)}. Il file "
             "precedente non è stato modificato."
         ) from exc
 

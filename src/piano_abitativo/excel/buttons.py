@@ -7,15 +7,18 @@ Each button of the .xlsm runs a one-line macro,
    this module needs neither Excel nor xlwings),
 2. finds the raccolta: the environment variable ``PIANO_ABITATIVO_RACCOLTA``, else the
    folder of the workbook or one of its parents,
-3. makes one call into the core (`actions`, `raccolta.generate_templates`, `mail`),
+3. makes one call into the application layer (`piano_abitativo.app`), the same as the
+   command line's,
 4. writes the result back into the open workbook: values and formulas only (the formats
    were baked in when the master was built), one 2-D assignment per sheet,
 5. tells the clerk what happened in a short Italian message box.
 
-Errors never reach the clerk as a traceback: the known ones (`RaccoltaError`,
-`RegistryError`, files that cannot be opened) become their Italian message; anything else
-becomes "Errore imprevisto" with the details appended to ``piano-abitativo.log`` in the
-raccolta. The entry points always return normally.
+Errors never reach the clerk as a traceback, as on the command line
+(`piano_abitativo.core.errors`): a `PianoError` or an error of the operating system
+becomes its Italian message; anything else becomes "Errore imprevisto" with the details
+appended to ``piano-abitativo.log`` in the raccolta (or in ``~/.piano-abitativo/``, or
+the temp folder, when the raccolta is not known). The entry points always return
+normally.
 
 `layout_grids` and `sheet_grid` (what goes where, as lists of rows) are pure, so they are
 tested without xlwings.
@@ -25,21 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
-import inspect
 import os
 import re
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piano_abitativo import __version__
 from piano_abitativo.app import commands as actions
-from piano_abitativo.archive import store as archive
+from piano_abitativo.app import posta
 from piano_abitativo.consolidation.consolidate import (
     STATO_CON_AVVISI,
     STATO_CON_ERRORI,
@@ -47,7 +45,13 @@ from piano_abitativo.consolidation.consolidate import (
     Consolidation,
 )
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.core.registry import RegistryError
+from piano_abitativo.core.errors import (
+    LOG_NAME,
+    expected_message,
+    log_unexpected,
+    unexpected_message,
+)
+from piano_abitativo.core.version import __version__
 from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
@@ -56,7 +60,6 @@ from piano_abitativo.master.sheets import (
     SheetLayout,
     master_layout,
 )
-from piano_abitativo.template.workbook import generate_templates
 
 if TYPE_CHECKING:
     import xlwings as xw
@@ -83,8 +86,6 @@ __all__ = [
 ENV_RACCOLTA = "PIANO_ABITATIVO_RACCOLTA"
 #: the drop folder of *Importa*, inside the raccolta
 ARRIVI_DIR = "arrivi"
-#: where unexpected errors are described, inside the raccolta
-LOG_NAME = "piano-abitativo.log"
 TITLE = "Piano abitativo"
 
 Grid = list[list[Any]]
@@ -248,45 +249,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _log_unexpected(s: _Session, name: str, exc: BaseException) -> Path | None:
-    """Append the traceback to the raccolta's log (or the temp folder's, when the raccolta
-    is not known yet or cannot be written); the log's path, None if none could be written."""
-    candidates = []
-    if s.raccolta is not None:
-        candidates.append(s.raccolta.path / LOG_NAME)
-    candidates.append(Path(tempfile.gettempdir()) / LOG_NAME)
+    """Append the traceback to the raccolta's log (see `core.errors.log_unexpected` for
+    where it goes when the raccolta is not known yet or cannot be written)."""
     book = ""
     with contextlib.suppress(Exception):
         book = str(s.book.fullname)
-    entry = (
-        f"--- {archive.now():%Y-%m-%d %H:%M:%S %Z} pulsante {name} "
-        f"(piano-abitativo {__version__}, Python {sys.version.split()[0]}, "
-        f"cartella di lavoro {book or 'sconosciuta'})\n"
-        + "".join(traceback.format_exception(exc))
-        + "\n"
+    return log_unexpected(
+        exc,
+        what=f"pulsante {name} (cartella di lavoro {book or 'sconosciuta'})",
+        folder=s.raccolta.path if s.raccolta is not None else None,
+        version=__version__,
     )
-    for path in candidates:
-        try:
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(entry)
-        except OSError:
-            continue
-        return path
-    return None
-
-
-def _known_message(exc: BaseException) -> str | None:
-    """The clerk's message for an error we expect, or None for an unexpected one."""
-    if isinstance(exc, rc.RaccoltaError | RegistryError):
-        return str(exc)
-    if isinstance(exc, PermissionError | FileNotFoundError) and exc.filename:
-        what = (
-            "non è accessibile (è forse aperto in un altro programma, o manca il "
-            "permesso di scrittura)"
-            if isinstance(exc, PermissionError)
-            else "non esiste (la cartella condivisa è raggiungibile?)"
-        )
-        return f"Operazione non riuscita: {exc.filename} {what}. Risolvere e ripetere."
-    return None
 
 
 def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
@@ -307,12 +280,9 @@ def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
             s.status(f"Piano abitativo: {name.replace('_', ' ')} in corso…")
             s.alert(action(s))
         except Exception as exc:
-            known = _known_message(exc)
+            known = expected_message(exc)
             if known is None:
-                log = _log_unexpected(s, name, exc)
-                known = f"Errore imprevisto: {_one_line(exc)}." + (
-                    f" Dettagli in {log}" if log else ""
-                )
+                known = unexpected_message(exc, _log_unexpected(s, name, exc))
             with contextlib.suppress(Exception):  # an engine that cannot even alert
                 s.alert(known, critical=True)
         finally:
@@ -461,6 +431,7 @@ def _importa(s: _Session) -> str:
     res = actions.importa(
         r, [arrivi], progress=lambda p: s.status(f"Importazione di {p.name}…"), waiting=s.status
     )
+    drafts = res.esiti_preparati
     new = res.imported
     already = sum(1 for o in res.outcomes if o.esito == "già importato")
     unreadable = [o for o in res.outcomes if o.esito == "illeggibile"]
@@ -486,6 +457,12 @@ def _importa(s: _Session) -> str:
             "totali e il Report. " + _summary(cons)
         )
         lines.append(SAVE_NOTE)
+    if drafts:
+        lines.append(
+            f"Risposte agli enti preparate, non inviate: {drafts} nella cartella "
+            f"{res.cartella_esiti}. Per inviarle usare il comando «piano-abitativo esiti "
+            f"{r.path} --davvero»."
+        )
     if unreadable:
         shown = [o.messaggio or o.origine for o in unreadable[:5]]
         more = f"\n… e altri {len(unreadable) - 5}" if len(unreadable) > 5 else ""
@@ -529,60 +506,33 @@ def _consolida(s: _Session) -> str:
 def _genera_modelli(s: _Session) -> str:
     """Write one personalised template per ente of the registry into «modelli»."""
     r = _find_raccolta(s)
-    paths = generate_templates(r, progress=lambda e: s.status(f"Modello per {e.nome_completo}…"))
+    paths = actions.modelli(r, progress=lambda nome: s.status(f"Modello per {nome}…"))
     return (
         f"Scritti {_n(len(paths), 'modello', 'modelli')} (uno per ente) nella cartella "
         f"{r.modelli_dir}."
     )
 
 
-def _optional_core(module: str, function: str) -> Callable[..., Any] | None:
-    """`module.function` when it exists now (the module may be written later), else None."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    fn = getattr(mod, function, None)
-    return fn if callable(fn) else None
-
-
-def _accepts_dry_run(fn: Callable[..., Any]) -> bool:
-    """Whether `fn` takes ``davvero=False`` (a dry run): a button never sends mail."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    p = params.get("davvero")
-    return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-
-
 def _solleciti(s: _Session) -> str:
     """Prepare the reminders as a dry run (written to the outbox, never sent)."""
     r = _find_raccolta(s)
-    fn = _optional_core("piano_abitativo.mail.send", "solleciti")
-    if fn is None or not _accepts_dry_run(fn):
-        return (
-            "Funzione non ancora disponibile: usare il Cruscotto (enti «non ricevuto» e "
-            "«da correggere») e scrivere agli enti dalla propria casella di posta."
-        )
     s.status("Piano abitativo: preparazione dei solleciti (prova, nessun invio)…")
-    result = fn(r, davvero=False)
-    outcomes = list(getattr(result, "outcomes", []) or [])
-    excluded = list(getattr(result, "esclusi", []) or [])
-    eml = [o.eml for o in outcomes if getattr(o, "eml", None)]
-    folder = Path(eml[0]).parent if eml else None
+    result = posta.solleciti(r, davvero=False)
+    eml = [o.eml for o in result.outcomes if o.eml is not None]
+    folder = eml[0].parent if eml else None
     text = (
         f"Solleciti preparati in prova: nessun messaggio è stato inviato. "
         f"{_n(len(eml), 'messaggio scritto', 'messaggi scritti')}"
         + (f" nella cartella {folder}" if folder else "")
         + "."
     )
-    others = len(outcomes) - len(eml)
+    others = len(result.outcomes) - len(eml)
     if others:
         text += (
             f" {_n(others, 'messaggio non preparato', 'messaggi non preparati')} "
             "(già inviati o interrotti)."
         )
+    excluded = result.esclusi
     if excluded:
         shown = "; ".join(f"{who}: {why}" for who, why in excluded[:5])
         more = f" e altri {len(excluded) - 5}" if len(excluded) > 5 else ""

@@ -34,6 +34,7 @@ from piano_abitativo.archive.store import (
     store_blob,
 )
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
+from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import p7m
 from piano_abitativo.mail.ingest import (
@@ -104,7 +105,7 @@ def import_files(
                     ImportOutcome(
                         origine,
                         "illeggibile",
-                        messaggio=f"{src}: impossibile leggere il file ({exc.strerror or exc})",
+                        messaggio=f"{src}: impossibile leggere il file ({os_reason(exc)})",
                     )
                 )
                 continue
@@ -118,7 +119,7 @@ def import_files(
             except OSError as exc:
                 raise ArchiveError(
                     f"Impossibile archiviare {src.name}: "
-                    f"{exc.strerror or exc}. Nessun file è andato perso: "
+                    f"{os_reason(exc)}. Nessun file è andato perso: "
                     "ripetere l'importazione."
                 ) from exc
             if sha in known:

@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
+from piano_abitativo.core.errors import P7mError
+
 __all__ = [
     "MAX_LEVELS",
     "VALID_DETAIL",
@@ -64,13 +66,6 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha3_512": hashes.SHA3_512,
     "md5": hashes.MD5,
 }
-
-
-class P7mError(ValueError):
-    """Raised by :func:`unwrap` when the data is not a CMS SignedData with embedded content.
-
-    The message is Italian and meant for the clerk.
-    """
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta, RaccoltaError
+from piano_abitativo.core.errors import MailError as MailError
+from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta
 
 ENV_PREFIX = "PIANO_ABITATIVO_"
 PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
@@ -35,13 +36,6 @@ ENV_KEYS = (
 )
 _SMTP_PORTS = {"ssl": 465, "starttls": 587, "nessuna": 25}
 _IMAP_PORTS = {"ssl": 993, "starttls": 143, "nessuna": 143}
-
-
-class MailError(RaccoltaError):
-    """Mail settings or a message template are wrong, or the server refused the login.
-
-    The message is Italian and names the file or the variable to fix.
-    """
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from piano_abitativo.consolidation.consolidate import (
     Consolidation,
 )
 from piano_abitativo.core.atomic import atomic_writer
+from piano_abitativo.core.errors import MasterLocked, RaccoltaError, os_reason
 from piano_abitativo.core.problems import Problem, Severity
-from piano_abitativo.core.raccolta import RaccoltaError
 from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Field, Kind, Role
 
 MASTER_STEM = "Consolidato_piano_abitativo_{anno}"
@@ -91,11 +91,6 @@ def total_name(field_id: str) -> str:
 def master_path(raccolta_path: Path, anno: int, suffix: str = ".xlsx") -> Path:
     """Where the master of a raccolta lives: in the raccolta folder itself."""
     return Path(raccolta_path) / (MASTER_STEM.format(anno=anno) + suffix)
-
-
-class MasterLocked(RaccoltaError):
-    """The master workbook cannot be replaced because it is open (in Excel or LibreOffice,
-    here or on another PC of the share); the old file is left as it was."""
 
 
 @dataclass(frozen=True)
@@ -1653,7 +1648,7 @@ def write_master(
                 "Chiuderlo e ripetere; il file precedente non è stato modificato."
             ) from exc
         raise RaccoltaError(
-            f"Impossibile scrivere {path}: {exc.strerror or exc}. Il file precedente non è "
+            f"Impossibile scrivere {path}: {os_reason(exc)}. Il file precedente non è "
             "stato modificato."
         ) from exc
     return path

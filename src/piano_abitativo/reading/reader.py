@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 
 import python_calamine as pc
 
+from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.layout import KEY_HEADER, LAYOUT, NOT_APPLICABLE, VALUE_HEADER
 from piano_abitativo.core.problems import Problem, Severity, problem
 from piano_abitativo.core.schema import (
@@ -121,7 +122,7 @@ def read_workbook(path: Path | str, *, display_name: str | None = None) -> Readi
             rd.add("F01", f"{name} non è un file")
             return rd
     except OSError as exc:
-        rd.add("F01", f"Impossibile leggere il file: {exc.strerror or exc}")
+        rd.add("F01", f"Impossibile leggere il file: {os_reason(exc)}")
         return rd
     if size == 0:
         rd.add("F07")
@@ -137,7 +138,7 @@ def read_workbook(path: Path | str, *, display_name: str | None = None) -> Readi
     try:
         data = path.read_bytes()
     except OSError as exc:
-        rd.add("F01", f"Impossibile leggere il file: {exc.strerror or exc}")
+        rd.add("F01", f"Impossibile leggere il file: {os_reason(exc)}")
         return rd
     return read_bytes(data, name)
 
