@@ -52,8 +52,8 @@ from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.core.atomic import atomic_write_bytes
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError
-from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Kind
-from piano_abitativo.master.sheets import NESSUNA, REPORT_COLUMNS, TOTALE, dati_header, table_defs
+from piano_abitativo.core.schema import Kind, Schema
+from piano_abitativo.master.sheets import NESSUNA, TOTALE, dati_header, report_columns, table_defs
 
 if TYPE_CHECKING:
     from piano_abitativo.consolidation.confronto import YearOverYear
@@ -889,7 +889,7 @@ class _Builder:
         p.paragraph_format.space_after = Pt(4)
         p.paragraph_format.keep_with_next = empty is None
         p.add_run(f"{letter}) ").bold = True
-        title = SECTIONS[letter]
+        title = self.cons.schema.sections[letter]
         if letter == "k":
             title += f" ({self.cons.anno - 1})"
         p.add_run(title + (":" if empty is None else ": ")).bold = True
@@ -901,7 +901,8 @@ class _Builder:
 
     def plan_tables(self) -> None:
         c = self.cons
-        for td in table_defs(c.anno):
+        by_id = c.schema.field_by_id
+        for td in table_defs(c.anno, c.schema):
             rows_st = c.table(td.letter)
             if not rows_st:
                 self.section_title(td.letter, td.empty)
@@ -910,11 +911,17 @@ class _Builder:
             rows = [_table_row(s, td.fields, td.comune_col) for s in rows_st]
             total = None
             if td.total:
-                total = [TOTALE, *(it_number(c.totals.get(fid, 0)) for fid in td.fields)]
+                total = [
+                    TOTALE,
+                    *(
+                        it_number(c.totals.get(fid, 0)) if by_id[fid].kind is Kind.COUNT else ""
+                        for fid in td.fields
+                    ),
+                ]
                 if td.comune_col:
                     total.append("")
-            widths = _plan_widths(td.headers, td.fields, td.comune_col)
-            numeric = {i for i, fid in enumerate(td.fields, start=1) if FIELD_BY_ID[fid].is_number}
+            widths = _plan_widths(c.schema, td.headers, td.fields, td.comune_col)
+            numeric = {i for i, fid in enumerate(td.fields, start=1) if by_id[fid].is_number}
             self.table(td.headers, rows, widths, numeric=numeric, total=total)
 
     # ------------------------------------------------------------------ year over year
@@ -937,7 +944,7 @@ class _Builder:
         ).alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
         rows = []
         for fid, (before, after) in yoy.totals.items():
-            f = FIELD_BY_ID.get(fid)
+            f = self.cons.schema.field_by_id.get(fid)
             if f is None:
                 continue
             rows.append(
@@ -964,7 +971,7 @@ class _Builder:
                 continue
             first = True
             for fc in e.fields:
-                f = FIELD_BY_ID.get(fc.field_id)
+                f = self.cons.schema.field_by_id.get(fc.field_id)
                 if f is None or fc.previous == fc.current or f.kind is Kind.TEXT:
                     continue
                 delta = fc.delta
@@ -1028,7 +1035,8 @@ class _Builder:
             size=8.5,
             after=4,
         )
-        headers = [h for h, _ in REPORT_COLUMNS]
+        columns = report_columns(c.schema)
+        headers = [h for h, _ in columns]
         rows = []
         for s in c.answered:
             used = s.used
@@ -1037,7 +1045,7 @@ class _Builder:
             when = used.ricevuto_il
             when = when.astimezone(TZ) if when.tzinfo is not None else when
             row = [s.ente.nome_completo, f"{when:%d-%m-%Y}", f"{when:%H:%M:%S}"]
-            for _, fid in REPORT_COLUMNS[3:-2]:
+            for _, fid in columns[3:-2]:
                 row.append(_value_text(s.values.get(fid)) if fid else "")
             row += ["Sì" if used.certificato else "No", used.fonte_data]
             rows.append(row)
@@ -1046,7 +1054,7 @@ class _Builder:
             return
         widths, head_pt, body_pt = _annex_layout(headers, rows)
         # the values centred under their narrow headers, as in the plan's annex
-        center = {j for j, (_, fid) in enumerate(REPORT_COLUMNS) if j in (1, 2) or fid}
+        center = {j for j, (_, fid) in enumerate(columns) if j in (1, 2) or fid}
         center.add(len(headers) - 2)
         self.table(
             headers,
@@ -1135,15 +1143,22 @@ def _signed(n: float) -> str:
     return "0"
 
 
-def _plan_widths(headers: Sequence[str], fields: Sequence[str], comune_col: bool) -> list[float]:
-    """Column widths (cm) of a table a)–k) on the portrait page."""
-    name = 7.2
-    widths = [name]
-    for fid in fields:
-        widths.append(3.2 if FIELD_BY_ID[fid].is_number else TEXT_WIDTH_CM - name)
+def _plan_widths(
+    schema: Schema, headers: Sequence[str], fields: Sequence[str], comune_col: bool
+) -> list[float]:
+    """Column widths (cm) of a table a)–k) on the portrait page, from its columns: the
+    name, 3.2 cm per number (less when they would not fit), the text columns share the
+    rest."""
+    name, comune = 7.2, (4.6 if comune_col else 0.0)
+    numbers = [schema.field_by_id[fid].is_number for fid in fields]
+    n_num, n_text = sum(numbers), len(numbers) - sum(numbers)
+    room = TEXT_WIDTH_CM - name - comune
+    num = min(3.2, room / n_num) if n_num and not n_text else 3.2
+    text = (room - n_num * num) / n_text if n_text else 0.0
+    widths = [name, *(num if is_num else text for is_num in numbers)]
     if comune_col:
-        widths.append(4.6)
-    if len(headers) == 2 and FIELD_BY_ID[fields[0]].is_number:
+        widths.append(comune)
+    if len(headers) == 2 and numbers[0]:
         widths[1] = 4.4 if len(headers[1]) > 24 else 3.4
     return widths
 

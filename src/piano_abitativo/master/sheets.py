@@ -33,18 +33,16 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from piano_abitativo.archive.store import TZ, Receipt
 from piano_abitativo.consolidation.consolidate import (
-    DATA_FIELDS,
     STATO_CON_AVVISI,
     STATO_CON_ERRORI,
     STATO_NON_RICEVUTO,
     STATO_VALIDO,
-    TOTAL_FIELDS,
     Consolidation,
 )
 from piano_abitativo.core.atomic import atomic_writer
 from piano_abitativo.core.problems import Problem, Severity
 from piano_abitativo.core.raccolta import RaccoltaError
-from piano_abitativo.core.schema import FIELD_BY_ID, SECTIONS, Field, Kind, Role
+from piano_abitativo.core.schema import OWNER, SCHEMA, Field, Kind, Role, Schema
 
 MASTER_STEM = "Consolidato_piano_abitativo_{anno}"
 
@@ -53,20 +51,15 @@ SHEET_REPORT = "Report programmazione"
 SHEET_DATI = "Dati"
 SHEET_ANOMALIE = "Anomalie"
 SHEET_GRAFICI = "Grafici"
-#: one sheet per table of the plan (names ≤ 31 characters)
-TABLE_SHEETS: dict[str, str] = {
-    "a": "a) Patrimonio",
-    "b": "b) Carenza manutentiva",
-    "c": "c) Nuova edificazione",
-    "d": "d) Turnover",
-    "e": "e) Conferite da privati",
-    "f": "f) Assegnabili",
-    "g": "g) Soglia indigenti",
-    "h": "h) Categorie aggiuntive",
-    "i": "i) Forze di Polizia",
-    "j": "j) SAT",
-    "k": "k) Assegnate anno prec.",
-}
+
+
+def table_sheets(schema: Schema) -> dict[str, str]:
+    """One sheet per table of the plan (names ≤ 31 characters), by section."""
+    return {letter: schema.table(letter).sheet for letter in schema.table_letters}
+
+
+#: the table sheets of the default schema
+TABLE_SHEETS: dict[str, str] = table_sheets(SCHEMA)
 TABLE_DATI = "Dati"
 TABLE_ANOMALIE = "Anomalie"
 
@@ -347,6 +340,7 @@ class _Dati:
 
     rows: dict[str, int]  # ente codice -> row
     cols: dict[str, int]  # field id -> column
+    schema: Schema
 
     def ref(self, codice: str, field_id: str) -> str:
         return _ref(SHEET_DATI, self.rows[codice], self.cols[field_id])
@@ -356,9 +350,10 @@ class _Dati:
 
 
 def _dati_positions(cons: Consolidation) -> _Dati:
-    cols = {f.id: DATI_FIRST_FIELD_COL + i for i, f in enumerate(DATA_FIELDS)}
+    fields = cons.schema.plan_fields
+    cols = {f.id: DATI_FIRST_FIELD_COL + i for i, f in enumerate(fields)}
     first = DATI_HEADER_ROW + 1
-    return _Dati({s.ente.codice: first + i for i, s in enumerate(cons.enti)}, cols)
+    return _Dati({s.ente.codice: first + i for i, s in enumerate(cons.enti)}, cols, cons.schema)
 
 
 def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
@@ -373,7 +368,8 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
         "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
         style="note",
     )
-    headers = [*DATI_FIXED, *(dati_header(f) for f in DATA_FIELDS)]
+    fields = cons.schema.plan_fields
+    headers = [*DATI_FIXED, *(dati_header(f) for f in fields)]
     for c, h in enumerate(headers):
         sh.put(DATI_HEADER_ROW, c, h, style="header")
     for s in cons.enti:
@@ -386,7 +382,7 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
         sh.put(r, 3, s.stato)
         sh.put(r, DATI_COL_RICEVUTO, _local(used.ricevuto_il) if used else None, style="datetime_s")
         sh.put(r, 5, used.nome if used else None)
-        for f in DATA_FIELDS:
+        for f in fields:
             c = cols[f.id]
             style = _num_style(f)
             v = vals.get(f.id) if vals else None
@@ -411,9 +407,6 @@ TABLE_TITLE_ROW = 0
 TABLE_HEADER_ROW = 1
 TABLE_FIRST_ROW = 2
 
-OWNER = "Ragione Sociale Ente Proprietario"
-UNITS = "Numero unità immobiliari"
-
 
 @dataclass(frozen=True)
 class TableDef:
@@ -424,56 +417,46 @@ class TableDef:
     total: bool = True
     count_row: bool = False  # g), h), i): "Numero di Comuni"
     empty: str = NESSUNA
+    sheet: str = ""
 
 
-def table_defs(anno: int) -> list[TableDef]:
-    return [
-        TableDef(
-            "a",
-            (OWNER, "Totale unità immobiliari", "N. alloggi SAP", "N. alloggi SAS"),
-            ("a_totale", "a_sap", "a_sas"),
+def table_def(schema: Schema, letter: str, anno: int) -> TableDef:
+    """The table of section `letter` (see `core.schema.SectionTable`): a column per
+    field, a total row when a column counts."""
+    rule = schema.table(letter)
+    fields = schema.table_fields(letter)
+    return TableDef(
+        letter,
+        (
+            rule.owner,
+            *(schema.column_header(f, anno) for f in fields),
+            *(("Comune",) if rule.comune_col else ()),
         ),
-        TableDef("b", (OWNER, UNITS, "Comune"), ("b_carenza_manutentiva",), comune_col=True),
-        TableDef("c", (OWNER, UNITS, "Comune"), ("c_nuova_edificazione",), comune_col=True),
-        TableDef("d", (OWNER, UNITS, "Comune"), ("d_turnover",), comune_col=True),
-        TableDef("e", (OWNER, UNITS, "Comune"), ("e_conferite_privati",), comune_col=True),
-        TableDef("f", (OWNER, UNITS, "Comune"), ("f_totale_assegnabili",), comune_col=True),
-        TableDef(
-            "g",
-            ("Comune", "Soglia %"),
-            ("g_soglia_indigenti",),
-            total=False,
-            count_row=True,
-            empty=NESSUN_COMUNE,
-        ),
-        TableDef(
-            "h",
-            ("Comune", "Motivazione"),
-            ("h_motivazione",),
-            total=False,
-            count_row=True,
-            empty=NESSUN_COMUNE,
-        ),
-        TableDef(
-            "i",
-            ("Comune", "Percentuale (%)"),
-            ("i_forze_polizia",),
-            total=False,
-            count_row=True,
-            empty=NESSUN_COMUNE,
-        ),
-        TableDef("j", ("Comune", UNITS), ("j_sat",)),
-        TableDef(
-            "k",
-            (OWNER, f"Totale alloggi assegnati nell'anno {anno - 1}"),
-            ("k_assegnate_anno_precedente",),
-        ),
-    ]
+        tuple(f.id for f in fields),
+        comune_col=rule.comune_col,
+        total=any(f.kind is Kind.COUNT for f in fields),
+        count_row=rule.comuni,
+        empty=NESSUN_COMUNE if rule.comuni else NESSUNA,
+        sheet=rule.sheet,
+    )
+
+
+def table_defs(anno: int, schema: Schema = SCHEMA) -> list[TableDef]:
+    """The tables of the plan, in section order."""
+    return [table_def(schema, letter, anno) for letter in schema.table_letters]
+
+
+def sums_other_sections(schema: Schema, f: Field) -> bool:
+    """Whether `f` is the sum of fields of other sections (f) = b + c + d + e): its table
+    cell and its total add up theirs."""
+    return f.role is Role.FORMULA and any(
+        schema.field_by_id[p].section != f.section for p in f.sum_of
+    )
 
 
 def _value_cell(f: Field, codice: str, pos: _Dati, value: Any) -> Cell:
     """A table cell taking the value of `f` for an ente from its Dati row."""
-    if f.id == "f_totale_assegnabili":
+    if sums_other_sections(pos.schema, f):
         parts = "+".join(pos.ref(codice, p) for p in f.sum_of)
         return Cell(value, f"={parts}", "count")
     ref = pos.ref(codice, f.id)
@@ -494,10 +477,13 @@ def _table_sheet(
     names: dict[str, CellRef],
     sink: CellSink | None = None,
 ) -> SheetLayout:
-    sheet = TABLE_SHEETS[td.letter]
+    schema = cons.schema
+    by_id = schema.field_by_id
+    sheet = td.sheet
     sh = SheetLayout(sheet, header_row=TABLE_HEADER_ROW, sink=sink)
     ncols = len(td.headers)
-    sh.put(TABLE_TITLE_ROW, 0, f"{td.letter}) {SECTIONS[td.letter]}", style="title_wrap")
+    title = f"{td.letter}) {schema.sections[td.letter]}"
+    sh.put(TABLE_TITLE_ROW, 0, title, style="title_wrap")
     sh.merges.append((TABLE_TITLE_ROW, 0, TABLE_TITLE_ROW, ncols - 1))
     for c, h in enumerate(td.headers):
         sh.put(TABLE_HEADER_ROW, c, h, style="header")
@@ -506,7 +492,7 @@ def _table_sheet(
     for s in rows:
         sh.put(r, 0, s.ente.nome_completo)
         for i, fid in enumerate(td.fields, start=1):
-            sh.place(r, i, _value_cell(FIELD_BY_ID[fid], s.ente.codice, pos, s.values.get(fid)))
+            sh.place(r, i, _value_cell(by_id[fid], s.ente.codice, pos, s.values.get(fid)))
         if td.comune_col:
             sh.put(r, ncols - 1, s.ente.denominazione if s.ente.is_comune else "")
         r += 1
@@ -518,13 +504,16 @@ def _table_sheet(
     last_data = r - 1
     sh.data_rows = (TABLE_FIRST_ROW, last_data)
     if td.total:
+        totals = cons.totals
         sh.put(r, 0, TOTALE, style="total_label")
         for c in range(1, ncols):
             sh.put(r, c, None, style="total_label")
         for i, fid in enumerate(td.fields, start=1):
-            total = cons.totals.get(fid, 0)
-            if fid == "f_totale_assegnabili":
-                formula = "=" + "+".join(total_name(p) for p in FIELD_BY_ID[fid].sum_of)
+            if by_id[fid].kind is not Kind.COUNT:
+                continue
+            total = totals.get(fid, 0)
+            if sums_other_sections(schema, by_id[fid]):
+                formula = "=" + "+".join(total_name(p) for p in by_id[fid].sum_of)
             else:
                 formula = f"=SUM({_rng(None, TABLE_FIRST_ROW, i, last_data, i)})"
             sh.put(r, i, total, formula=formula, style="total_count")
@@ -541,18 +530,22 @@ def _table_sheet(
             formula=f"=COUNTA({names_rng})-COUNTIF({names_rng},{_q(td.empty)})",
         )
         r += 1
-    if td.letter == "f":
+    for i, fid in enumerate(td.fields, start=1):
+        f = by_id[fid]
+        if not sums_other_sections(schema, f):
+            continue
         r += 1
-        parts = "+".join(total_name(p) for p in FIELD_BY_ID["f_totale_assegnabili"].sum_of)
-        rows_sum = f"SUM({_rng(None, TABLE_FIRST_ROW, 1, last_data, 1)})"
-        sh.put(r, 0, "Controllo f) = b) + c) + d) + e)", style="label")
-        sh.put(r, 1, OK, formula=f'=IF({rows_sum}={parts},"{OK}","{BAD}")', style="check")
-        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{BAD}"', "bad"))
-        sh.highlights.append(Highlight(r, 1, r, 1, f'{xl_rowcol_to_cell(r, 1)}="{OK}"', "good"))
-    _fit_widths(sh, {0: 44} if td.letter != "h" else {0: 36, 1: 70})
+        parts = "+".join(total_name(p) for p in f.sum_of)
+        rows_sum = f"SUM({_rng(None, TABLE_FIRST_ROW, i, last_data, i)})"
+        letters = " + ".join(f"{by_id[p].section})" for p in f.sum_of)
+        sh.put(r, 0, f"Controllo {td.letter}) = {letters}", style="label")
+        sh.put(r, i, OK, formula=f'=IF({rows_sum}={parts},"{OK}","{BAD}")', style="check")
+        sh.highlights.append(Highlight(r, i, r, i, f'{xl_rowcol_to_cell(r, i)}="{BAD}"', "bad"))
+        sh.highlights.append(Highlight(r, i, r, i, f'{xl_rowcol_to_cell(r, i)}="{OK}"', "good"))
+    texts = [i for i, fid in enumerate(td.fields, start=1) if by_id[fid].kind is Kind.TEXT]
+    _fit_widths(sh, {0: 36, **dict.fromkeys(texts, 70)} if texts else {0: 44})
     # the merged title wraps: give it the lines it needs
     width = sum(sh.widths.get(c, 10) for c in range(ncols))
-    title = f"{td.letter}) {SECTIONS[td.letter]}"
     sh.row_heights[TABLE_TITLE_ROW] = 18.0 * max(1, -(-len(title) * 1.15 // width))
     return sh
 
@@ -560,36 +553,22 @@ def _table_sheet(
 # --------------------------------------------------------------------------- Report
 
 REPORT_HEADER_ROW = 2
-#: (header, field id or None for date/time/ours) in the order of the annex
-REPORT_COLUMNS: tuple[tuple[str, str | None], ...] = (
-    (OWNER, None),
-    ("Data Ricezione", None),
-    ("Ora Ricezione", None),
-    ("Numero U.I. per Servizi Abitativi Sociali (SAS)", "a_sas"),
-    ("Numero U.I. per Servizi Abitativi Pubblici (SAP)", "a_sap"),
-    ("Numero complessivo U.I. disponibili nell'anno", "f_totale_assegnabili"),
-    ("Numero U.I. libere e che si libereranno per effetto del turn-over", "d_turnover"),
-    (
-        "Numero U.I. in carenza manutentiva assegnabili nello stato di fatto",
-        "b_carenza_manutentiva",
-    ),
-    (
-        "Numero U.I. disponibili per nuova edificazione, ristrutturazione, recupero, "
-        "riqualificazione",
-        "c_nuova_edificazione",
-    ),
-    ("Numero U.I. per servizi abitativi transitori", "j_sat"),
-    ("Numero U.I. assegnate l'anno precedente", "k_assegnate_anno_precedente"),
-    ("Numero U.I. conferite da privati", "e_conferite_privati"),
-    ("Altra categoria di particolare rilevanza sociale", "h_categoria_aggiuntiva"),
-    ("Soglia % eccedente il 20% per indigenti", "g_soglia_indigenti"),
-    (
-        "% U.I. destinate a Forze di Polizia e Corpo nazionale dei Vigili del Fuoco",
-        "i_forze_polizia",
-    ),
-    ("Orario certificato", None),
-    ("Fonte dell'orario", None),
-)
+
+
+def report_columns(schema: Schema) -> tuple[tuple[str, str | None], ...]:
+    """(header, field id or None for date/time/ours) in the order of the annex."""
+    return (
+        (OWNER, None),
+        ("Data Ricezione", None),
+        ("Ora Ricezione", None),
+        *((schema.annex_headers.get(f.id, dati_header(f)), f.id) for f in schema.annex_fields),
+        ("Orario certificato", None),
+        ("Fonte dell'orario", None),
+    )
+
+
+#: the annex's columns for the default schema
+REPORT_COLUMNS: tuple[tuple[str, str | None], ...] = report_columns(SCHEMA)
 
 
 def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
@@ -601,7 +580,9 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None)
         "Enti che hanno inviato dati validi, in ordine di ricezione della versione usata.",
         style="note",
     )
-    for c, (h, _) in enumerate(REPORT_COLUMNS):
+    columns = report_columns(cons.schema)
+    by_id = cons.schema.field_by_id
+    for c, (h, _) in enumerate(columns):
         sh.put(REPORT_HEADER_ROW, c, h, style="header")
     r = REPORT_HEADER_ROW + 1
     for s in cons.answered:
@@ -626,31 +607,26 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None)
             style="time",
             formula=f'=IF({ric}="","",{ric}-INT({ric}))',
         )
-        for c, (_, fid) in enumerate(REPORT_COLUMNS[3:-2], start=3):
+        for c, (_, fid) in enumerate(columns[3:-2], start=3):
             if fid is None:  # pragma: no cover - every middle column has a field
                 continue
-            cell = _value_cell(FIELD_BY_ID[fid], codice, pos, s.values.get(fid))
-            style = "center" if FIELD_BY_ID[fid].kind is Kind.YESNO else cell.style
+            cell = _value_cell(by_id[fid], codice, pos, s.values.get(fid))
+            style = "center" if by_id[fid].kind is Kind.YESNO else cell.style
             sh.place(r, c, Cell(cell.value, cell.formula, style))
-        sh.put(r, len(REPORT_COLUMNS) - 2, _si_no(used.certificato), style="center")
-        sh.put(r, len(REPORT_COLUMNS) - 1, used.fonte_data)
+        sh.put(r, len(columns) - 2, _si_no(used.certificato), style="center")
+        sh.put(r, len(columns) - 1, used.fonte_data)
         r += 1
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")
-    _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(REPORT_COLUMNS) - 1: 30}, header_cap=14)
+    _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(columns) - 1: 30}, header_cap=14)
     return sh
 
 
 # --------------------------------------------------------------------------- Confronto
 
-#: the fields compared with last year on the master, in order
-CONFRONTO_FIELDS = (
-    "a_sap",
-    "a_sas",
-    "f_totale_assegnabili",
-    "j_sat",
-    "k_assegnate_anno_precedente",
-)
+#: the fields compared with last year on the master for the default schema, in order
+#: (`Schema.confronto_fields`)
+CONFRONTO_FIELDS: tuple[str, ...] = tuple(f.id for f in SCHEMA.confronto_fields)
 CONFRONTO_HEADER_ROW = 3
 
 
@@ -677,16 +653,18 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
         f"{cons.anno} meno {prev_anno}.",
         style="note",
     )
+    fields = [f.id for f in cons.schema.confronto_fields]
+    by_id = cons.schema.field_by_id
     top = CONFRONTO_HEADER_ROW - 1
     sh.put(top, 0, None, style="header")
-    for i, fid in enumerate(CONFRONTO_FIELDS):
+    for i, fid in enumerate(fields):
         c = 1 + 3 * i
         sh.merges.append((top, c, top, c + 2))
-        sh.put(top, c, dati_header(FIELD_BY_ID[fid]), style="header")
+        sh.put(top, c, dati_header(by_id[fid]), style="header")
         sh.put(top, c + 1, None, style="header")
         sh.put(top, c + 2, None, style="header")
     sh.put(CONFRONTO_HEADER_ROW, 0, "Ente", style="header")
-    for i in range(len(CONFRONTO_FIELDS)):
+    for i in range(len(fields)):
         for k, label in enumerate((str(prev_anno), str(cons.anno), "Variazione")):
             sh.put(CONFRONTO_HEADER_ROW, 1 + 3 * i + k, label, style="header")
     rows = [*yoy.enti, *yoy.solo_precedente]
@@ -695,7 +673,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
     for ch in rows:
         here = ch.answered_current and ch.ente.codice in pos.rows
         sh.put(r, 0, ch.ente.nome_completo)
-        for i, fid in enumerate(CONFRONTO_FIELDS):
+        for i, fid in enumerate(fields):
             c = 1 + 3 * i
             fc = ch.field(fid)
             sh.put(r, c, fc.previous if ch.answered_previous else None, style="count")
@@ -716,7 +694,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
         r += 1
     last = r - 1
     sh.put(r, 0, TOTALE, style="total_label")
-    for i, fid in enumerate(CONFRONTO_FIELDS):
+    for i, fid in enumerate(fields):
         c = 1 + 3 * i
         prev_total, cur_total = yoy.totals.get(fid, (0, 0))
         sh.put(
@@ -730,7 +708,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
             style="total_delta",
             formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}",
         )
-    for i in range(len(CONFRONTO_FIELDS)):
+    for i in range(len(fields)):
         c = 3 + 3 * i
         cell = xl_rowcol_to_cell(first, c)
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)", "bad"))
@@ -1020,12 +998,14 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
 # --------------------------------------------------------------------------- Grafici
 
 
-def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = None) -> SheetLayout:
+def _grafici_sheet(
+    spans: dict[str, tuple[int, int]], tds: dict[str, TableDef], sink: CellSink | None = None
+) -> SheetLayout:
     """Charts of tables f) and a); `spans` are their entries' first and last rows."""
     sh = SheetLayout(SHEET_GRAFICI, landscape=True, sink=sink)
     sh.put(0, 0, "Grafici (si aggiornano con le tabelle)", style="title")
     f1, f2 = spans["f"]
-    fs = TABLE_SHEETS["f"]
+    fs = tds["f"].sheet
     f_height = max(300, 60 + 32 * (f2 - f1 + 1))
     f_rows_end = 2 + f_height // 20 + 2
     sh.charts.append(
@@ -1045,7 +1025,9 @@ def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = No
         )
     )
     a1, a2 = spans["a"]
-    as_ = TABLE_SHEETS["a"]
+    as_ = tds["a"].sheet
+    sap = 1 + tds["a"].fields.index("a_sap")
+    sas = 1 + tds["a"].fields.index("a_sas")
     sh.charts.append(
         ChartSpec(
             "column",
@@ -1053,10 +1035,14 @@ def _grafici_sheet(spans: dict[str, tuple[int, int]], sink: CellSink | None = No
             "a) Alloggi SAP e SAS per ente proprietario",
             (
                 Series(
-                    "N. alloggi SAP", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 2, a2, 2)
+                    "N. alloggi SAP",
+                    "=" + _rng(as_, a1, 0, a2, 0),
+                    "=" + _rng(as_, a1, sap, a2, sap),
                 ),
                 Series(
-                    "N. alloggi SAS", "=" + _rng(as_, a1, 0, a2, 0), "=" + _rng(as_, a1, 3, a2, 3)
+                    "N. alloggi SAS",
+                    "=" + _rng(as_, a1, 0, a2, 0),
+                    "=" + _rng(as_, a1, sas, a2, sas),
                 ),
             ),
             anchor_row=f_rows_end,
@@ -1140,7 +1126,7 @@ def sheet_names(cons: Consolidation | None = None) -> list[str]:
     )
     return [
         SHEET_CRUSCOTTO,
-        *TABLE_SHEETS.values(),
+        *table_sheets(cons.schema if cons is not None else SCHEMA).values(),
         SHEET_REPORT,
         *confronto,
         SHEET_DATI,
@@ -1161,6 +1147,7 @@ def _sheet_builders(
     names: dict[str, CellRef] = {}
     spans: dict[str, tuple[int, int]] = {}
     pos = _dati_positions(cons)
+    tds = {td.letter: td for td in table_defs(cons.anno, cons.schema)}
 
     def table(td: TableDef) -> SheetBuilder:
         def build(sink: CellSink | None) -> SheetLayout:
@@ -1173,18 +1160,18 @@ def _sheet_builders(
 
     builders: list[SheetBuilder] = [
         lambda sink: _cruscotto_sheet(cons, sink, buttons),
-        *(table(td) for td in table_defs(cons.anno)),
+        *(table(td) for td in tds.values()),
         lambda sink: _report_sheet(cons, pos, sink),
         *([lambda sink: _confronto_sheet(cons, pos, sink)] if cons.confronto else []),
         lambda sink: _dati_sheet(cons, pos, sink),
         lambda sink: _anomalie_sheet(cons, sink),
-        lambda sink: _grafici_sheet(spans, sink),
+        lambda sink: _grafici_sheet(spans, tds, sink),
     ]
     return builders, names
 
 
-def _check_names(names: dict[str, CellRef]) -> dict[str, CellRef]:
-    missing = {total_name(f.id) for f in TOTAL_FIELDS} - set(names)
+def _check_names(schema: Schema, names: dict[str, CellRef]) -> dict[str, CellRef]:
+    missing = {total_name(f.id) for f in schema.total_fields} - set(names)
     if missing:  # pragma: no cover - every total field has a table with a total row
         raise ValueError(f"totali senza cella: {sorted(missing)}")
     return dict(sorted(names.items()))
@@ -1203,7 +1190,7 @@ def _layout(
         created=created,
         title=f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
         sheets=sheets,
-        names=_check_names(names),
+        names=_check_names(cons.schema, names),
         buttons_anchor=CellRef(SHEET_CRUSCOTTO, BUTTON_FIRST_ROW, BUTTON_COL),
     )
 
