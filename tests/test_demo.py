@@ -26,6 +26,7 @@ from piano_abitativo.app.commands import crea
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.context import receipts as validated_receipts
 from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.registry import normalise_name
 from piano_abitativo.mail import ingest
 from piano_abitativo.mail.parse import MessageKind, parse_message
@@ -34,7 +35,7 @@ from piano_abitativo.simulation import demo
 from piano_abitativo.template.workbook import _without_cached_results
 
 from .lo_runner import find_soffice, recalculate, require_libreoffice
-from .test_master import _named_values
+from .workbook_values import named_values
 
 #: the totals of the published plan (a) is not printed there: 1.697 / 1.680 / 17)
 PLAN_TOTALS = {
@@ -216,7 +217,9 @@ def test_castelleones_wrong_first_version_is_kept_and_the_correction_used(run: D
     status = next(s for s in cons.enti if s.ente.codice == CASTELLEONE)
     first, second = status.versions
     assert first.ricevuto_il == dt.datetime(2024, 12, 5, 12, 33, 59, tzinfo=archive.TZ)
-    assert [(p.code, p.cell) for p in first.report.errors] == [("R4", "D21")]
+    assert [(p.code, p.cell) for p in first.report.errors] == [
+        ("R4", LAYOUT.cell("i_forze_polizia"))
+    ]
     assert second.ricevuto_il == dt.datetime(2024, 12, 6, 12, 33, 59, tzinfo=archive.TZ)
     assert second.report.valid and status.used == second
     assert status.value("i_forze_polizia") == 10
@@ -267,7 +270,7 @@ def test_recalculated_master_has_the_plans_totals_and_times(run: DemoRun, tmp_pa
     plain = tmp_path / "in" / "demo.xlsm"
     plain.write_bytes(_without_cached_results(master.read_bytes()))
     (out,) = recalculate([plain], tmp_path / "out")
-    values = _named_values(out)
+    values = named_values(out)
     assert {k: values[f"totale_{k}"] for k in PLAN_TOTALS} == PLAN_TOTALS
 
     wb = openpyxl.load_workbook(out, data_only=True)

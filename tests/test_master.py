@@ -17,6 +17,7 @@ from typing import Any
 import openpyxl
 import pytest
 import xlwings
+from xlsxwriter.utility import xl_rowcol_to_cell
 
 from piano_abitativo.app.commands import crea
 from piano_abitativo.archive import store as archive
@@ -24,13 +25,19 @@ from piano_abitativo.consolidation import consolidate
 from piano_abitativo.consolidation.consolidate import TOTAL_FIELDS, Consolidation
 from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core import raccolta
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.registry import Ente, normalise_name
+from piano_abitativo.core.schema import SCHEMA, Kind
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.master.sheets import (
+    BUTTON_COL,
+    BUTTON_FIRST_ROW,
+    REPORT_HEADER_ROW,
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
     SHEET_DATI,
     SHEET_REPORT,
+    TABLE_FIRST_ROW,
     TABLE_SHEETS,
     MasterButton,
     MasterLocked,
@@ -48,6 +55,7 @@ from piano_abitativo.template.workbook import (
 )
 
 from .lo_runner import recalculate, require_libreoffice
+from .workbook_values import named_values
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 
@@ -252,15 +260,6 @@ def _dati_cell(ws: Any, codice: str, header: str) -> Any:
     raise AssertionError(f"{codice} not in Dati")
 
 
-def _named_values(path: Path) -> dict[str, Any]:
-    wb = openpyxl.load_workbook(path, data_only=True)
-    out = {}
-    for name, dn in wb.defined_names.items():
-        ((sheet, coord),) = list(dn.destinations)
-        out[name] = wb[sheet][coord.replace("$", "")].value
-    return out
-
-
 def _table_rows(ws: Any) -> list[tuple[Any, ...]]:
     """The data rows of a table sheet: from row 3 to the Totale / count row."""
     rows = []
@@ -276,7 +275,7 @@ def test_recalculated_totals_are_the_plans(world: World, recalculated: dict[str,
     """Recalculated by LibreOffice from formulas only, every named total equals the
     published plan and Python's own sums."""
     require_libreoffice()
-    values = _named_values(recalculated["piano"])
+    values = named_values(recalculated["piano"])
     got = {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS}
     assert got == PLAN_TOTALS
     assert got == world.cons.totals
@@ -305,10 +304,16 @@ def test_recalculated_tables_list_the_plans_rows(recalculated: dict[str, Path]) 
     for letter in "gh":
         ws = wb[TABLE_SHEETS[letter]]
         assert [r[0] for r in _table_rows(ws)] == ["nessun Comune"], letter
-        assert ws["B4"].value == 0, letter  # "Numero di Comuni"
+        count_cell = xl_rowcol_to_cell(TABLE_FIRST_ROW + 1, 1)  # "Numero di Comuni"
+        assert ws[count_cell].value == 0, letter
     assert [r[0] for r in _table_rows(wb[TABLE_SHEETS["e"]])] == ["nessuna"]
     assert [r[1] for r in _table_rows(wb[TABLE_SHEETS["f"]])] == [5, 1, 10, 8, 6]
-    assert wb[TABLE_SHEETS["f"]]["B10"].value == "✔"
+    check = next(
+        row
+        for row in wb[TABLE_SHEETS["f"]].iter_rows()
+        if str(row[0].value).startswith("Controllo")
+    )
+    assert check[1].value == "✔"
 
 
 @pytest.mark.libreoffice
@@ -319,7 +324,7 @@ def test_recalculated_report_has_the_26_enti_with_their_times(
     the source (Crema: 05-12-2024 09:44:55), in order of reception."""
     require_libreoffice()
     ws = openpyxl.load_workbook(recalculated["piano"], data_only=True)[SHEET_REPORT]
-    assert ws["B3"].value == "Data Ricezione"
+    assert ws[xl_rowcol_to_cell(REPORT_HEADER_ROW, 1)].value == "Data Ricezione"
     rows = [r for r in ws.iter_rows(min_row=4, values_only=True) if r[0]]
     assert len(rows) == 26
     got = {normalise_name(r[0]): r for r in rows}
@@ -352,7 +357,7 @@ def test_recalculated_report_has_the_26_enti_with_their_times(
 def test_a_value_corrected_in_dati_updates_the_totals(recalculated: dict[str, Path]) -> None:
     """Crema's b) changed from 7 to 9 in Dati gives totale b 24 and totale f 32."""
     require_libreoffice()
-    values = _named_values(recalculated["modificato"])
+    values = named_values(recalculated["modificato"])
     assert values["totale_b_carenza_manutentiva"] == 24
     assert values["totale_f_totale_assegnabili"] == 32
     assert values["totale_a_totale"] == 1697
@@ -364,7 +369,7 @@ def test_before_any_return_every_table_says_none_and_totals_are_zero(
 ) -> None:
     """With no return yet every table shows its "nessuna" row and every total is 0."""
     require_libreoffice()
-    values = _named_values(recalculated["vuoto"])
+    values = named_values(recalculated["vuoto"])
     assert {f.id: values[f"totale_{f.id}"] for f in TOTAL_FIELDS} == dict.fromkeys(PLAN_TOTALS, 0)
     wb = openpyxl.load_workbook(recalculated["vuoto"], data_only=True)
     for letter, sheet in TABLE_SHEETS.items():
@@ -375,7 +380,7 @@ def test_before_any_return_every_table_says_none_and_totals_are_zero(
     }
     assert counts["Enti nell'elenco"] == 49 and counts["Non hanno risposto"] == 49
     assert counts["Hanno risposto"] == 0
-    assert wb[SHEET_REPORT]["A4"].value == "nessuna"
+    assert wb[SHEET_REPORT][xl_rowcol_to_cell(REPORT_HEADER_ROW + 1, 0)].value == "nessuna"
 
 
 def _formulas(data: bytes) -> list[str]:
@@ -411,7 +416,7 @@ def test_each_total_has_a_workbook_name_on_its_total_cell(world: World) -> None:
     Totale row of its table: a SUM of the rows, f) the sum of the names b)–e)."""
     wb = openpyxl.load_workbook(io.BytesIO(build_master(world.cons)))
     expected = {f"totale_{f.id}": TABLE_SHEETS[f.section or ""] for f in TOTAL_FIELDS}
-    assert len(expected) == 10
+    assert len(expected) == sum(1 for f in SCHEMA.plan_fields if f.kind is Kind.COUNT)
     for name, sheet in expected.items():
         assert name in wb.defined_names, name
         assert all(name not in ws.defined_names for ws in wb.worksheets)
@@ -467,7 +472,7 @@ def test_cruscotto_and_anomalie_show_a_wrong_version_and_a_stray_return(world: W
     anomalie = [r for r in wb[SHEET_ANOMALIE].iter_rows(min_row=4, values_only=True)]
     r4 = [r for r in anomalie if r[0] == "Comune di Castelleone" and r[4] == "R4"]
     assert len(r4) == 1
-    assert r4[0][3] == "errore" and r4[0][6] == "D21" and r4[0][8] == 15
+    assert r4[0][3] == "errore" and r4[0][6] == LAYOUT.cell("i_forze_polizia") and r4[0][8] == 15
     assert any(r[4] == "M12" and r[1] == stray[10] for r in anomalie)
     assert sum(1 for r in anomalie if r[4] == "R9") == 23
     castelleone_rows = [r[3] for r in anomalie if r[0] == "Comune di Castelleone"]
@@ -571,8 +576,12 @@ def test_vba_project_and_buttons_make_an_xlsm(world: World, tmp_path: Path) -> N
     assert "Aggiorna il consolidato" in vml
     assert 'codeName="ThisWorkbook"' in workbook
     ws = openpyxl.load_workbook(target, keep_vba=True)[SHEET_CRUSCOTTO]
-    assert ws["M1"].value == "Comandi"
-    assert [ws["N2"].value, ws["N3"].value] == [b.istruzione for b in buttons]
+    assert ws[xl_rowcol_to_cell(BUTTON_FIRST_ROW - 1, BUTTON_COL)].value == "Comandi"
+    instructions = [
+        ws[xl_rowcol_to_cell(BUTTON_FIRST_ROW + i, BUTTON_COL + 1)].value
+        for i in range(len(buttons))
+    ]
+    assert instructions == [b.istruzione for b in buttons]
 
 
 def test_macros_need_an_xlsm_name_and_buttons_need_macros(world: World, tmp_path: Path) -> None:

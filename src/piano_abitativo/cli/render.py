@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from rich.text import Text
 from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
+from piano_abitativo.core.schema import Schema
 
 if TYPE_CHECKING:
     from piano_abitativo.archive.store import ImportResult, Receipt
@@ -153,6 +154,25 @@ def _esito(rc: Receipt) -> Text:
     return Text("valido", style="green")
 
 
+#: the word after a total in the totals line ("a) 1.008 unità, 950 SAP, 58 SAS")
+_TOTAL_WORDS = {"a_totale": "unità", "a_sap": "SAP", "a_sas": "SAS"}
+
+
+def totals_line(schema: Schema, totals: Mapping[str, str]) -> str:
+    """The plan's totals by section: the first count of a section bare (or with its word),
+    the others with their word or their header."""
+    parts = []
+    for letter in schema.table_letters:
+        counts = [f for f in schema.total_fields if f.section == letter]
+        shown = []
+        for i, f in enumerate(counts):
+            word = _TOTAL_WORDS.get(f.id) or (f.header if i else "")
+            shown.append(f"{totals[f.id]} {word}".strip())
+        if shown:
+            parts.append(f"{letter}) " + ", ".join(shown))
+    return "; ".join(parts)
+
+
 def print_consolidation(
     cons: Consolidation, master: Path | None, console: Console | None = None
 ) -> None:
@@ -167,13 +187,7 @@ def print_consolidation(
         + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}" if cons.non_attribuiti else "")
         + "."
     )
-    con.print(
-        f"Totali del Piano {cons.anno}: a) {t['a_totale']} unità, {t['a_sap']} SAP, "
-        f"{t['a_sas']} SAS; b) {t['b_carenza_manutentiva']}; "
-        f"c) {t['c_nuova_edificazione']}; d) {t['d_turnover']}; "
-        f"e) {t['e_conferite_privati']}; f) {t['f_totale_assegnabili']}; "
-        f"j) {t['j_sat']}; k) {t['k_assegnate_anno_precedente']}."
-    )
+    con.print(f"Totali del Piano {cons.anno}: {totals_line(cons.schema, t)}.")
     for letter, label in (("g", "g) soglia indigenti"), ("i", "i) Forze di Polizia")):
         rows = cons.table(letter)
         fid = "g_soglia_indigenti" if letter == "g" else "i_forze_polizia"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from piano_abitativo.consolidation.consolidate import TOTAL_FIELDS, Consolidation
+from piano_abitativo.consolidation.consolidate import Consolidation
 from piano_abitativo.consolidation.context import (
     LOADED_FROM,
     match_previous,
@@ -41,12 +41,17 @@ from piano_abitativo.consolidation.context import (
 )
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente, Registry
-from piano_abitativo.core.schema import PLAN_FIELDS, Field, Kind
+from piano_abitativo.core.schema import SCHEMA, Field, Kind, Schema
 
-#: The fields compared, in schema order: every count of the plan, and g) and i).
-YOY_FIELDS: tuple[Field, ...] = tuple(
-    f for f in PLAN_FIELDS if f in TOTAL_FIELDS or f.kind is Kind.PERCENT
-)
+
+def yoy_fields(schema: Schema) -> tuple[Field, ...]:
+    """The fields compared, in schema order: every count of the plan, and the
+    percentages (g) and i))."""
+    return tuple(f for f in schema.plan_fields if f.kind in (Kind.COUNT, Kind.PERCENT))
+
+
+#: The fields compared for the default schema.
+YOY_FIELDS: tuple[Field, ...] = yoy_fields(SCHEMA)
 
 
 def _num(x: Any) -> TypeGuard[int | float]:
@@ -99,7 +104,7 @@ class YearOverYear:
     #: current plan order (`Consolidation.enti`); only enti that answered in at least one
     #: of the two years
     enti: tuple[EnteChange, ...]
-    #: field id -> (previous total, current total), for every `consolidate.TOTAL_FIELDS`;
+    #: field id -> (previous total, current total), for every `Schema.total_fields`;
     #: the previous totals are last year's plan totals, `solo_precedente` included
     totals: dict[str, tuple[int, int]]
     #: enti that answered last year and are not in this year's registry (matched neither
@@ -114,12 +119,14 @@ class YearOverYear:
 # --------------------------------------------------------------------------- comparison
 
 
-def _change(ente: Ente, prev: Mapping[str, Any], cur: Mapping[str, Any]) -> EnteChange:
+def _change(
+    ente: Ente, prev: Mapping[str, Any], cur: Mapping[str, Any], fields: tuple[Field, ...]
+) -> EnteChange:
     return EnteChange(
         ente=ente,
         answered_previous=bool(prev),
         answered_current=bool(cur),
-        fields=tuple(FieldChange(f.id, prev.get(f.id), cur.get(f.id)) for f in YOY_FIELDS),
+        fields=tuple(FieldChange(f.id, prev.get(f.id), cur.get(f.id)) for f in fields),
     )
 
 
@@ -133,8 +140,14 @@ def compare(
     """
     registry = Registry([s.ente for s in current.enti])
     matched, unmatched = match_previous(registry, previous)
+    fields = yoy_fields(current.schema)
     enti = tuple(
-        _change(s.ente, matched[s.ente.codice].values if s.ente.codice in matched else {}, s.values)
+        _change(
+            s.ente,
+            matched[s.ente.codice].values if s.ente.codice in matched else {},
+            s.values,
+            fields,
+        )
         for s in current.enti
         if s.values or s.ente.codice in matched
     )
@@ -147,8 +160,10 @@ def compare(
             else LOADED_FROM.get(previous.raccolta_id, Path())
         ),
         enti=enti,
-        totals={f.id: (prev_totals[f.id], cur_totals[f.id]) for f in TOTAL_FIELDS},
-        solo_precedente=tuple(_change(s.ente, s.values, {}) for s in unmatched),
+        totals={
+            f.id: (prev_totals.get(f.id, 0), cur_totals[f.id]) for f in current.schema.total_fields
+        },
+        solo_precedente=tuple(_change(s.ente, s.values, {}, fields) for s in unmatched),
     )
 
 

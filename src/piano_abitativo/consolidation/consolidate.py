@@ -17,13 +17,14 @@ import math
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from piano_abitativo.archive.store import TZ, Receipt, now
 from piano_abitativo.core.problems import Problem, Report, Severity, problem
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
-from piano_abitativo.core.schema import FIELDS, PLAN_FIELDS, Field, Kind, Role
+from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema
 
 if TYPE_CHECKING:
     from piano_abitativo.consolidation.confronto import YearOverYear
@@ -34,31 +35,32 @@ STATO_VALIDO = "ricevuto"
 STATO_CON_AVVISI = "ricevuto con avvisi"
 STATO_CON_ERRORI = "da correggere"
 
-#: Fields whose totals the plan prints (and the master names `totale_<id>`)
-TOTAL_FIELDS: tuple[Field, ...] = tuple(f for f in PLAN_FIELDS if f.kind is Kind.COUNT)
-
-#: Row selection of each table of the plan: the field whose non-zero value puts an ente
-#: in the table (a) lists the owners with units)
-TABLE_SELECTOR: dict[str, str] = {
-    "a": "a_totale",
-    "b": "b_carenza_manutentiva",
-    "c": "c_nuova_edificazione",
-    "d": "d_turnover",
-    "e": "e_conferite_privati",
-    "f": "f_totale_assegnabili",
-    "g": "g_soglia_indigenti",
-    "h": "h_categoria_aggiuntiva",
-    "i": "i_forze_polizia",
-    "j": "j_sat",
-    "k": "k_assegnate_anno_precedente",
-}
+#: Fields whose totals the plan prints (and the master names `totale_<id>`), default schema
+TOTAL_FIELDS: tuple[Field, ...] = SCHEMA.total_fields
 
 
-#: the keys of `plan_values`, in its order
-PLAN_KEYS: tuple[str, ...] = (
-    *(f.id for f in PLAN_FIELDS if f.role is not Role.FORMULA),
-    *(f.id for f in PLAN_FIELDS if f.role is Role.FORMULA),
-)
+@cache
+def plan_keys(schema: Schema) -> tuple[str, ...]:
+    """The keys of `plan_values` for `schema`, in its order (typed fields, then sums)."""
+    plan = schema.plan_fields
+    return (
+        *(f.id for f in plan if f.role is not Role.FORMULA),
+        *(f.id for f in plan if f.role is Role.FORMULA),
+    )
+
+
+@cache
+def table_selectors(schema: Schema, letter: str) -> tuple[Field, ...]:
+    """The fields whose value puts an ente in the plan's table `letter`: the section's
+    `selector`, else every column of the table."""
+    rule = schema.table(letter)
+    if rule.selector is not None:
+        return (schema.field_by_id[rule.selector],)
+    return schema.table_fields(letter)
+
+
+#: the keys of `plan_values` for the default schema
+PLAN_KEYS: tuple[str, ...] = plan_keys(SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,14 @@ class EnteStatus:
     #: the plan values of the used version, in `PLAN_KEYS` order (computed from the used
     #: version's report when not given)
     plan: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+    #: the schema of the raccolta: what `plan` holds
+    schema: Schema = field(default=SCHEMA, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         used = self.used
         if self.plan is None and used is not None:
-            object.__setattr__(self, "plan", plan_tuple(used.report.values, self.ente))
+            plan = plan_tuple(used.report.values, self.ente, self.schema)
+            object.__setattr__(self, "plan", plan)
 
     @property
     def latest(self) -> Receipt | None:
@@ -123,16 +128,19 @@ class EnteStatus:
     def values(self) -> dict[str, Any]:
         """Plan values of the used version, typed (counts int, f and a) totals computed);
         empty when no valid version exists."""
-        return dict(zip(PLAN_KEYS, self.plan, strict=True)) if self.plan is not None else {}
+        if self.plan is None:
+            return {}
+        return dict(zip(plan_keys(self.schema), self.plan, strict=True))
 
     def value(self, field_id: str) -> Any:
         return self.values.get(field_id)
 
 
-def plan_values(raw: dict[str, Any], ente: Ente) -> dict[str, Any]:
+def plan_values(raw: dict[str, Any], ente: Ente, schema: Schema = SCHEMA) -> dict[str, Any]:
     """The plan fields of one valid return, typed as the plan prints them."""
     out: dict[str, Any] = {}
-    for f in PLAN_FIELDS:
+    plan_fields = schema.plan_fields
+    for f in plan_fields:
         if f.role is Role.FORMULA:
             continue
         x = raw.get(f.id)
@@ -146,16 +154,16 @@ def plan_values(raw: dict[str, Any], ente: Ente) -> dict[str, Any]:
             out[f.id] = "SI" if str(x or "").strip().upper() in ("SI", "SÌ") else "NO"
         else:
             out[f.id] = None if x is None or str(x).strip() == "" else str(x).strip()
-    for f in PLAN_FIELDS:
+    for f in plan_fields:
         if f.role is Role.FORMULA:
-            out[f.id] = sum(out[p] for p in f.sum_of)
+            out[f.id] = sum(out[p] or 0 for p in f.sum_of)
     return out
 
 
-def plan_tuple(raw: dict[str, Any], ente: Ente) -> tuple[Any, ...]:
-    """`plan_values` as a tuple in `PLAN_KEYS` order."""
-    plan = plan_values(raw, ente)
-    return tuple(plan[k] for k in PLAN_KEYS)
+def plan_tuple(raw: dict[str, Any], ente: Ente, schema: Schema = SCHEMA) -> tuple[Any, ...]:
+    """`plan_values` as a tuple in `plan_keys(schema)` order."""
+    plan = plan_values(raw, ente, schema)
+    return tuple(plan[k] for k in plan_keys(schema))
 
 
 def _num(x: Any) -> TypeGuard[int | float]:
@@ -163,14 +171,16 @@ def _num(x: Any) -> TypeGuard[int | float]:
 
 
 def in_table(status: EnteStatus, letter: str) -> bool:
-    """Whether the plan's table `letter` lists this ente (non-zero value, or h = SI)."""
+    """Whether the plan's table `letter` lists this ente: a selecting field (see
+    `table_selectors`) is non-zero, non-empty, or SI."""
     v = status.values
     if not v:
         return False
-    x = v.get(TABLE_SELECTOR[letter])
-    if letter == "h":
-        return x == "SI"
-    return bool(x)
+    for f in table_selectors(status.schema, letter):
+        x = v.get(f.id)
+        if x == "SI" if f.kind is Kind.YESNO else bool(x):
+            return True
+    return False
 
 
 @dataclass
@@ -192,6 +202,8 @@ class Consolidation:
     #: the comparison with last year's raccolta, when the raccolta is linked to one (set
     #: by `actions.consolidation`; the master and the document show it)
     confronto: YearOverYear | None = None
+    #: the raccolta's schema: its fields, tables and totals
+    schema: Schema = SCHEMA
 
     @property
     def answered(self) -> list[EnteStatus]:
@@ -211,7 +223,7 @@ class Consolidation:
         """Python's sums of every count field over the valid versions."""
         return {
             f.id: sum(int(s.values.get(f.id) or 0) for s in self.enti if s.values)
-            for f in TOTAL_FIELDS
+            for f in self.schema.total_fields
         }
 
     def count(self, stato: str) -> int:
@@ -258,6 +270,7 @@ class _Versions:
     """The versions of one ente while the receipts stream by."""
 
     ente: Ente
+    schema: Schema
     versions: list[Receipt] = field(default_factory=list)
     plan: tuple[Any, ...] | None = None
 
@@ -270,13 +283,13 @@ class _Versions:
         latest = self.versions[-1]
         used = next((v for v in reversed(self.versions) if v.report.valid), None)
         if used is kept:
-            self.plan = plan_tuple(rc.report.values, self.ente)
+            self.plan = plan_tuple(rc.report.values, self.ente, self.schema)
         for i, v in enumerate(self.versions):
             if v is not latest and (v.extra or v.report.problems != v.report.errors[:1]):
                 self.versions[i] = _kept(v, problems=False)
 
     def status(self) -> EnteStatus:
-        return EnteStatus(self.ente, tuple(self.versions), plan=self.plan)
+        return EnteStatus(self.ente, tuple(self.versions), plan=self.plan, schema=self.schema)
 
 
 def consolidate(
@@ -285,7 +298,7 @@ def consolidate(
     """Group receipts by ente (latest reception last) and set apart the unattributed.
     `all_receipts` is consumed once, so an `archive.iter_receipts` stream keeps memory
     flat: of each receipt only what the master shows is kept (see `EnteStatus`)."""
-    by_ente = {e.codice: _Versions(e) for e in r.registry}
+    by_ente = {e.codice: _Versions(e, r.schema) for e in r.registry}
     stray: list[Receipt] = []
     for rc in all_receipts:
         codice = rc.report.ente
@@ -311,8 +324,9 @@ def consolidate(
         enti=enti,
         non_attribuiti=sorted(stray, key=_order),
         coverage=coverage,
+        schema=r.schema,
     )
 
 
-#: The fields of the Dati sheet, in order
-DATA_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.section is not None)
+#: The fields of the Dati sheet for the default schema, in order (`Schema.plan_fields`)
+DATA_FIELDS: tuple[Field, ...] = SCHEMA.plan_fields

@@ -13,7 +13,7 @@ defined name with exactly its id.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
@@ -314,6 +314,105 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
+OWNER = "Ragione Sociale Ente Proprietario"
+UNITS = "Numero unità immobiliari"
+
+
+@dataclass(frozen=True)
+class SectionTable:
+    """How the plan's table of one section is shown (master sheet, document): data, so
+    that a new field of a section needs no code. Every field of the section is a column
+    (in schema order) unless it is in `hidden`; an ente is a row when one of its columns'
+    values is non-zero (or SI), or, with `selector`, when that field's value is."""
+
+    #: the master's sheet name (≤ 31 characters)
+    sheet: str
+    #: the header of the first column (the ente's name)
+    owner: str = OWNER
+    #: field id -> column header (``{anno_precedente}`` is replaced); else the field's header
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: fields of the section not shown as columns
+    hidden: tuple[str, ...] = ()
+    #: the field whose value alone puts an ente in the table
+    selector: str | None = None
+    #: a last column with the name of the comune (empty for the ALER)
+    comune_col: bool = False
+    #: a table of comuni only: a row "Numero di Comuni", "nessun Comune" when empty
+    comuni: bool = False
+    #: the section's count fields are compared with last year on the master
+    confronto: bool = False
+
+
+#: The tables of the plan, one per section.
+TABLES: dict[str, SectionTable] = {
+    "a": SectionTable("a) Patrimonio", confronto=True),
+    "b": SectionTable(
+        "b) Carenza manutentiva", headers={"b_carenza_manutentiva": UNITS}, comune_col=True
+    ),
+    "c": SectionTable(
+        "c) Nuova edificazione", headers={"c_nuova_edificazione": UNITS}, comune_col=True
+    ),
+    "d": SectionTable("d) Turnover", headers={"d_turnover": UNITS}, comune_col=True),
+    "e": SectionTable(
+        "e) Conferite da privati", headers={"e_conferite_privati": UNITS}, comune_col=True
+    ),
+    "f": SectionTable(
+        "f) Assegnabili",
+        headers={"f_totale_assegnabili": UNITS},
+        comune_col=True,
+        confronto=True,
+    ),
+    "g": SectionTable(
+        "g) Soglia indigenti",
+        owner="Comune",
+        headers={"g_soglia_indigenti": "Soglia %"},
+        comuni=True,
+    ),
+    "h": SectionTable(
+        "h) Categorie aggiuntive",
+        owner="Comune",
+        headers={"h_motivazione": "Motivazione"},
+        hidden=("h_categoria_aggiuntiva",),
+        selector="h_categoria_aggiuntiva",
+        comuni=True,
+    ),
+    "i": SectionTable(
+        "i) Forze di Polizia",
+        owner="Comune",
+        headers={"i_forze_polizia": "Percentuale (%)"},
+        comuni=True,
+    ),
+    "j": SectionTable("j) SAT", owner="Comune", headers={"j_sat": UNITS}, confronto=True),
+    "k": SectionTable(
+        "k) Assegnate anno prec.",
+        headers={
+            "k_assegnate_anno_precedente": "Totale alloggi assegnati nell'anno {anno_precedente}"
+        },
+        confronto=True,
+    ),
+}
+
+#: The columns of the annex (Report programmazione), in its order: field id -> header.
+#: A plan field not named here nor in `ANNEX_OMITTED` follows them with its own header.
+ANNEX_HEADERS: dict[str, str] = {
+    "a_sas": "Numero U.I. per Servizi Abitativi Sociali (SAS)",
+    "a_sap": "Numero U.I. per Servizi Abitativi Pubblici (SAP)",
+    "f_totale_assegnabili": "Numero complessivo U.I. disponibili nell'anno",
+    "d_turnover": "Numero U.I. libere e che si libereranno per effetto del turn-over",
+    "b_carenza_manutentiva": "Numero U.I. in carenza manutentiva assegnabili nello stato di fatto",
+    "c_nuova_edificazione": "Numero U.I. disponibili per nuova edificazione, "
+    "ristrutturazione, recupero, riqualificazione",
+    "j_sat": "Numero U.I. per servizi abitativi transitori",
+    "k_assegnate_anno_precedente": "Numero U.I. assegnate l'anno precedente",
+    "e_conferite_privati": "Numero U.I. conferite da privati",
+    "h_categoria_aggiuntiva": "Altra categoria di particolare rilevanza sociale",
+    "g_soglia_indigenti": "Soglia % eccedente il 20% per indigenti",
+    "i_forze_polizia": "% U.I. destinate a Forze di Polizia e Corpo nazionale dei Vigili del Fuoco",
+}
+#: plan fields the annex does not show
+ANNEX_OMITTED: tuple[str, ...] = ("a_totale", "h_motivazione")
+
+
 class SchemaError(ValueError):
     """A schema whose entries contradict each other (a programming error, never the user's)."""
 
@@ -328,6 +427,11 @@ class Schema:
 
     fields: tuple[Field, ...]
     sections: Mapping[str, str]
+    #: how each section's table is shown (a section not named gets a plain table)
+    tables: Mapping[str, SectionTable] = field(default_factory=lambda: dict(TABLES))
+    #: the annex's columns (see `ANNEX_HEADERS`, `ANNEX_OMITTED`)
+    annex_headers: Mapping[str, str] = field(default_factory=lambda: dict(ANNEX_HEADERS))
+    annex_omitted: tuple[str, ...] = ANNEX_OMITTED
 
     def __post_init__(self) -> None:
         ids = [f.id for f in self.fields]
@@ -366,6 +470,58 @@ class Schema:
     def fields_of_section(self, letter: str) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.section == letter)
 
+    @cached_property
+    def total_fields(self) -> tuple[Field, ...]:
+        """The plan's count fields: each has a total (`totale_<id>` in the master)."""
+        return tuple(f for f in self.plan_fields if f.kind is Kind.COUNT)
+
+    @cached_property
+    def table_letters(self) -> tuple[str, ...]:
+        """The sections with at least one field: one table each, in order."""
+        return tuple(s for s in self.sections if self.fields_of_section(s))
+
+    def table(self, letter: str) -> SectionTable:
+        """How the table of section `letter` is shown."""
+        got = self.tables.get(letter)
+        if got is not None:
+            return got
+        return SectionTable(f"{letter}) {self.sections.get(letter, '')}"[:31])
+
+    def table_fields(self, letter: str) -> tuple[Field, ...]:
+        """The value columns of section `letter`'s table, in order."""
+        hidden = self.table(letter).hidden
+        return tuple(f for f in self.fields_of_section(letter) if f.id not in hidden)
+
+    def column_header(self, f: Field, anno: int) -> str:
+        """The header of `f`'s column in its section's table."""
+        text = self.table(f.section or "").headers.get(f.id, f.header)
+        return text.replace("{anno_precedente}", str(anno - 1))
+
+    @cached_property
+    def annex_fields(self) -> tuple[Field, ...]:
+        """The fields of the annex's columns, in its order."""
+        named = [self.field_by_id[i] for i in self.annex_headers if i in self.field_by_id]
+        rest = [
+            f
+            for f in self.plan_fields
+            if f.id not in self.annex_headers and f.id not in self.annex_omitted
+        ]
+        return (*named, *rest)
+
+    @cached_property
+    def confronto_fields(self) -> tuple[Field, ...]:
+        """The count fields compared with last year on the master: those of the sections
+        marked `confronto`, less the sums of fields of the same section (a) total)."""
+        out = []
+        for f in self.total_fields:
+            if f.section is None or not self.table(f.section).confronto:
+                continue
+            own = {g.id for g in self.fields_of_section(f.section)}
+            if f.sum_of and set(f.sum_of) <= own:
+                continue
+            out.append(f)
+        return tuple(out)
+
     def with_field(self, new: Field) -> Schema:
         """This schema with one more field, placed after the last field of its section
         (after the plan's fields when it has none)."""
@@ -375,7 +531,9 @@ class Schema:
             default=max(i for i, f in enumerate(fields) if f.section),
         )
         fields.insert(at + 1, new)
-        return Schema(tuple(fields), self.sections)
+        return Schema(
+            tuple(fields), self.sections, self.tables, self.annex_headers, self.annex_omitted
+        )
 
 
 #: The schema of the Piano annuale (R.R. 4/2017 art. 4): what every stage uses by default.

@@ -32,6 +32,7 @@ from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.atomic import atomic_write_bytes, atomic_write_text
 from piano_abitativo.core.problems import Report
 from piano_abitativo.core.registry import Ente, Registry
+from piano_abitativo.core.schema import SCHEMA, Kind, Role, Schema
 from piano_abitativo.simulation import gestore as posta
 from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import (
@@ -68,19 +69,39 @@ CON_ERRORE = "019025"
 #: progress of a long step: (what, done, total)
 Progress = Callable[[str, int, int], None]
 
-_CSV_COLUMNS = {
-    "a_sap": "a_sap",
-    "a_sas": "a_sas",
+#: the columns of the demo data CSV named otherwise than their field (field id -> column);
+#: every other input field of the plan is read from the column named as its id, and a
+#: count field with no column (added after 2025) is 0
+_CSV_ALIASES = {
     "b_carenza_manutentiva": "b_carenza",
     "c_nuova_edificazione": "c_nuova_edif",
-    "d_turnover": "d_turnover",
     "e_conferite_privati": "e_privati",
     "g_soglia_indigenti": "g_soglia_indigenti_pct",
-    "h_categoria_aggiuntiva": "h_categoria_aggiuntiva",
     "i_forze_polizia": "i_fdp_pct",
-    "j_sat": "j_sat",
     "k_assegnate_anno_precedente": "k_assegnate_2024",
 }
+
+
+def _csv_columns(schema: Schema) -> dict[str, str | None]:
+    """Field id -> its column of the demo data CSV (None: not there), for the input fields
+    of the plan's sections."""
+    header = _demo_csv().partition("\n")[0].strip().split(",")
+    out: dict[str, str | None] = {}
+    for f in schema.plan_fields:
+        if f.role is not Role.INPUT:
+            continue
+        col = _CSV_ALIASES.get(f.id, f.id)
+        if col in header:
+            out[f.id] = col
+        elif f.kind is Kind.COUNT:
+            out[f.id] = None
+    return out
+
+
+def _demo_csv() -> str:
+    return (
+        resources.files("piano_abitativo") / "data" / "cremasco_2025_dati_per_ente.csv"
+    ).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -91,24 +112,25 @@ class DemoReturn:
     ricevuto: dt.datetime | None
 
 
-def cremasco_2025_returns() -> list[DemoReturn]:
-    """The 26 returns of the 2025 plan (values of tables a)–k), reception date/time)."""
-    text = (
-        resources.files("piano_abitativo") / "data" / "cremasco_2025_dati_per_ente.csv"
-    ).read_text(encoding="utf-8")
+def cremasco_2025_returns(schema: Schema = SCHEMA) -> list[DemoReturn]:
+    """The 26 returns of the 2025 plan (values of tables a)–k), reception date/time), with
+    the input fields of `schema`."""
+    columns = _csv_columns(schema)
     out = []
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in csv.DictReader(io.StringIO(_demo_csv())):
         codice = row["istat_code"] or "ALER-BCM"
         values: dict[str, Any] = {}
-        for fid, col in _CSV_COLUMNS.items():
-            raw = row[col].strip()
-            if fid == "h_categoria_aggiuntiva":
+        for fid, col in columns.items():
+            f = schema.field_by_id[fid]
+            raw = row[col].strip() if col is not None else "0"
+            if f.kind is Kind.YESNO:
                 values[fid] = raw or "NO"
             elif raw:
                 values[fid] = int(raw)
         if row["tipo_ente"] == "ALER":
-            for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "i_forze_polizia"):
-                values.pop(fid, None)
+            for f in schema.plan_fields:
+                if f.comuni_only:
+                    values.pop(f.id, None)
         slug = codice.lower().replace("-", "")
         values.update({"referente_nome": "Ufficio Casa", "referente_email": f"casa@{slug}.example"})
         when = None
@@ -123,7 +145,7 @@ def cremasco_2025_returns() -> list[DemoReturn]:
 def _returns_of(
     r: rc.Raccolta, only: Collection[str] | None = None
 ) -> Iterator[tuple[Ente, DemoReturn]]:
-    for ret in cremasco_2025_returns():
+    for ret in cremasco_2025_returns(r.schema):
         ente = r.registry.find(codice=ret.codice, nome=ret.nome)
         if ente is None:  # pragma: no cover - the built-in data match the registry
             raise rc.RaccoltaError(f"ente {ret.nome} non nell'elenco")

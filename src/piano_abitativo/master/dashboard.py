@@ -1,0 +1,379 @@
+"""The master's sheets for the capofila: *Cruscotto* (state of the raccolta),
+*Anomalie* (open problems) and *Grafici*."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from piano_abitativo.archive.store import Receipt
+from piano_abitativo.consolidation.consolidate import (
+    STATO_CON_AVVISI,
+    STATO_CON_ERRORI,
+    STATO_NON_RICEVUTO,
+    STATO_VALIDO,
+    Consolidation,
+)
+from piano_abitativo.core.problems import Problem, Severity
+from piano_abitativo.master.model import (
+    BUTTON_COL,
+    BUTTON_FIRST_ROW,
+    SHEET_ANOMALIE,
+    SHEET_CRUSCOTTO,
+    SHEET_GRAFICI,
+    TABLE_ANOMALIE,
+    CellSink,
+    ChartSpec,
+    Highlight,
+    MasterButton,
+    Series,
+    SheetLayout,
+    TableSpec,
+    Value,
+    _fit_widths,
+    _local,
+    _q,
+    _rng,
+    _si_no,
+)
+from piano_abitativo.master.tables import (
+    TableDef,
+)
+
+# --------------------------------------------------------------------------- Cruscotto
+
+CRUSCOTTO_HEADER_ROW = 8
+CRUSCOTTO_HEADERS = (
+    "Codice",
+    "Ente",
+    "Tipo",
+    "Stato",
+    "Ricevuto il",
+    "Orario certificato",
+    "Versioni",
+    "Canale",
+    "Errori",
+    "Avvisi",
+    "File",
+)
+#: the unattributed returns are listed in the columns of the ente list, plus the message
+STRAY_HEADERS = (
+    "Codice dichiarato",
+    "Ente dichiarato",
+    "Tipo",
+    "Stato",
+    "Ricevuto il",
+    "Orario certificato",
+    "Versioni",
+    "Canale",
+    "Errori",
+    "Avvisi",
+    "File",
+    "Messaggio",
+)
+STATO_NON_ATTRIBUITO = "non attribuito"
+
+
+def _declared(rc: Receipt) -> str:
+    rep = rc.report
+    if rep.ente_denominazione and rep.ente:
+        return f"{rep.ente_denominazione} ({rep.ente})"
+    return rep.ente_denominazione or rep.ente or "non indicato"
+
+
+def _stray_message(rc: Receipt) -> str:
+    rep = rc.report
+    first = rep.errors[0] if rep.errors else (rep.problems[0] if rep.problems else None)
+    return first.message if first else "Ente non riconosciuto"
+
+
+def _cruscotto_sheet(
+    cons: Consolidation, sink: CellSink | None = None, buttons: Sequence[MasterButton] = ()
+) -> SheetLayout:
+    """The state of the raccolta; with `buttons`, the label "Comandi" and each button's
+    instruction beside the place of the buttons (column M on)."""
+    sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True, sink=sink)
+    last_col = len(CRUSCOTTO_HEADERS) - 1
+    sh.merges.append((0, 0, 0, last_col))
+    sh.put(
+        0,
+        0,
+        f"Piano annuale dell'offerta abitativa {cons.anno} — Ambito {cons.ambito}",
+        style="title",
+    )
+    sh.row_heights[0] = 24.0
+    if buttons:
+        sh.put(BUTTON_FIRST_ROW - 1, BUTTON_COL, "Comandi", style="label")
+    info: list[tuple[str, Value, str]] = [
+        ("Capofila", cons.capofila, "bold"),
+        ("Raccolta", cons.raccolta_id, "bold"),
+        ("Scadenza", cons.scadenza, "date_bold"),
+        ("Aggiornato al", _local(cons.generated_at.replace(microsecond=0)), "datetime_bold"),
+    ]
+    first = CRUSCOTTO_HEADER_ROW + 1
+    last = first + max(len(cons.enti), 1) - 1
+    stati = _rng(None, first, 3, last, 3)
+    n = len(cons.enti)
+    counts: list[tuple[str, str, int, str]] = [
+        ("Enti nell'elenco", f"=COUNTA({stati})", n, "count_bold"),
+        (
+            "Hanno risposto",
+            f"=COUNTA({stati})-COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
+            n - cons.count(STATO_NON_RICEVUTO),
+            "count_bold",
+        ),
+        (
+            "Non hanno risposto",
+            f"=COUNTIF({stati},{_q(STATO_NON_RICEVUTO)})",
+            cons.count(STATO_NON_RICEVUTO),
+            "count_warn",
+        ),
+        (
+            "Da correggere",
+            f"=COUNTIF({stati},{_q(STATO_CON_ERRORI)})",
+            cons.count(STATO_CON_ERRORI),
+            "count_bad",
+        ),
+        (
+            "Ricevuti con avvisi",
+            f"=COUNTIF({stati},{_q(STATO_CON_AVVISI)})",
+            cons.count(STATO_CON_AVVISI),
+            "count_bold",
+        ),
+    ]
+    stray_row = len(counts) + 1
+    # rows in order (the streaming writer cannot go back): information, counts, buttons
+    for row in range(1, max(len(info), stray_row, BUTTON_FIRST_ROW + len(buttons)) + 1):
+        if row <= len(info):
+            label, value, style = info[row - 1]
+            sh.put(row, 0, label, style="label")
+            sh.put(row, 1, value, style=style)
+        if row <= len(counts):
+            label, formula, number, style = counts[row - 1]
+            sh.put(row, 3, label, style="label")
+            sh.put(row, 4, number, formula=formula, style=style)
+        elif row == stray_row:
+            sh.put(row, 3, "Ritorni non attribuiti", style="label")
+            sh.put(
+                row,
+                4,
+                len(cons.non_attribuiti),
+                style="count_bad" if cons.non_attribuiti else "count_bold",
+            )
+        if 0 <= row - BUTTON_FIRST_ROW < len(buttons):
+            sh.put(
+                row, BUTTON_COL + 1, buttons[row - BUTTON_FIRST_ROW].istruzione, style="instruction"
+            )
+    for c, h in enumerate(CRUSCOTTO_HEADERS):
+        sh.put(CRUSCOTTO_HEADER_ROW, c, h, style="header")
+    for i, s in enumerate(cons.enti):
+        r = first + i
+        last_rc = s.latest
+        sh.put(r, 0, s.ente.codice)
+        sh.put(r, 1, s.ente.nome_completo)
+        sh.put(r, 2, s.ente.tipo)
+        sh.put(r, 3, s.stato, style="bold")
+        sh.put(r, 4, _local(last_rc.ricevuto_il) if last_rc else None, style="datetime_s")
+        sh.put(r, 5, _si_no(last_rc.certificato) if last_rc else None, style="center")
+        sh.put(r, 6, len(s.versions), style="count")
+        sh.put(r, 7, last_rc.canale if last_rc else None)
+        sh.put(r, 8, s.errori, style="count")
+        sh.put(r, 9, s.avvisi, style="count")
+        sh.put(r, 10, last_rc.nome if last_rc else None)
+    if not cons.enti:
+        sh.put(first, 1, "nessun ente nell'elenco", style="empty")
+    for criteria, style in (
+        (f'$D{first + 1}="{STATO_CON_ERRORI}"', "bad"),
+        (f'$D{first + 1}="{STATO_NON_RICEVUTO}"', "warn"),
+        (f'OR($D{first + 1}="{STATO_VALIDO}",$D{first + 1}="{STATO_CON_AVVISI}")', "good"),
+    ):
+        sh.highlights.append(Highlight(first, 0, last, last_col, criteria, style))
+    if cons.non_attribuiti:
+        r = last + 2
+        sh.put(r, 0, "Ritorni non attribuiti a un ente dell'elenco", style="subtitle")
+        r += 1
+        for c, h in enumerate(STRAY_HEADERS):
+            sh.put(r, c, h, style="header_bad")
+        for rc in cons.non_attribuiti:
+            r += 1
+            rep = rc.report
+            stray: tuple[tuple[Value, str], ...] = (
+                (rep.ente, "text"),
+                (rep.ente_denominazione or "non indicato", "text"),
+                (rep.metadata.get("ente_tipo"), "text"),
+                (STATO_NON_ATTRIBUITO, "bold_bad"),
+                (_local(rc.ricevuto_il), "datetime_s"),
+                (_si_no(rc.certificato), "center"),
+                (None, "count"),
+                (rc.canale, "text"),
+                (len(rep.errors), "count"),
+                (len(rep.warnings), "count"),
+                (rc.nome, "text"),
+                (_stray_message(rc), "wrap"),
+            )
+            for c, (v, style) in enumerate(stray):
+                sh.put(r, c, v, style=style)
+    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12)
+    sh.print_last_col = len(STRAY_HEADERS) - 1 if cons.non_attribuiti else last_col
+    if buttons:
+        sh.widths[BUTTON_COL] = 26
+        sh.widths[BUTTON_COL + 1] = 60
+        for i in range(len(buttons)):
+            sh.row_heights[BUTTON_FIRST_ROW + i] = 24
+    return sh
+
+
+# --------------------------------------------------------------------------- Anomalie
+
+ANOMALIE_HEADER_ROW = 2
+ANOMALIE_HEADERS = (
+    "Ente",
+    "File",
+    "Ricevuto il",
+    "Gravità",
+    "Codice",
+    "Foglio",
+    "Cella",
+    "Campo",
+    "Valore",
+    "Messaggio",
+    "Suggerimento",
+)
+
+
+def _by_severity(problems: Iterable[Problem]) -> list[Problem]:
+    ps = list(problems)
+    return [p for p in ps if p.severity is Severity.ERRORE] + [
+        p for p in ps if p.severity is not Severity.ERRORE
+    ]
+
+
+def _anomalie_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]]:
+    rows: list[tuple[str, Receipt | None, Problem]] = []
+    for s in cons.enti:
+        silent = cons.coverage.get(s.ente.codice)
+        found = [*s.open_problems, *([silent] if silent else [])]
+        rows += [(s.ente.nome_completo, s.latest, p) for p in _by_severity(found)]
+    for rc in cons.non_attribuiti:
+        rows += [(_declared(rc), rc, p) for p in _by_severity(rc.report.problems)]
+    return rows
+
+
+def _cell_value(v: Any) -> Value:
+    if v is None or isinstance(v, str | int | float):
+        return v
+    return str(v)
+
+
+def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetLayout:
+    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True, sink=sink)
+    sh.put(0, 0, "Anomalie aperte", style="title")
+    sh.put(
+        1,
+        0,
+        "Errori e avvisi dell'ultima versione ricevuta da ogni ente, enti che non "
+        "hanno risposto e ritorni non attribuiti.",
+        style="note",
+    )
+    for c, h in enumerate(ANOMALIE_HEADERS):
+        sh.put(ANOMALIE_HEADER_ROW, c, h, style="header")
+    r = ANOMALIE_HEADER_ROW
+    rows = _anomalie_rows(cons)
+    for ente, rc, p in rows:
+        r += 1
+        values: tuple[Value, ...] = (
+            ente,
+            p.file or (rc.nome if rc else None),
+            _local(rc.ricevuto_il) if rc else None,
+            p.severity.value,
+            p.code,
+            p.sheet,
+            p.cell,
+            p.field,
+            _cell_value(p.value),
+            p.message,
+            p.hint,
+        )
+        for c, v in enumerate(values):
+            style = "datetime_s" if c == 2 else ("wrap" if c in (9, 10) else "text")
+            if c == 8 and isinstance(v, int | float) and not isinstance(v, bool):
+                style = "general"
+            sh.put(r, c, v, style=style)
+    if not rows:
+        r += 1
+        sh.put(r, 0, "Nessuna anomalia", style="empty")
+    last_col = len(ANOMALIE_HEADERS) - 1
+    sh.tables.append(
+        TableSpec(TABLE_ANOMALIE, ANOMALIE_HEADER_ROW, 0, r, last_col, ANOMALIE_HEADERS)
+    )
+    top = xl_rowcol_to_cell(ANOMALIE_HEADER_ROW + 1, 3)
+    sh.highlights.append(
+        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.ERRORE.value}"', "bad")
+    )
+    sh.highlights.append(
+        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.AVVISO.value}"', "warn")
+    )
+    _fit_widths(sh, {0: 34, 1: 36, 2: 19, 9: 60, 10: 60}, header_cap=12)
+    return sh
+
+
+# --------------------------------------------------------------------------- Grafici
+
+
+def _grafici_sheet(
+    spans: dict[str, tuple[int, int]], tds: dict[str, TableDef], sink: CellSink | None = None
+) -> SheetLayout:
+    """Charts of tables f) and a); `spans` are their entries' first and last rows."""
+    sh = SheetLayout(SHEET_GRAFICI, landscape=True, sink=sink)
+    sh.put(0, 0, "Grafici (si aggiornano con le tabelle)", style="title")
+    f1, f2 = spans["f"]
+    fs = tds["f"].sheet
+    f_height = max(300, 60 + 32 * (f2 - f1 + 1))
+    f_rows_end = 2 + f_height // 20 + 2
+    sh.charts.append(
+        ChartSpec(
+            "bar",
+            None,
+            "f) Unità abitative SAP assegnabili nell'anno, per ente",
+            (
+                Series(
+                    "Unità assegnabili", "=" + _rng(fs, f1, 0, f2, 0), "=" + _rng(fs, f1, 1, f2, 1)
+                ),
+            ),
+            anchor_row=2,
+            anchor_col=0,
+            y_title="Numero unità immobiliari",
+            height=f_height,
+        )
+    )
+    a1, a2 = spans["a"]
+    as_ = tds["a"].sheet
+    sap = 1 + tds["a"].fields.index("a_sap")
+    sas = 1 + tds["a"].fields.index("a_sas")
+    sh.charts.append(
+        ChartSpec(
+            "column",
+            "stacked",
+            "a) Alloggi SAP e SAS per ente proprietario",
+            (
+                Series(
+                    "N. alloggi SAP",
+                    "=" + _rng(as_, a1, 0, a2, 0),
+                    "=" + _rng(as_, a1, sap, a2, sap),
+                ),
+                Series(
+                    "N. alloggi SAS",
+                    "=" + _rng(as_, a1, 0, a2, 0),
+                    "=" + _rng(as_, a1, sas, a2, sas),
+                ),
+            ),
+            anchor_row=f_rows_end,
+            anchor_col=0,
+            y_title="Numero alloggi",
+            height=520,
+        )
+    )
+    sh.widths[0] = 12
+    return sh
