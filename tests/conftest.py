@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -32,6 +33,18 @@ CREMA: dict[str, Any] = {
     "referente_email": "casa@comune.crema.example",
     "referente_telefono": "0373 000000",
 }
+
+
+@pytest.fixture
+def crema_values() -> dict[str, Any]:
+    """A fresh copy of `CREMA`: a complete, valid return of a comune."""
+    return dict(CREMA)
+
+
+@pytest.fixture(scope="session")
+def crema_reference() -> Mapping[str, Any]:
+    """`CREMA` read-only, for module- and session-scoped fixtures."""
+    return MappingProxyType(CREMA)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piano_abitativo.core.layout import BAD, NA, OK, WARN, layout_for
 from piano_abitativo.core.problems import Problem, Report, problem
 from piano_abitativo.core.registry import Ente, Registry, normalise_name
 from piano_abitativo.core.rules import RULE_BY_CODE, RULES, Rule, Scope, Stage
@@ -381,6 +382,32 @@ def check_previous(
         anno_precedente=anno_precedente,
     )
     return _findings(rd, env, [r for r in RULES if r.stage is Stage.PREVIOUS])
+
+
+def rule_env(rd: Reading, context: ValidationContext | None = None, *, aler: bool) -> Env:
+    """What the rule book's conditions see of a reading (its cells and values)."""
+    ctx = context or ValidationContext()
+    return _env(
+        rd.values, rd, tipo="ALER" if aler else "", settings=ctx.settings, schema=ctx.schema
+    )
+
+
+def row_symbols(report: Report, schema: Schema = SCHEMA, *, aler: bool) -> dict[str, str]:
+    """The symbol each live check row of the template must show for this report: ✖ when
+    one of the row's errori is reported on its field, ! for one of its avvisi, else ✔
+    (– for the Comuni's rows in the ALER's template)."""
+    out: dict[str, str] = {}
+    for chk in layout_for(schema).checks:
+        codes = {p.code for p in report.problems if p.field == chk.field}
+        if chk.comuni_only and aler:
+            out[chk.id] = NA
+        elif codes & chk.errors:
+            out[chk.id] = BAD
+        elif codes & chk.warnings:
+            out[chk.id] = WARN
+        else:
+            out[chk.id] = OK
+    return out
 
 
 def coverage(registry: Registry, answered: Iterable[str], file: str = "") -> list[Problem]:
