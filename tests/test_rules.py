@@ -14,19 +14,9 @@ from hypothesis import strategies as st
 from piano_abitativo.core.layout import BAD, NA, OK, WARN, layout_for
 from piano_abitativo.core.registry import Registry, default_registry
 from piano_abitativo.core.rules import CATALOGUE, RULE_BY_CODE, RULES, Scope, Stage
-from piano_abitativo.core.rules.expr import (
-    Cell,
-    Env,
-    IsBlank,
-    Param,
-    Read,
-    ReadYesNo,
-    RoundBySetting,
-    XlCtx,
-    cmp,
-    percent_of,
-    truth,
-)
+from piano_abitativo.core.rules.expr import Cell, Env, IsBlank, Param, XlCtx, cmp, truth
+from piano_abitativo.core.rules.functions import RoundBySetting, percent_of
+from piano_abitativo.core.rules.reads import Read, ReadYesNo
 from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema, Settings
 from piano_abitativo.reading.reader import read_workbook
 from piano_abitativo.template.fill import fill_template

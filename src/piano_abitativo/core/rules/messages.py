@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from piano_abitativo.core.rules.book import Scope, sat_limit
-from piano_abitativo.core.rules.expr import Env, Max, Number, Read, Value
+from piano_abitativo.core.rules.expr import Env, Number
+from piano_abitativo.core.rules.functions import Max
+from piano_abitativo.core.rules.reads import Read, Value
 from piano_abitativo.core.rules.typed import fmt
 from piano_abitativo.core.schema import Field, Kind
 
