@@ -7,6 +7,7 @@ is the expression tree of `core.rules.book`, the same the template's check rows 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import Any
 from piano_abitativo.core.layout import BAD, NA, OK, WARN, layout_for
 from piano_abitativo.core.problems import Problem, Report, problem
 from piano_abitativo.core.registry import Ente, Registry, normalise_name
-from piano_abitativo.core.rules import RULE_BY_CODE, RULES, Rule, Scope, Stage
+from piano_abitativo.core.rules import RULE_BY_CODE, RULES, Rule, Stage
+from piano_abitativo.core.rules.book import condition_of
 from piano_abitativo.core.rules.expr import Env, truth
 from piano_abitativo.core.rules.messages import MESSAGES, hint_for
 from piano_abitativo.core.schema import (
@@ -24,6 +26,7 @@ from piano_abitativo.core.schema import (
     SHEET_SCHEDA,
     SUPPORTED_TEMPLATE_VERSIONS,
     TEMPLATE_VERSION,
+    Field,
     Role,
     Schema,
     Settings,
@@ -290,15 +293,19 @@ def _env(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _targets(code: str, schema: Schema) -> tuple[Field, ...]:
+    return RULE_BY_CODE[code].targets(schema)
+
+
 def _findings(rd: Reading, env: Env, rules: Iterable[Rule]) -> list[Problem]:
     """The problems of the rules whose condition holds, in the rule book's order."""
-    scope = Scope(env.schema, env.settings)
     out: list[Problem] = []
     for rule in rules:
         if not rule.applies_to(env.aler):
             continue
-        for f in rule.targets(env.schema):
-            if truth(rule.when(f, scope), env):
+        for f in _targets(rule.code, env.schema):
+            if truth(condition_of(rule.code, f.id, env.schema, env.settings), env):
                 value = env.values.get(f.id)
                 out.append(
                     _p(

@@ -10,6 +10,7 @@ while reading, and the template's rows show the same conditions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -576,3 +577,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULE_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
+
+
+@functools.lru_cache(maxsize=4096)
+def condition_of(code: str, field_id: str, schema: Schema, settings: Settings) -> Expr:
+    """The tree of a rule on a field, built once per schema and settings."""
+    return RULE_BY_CODE[code].when(schema.field_by_id[field_id], Scope(schema, settings))

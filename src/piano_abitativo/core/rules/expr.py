@@ -238,6 +238,11 @@ class Compare(Expr):
 
     def py(self, env: Env) -> Any:
         a, b = self.left.py(env), self.right.py(env)
+        if type(a) is float and type(b) is float:  # the common case, without ranking
+            if self.op in ("=", "<>"):
+                same = math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+                return same if self.op == "=" else not same
+            return _OPS[self.op](a, b)
         if a is None:
             a = "" if isinstance(b, str) else False if isinstance(b, bool) else 0.0
         if b is None:

@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-from piano_abitativo.core.rules.book import BAD, NA, OK, RULE_BY_CODE, WARN, Rule, Scope
+from piano_abitativo.core.rules.book import (
+    BAD,
+    NA,
+    OK,
+    RULE_BY_CODE,
+    WARN,
+    Rule,
+    Scope,
+    condition_of,
+)
 from piano_abitativo.core.rules.codes import Severity
 from piano_abitativo.core.rules.expr import Env, Expr, truth
 from piano_abitativo.core.schema import Field, Kind, Role, Schema
@@ -29,7 +38,7 @@ class Case:
         return RULE_BY_CODE[self.code]
 
     def condition(self, scope: Scope) -> Expr:
-        return self.rule.when(scope.schema.field_by_id[self.field], scope)
+        return condition_of(self.code, self.field, scope.schema, scope.settings)
 
     def symbol(self) -> str:
         return BAD if self.rule.severity is Severity.ERRORE else WARN
