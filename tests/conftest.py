@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -13,10 +14,22 @@ from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext
 
-from .sample_returns import CREMA  # noqa: F401 - other test files still import it from here
+from .sample_returns import CREMA
 
 ANNO = 2026
 RACCOLTA_ID = "2026-test"
+
+
+@pytest.fixture
+def crema_values() -> dict[str, Any]:
+    """A fresh copy of `CREMA`: a complete, valid return of a comune."""
+    return dict(CREMA)
+
+
+@pytest.fixture(scope="session")
+def crema_reference() -> Mapping[str, Any]:
+    """`CREMA` read-only, for module- and session-scoped fixtures."""
+    return MappingProxyType(CREMA)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ defined names as a clerk would (numbers typed as numbers, text as text), saves t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from piano_abitativo.simulation.demo import cremasco_2025_returns
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext, validate_file
 
-from .conftest import CREMA
 from .lo_runner import require_libreoffice, run_batch
 
 pytestmark = pytest.mark.libreoffice
@@ -58,9 +58,9 @@ class Case:
     saved: dict[str, Path] | None = None
 
 
-def _agreement_cases() -> list[Case]:
+def _agreement_cases(crema: Mapping[str, Any]) -> list[Case]:
     """Valid and invalid inputs covering every live check."""
-    base = dict(CREMA)
+    base = dict(crema)
     cases = {
         "pulito": {},
         "vuoti": {k: None for k in ("a_sas", "e_conferite_privati", "j_sat")},
@@ -116,7 +116,7 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
+def lo(tmp_path_factory: pytest.TempPathFactory, crema_reference: Mapping[str, Any]) -> Session:
     """Runs the single LibreOffice batch of this module."""
     require_libreoffice()
     tmp = tmp_path_factory.mktemp("lo")
@@ -131,26 +131,26 @@ def lo(tmp_path_factory: pytest.TempPathFactory) -> Session:
         exts = ("xlsx", "ods", "xls") if i % 5 == 0 else ("xlsx", "ods")
         ret25.append(Case(f"2025_{r.codice}", r.codice, r.values))
         cases.append((ret25[-1], fac25, exts))
-    agreement = _agreement_cases()
+    agreement = _agreement_cases(crema_reference)
     cases += [(c, fac26, ("xlsx",)) for c in agreement]
     inserted = Case(
         "righe_inserite",
         "019035",
-        dict(CREMA),
+        dict(crema_reference),
         insert_rows=[{"sheet": "Scheda", "before_row": LAYOUT.field_rows["a_sap"] + 1, "count": 2}],
     )
     typed = Case(
         "digitazione",
         "019035",
         {
-            **CREMA,
+            **crema_reference,
             "a_sap": " 358 ",
             "h_categoria_aggiuntiva": "Sì",
             "h_motivazione": "Genitori soli",
             "i_forze_polizia": "10%",
         },
     )
-    formula = Case("formula", "019035", {**CREMA, "a_sap": Formula("=300+58")})
+    formula = Case("formula", "019035", {**crema_reference, "a_sap": Formula("=300+58")})
     cases += [
         (inserted, fac26, ("xlsx", "ods")),
         (typed, fac26, ("xlsx", "ods")),
@@ -273,7 +273,9 @@ def test_summary_cell_says_whether_the_sheet_can_be_sent(lo: Session) -> None:
     assert by_id["negativo"].reads["controllo_riepilogo"]["string"] == "✖"
 
 
-def test_rows_inserted_by_the_clerk_still_read_correctly(lo: Session) -> None:
+def test_rows_inserted_by_the_clerk_still_read_correctly(
+    lo: Session, crema_values: dict[str, Any]
+) -> None:
     """Two rows inserted above a) SAP: every value still comes from its own cell, with
     an avviso that the layout was changed."""
     ctx = ValidationContext(anno=2026, raccolta_id="2026-test", registry=lo.registry)
@@ -282,7 +284,7 @@ def test_rows_inserted_by_the_clerk_still_read_correctly(lo: Session) -> None:
         rep = validate_file(path, ctx)
         assert rep.valid, rep.errors
         assert "M04" in rep.codes()
-        for k, v in CREMA.items():
+        for k, v in crema_values.items():
             assert rep.values[k] == v, (path.suffix, k)
 
 

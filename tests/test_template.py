@@ -149,6 +149,10 @@ def test_formulas_use_only_functions_safe_in_excel_2010_and_libreoffice(
         "EXACT",
         "MAX",
         "ROUNDDOWN",
+        "ROUND",
+        "IFERROR",
+        "ISTEXT",
+        "LEFT",
     }
     ws = crema[SHEET_SCHEDA]
     used: set[str] = set()

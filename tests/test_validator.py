@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import CATALOGUE, Severity
 from piano_abitativo.validation.validate import Settings, ValidationContext, validate_file
 
-from .conftest import CREMA, MakeReturn
+MakeReturn = Callable[..., Path]
 
 
 def _codes(report: Any, severity: Severity | None = None) -> set[str]:
@@ -18,10 +20,10 @@ def _codes(report: Any, severity: Severity | None = None) -> set[str]:
 
 
 def test_complete_return_is_valid_without_warnings(
-    make_return: MakeReturn, vctx: ValidationContext
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
 ) -> None:
     """Crema's 2025 figures, fully typed, give a valid report with no problem at all."""
-    rep = validate_file(make_return(CREMA), vctx)
+    rep = validate_file(make_return(crema_values), vctx)
     assert rep.problems == []
     assert rep.valid and rep.ente == "019035"
     assert rep.values["f_totale_assegnabili"] == 10
@@ -42,10 +44,15 @@ def test_complete_return_is_valid_without_warnings(
     ],
 )
 def test_each_error_rule_is_reported_on_its_field_and_cell(
-    make_return: MakeReturn, vctx: ValidationContext, changes: dict[str, Any], code: str, field: str
+    make_return: MakeReturn,
+    vctx: ValidationContext,
+    changes: dict[str, Any],
+    code: str,
+    field: str,
+    crema_values: dict[str, Any],
 ) -> None:
     """A broken rule is an errore located on the field's cell."""
-    rep = validate_file(make_return({**CREMA, **changes}), vctx)
+    rep = validate_file(make_return({**crema_values, **changes}), vctx)
     hits = [p for p in rep.problems if p.code == code]
     assert hits, rep.problems
     assert hits[0].severity is Severity.ERRORE
@@ -68,18 +75,24 @@ def test_each_error_rule_is_reported_on_its_field_and_cell(
     ],
 )
 def test_plausibility_rules_are_warnings_only(
-    make_return: MakeReturn, vctx: ValidationContext, changes: dict[str, Any], code: str
+    make_return: MakeReturn,
+    vctx: ValidationContext,
+    changes: dict[str, Any],
+    code: str,
+    crema_values: dict[str, Any],
 ) -> None:
     """Implausible but lawful data give an avviso and the return stays valid."""
-    values = {k: v for k, v in {**CREMA, **changes}.items() if v is not None}
+    values = {k: v for k, v in {**crema_values, **changes}.items() if v is not None}
     rep = validate_file(make_return(values), vctx)
     assert code in _codes(rep, Severity.AVVISO)
     assert rep.valid, rep.errors
 
 
-def test_sat_limit_is_a_setting(make_return: MakeReturn, vctx: ValidationContext) -> None:
+def test_sat_limit_is_a_setting(
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
+) -> None:
     """With base f (10 units) and floor rounding, 2 SAT units exceed the limit of 1."""
-    path = make_return({**CREMA, "j_sat": 2})
+    path = make_return({**crema_values, "j_sat": 2})
     assert "R5" not in _codes(validate_file(path, vctx))
     strict = ValidationContext(
         anno=2026,
@@ -91,11 +104,11 @@ def test_sat_limit_is_a_setting(make_return: MakeReturn, vctx: ValidationContext
 
 
 def test_crema_2025_exception_sat_with_no_assignable_units_is_fine(
-    make_return: MakeReturn, vctx: ValidationContext
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
 ) -> None:
     """Casale Cremasco 2025: 8 SAP, f = 0, 1 SAT unit: no warning (base is not f)."""
     values = {
-        **CREMA,
+        **crema_values,
         "a_sap": 8,
         "b_carenza_manutentiva": 0,
         "c_nuova_edificazione": 0,
@@ -108,10 +121,10 @@ def test_crema_2025_exception_sat_with_no_assignable_units_is_fine(
 
 
 def test_aler_sending_comuni_only_choices_is_an_error(
-    make_return: MakeReturn, vctx: ValidationContext
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
 ) -> None:
     """g) and i) typed over 'non applicabile' in the ALER's file are errors R3/R4."""
-    values = {k: v for k, v in CREMA.items() if k != "h_categoria_aggiuntiva"}
+    values = {k: v for k, v in crema_values.items() if k != "h_categoria_aggiuntiva"}
     rep = validate_file(
         make_return({**values, "g_soglia_indigenti": 30, "i_forze_polizia": 5}, ente="ALER-BCM"),
         vctx,
@@ -120,11 +133,13 @@ def test_aler_sending_comuni_only_choices_is_an_error(
 
 
 def test_aler_not_applicable_cells_are_read_as_empty(
-    make_return: MakeReturn, vctx: ValidationContext
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
 ) -> None:
     """The ALER's untouched 'non applicabile' cells give no problem."""
     values = {
-        k: v for k, v in CREMA.items() if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")
+        k: v
+        for k, v in crema_values.items()
+        if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")
     }
     rep = validate_file(make_return(values, ente="ALER-BCM"), vctx)
     assert rep.problems == []
@@ -147,10 +162,16 @@ def test_aler_not_applicable_cells_are_read_as_empty(
     ],
 )
 def test_what_clerks_type_is_read_with_an_avviso_saying_how(
-    make_return: MakeReturn, vctx: ValidationContext, field: str, typed: Any, read: Any, code: str
+    make_return: MakeReturn,
+    vctx: ValidationContext,
+    field: str,
+    typed: Any,
+    read: Any,
+    code: str,
+    crema_values: dict[str, Any],
 ) -> None:
     """Tolerant reading never guesses silently: each interpretation is an avviso."""
-    values = {**CREMA, field: typed, "h_motivazione": "Nuclei monogenitoriali"}
+    values = {**crema_values, field: typed, "h_motivazione": "Nuclei monogenitoriali"}
     rep = validate_file(make_return(values), vctx)
     assert rep.values[field] == read
     hits = [p for p in rep.problems if p.code == code]
@@ -159,11 +180,17 @@ def test_what_clerks_type_is_read_with_an_avviso_saying_how(
     assert rep.valid, rep.errors
 
 
-def test_exact_si_is_accepted_silently(make_return: MakeReturn, vctx: ValidationContext) -> None:
+def test_exact_si_is_accepted_silently(
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
+) -> None:
     """SI chosen from the list with its motivazione gives no problem."""
     rep = validate_file(
         make_return(
-            {**CREMA, "h_categoria_aggiuntiva": "SI", "h_motivazione": "Genitori soli con minori"}
+            {
+                **crema_values,
+                "h_categoria_aggiuntiva": "SI",
+                "h_motivazione": "Genitori soli con minori",
+            }
         ),
         vctx,
     )
@@ -171,23 +198,23 @@ def test_exact_si_is_accepted_silently(make_return: MakeReturn, vctx: Validation
 
 
 def test_empty_count_is_read_as_zero_with_an_avviso(
-    make_return: MakeReturn, vctx: ValidationContext
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
 ) -> None:
     """A blank count cell is 0, said so on the cell."""
-    values = {k: v for k, v in CREMA.items() if k != "e_conferite_privati"}
+    values = {k: v for k, v in crema_values.items() if k != "e_conferite_privati"}
     rep = validate_file(make_return(values), vctx)
     assert rep.values["e_conferite_privati"] == 0
     assert [p.cell for p in rep.problems if p.code == "L04"] == [LAYOUT.cell("e_conferite_privati")]
 
 
 def test_stale_total_overwritten_is_r2(
-    make_return: MakeReturn, vctx: ValidationContext, tmp_path: Any
+    make_return: MakeReturn, vctx: ValidationContext, tmp_path: Any, crema_values: dict[str, Any]
 ) -> None:
     """A cached f) that does not equal b+c+d+e (a total typed over) is an errore R2."""
     import io
     import zipfile
 
-    path = make_return(CREMA)
+    path = make_return(crema_values)
     data = path.read_bytes()
     zin = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
@@ -207,7 +234,36 @@ def test_stale_total_overwritten_is_r2(
 
 
 def test_every_code_has_an_italian_message_and_hint() -> None:
-    """The catalogue is complete: title and hint for every code, valid severity."""
+    """The catalogue is complete: a title and a hint for every code."""
     for code, kind in CATALOGUE.items():
         assert kind.title and kind.hint, code
-        assert kind.severity in (Severity.ERRORE, Severity.AVVISO)
+
+
+def test_aler_choosing_a_categoria_aggiuntiva_is_r16(
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
+) -> None:
+    """h) = SI typed over the ALER's 'non applicabile' is the errore R16 on its cell, not R3."""
+    values = {
+        k: v
+        for k, v in crema_values.items()
+        if k not in ("h_categoria_aggiuntiva", "i_forze_polizia")
+    }
+    rep = validate_file(
+        make_return({**values, "h_categoria_aggiuntiva": "SI"}, ente="ALER-BCM"), vctx
+    )
+    hits = [p for p in rep.problems if p.code == "R16"]
+    assert hits and hits[0].severity is Severity.ERRORE
+    assert hits[0].cell == LAYOUT.cell("h_categoria_aggiuntiva")
+    assert "R3" not in _codes(rep) and not rep.valid
+
+
+def test_another_name_in_the_sheet_is_the_avviso_m14(
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
+) -> None:
+    """A denominazione that is not the ente's of the template's code is the avviso M14,
+    never an M08 with a lowered severity."""
+    rep = validate_file(make_return({**crema_values, "ente_denominazione": "Cremona"}), vctx)
+    hits = [p for p in rep.problems if p.code == "M14"]
+    assert hits and hits[0].severity is Severity.AVVISO
+    assert hits[0].cell == LAYOUT.cell("ente_denominazione")
+    assert "M08" not in _codes(rep) and rep.valid

@@ -2,6 +2,7 @@
 
 The template writes its cells here, the reader looks for them here, `fill` fills them
 here and the tests find their cells here: no cell address is written anywhere else.
+The check rows themselves (`Check`) come from the rule book (`core.rules.rows`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from functools import cache
 
 from xlsxwriter.utility import xl_rowcol_to_cell
 
-from piano_abitativo.core.schema import SCHEMA, Kind, Role, Schema
+from piano_abitativo.core.rules.book import BAD, NA, OK, WARN
+from piano_abitativo.core.rules.rows import Check, check_rows
+from piano_abitativo.core.schema import SCHEMA, Schema
 
 # Columns of the "Scheda" sheet (0-based for XlsxWriter).
 COL_KEY, COL_LETTER, COL_LABEL, COL_VALUE, COL_HELP = 0, 1, 2, 3, 4
@@ -19,23 +22,7 @@ KEY_HEADER = "#campo"
 VALUE_HEADER = "Valore"
 NOT_APPLICABLE = "non applicabile"
 
-OK, WARN, BAD, NA = "✔", "!", "✖", "–"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One live self-check row of the template, mirrored by the Python validator.
-
-    `errors`/`warnings` are the problem codes the validator reports (on `field`) in the
-    cases where the row shows ✖ or ! respectively.
-    """
-
-    id: str
-    field: str
-    description: str
-    errors: frozenset[str]
-    warnings: frozenset[str]
-    comuni_only: bool = False
+__all__ = ["BAD", "CHECKS", "LAYOUT", "NA", "OK", "WARN", "Check", "Layout", "layout_for"]
 
 
 @dataclass
@@ -58,109 +45,14 @@ class Layout:
     def abs_ref(self, field_id: str) -> str:
         return str(xl_rowcol_to_cell(self.field_rows[field_id], COL_VALUE, True, True))
 
-
-def _checks(schema: Schema) -> tuple[Check, ...]:
-    out: list[Check] = []
-    for f in schema.fields:
-        if f.role is Role.INPUT and f.kind is Kind.COUNT:
-            out.append(
-                Check(
-                    f"num_{f.id}",
-                    f.id,
-                    f"{f.section}) {f.header}: numero intero ≥ 0",
-                    frozenset({"R0", "L05"}),
-                    frozenset({"L01", "L04"}),
-                )
-            )
-    out += [
-        Check("R1", "a_totale", "a) Totale = SAP + SAS", frozenset({"R1", "M13"}), frozenset()),
-        Check(
-            "R2",
-            "f_totale_assegnabili",
-            "f) Totale = b + c + d + e",
-            frozenset({"R2", "M13"}),
-            frozenset(),
-        ),
-        Check(
-            "R3",
-            "g_soglia_indigenti",
-            "g) Soglia indigenti: vuota oppure oltre il 20%",
-            frozenset({"R3", "R0", "L05"}),
-            frozenset({"L01", "L03"}),
-            comuni_only=True,
-        ),
-        Check(
-            "h_valore",
-            "h_categoria_aggiuntiva",
-            "h) Categoria aggiuntiva: SI oppure NO",
-            frozenset({"L06"}),
-            frozenset({"L02"}),
-            comuni_only=True,
-        ),
-        Check(
-            "R6",
-            "h_motivazione",
-            "h) Con SI serve la motivazione",
-            frozenset({"R6"}),
-            frozenset(),
-            comuni_only=True,
-        ),
-        Check(
-            "R4",
-            "i_forze_polizia",
-            "i) Quota Forze di Polizia tra 0 e 10%",
-            frozenset({"R4", "R0", "L05"}),
-            frozenset({"L01", "L03"}),
-            comuni_only=True,
-        ),
-        Check(
-            "R5",
-            "j_sat",
-            "j) Unità SAT entro il 10% degli alloggi SAP",
-            frozenset(),
-            frozenset({"R5"}),
-        ),
-        Check(
-            "R7",
-            "b_carenza_manutentiva",
-            "b) Non oltre gli alloggi SAP di a)",
-            frozenset(),
-            frozenset({"R7"}),
-        ),
-        Check(
-            "R8", "d_turnover", "d) Non oltre gli alloggi SAP di a)", frozenset(), frozenset({"R8"})
-        ),
-        Check(
-            "R12",
-            "k_assegnate_anno_precedente",
-            "k) Non oltre gli alloggi SAP di a)",
-            frozenset(),
-            frozenset({"R12"}),
-        ),
-        Check(
-            "R11",
-            "f_totale_assegnabili",
-            "b)–f) contano solo alloggi SAP",
-            frozenset(),
-            frozenset({"R11"}),
-        ),
-        Check(
-            "V01",
-            "referente_nome",
-            "Referente: nome e un recapito",
-            frozenset(),
-            frozenset({"V01"}),
-        ),
-        Check(
-            "V02", "referente_email", "Referente: e-mail valida", frozenset(), frozenset({"V02"})
-        ),
-    ]
-    return tuple(out)
+    def symbol_ref(self, check_id: str) -> str:
+        """Absolute A1 address of a check row's symbol cell."""
+        return str(xl_rowcol_to_cell(self.check_rows[check_id], COL_LETTER, True, True))
 
 
 def build_layout(schema: Schema) -> Layout:
     """The row of every field, section title and check, in the schema's order."""
-    lay = Layout(schema=schema, checks=_checks(schema))
+    lay = Layout(schema=schema, checks=check_rows(schema))
     row = lay.header_row + 1
     section_done: set[str] = set()
     for f in schema.fields:

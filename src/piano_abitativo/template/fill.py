@@ -2,7 +2,7 @@
 program: used by the demo, the benchmarks and the tests.
 
 It writes straight into the Scheda sheet's XML of a template made by this package (where
-every field cell exists, empty), and keeps the cached results of the two totals (a, f)
+every field cell exists, empty), and keeps the cached results of the totals (a, f)
 consistent, like a file saved by Excel.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-from piano_abitativo.core.layout import LAYOUT
-from piano_abitativo.core.schema import FIELD_BY_ID, Role
+from piano_abitativo.core.layout import layout_for
+from piano_abitativo.core.schema import SCHEMA, Role, Schema
 
 _SCHEDA_XML = "xl/worksheets/sheet2.xml"
 
@@ -33,25 +33,28 @@ def _cell_xml(ref: str, style: str, value: Any) -> str:
     return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
 
-def fill_template(template: bytes, values: Mapping[str, Any]) -> bytes:
-    """A copy of `template` with the given field values typed in (by field id).
+def fill_template(template: bytes, values: Mapping[str, Any], schema: Schema = SCHEMA) -> bytes:
+    """A copy of `template` (made for `schema`) with the given field values typed in.
 
     Numbers are written as numbers, strings as text exactly as given (so "5" is a number
     stored as text, as when a clerk types it in a text cell)."""
-    unknown = set(values) - set(FIELD_BY_ID)
+    by_id = schema.field_by_id
+    lay = layout_for(schema)
+    unknown = set(values) - set(by_id)
     if unknown:
         raise KeyError(f"campi sconosciuti: {', '.join(sorted(unknown))}")
     zin = zipfile.ZipFile(io.BytesIO(template))
     xml = zin.read(_SCHEDA_XML).decode("utf-8")
     numeric = {k: v for k, v in values.items() if isinstance(v, int | float)}
     for fid, value in values.items():
-        f = FIELD_BY_ID[fid]
-        if f.role is Role.FORMULA:
+        if by_id[fid].role is Role.FORMULA:
             continue
-        xml = _replace_cell(xml, LAYOUT.cell(fid), value)
-    for fid in ("a_totale", "f_totale_assegnabili"):
-        total = sum(numeric.get(k, 0) for k in FIELD_BY_ID[fid].sum_of)
-        ref = LAYOUT.cell(fid)
+        xml = _replace_cell(xml, lay.cell(fid), value)
+    for total_field in schema.fields:
+        if total_field.role is not Role.FORMULA or not total_field.sum_of:
+            continue
+        total = sum(numeric.get(k, 0) for k in total_field.sum_of)
+        ref = lay.cell(total_field.id)
         xml = re.sub(
             rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)(?:<v>[^<]*</v>)?', rf"\g<1><v>{total!r}</v>", xml
         )
