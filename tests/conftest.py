@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -14,7 +14,7 @@ from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
 from piano_abitativo.validation.validate import ValidationContext
 
-from .sample_returns import CREMA
+from .sample_returns import CREMA, MakeReturn
 
 ANNO = 2026
 RACCOLTA_ID = "2026-test"
@@ -62,9 +62,6 @@ def factory(template_ctx: TemplateContext) -> TemplateFactory:
 @pytest.fixture
 def vctx(registry: Registry) -> ValidationContext:
     return ValidationContext(anno=ANNO, raccolta_id=RACCOLTA_ID, registry=registry)
-
-
-MakeReturn = Callable[..., Path]
 
 
 @pytest.fixture

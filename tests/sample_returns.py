@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 #: a complete, valid return of a comune (Crema 2025's figures)
@@ -20,3 +22,7 @@ CREMA: dict[str, Any] = {
     "referente_email": "casa@comune.crema.example",
     "referente_telefono": "0373 000000",
 }
+
+
+#: the type of the `make_return` fixture: values (and ente=, name=) -> path of a return
+MakeReturn = Callable[..., Path]

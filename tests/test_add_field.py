@@ -9,7 +9,6 @@ CLI on it, as an external check does.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import shutil
@@ -56,10 +55,8 @@ def _raccolta(tmp_path: Path, schema: Schema) -> Raccolta:
 
 
 def _fill(template: bytes, values: dict[str, Any], schema: Schema) -> bytes:
-    """`fill_template` with the raccolta's schema when it takes one."""
-    if "schema" in inspect.signature(fill_template).parameters:
-        return fill_template(template, values, schema=schema)  # type: ignore[call-arg,unused-ignore]
-    return fill_template(template, values)
+    """`fill_template` with the raccolta's schema."""
+    return fill_template(template, values, schema=schema)
 
 
 def _returned(tmp_path: Path, r: Raccolta, *, new_field: bool) -> list[Path]:
@@ -143,13 +140,11 @@ def test_added_field_downstream_from_receipts(tmp_path: Path) -> None:
 @pytest.mark.libreoffice
 def test_added_field_end_to_end(tmp_path: Path) -> None:
     """Templates, fill, reader and validator of the raccolta's schema carry the new field
-    from the clerk's cell to the master and the document (expected to fail only while the
-    template does not yet expose the field: then it must not pass)."""
+    from the clerk's cell to the master and the document."""
     require_libreoffice()
     r = _raccolta(tmp_path, _schema())
     generate_templates(r)
-    if not _template_has_field(r):
-        pytest.xfail("il modello non espone ancora i campi dello schema della raccolta")
+    assert _template_has_field(r)
     actions.importa(r, _returned(tmp_path, r, new_field=True))
     _check_downstream(tmp_path, r, actions.consolidation(r))
 

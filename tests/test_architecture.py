@@ -68,6 +68,16 @@ def test_the_layer_contract_names_every_subpackage() -> None:
     assert loose == [], f"modules outside every layer: {loose}"
 
 
+def test_no_module_is_longer_than_600_lines() -> None:
+    """Each module of the package stays readable: at most 600 lines."""
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
 def test_ruff_check_and_format_are_clean() -> None:
     """`ruff check` and `ruff format --check` pass on src, tests and bench."""
     ruff = _tool("ruff")

@@ -37,7 +37,7 @@ from piano_abitativo.validation.validate import ValidationContext, validate_file
 
 ANNO = 2026
 RACCOLTA = "piano-2026-test"
-CREMA = "019035"
+CREMA_CODICE = "019035"
 ALER = "ALER-BCM"
 
 #: A complete, valid return of the Comune di Crema (every value distinct, so a value
@@ -77,7 +77,7 @@ def factory() -> TemplateFactory:
 @pytest.fixture(scope="module")
 def template(factory: TemplateFactory, registry: Registry) -> bytes:
     """The empty template of the Comune di Crema for this raccolta."""
-    ente = registry.get(CREMA)
+    ente = registry.get(CREMA_CODICE)
     assert ente is not None
     return factory.render(ente)
 
@@ -90,7 +90,9 @@ def filled(template: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def ctx(registry: Registry) -> ValidationContext:
-    return ValidationContext(anno=ANNO, raccolta_id=RACCOLTA, registry=registry, ente_atteso=CREMA)
+    return ValidationContext(
+        anno=ANNO, raccolta_id=RACCOLTA, registry=registry, ente_atteso=CREMA_CODICE
+    )
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -320,7 +322,7 @@ def test_template_of_another_year(
     tmp_path: Path, registry: Registry, ctx: ValidationContext
 ) -> None:
     """Last year's template sent to this year's raccolta is M06 on the year cell."""
-    ente = registry.get(CREMA)
+    ente = registry.get(CREMA_CODICE)
     assert ente is not None
     old = TemplateFactory(TemplateContext(anno=ANNO - 1, raccolta_id=RACCOLTA)).render(ente)
     report = check(write(tmp_path, "vecchio.xlsx", fill_template(old, VALUES)), ctx)
@@ -335,7 +337,7 @@ def test_template_of_another_raccolta(
     tmp_path: Path, registry: Registry, ctx: ValidationContext
 ) -> None:
     """A template generated for another raccolta (same year) is M07."""
-    ente = registry.get(CREMA)
+    ente = registry.get(CREMA_CODICE)
     assert ente is not None
     other = TemplateFactory(TemplateContext(anno=ANNO, raccolta_id="altra-raccolta")).render(ente)
     report = check(write(tmp_path, "altra.xlsx", fill_template(other, VALUES)), ctx)
@@ -371,9 +373,9 @@ def test_scheda_code_differs_from_meta(tmp_path: Path, template: bytes, registry
     p = only(report, "M08")
     assert p.severity is Severity.ERRORE
     assert p.cell == LAYOUT.cell("ente_codice") and p.value == "019036"
-    assert CREMA in p.message
+    assert CREMA_CODICE in p.message
     assert codes(report) == ["M08"]
-    assert report.ente == CREMA  # the hidden sheet wins
+    assert report.ente == CREMA_CODICE  # the hidden sheet wins
 
 
 def _patch_version(data: bytes, version: str) -> bytes:
@@ -452,7 +454,7 @@ def test_missing_meta_sheet(tmp_path: Path, filled: bytes, ctx: ValidationContex
     p = only(report, "M15")
     assert p.severity is Severity.AVVISO
     assert "M02" not in codes(report)
-    assert report.ente == CREMA
+    assert report.ente == CREMA_CODICE
     # openpyxl writes no cached values for the totals: they read as empty
     assert {k: report.values[k] for k in VALUES} == VALUES
 

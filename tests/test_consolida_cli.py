@@ -16,6 +16,7 @@ import pytest
 
 from piano_abitativo.cli.commands import main
 from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.master.sheets import SHEET_ANOMALIE, SHEET_CRUSCOTTO
 from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import _without_cached_results, template_filename
@@ -247,7 +248,9 @@ def test_another_ambito_end_to_end_through_the_command_line(
         for r in wb[SHEET_ANOMALIE].iter_rows(values_only=True)
         if r[0] == "Comune di San Pietro al Lago" and r[4] == "R4"
     ]
-    assert anomalie and anomalie[0][3] == "errore" and anomalie[0][6] == "D21"
+    assert (
+        anomalie and anomalie[0][3] == "errore" and anomalie[0][6] == LAYOUT.cell("i_forze_polizia")
+    )
     # Cà de' Monti never answered: R9 avviso
     assert any(
         r[0] == "Comune di Cà de' Monti" and r[4] == "R9"

@@ -164,7 +164,7 @@ def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[raccolta.Rac
     return r, payload_of(build_master(empty))
 
 
-CREMA, CASTELLEONE = "019035", "019025"
+CREMA_CODICE, CASTELLEONE = "019035", "019025"
 
 
 # --------------------------------------------------------------------------- Consolida
@@ -339,7 +339,7 @@ def test_importa_imports_new_files_once_and_refreshes_the_workbook(
     demo.write_returns(
         r,
         r.path / "arrivi",
-        only={CREMA, CASTELLEONE},
+        only={CREMA_CODICE, CASTELLEONE},
         changes={CASTELLEONE: {"i_forze_polizia": 15}},
     )
     acts = click(excel.importa, payload)
@@ -349,7 +349,7 @@ def test_importa_imports_new_files_once_and_refreshes_the_workbook(
     assert "Il Cruscotto e le Anomalie sono aggiornati" in text
     crus = grid_written(acts, payload, SHEET_CRUSCOTTO)
     states = {row[0].lstrip("'"): row[3] for row in crus[9:58]}
-    assert states[CREMA] == "ricevuto" and states[CASTELLEONE] == "da correggere"
+    assert states[CREMA_CODICE] == "ricevuto" and states[CASTELLEONE] == "da correggere"
     assert list(states.values()).count("non ricevuto") == 47
 
     again = click(excel.importa, payload)
@@ -366,7 +366,7 @@ def test_importa_prepares_the_replies_to_the_enti_as_the_command_line_does(
     in (a draft in the outbox, never sent) and tells the clerk how to send it."""
     r, payload = with_addresses
     (r.path / "arrivi").mkdir()
-    (r.path / "arrivi" / "crema.xlsx").write_bytes(workbook_of(r, CREMA))
+    (r.path / "arrivi" / "crema.xlsx").write_bytes(workbook_of(r, CREMA_CODICE))
     acts = click(excel.importa, payload)
     (text,) = alerts(acts)
     outbox = r.path / "posta" / "uscita"
@@ -388,9 +388,12 @@ def test_valida_applies_the_current_rules_to_cruscotto_and_anomalie_only(
     raccolta.toml, Valida marks Crema with a warning, writing only Cruscotto and Anomalie."""
     r, payload = small
     import_files(
-        r, demo.write_returns(r, r.path / "ritorni", only={CREMA}, changes={CREMA: {"j_sat": 20}})
+        r,
+        demo.write_returns(
+            r, r.path / "ritorni", only={CREMA_CODICE}, changes={CREMA_CODICE: {"j_sat": 20}}
+        ),
     )
-    crema_row = 9 + [e.codice for e in r.registry].index(CREMA)
+    crema_row = 9 + [e.codice for e in r.registry].index(CREMA_CODICE)
     config = r.config_path.read_text(encoding="utf-8")
     assert "sat_percentuale = 10\n" in config
     r.config_path.write_text(

@@ -17,7 +17,8 @@ from piano_abitativo.core.rules import CATALOGUE, RULE_BY_CODE, RULES, Scope, St
 from piano_abitativo.core.rules.expr import Cell, Env, IsBlank, Param, XlCtx, cmp, truth
 from piano_abitativo.core.rules.functions import RoundBySetting, percent_of
 from piano_abitativo.core.rules.reads import Read, ReadYesNo
-from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema, Settings
+from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema
+from piano_abitativo.core.settings import Settings
 from piano_abitativo.reading.reader import read_workbook
 from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory

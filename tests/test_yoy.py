@@ -27,17 +27,18 @@ from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import Severity
 from piano_abitativo.core.registry import default_registry
-from piano_abitativo.core.schema import SHEET_SCHEDA, Settings
+from piano_abitativo.core.schema import SHEET_SCHEDA
+from piano_abitativo.core.settings import Settings
 from piano_abitativo.simulation.demo import write_returns
 from piano_abitativo.validation.validate import ValidationContext, validate_file
 
-from .conftest import MakeReturn
+from .sample_returns import MakeReturn
 
-CREMA, TRESCORE, SONCINO, MONTODINE = "019035", "019109", "019097", "019059"
+CREMA_CODICE, TRESCORE, SONCINO, MONTODINE = "019035", "019109", "019097", "019059"
 ALER_2025, ALER_2026 = "ALER-BCM", "ALER-BS-CR-MN"
 YOY_CODES = {"R13", "R14", "R15"}
 CHANGES_2026: dict[str, dict[str, Any]] = {
-    CREMA: {"a_sap": 170},  # 358 in 2025
+    CREMA_CODICE: {"a_sap": 170},  # 358 in 2025
     TRESCORE: {"c_nuova_edificazione": 20},  # f = 3 + 20 = 23 > 21 SAP in 2025
     ALER_2026: {"a_sas": 25},  # 11 in 2025
 }
@@ -96,7 +97,7 @@ def make_2026(
             r,
             tmp_path / "risposte-2026",
             changes=CHANGES_2026,
-            only={CREMA, TRESCORE, SONCINO, ALER_2026},
+            only={CREMA_CODICE, TRESCORE, SONCINO, ALER_2026},
         )
         csv = r.path / rc.REGISTRY_NAME
         lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -130,7 +131,7 @@ def test_crea_precedente_links_and_the_jumps_get_avvisi_with_both_years(
     assert r.precedente_path == r.path.parent / "raccolta-2025"
     cons = actions.consolidation(r)
 
-    (crema,) = _yoy_problems(cons, CREMA)
+    (crema,) = _yoy_problems(cons, CREMA_CODICE)
     assert (crema.code, crema.severity, crema.sheet, crema.cell, crema.value) == (
         "R13",
         Severity.AVVISO,
@@ -167,7 +168,7 @@ def test_collega_after_import_revalidates_the_archived_returns(make_2026: Make20
     """Returns imported before the link get their R13 at the next consolidation; collega
     changes only the precedente line of raccolta.toml."""
     r = make_2026(linked=False)
-    assert _yoy_problems(actions.consolidation(r), CREMA) == []
+    assert _yoy_problems(actions.consolidation(r), CREMA_CODICE) == []
     before = r.config_path.read_text(encoding="utf-8").splitlines()
     ledger = (r.path / "archivio" / "registro.jsonl").read_bytes()
 
@@ -177,7 +178,7 @@ def test_collega_after_import_revalidates_the_archived_returns(make_2026: Make20
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed == [('# precedente = "../raccolta-2025"', 'precedente = "../raccolta-2025"')]
     r = rc.load(r.path)
-    assert [p.code for p in _yoy_problems(actions.consolidation(r), CREMA)] == ["R13"]
+    assert [p.code for p in _yoy_problems(actions.consolidation(r), CREMA_CODICE)] == ["R13"]
     assert (r.path / "archivio" / "registro.jsonl").read_bytes() == ledger  # no reimport
 
 
@@ -205,7 +206,7 @@ def test_compare_gives_deltas_totals_and_keeps_enti_gone_from_the_registry(
         "k_assegnate_anno_precedente",
     }
 
-    crema = y.change(CREMA)
+    crema = y.change(CREMA_CODICE)
     assert crema is not None and crema.answered_previous and crema.answered_current
     assert [fc.field_id for fc in crema.fields] == [
         "a_totale",
@@ -248,7 +249,7 @@ def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
     """consolida still works without the 2025 folder, says why the comparison is missing,
     and the R13 avviso goes away."""
     r = make_2026(linked=True)
-    assert _yoy_problems(actions.consolidation(r), CREMA) != []
+    assert _yoy_problems(actions.consolidation(r), CREMA_CODICE) != []
     shutil.rmtree(r.path.parent / "raccolta-2025")
     capsys.readouterr()
 
@@ -258,7 +259,7 @@ def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
     assert json.loads(captured.out)["totali"]["a_sap"] == 170 + 21 + 58 + 997
     assert "Avviso: La raccolta dell'anno precedente non si trova" in captured.err
     r = rc.load(r.path)
-    assert _yoy_problems(actions.consolidation(r), CREMA) == []
+    assert _yoy_problems(actions.consolidation(r), CREMA_CODICE) == []
     assert yoy.year_over_year(r, actions.consolidation(r)) is None
     assert context.previous_values(r) == {}
 
@@ -353,10 +354,10 @@ def test_thresholds_of_the_jump_avvisi(
         anno=2026,
         raccolta_id=vctx.raccolta_id,
         registry=vctx.registry,
-        previous={CREMA: prev},
+        previous={CREMA_CODICE: prev},
         anno_precedente=2025,
     )
-    report = validate_file(make_return(values, ente=CREMA), ctx)
+    report = validate_file(make_return(values, ente=CREMA_CODICE), ctx)
     assert report.codes() & YOY_CODES == codes
     assert report.valid
 
@@ -369,9 +370,9 @@ def test_sap_swapped_with_sas_is_named_in_the_message(
         anno=2026,
         registry=vctx.registry,
         anno_precedente=2025,
-        previous={CREMA: _previous(a_sap=30)},
+        previous={CREMA_CODICE: _previous(a_sap=30)},
     )
-    report = validate_file(make_return({"a_sap": 0, "a_sas": 30}, ente=CREMA), ctx)
+    report = validate_file(make_return({"a_sap": 0, "a_sas": 30}, ente=CREMA_CODICE), ctx)
     (r13,) = [p for p in report.problems if p.code == "R13"]
     assert r13.message == (
         "a) N. alloggi SAP: 0 nel 2026 contro 30 nel 2025 (nessun "
@@ -407,7 +408,7 @@ def test_previous_values_are_read_once_per_raccolta_object(make_2026: Make2026) 
     """Importing many files loads last year's ledger once: the values are cached."""
     r = make_2026(linked=True)
     first = validation_context(r).previous
-    assert first is not None and first[CREMA]["a_sap"] == 358
+    assert first is not None and first[CREMA_CODICE]["a_sap"] == 358
     assert first[ALER_2026]["a_sas"] == 11
     (r.path.parent / "raccolta-2025" / "archivio" / "registro.jsonl").unlink()
     assert validation_context(r).previous is first

@@ -52,8 +52,9 @@ def validation_context(r: Raccolta, ente_atteso: str | None = None) -> Validatio
 
 
 def context_fingerprint(r: Raccolta) -> str:
-    """Changes when anything the validation depends on changes (registry, rules, version,
-    last year's raccolta for R13–R15: linking it later makes the returns validated again)."""
+    """Changes when anything the validation depends on changes (registry, rules, schema,
+    version, last year's raccolta for R13–R15: linking it later makes the returns validated
+    again)."""
     h = hashlib.sha256()
     for part in (
         __version__,
@@ -62,6 +63,7 @@ def context_fingerprint(r: Raccolta) -> str:
         r.id,
         r.registry.to_csv(),
         repr(r.settings),
+        r.schema.digest,
         link_fingerprint(r),
     ):
         h.update(part.encode("utf-8") + b"\0")

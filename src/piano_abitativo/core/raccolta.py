@@ -15,7 +15,8 @@ from piano_abitativo.core.atomic import atomic_write_text
 from piano_abitativo.core.errors import RaccoltaError as RaccoltaError
 from piano_abitativo.core.errors import RegistryError
 from piano_abitativo.core.registry import Registry, default_registry, load_registry
-from piano_abitativo.core.schema import SCHEMA, Schema, Settings
+from piano_abitativo.core.schema import SCHEMA, Schema
+from piano_abitativo.core.settings import Settings
 
 CONFIG_NAME = "raccolta.toml"
 REGISTRY_NAME = "enti.csv"

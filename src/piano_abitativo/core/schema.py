@@ -12,6 +12,7 @@ defined name with exactly its id.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -446,6 +447,13 @@ class Schema:
                 raise SchemaError(f"{f.id}: somma di campi sconosciuti {missing}")
 
     @cached_property
+    def digest(self) -> str:
+        """Changes whenever a field or a section changes: stored reports made under
+        another schema are made again (see `consolidation.context.context_fingerprint`)."""
+        text = repr((self.fields, sorted(self.sections.items())))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    @cached_property
     def field_by_id(self) -> dict[str, Field]:
         return {f.id: f for f in self.fields}
 
@@ -575,22 +583,3 @@ META_KEYS: dict[str, str] = {
     "ambito": "Ambito territoriale",
 }
 TEMPLATE_MARK = "piano-abitativo"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The *settings* of regole.md, configurable per raccolta."""
-
-    #: R5: SAT units warned above this percentage of the base
-    sat_percentuale: float = 10.0
-    #: R5: the base of the percentage: "a_sap" (SAP stock) or "f_totale_assegnabili"
-    sat_base: str = "a_sap"
-    #: R5: rounding of the limit: "eccesso" (ceil) or "difetto" (floor)
-    sat_arrotondamento: str = "eccesso"
-    #: R13, R15 (year over year): avviso when the SAP (SAS) stock of a) is at most this
-    #: percentage of last year's (50: halved or less) ...
-    confronto_minimo_percentuale: float = 50.0
-    #: ... or at least this percentage of last year's (200: doubled or more) ...
-    confronto_massimo_percentuale: float = 200.0
-    #: ... and the larger of the two stocks is at least this many units (1 → 3 is no news)
-    confronto_minimo_alloggi: int = 10

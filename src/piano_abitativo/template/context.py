@@ -11,8 +11,8 @@ from piano_abitativo.core.schema import (
     TEMPLATE_MARK,
     TEMPLATE_VERSION,
     Schema,
-    Settings,
 )
+from piano_abitativo.core.settings import Settings
 
 PH_CODE = "{{ENTE_CODICE}}"
 PH_NAME = "{{ENTE_DENOMINAZIONE}}"

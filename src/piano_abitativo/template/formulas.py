@@ -10,7 +10,7 @@ from __future__ import annotations
 from piano_abitativo.core.layout import BAD, NA, OK, WARN, Check, Layout
 from piano_abitativo.core.rules import Scope
 from piano_abitativo.core.rules.expr import XlCtx, q
-from piano_abitativo.core.schema import Settings
+from piano_abitativo.core.settings import Settings
 
 
 def check_formulas(chk: Check, lay: Layout, aler: bool, settings: Settings) -> tuple[str, str]:

@@ -29,8 +29,8 @@ from piano_abitativo.core.schema import (
     Field,
     Role,
     Schema,
-    Settings,
 )
+from piano_abitativo.core.settings import Settings
 from piano_abitativo.reading.reader import Reading, read_bytes, read_workbook
 
 

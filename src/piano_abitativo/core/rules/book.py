@@ -57,7 +57,8 @@ from piano_abitativo.core.rules.reads import (
     TextValue,
     Value,
 )
-from piano_abitativo.core.schema import Field, Kind, Role, Schema, Settings
+from piano_abitativo.core.schema import Field, Kind, Role, Schema
+from piano_abitativo.core.settings import Settings
 
 E, A = Severity.ERRORE, Severity.AVVISO
 OK, WARN, BAD, NA = "✔", "!", "✖", "–"

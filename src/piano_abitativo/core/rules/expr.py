@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from piano_abitativo.core.schema import Schema, Settings
+from piano_abitativo.core.schema import Schema
+from piano_abitativo.core.settings import Settings
 
 
 class XlError(Exception):

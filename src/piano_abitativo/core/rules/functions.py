@@ -19,7 +19,7 @@ from piano_abitativo.core.rules.expr import (
     to_num,
     to_text,
 )
-from piano_abitativo.core.schema import Settings
+from piano_abitativo.core.settings import Settings
 
 # --- functions --------------------------------------------------------------------
 
