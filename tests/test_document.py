@@ -27,9 +27,9 @@ from piano_abitativo.app import commands as actions
 from piano_abitativo.app.commands import crea
 from piano_abitativo.archive import store as archive
 from piano_abitativo.cli import commands as cli
-from piano_abitativo.consolidation import confronto as yoy
 from piano_abitativo.consolidation import consolidate
-from piano_abitativo.consolidation.confronto import YearOverYear
+from piano_abitativo.consolidation.changes import Confronto
+from piano_abitativo.consolidation.confronto import confronta
 from piano_abitativo.consolidation.consolidate import Consolidation
 from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core import raccolta
@@ -155,7 +155,7 @@ HEADERS = {
 class World:
     r: raccolta.Raccolta
     cons: Consolidation
-    confronto: YearOverYear
+    confronto: Confronto
     result: DocumentResult
     doc: DocxDocument
 
@@ -189,7 +189,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     )
     import_files(r, demo.write_returns(r, base / "ritorni"))
     cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
-    confronto = yoy.year_over_year(r, cons)
+    confronto = confronta(r, cons)
     assert confronto is not None
     res = write_document(r, cons, confronto=confronto, pdf=False)
     return World(r, cons, confronto, res, docx.Document(str(res.docx)))

@@ -218,11 +218,11 @@ def consolidation(raccolta: RaccoltaLike) -> Consolidation:
     """The current consolidation of the raccolta (nothing written): the latest valid
     return of each ente, validated again with the current rules, and the comparison with
     last year's raccolta when it is linked and usable."""
-    from piano_abitativo.consolidation.confronto import year_over_year
+    from piano_abitativo.consolidation.confronto import confronta
 
     r = load_raccolta(raccolta)
     cons = consolidate(r, iter_receipts(r))
-    cons.confronto = year_over_year(r, cons)
+    cons.confronto = confronta(r, cons)
     return cons
 
 

@@ -1,7 +1,7 @@
 """The command line, ``piano-abitativo COMANDO …``: a thin face over `piano_abitativo.app`.
 
 Each command parses its arguments (`cli.parser`), calls one function of the application
-layer and renders its result (`cli.render`, `cli.render_posta`). The modules of a command
+layer and renders its result (`cli.terminal`, `cli.terminal_posta`). The modules of a command
 are imported only once its arguments are parsed, so a wrong argument or ``--help`` costs
 no start-up time.
 
@@ -145,7 +145,7 @@ def _modelli(args: argparse.Namespace) -> int:
 
 def _valida(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import valida
-    from piano_abitativo.cli.render import print_reports
+    from piano_abitativo.cli.terminal import print_reports
 
     reports = valida(args.percorsi, raccolta=args.raccolta)
     if args.json:
@@ -176,14 +176,14 @@ def _importa(args: argparse.Namespace) -> int:
     else:
         con = _console()
         if args.da:
-            from piano_abitativo.cli.render import print_import
+            from piano_abitativo.cli.terminal import print_import
 
             print_import(res, r, con)
             for o in res.outcomes:
                 if o.receipt is not None and o.messaggio:
                     con.print(f"  {o.receipt.nome}: {o.messaggio}")
         if res.posta is not None:
-            from piano_abitativo.cli.render_posta import print_ingest
+            from piano_abitativo.cli.terminal_posta import print_ingest
 
             print_ingest(res.posta, r, con)
         if res.esiti_preparati:
@@ -233,7 +233,7 @@ def _outcome_json(o: ImportOutcome) -> dict[str, Any]:
 def _posta(args: argparse.Namespace) -> int:
     from piano_abitativo.app import posta
     from piano_abitativo.app.loading import load_raccolta
-    from piano_abitativo.cli.render_posta import print_send
+    from piano_abitativo.cli.terminal_posta import print_send
     from piano_abitativo.mail.send import FALLITO
 
     r = load_raccolta(args.cartella)
@@ -264,7 +264,7 @@ def _stato(args: argparse.Namespace) -> int:
     if args.json:
         _json(st.to_json())
     else:
-        from piano_abitativo.cli.render_posta import print_stato
+        from piano_abitativo.cli.terminal_posta import print_stato
 
         print_stato(st, _console())
     return 0
@@ -280,7 +280,7 @@ def _consolida(args: argparse.Namespace) -> int:
     if args.json:
         _json({"master": str(res.master), "totali": res.consolidation.totals})
     else:
-        from piano_abitativo.cli.render import print_consolidation
+        from piano_abitativo.cli.terminal import print_consolidation
 
         print_consolidation(res.consolidation, res.master, _console())
     return 0
@@ -332,7 +332,7 @@ def _modello_vuoto(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from piano_abitativo.cli.render import print_demo, step_progress
+    from piano_abitativo.cli.terminal import print_demo, step_progress
     from piano_abitativo.simulation.demo import run_demo
 
     con = _console()

@@ -27,7 +27,7 @@ from piano_abitativo.core.registry import Ente
 from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema
 
 if TYPE_CHECKING:
-    from piano_abitativo.consolidation.confronto import YearOverYear
+    from piano_abitativo.consolidation.changes import Confronto
 
 #: Ente states shown on the Cruscotto
 STATO_NON_RICEVUTO = "non ricevuto"
@@ -201,7 +201,7 @@ class Consolidation:
     coverage: dict[str, Problem] = field(default_factory=dict)
     #: the comparison with last year's raccolta, when the raccolta is linked to one (set
     #: by `actions.consolidation`; the master and the document show it)
-    confronto: YearOverYear | None = None
+    confronto: Confronto | None = None
     #: the raccolta's schema: its fields, tables and totals
     schema: Schema = SCHEMA
 

@@ -26,11 +26,11 @@ from piano_abitativo.core.schema import TEMPLATE_VERSION
 from piano_abitativo.core.version import __version__
 from piano_abitativo.validation.validate import ValidationContext
 
-_RACCOLTA = "yoy.raccolta"
-_CONSOLIDATION = "yoy.consolidation"
-_VALUES = "yoy.values"
-_FOR_VALIDATION = "yoy.for_validation"
-_FINGERPRINT = "yoy.fingerprint"
+_RACCOLTA = "confronto.raccolta"
+_CONSOLIDATION = "confronto.consolidation"
+_VALUES = "confronto.values"
+_FOR_VALIDATION = "confronto.for_validation"
+_FINGERPRINT = "confronto.fingerprint"
 
 #: folder of every previous raccolta loaded here, by raccolta id (for `compare`)
 LOADED_FROM: dict[str, Path] = {}

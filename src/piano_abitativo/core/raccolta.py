@@ -44,7 +44,8 @@ class Raccolta:
     #: the fields collected (not stored in raccolta.toml: the program's own schema unless
     #: a caller, e.g. a test, gives another)
     schema: Schema = field(default=SCHEMA, compare=False, repr=False)
-    #: what `yoy` loaded from the previous raccolta, kept for the life of this object
+    #: what `consolidation.context` loaded from the previous raccolta, kept for the life of
+    #: this object
     cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property

@@ -69,7 +69,7 @@ from piano_abitativo.document.texts import (
 from piano_abitativo.master.sheets import NESSUNA, TOTALE, report_columns, table_defs
 
 if TYPE_CHECKING:
-    from piano_abitativo.consolidation.confronto import YearOverYear
+    from piano_abitativo.consolidation.changes import Confronto
 
 
 # --------------------------------------------------------------------------- document
@@ -88,7 +88,7 @@ class _Builder:
     r: Raccolta
     cons: Consolidation
     texts: Mapping[str, str]
-    confronto: YearOverYear | None
+    confronto: Confronto | None
     doc: DocxDocument = field(init=False)
     notes: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)

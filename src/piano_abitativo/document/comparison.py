@@ -1,4 +1,4 @@
-"""The document's chapter comparing the plan with last year's (`YearOverYear`)."""
+"""The document's chapter comparing the plan with last year's (`Confronto`)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
 def write_comparison(self: _Builder, number: str) -> None:
     """The chapter comparing the plan with last year's: the ambito's totals, each ente's
     changes, who answered in one year only."""
-    yoy = self.confronto
-    if yoy is None:  # pragma: no cover - called only with a comparison
+    confronto = self.confronto
+    if confronto is None:  # pragma: no cover - called only with a comparison
         return
-    prev, cur = yoy.anno_precedente, self.cons.anno
+    prev, cur = confronto.anno_precedente, self.cons.anno
     self.heading(number, f"CONFRONTO CON IL PIANO {prev}", 2)
     where = (
-        f" (raccolta nella cartella «{yoy.raccolta_precedente.name}»)"
-        if yoy.raccolta_precedente.name
+        f" (raccolta nella cartella «{confronto.raccolta_precedente.name}»)"
+        if confronto.raccolta_precedente.name
         else ""
     )
     self.para(
@@ -34,7 +34,7 @@ def write_comparison(self: _Builder, number: str) -> None:
         after=6,
     ).alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
     rows = []
-    for fid, (before, after) in yoy.totals.items():
+    for fid, (before, after) in confronto.totals.items():
         f = self.cons.schema.field_by_id.get(fid)
         if f is None:
             continue
@@ -48,14 +48,18 @@ def write_comparison(self: _Builder, number: str) -> None:
             numeric={1, 2, 3},
         )
     only_now = [
-        e.ente.nome_completo for e in yoy.enti if e.answered_current and not e.answered_previous
+        e.ente.nome_completo
+        for e in confronto.enti
+        if e.answered_current and not e.answered_previous
     ]
     only_before = [
-        e.ente.nome_completo for e in yoy.enti if e.answered_previous and not e.answered_current
+        e.ente.nome_completo
+        for e in confronto.enti
+        if e.answered_previous and not e.answered_current
     ]
-    gone = [e.ente.nome_completo for e in yoy.solo_precedente]
+    gone = [e.ente.nome_completo for e in confronto.solo_precedente]
     changes: list[list[str]] = []
-    for e in yoy.enti:
+    for e in confronto.enti:
         if not (e.answered_current and e.answered_previous):
             continue
         first = True

@@ -60,7 +60,7 @@ from piano_abitativo.document.texts import (
 )
 
 if TYPE_CHECKING:
-    from piano_abitativo.consolidation.confronto import YearOverYear
+    from piano_abitativo.consolidation.changes import Confronto
 
 
 __all__ = [
@@ -91,7 +91,7 @@ def build_document(
     cons: Consolidation,
     *,
     texts: Mapping[str, str] | None = None,
-    confronto: YearOverYear | None = None,
+    confronto: Confronto | None = None,
     notes: list[str] | None = None,
 ) -> bytes:
     """The .docx of the Piano annuale as bytes (pure, deterministic). `texts` maps a block
@@ -111,7 +111,7 @@ def write_document(
     r: Raccolta,
     cons: Consolidation,
     *,
-    confronto: YearOverYear | None = None,
+    confronto: Confronto | None = None,
     pdf: bool = True,
     progress: Callable[[str], None] | None = None,
     timeout: float = PDF_TIMEOUT,

@@ -73,13 +73,6 @@ from piano_abitativo.master.model import (
     table_sheets,
     total_name,
 )
-from piano_abitativo.master.render import (
-    HIGHLIGHTS,
-    STYLES,
-    build_master,
-    render_master,
-    write_master,
-)
 from piano_abitativo.master.tables import (
     CONFRONTO_FIELDS,
     CONFRONTO_HEADER_ROW,
@@ -99,6 +92,13 @@ from piano_abitativo.master.tables import (
     sums_other_sections,
     table_def,
     table_defs,
+)
+from piano_abitativo.master.writer import (
+    HIGHLIGHTS,
+    STYLES,
+    build_master,
+    render_master,
+    write_master,
 )
 
 __all__ = [

@@ -351,10 +351,10 @@ def confronto_sheet_name(anno_precedente: int) -> str:
 def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
     """Each ente's figures last year and this year and the change: the current ones read
     Dati, so a correction there shows here too."""
-    yoy = cons.confronto
-    if yoy is None:  # pragma: no cover - the sheet exists only with a comparison
+    confronto = cons.confronto
+    if confronto is None:  # pragma: no cover - the sheet exists only with a comparison
         raise ValueError("no comparison")
-    prev_anno = yoy.anno_precedente
+    prev_anno = confronto.anno_precedente
     sh = SheetLayout(
         confronto_sheet_name(prev_anno), header_row=CONFRONTO_HEADER_ROW, landscape=True, sink=sink
     )
@@ -362,7 +362,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
     sh.put(
         1,
         0,
-        f"Raccolta {prev_anno}: {yoy.raccolta_precedente}. Le righe sono gli enti "
+        f"Raccolta {prev_anno}: {confronto.raccolta_precedente}. Le righe sono gli enti "
         f"che hanno inviato dati validi in almeno uno dei due anni; la variazione è "
         f"{cons.anno} meno {prev_anno}.",
         style="note",
@@ -381,7 +381,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
     for i in range(len(fields)):
         for k, label in enumerate((str(prev_anno), str(cons.anno), "Variazione")):
             sh.put(CONFRONTO_HEADER_ROW, 1 + 3 * i + k, label, style="header")
-    rows = [*yoy.enti, *yoy.solo_precedente]
+    rows = [*confronto.enti, *confronto.solo_precedente]
     first = CONFRONTO_HEADER_ROW + 1
     r = first
     for ch in rows:
@@ -410,7 +410,7 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
     sh.put(r, 0, TOTALE, style="total_label")
     for i, fid in enumerate(fields):
         c = 1 + 3 * i
-        prev_total, cur_total = yoy.totals.get(fid, (0, 0))
+        prev_total, cur_total = confronto.totals.get(fid, (0, 0))
         sh.put(
             r, c, prev_total, formula=f"=SUM({_rng(None, first, c, last, c)})", style="total_count"
         )

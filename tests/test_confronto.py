@@ -19,8 +19,7 @@ import pytest
 from piano_abitativo.app import commands as actions
 from piano_abitativo.app.commands import crea
 from piano_abitativo.cli.commands import main
-from piano_abitativo.consolidation import confronto as yoy
-from piano_abitativo.consolidation import context
+from piano_abitativo.consolidation import confronto, context
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import receipts, validation_context
 from piano_abitativo.core import raccolta as rc
@@ -36,7 +35,7 @@ from .sample_returns import MakeReturn
 
 CREMA_CODICE, TRESCORE, SONCINO, MONTODINE = "019035", "019109", "019097", "019059"
 ALER_2025, ALER_2026 = "ALER-BCM", "ALER-BS-CR-MN"
-YOY_CODES = {"R13", "R14", "R15"}
+CONFRONTO_CODES = {"R13", "R14", "R15"}
 CHANGES_2026: dict[str, dict[str, Any]] = {
     CREMA_CODICE: {"a_sap": 170},  # 358 in 2025
     TRESCORE: {"c_nuova_edificazione": 20},  # f = 3 + 20 = 23 > 21 SAP in 2025
@@ -118,7 +117,7 @@ def _status(cons: Consolidation, codice: str) -> EnteStatus:
 def _yoy_problems(cons: Consolidation, codice: str) -> list[Any]:
     latest = _status(cons, codice).latest
     assert latest is not None
-    return [p for p in latest.report.problems if p.code in YOY_CODES]
+    return [p for p in latest.report.problems if p.code in CONFRONTO_CODES]
 
 
 def test_crea_precedente_links_and_the_jumps_get_avvisi_with_both_years(
@@ -188,7 +187,7 @@ def test_compare_gives_deltas_totals_and_keeps_enti_gone_from_the_registry(
     """Deltas per ente and field; 2025 totals as printed (1.680 SAP); the re-coded ALER
     matched; Montodine, gone from the 2026 registry, listed apart and still in the total."""
     r = make_2026(linked=True)
-    y = yoy.year_over_year(r, actions.consolidation(r))
+    y = confronto.confronta(r, actions.consolidation(r))
     assert y is not None
     assert (y.anno_precedente, y.raccolta_precedente) == (2025, r.path.parent / "raccolta-2025")
     assert y.totals["a_sap"] == (1680, 170 + 21 + 58 + 997)
@@ -260,7 +259,7 @@ def test_previous_raccolta_deleted_later_gives_a_notice_not_a_crash(
     assert "Avviso: La raccolta dell'anno precedente non si trova" in captured.err
     r = rc.load(r.path)
     assert _yoy_problems(actions.consolidation(r), CREMA_CODICE) == []
-    assert yoy.year_over_year(r, actions.consolidation(r)) is None
+    assert confronto.confronta(r, actions.consolidation(r)) is None
     assert context.previous_values(r) == {}
 
 
@@ -358,7 +357,7 @@ def test_thresholds_of_the_jump_avvisi(
         anno_precedente=2025,
     )
     report = validate_file(make_return(values, ente=CREMA_CODICE), ctx)
-    assert report.codes() & YOY_CODES == codes
+    assert report.codes() & CONFRONTO_CODES == codes
     assert report.valid
 
 
@@ -414,7 +413,7 @@ def test_previous_values_are_read_once_per_raccolta_object(make_2026: Make2026) 
     assert validation_context(r).previous is first
     fresh = rc.load(r.path)  # a new object reads last year again: no return there now
     assert validation_context(fresh).previous == {}
-    assert [rc_.report.codes() & YOY_CODES for rc_ in receipts(fresh)] == [set()] * 4
+    assert [rc_.report.codes() & CONFRONTO_CODES for rc_ in receipts(fresh)] == [set()] * 4
 
 
 def test_collega_on_an_older_config_without_confronto_keeps_windows_line_ends(
