@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 
@@ -12,10 +12,26 @@ from piano_abitativo.document.measure import _signed, _value_text
 from piano_abitativo.master.sheets import dati_header
 
 if TYPE_CHECKING:
-    from piano_abitativo.document.builder import _Builder
+    from docx.text.paragraph import Paragraph
+
+    from piano_abitativo.consolidation.changes import Confronto
+    from piano_abitativo.consolidation.consolidate import Consolidation
 
 
-def write_comparison(self: _Builder, number: str) -> None:
+class ChapterWriter(Protocol):
+    """What a chapter needs of the document being built (`builder._Builder`)."""
+
+    cons: Consolidation
+    confronto: Confronto | None
+
+    def heading(self, number: str, title: str, level: int) -> Paragraph: ...
+
+    def para(self, *args: Any, **kwargs: Any) -> Paragraph: ...
+
+    def table(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def write_comparison(self: ChapterWriter, number: str) -> None:
     """The chapter comparing the plan with last year's: the ambito's totals, each ente's
     changes, who answered in one year only."""
     confronto = self.confronto
