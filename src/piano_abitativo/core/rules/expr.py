@@ -12,6 +12,7 @@ become the formula that reads the cell the same way.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,14 +117,16 @@ def _rank(v: Any) -> tuple[int, Any]:
     return 0, float(v)
 
 
-class Expr:
-    """A node of a condition."""
+class Expr(ABC):
+    """A node of a condition: every node is evaluated in Python and rendered to Excel."""
 
+    @abstractmethod
     def py(self, env: Env) -> Any:
-        raise NotImplementedError
+        """The node's value on the values read from a return (Excel's semantics)."""
 
+    @abstractmethod
     def xl(self, ctx: XlCtx) -> str:
-        raise NotImplementedError
+        """The node as an Excel formula fragment, cells from the schema's layout."""
 
     def fields(self) -> set[str]:
         """The fields the tree reads."""
