@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, core, x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
@@ -35,6 +35,7 @@ __all__ = [
     "VALID_DETAIL",
     "P7mError",
     "Signature",
+    "codice_fiscale_from_cn",
     "codice_fiscale_from_serial",
     "is_p7m",
     "strip_p7m_suffix",
@@ -53,6 +54,12 @@ _PEM_RE = re.compile(
 )
 _B64_RE = re.compile(rb"[A-Za-z0-9+/=\s]+")
 _CF_RE = re.compile(r"[A-Z0-9]{16}|[0-9]{11}")
+#: a personal codice fiscale (omocodia letters allowed) at the start of a CN, then ``/`` or end
+_CN_CF_RE = re.compile(
+    r"([A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z])(?:/|$)"
+)
+_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_SIGNING_TIME = "1.2.840.113549.1.9.5"
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
@@ -73,7 +80,8 @@ class Signature:
     """One signer of one layer of a ``.p7m``."""
 
     signer_cn: str | None
-    #: from the certificate subject ``serialNumber`` (``TINIT-<CF>`` or ``IT:<CF>``)
+    #: from the certificate subject ``serialNumber`` (``TINIT-<CF>`` or ``IT:<CF>``), else from
+    #: the start of the CN (Regione Lombardia CRS-SISS cards: ``<CF>/<card number>``)
     codice_fiscale: str | None
     #: the signed ``signingTime`` attribute, when present (aware, UTC)
     signing_time: datetime | None
@@ -248,9 +256,18 @@ def codice_fiscale_from_serial(value: str | None) -> str | None:
     return None
 
 
+def codice_fiscale_from_cn(value: str | None) -> str | None:
+    """CRS-SISS cards of Regione Lombardia: ``RSSMRA80A01H501U/6030...=`` → ``RSSMRA80A01H501U``."""
+    if not value:
+        return None
+    match = _CN_CF_RE.match(value.strip().upper())
+    return match.group(1) if match else None
+
+
 def _signature(info: Any, certificates: list[Any], content: bytes) -> Signature:
     cert = _find_certificate(info, certificates)
-    signing_time = _signing_time(info)
+    attrs = _signed_attributes(info)
+    signing_time = _signing_time(attrs)
     if cert is None:
         return Signature(
             None,
@@ -261,18 +278,148 @@ def _signature(info: Any, certificates: list[Any], content: bytes) -> Signature:
         )
     cn = _subject_value(cert, "common_name")
     cf = codice_fiscale_from_serial(_subject_value(cert, "serial_number"))
-    valid, detail = _verify(info, cert, content)
+    if cf is None:
+        cf = codice_fiscale_from_cn(cn)
+    valid, detail = _verify(info, attrs, cert, content)
     return Signature(cn, cf, signing_time, valid, detail)
 
 
-def _signing_time(info: Any) -> datetime | None:
+# --------------------------------------------------------------------------------------------
+# signed attributes, from their raw bytes
+#
+# asn1crypto decodes an attribute it knows only when asked for ``.native``, and fails on one it
+# cannot read (a German card stores a userCertificate attribute it does not parse). Only the
+# bytes of the SET and two attributes are needed, so they are taken apart here at the TLV level.
+
+
+@dataclass(frozen=True)
+class _SignedAttributes:
+    #: the encoding of each attribute, in the order stored in the file
+    elements: list[bytes]
+    #: attribute OID (dotted) → the encodings of its values
+    values: dict[str, list[bytes]]
+
+
+def _tlv_end(data: bytes, start: int) -> int:
+    """End offset of the BER TLV at ``start`` (definite or indefinite length)."""
+    pos = start + 1
+    if data[start] & 0x1F == 0x1F:  # high tag number
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 1
+    first = data[pos]
+    pos += 1
+    if first == 0x80:  # indefinite: children up to the end-of-contents octets
+        if not data[start] & 0x20:
+            raise ValueError("indefinite length on a primitive value")
+        while data[pos : pos + 2] != b"\x00\x00":
+            pos = _tlv_end(data, pos)
+        return pos + 2
+    if first & 0x80:
+        count = first & 0x7F
+        if count == 0 or count > 8 or pos + count > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    else:
+        length = first
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated value")
+    return end
+
+
+def _tlv_split(data: bytes) -> list[bytes]:
+    """The TLVs one after the other in ``data`` (trailing end-of-contents octets ignored)."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 2] == b"\x00\x00" and pos + 2 == len(data):
+            break
+        end = _tlv_end(data, pos)
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def _tlv_contents(tlv: bytes) -> bytes:
+    """The contents octets of one TLV (end-of-contents octets dropped)."""
+    pos = 1
+    if tlv[0] & 0x1F == 0x1F:
+        while tlv[pos] & 0x80:
+            pos += 1
+        pos += 1
+    first = tlv[pos]
+    pos += 1
+    if first == 0x80:
+        return tlv[pos:-2]
+    if first & 0x80:
+        pos += first & 0x7F
+    return tlv[pos:]
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _signed_attributes(info: Any) -> _SignedAttributes | None:
+    """The signed attributes of a SignerInfo, or None when it has none (or they are damaged)."""
     try:
-        for attr in info["signed_attrs"] or []:
-            if attr["type"].native == "signing_time":
-                value = attr["values"][0].native
-                return value if isinstance(value, datetime) else None
-    except Exception:
+        raw = info["signed_attrs"]
+        if isinstance(raw, core.Void):
+            return None
+        elements = _tlv_split(raw.contents or b"")
+        values: dict[str, list[bytes]] = {}
+        for element in elements:
+            if element[0] != 0x30:
+                raise ValueError("attribute is not a SEQUENCE")
+            oid_tlv, set_tlv = _tlv_split(_tlv_contents(element))[:2]
+            oid = core.ObjectIdentifier.load(oid_tlv).dotted
+            values.setdefault(oid, []).extend(_tlv_split(_tlv_contents(set_tlv)))
+    except (ValueError, TypeError, IndexError):
         return None
+    return _SignedAttributes(elements, values) if elements else None
+
+
+def _signed_sets(attrs: _SignedAttributes) -> list[bytes]:
+    """What the signature may cover: the DER SET OF (RFC 5652 §5.4), then the stored order.
+
+    DER sorts the elements of a SET OF by their encodings (X.690 §11.6). Some signers sign the
+    attributes in the order they wrote them; that order is accepted as a fallback.
+    """
+    width = max(len(e) for e in attrs.elements)
+    ordered = sorted(attrs.elements, key=lambda e: e.ljust(width, b"\x00"))
+    candidates = []
+    for elements in (ordered, attrs.elements):
+        body = b"".join(elements)
+        candidate = b"\x31" + _der_length(len(body)) + body
+        if candidate not in candidates:
+            candidates.append(candidate)
+    return candidates
+
+
+def _signing_time(attrs: _SignedAttributes | None) -> datetime | None:
+    if attrs is None:
+        return None
+    for value in attrs.values.get(_SIGNING_TIME, [])[:1]:
+        try:
+            when = x509.Time.load(value).native
+        except (ValueError, TypeError):
+            return None
+        return when if isinstance(when, datetime) else None
+    return None
+
+
+def _message_digest(attrs: _SignedAttributes) -> bytes | None:
+    for value in attrs.values.get(_MESSAGE_DIGEST, [])[:1]:
+        try:
+            digest = core.OctetString.load(value).native
+        except (ValueError, TypeError):
+            return None
+        return bytes(digest) if isinstance(digest, bytes) else None
     return None
 
 
@@ -280,34 +427,39 @@ def _signing_time(info: Any) -> datetime | None:
 # verification
 
 
-def _verify(info: Any, cert: Any, content: bytes) -> tuple[bool | None, str]:
+def _verify(
+    info: Any, attrs: _SignedAttributes | None, cert: Any, content: bytes
+) -> tuple[bool | None, str]:
     try:
         digest_name = info["digest_algorithm"]["algorithm"].native
         hash_cls = _HASHES.get(digest_name)
         if hash_cls is None:
             return None, f"firma non verificabile: algoritmo di impronta {digest_name} non gestito"
-        signed_attrs = info["signed_attrs"]
-        if signed_attrs.native is not None and len(signed_attrs):
-            digest = None
-            for attr in signed_attrs:
-                if attr["type"].native == "message_digest":
-                    digest = attr["values"][0].native
+        if attrs is None and not isinstance(info["signed_attrs"], core.Void):
+            return None, "firma non verificabile: attributi firmati non leggibili"
+        if attrs is not None:
+            digest = _message_digest(attrs)
             if digest is None:
                 return False, "firma non valida: manca l'impronta del documento (messageDigest)"
             hasher = hashes.Hash(hash_cls())
             hasher.update(content)
-            actual = hasher.finalize()
-            if actual != digest:
+            if hasher.finalize() != digest:
                 return False, (
                     "firma non valida: il documento è stato modificato dopo la firma "
                     "(l'impronta non corrisponde)"
                 )
-            # the signature covers the DER SET OF the attributes, not their [0] IMPLICIT tag
-            signed_bytes = b"\x31" + signed_attrs.dump()[1:]
+            candidates = _signed_sets(attrs)
         else:
-            signed_bytes = content
+            candidates = [content]
         key = serialization.load_der_public_key(cert.public_key.dump())
-        _check(key, info, bytes(info["signature"].native), signed_bytes, hash_cls)
+        signature = bytes(info["signature"].native)
+        for index, signed_bytes in enumerate(candidates):
+            try:
+                _check(key, info, signature, signed_bytes, hash_cls)
+                break
+            except InvalidSignature:
+                if index == len(candidates) - 1:
+                    raise
     except InvalidSignature:
         return False, (
             "firma non valida: la firma non corrisponde alla chiave del certificato del firmatario"
