@@ -4,6 +4,10 @@ The transport headers Outlook saved (``PR_TRANSPORT_MESSAGE_HEADERS``) are kept,
 as ``.msg`` is classified like the original; a signed message Outlook stored as an attachment
 (``multipart/signed``) is rebuilt from its original bytes; without transport headers the
 headers are made from the message's properties.
+
+8-bit string properties (PT_STRING8) are decoded with the message's code page
+(``PR_MESSAGE_CODEPAGE``, else ``PR_INTERNET_CPID``); an attachment or recipient uses the code
+page of its message, an embedded message its own (else its parent's).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import base64
 import email.header
 import io
 import re
+import struct
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -20,11 +25,105 @@ import olefile
 
 from piano_abitativo.mail.mime import MAX_DEPTH, OLE_MAGIC
 
+#: PR_MESSAGE_CODEPAGE and PR_INTERNET_CPID, PT_LONG (MS-OXPROPS)
+_MESSAGE_CODEPAGE = 0x3FFD0003
+_INTERNET_CPID = 0x3FDE0003
+#: size of the header of ``__properties_version1.0`` before its 16-byte entries (MS-OXMSG 2.4)
+_TOP_HEADER = 32
+_EMBEDDED_HEADER = 24
+
+#: Windows code page → Python codec. The ISO-2022 and HZ code pages are 7-bit wire forms only:
+#: Outlook keeps the 8-bit properties of such a message in the Windows code page of the same
+#: script (a Japanese message with PR_INTERNET_CPID 50220 stores Shift-JIS, i.e. cp932).
+_CODECS: dict[int, str] = {
+    437: "cp437",
+    850: "cp850",
+    852: "cp852",
+    866: "cp866",
+    874: "cp874",
+    932: "cp932",
+    936: "gbk",
+    949: "cp949",
+    950: "cp950",
+    1250: "cp1250",
+    1251: "cp1251",
+    1252: "cp1252",
+    1253: "cp1253",
+    1254: "cp1254",
+    1255: "cp1255",
+    1256: "cp1256",
+    1257: "cp1257",
+    1258: "cp1258",
+    10000: "mac_roman",
+    20127: "cp1252",  # US-ASCII: cp1252 is a superset
+    20866: "koi8_r",
+    20932: "euc_jp",
+    21866: "koi8_u",
+    28591: "latin-1",
+    28592: "iso8859_2",
+    28593: "iso8859_3",
+    28594: "iso8859_4",
+    28595: "iso8859_5",
+    28596: "iso8859_6",
+    28597: "iso8859_7",
+    28598: "iso8859_8",
+    28599: "iso8859_9",
+    28603: "iso8859_13",
+    28605: "iso8859_15",
+    38598: "iso8859_8",
+    50220: "cp932",
+    50221: "cp932",
+    50222: "cp932",
+    50225: "cp949",
+    50227: "gbk",
+    51932: "euc_jp",
+    51936: "gbk",
+    51949: "euc_kr",
+    52936: "gbk",
+    54936: "gb18030",
+    65001: "utf-8",
+}
+_DEFAULT_CODEC = "cp1252"
+
 
 @dataclass
 class _OleNode:
     streams: dict[str, bytes] = field(default_factory=dict)
     storages: dict[str, _OleNode] = field(default_factory=dict)
+    #: codec of the PT_STRING8 properties; None: no code page known (UTF-8 if valid, else cp1252)
+    codec: str | None = None
+
+
+def codec_for_codepage(codepage: int) -> str:
+    """The Python codec of a Windows code page number; an unknown one gives cp1252."""
+    return _CODECS.get(codepage, _DEFAULT_CODEC)
+
+
+def _declared_codec(node: _OleNode, header: int) -> str | None:
+    """The codec named by the message's code page properties, if any."""
+    props = node.streams.get("__properties_version1.0", b"")
+    found: dict[int, int] = {}
+    for offset in range(header, len(props) - 15, 16):
+        tag, _flags, value = struct.unpack_from("<IIi", props, offset)
+        if tag in {_MESSAGE_CODEPAGE, _INTERNET_CPID}:
+            found[tag] = value
+    for tag in (_MESSAGE_CODEPAGE, _INTERNET_CPID):
+        if tag in found:
+            return codec_for_codepage(found[tag])
+    return None
+
+
+def _assign_codecs(node: _OleNode, *, header: int, inherited: str | None, depth: int) -> None:
+    """Give a message node, its attachments and recipients the codec of its strings."""
+    node.codec = _declared_codec(node, header) or inherited
+    for name, child in node.storages.items():
+        if name.startswith(("__attach_version1.0_#", "__recip_version1.0_#")):
+            child.codec = node.codec
+            embedded = child.storages.get("__substg1.0_3701000D")
+            if embedded is not None and depth < MAX_DEPTH:
+                _assign_codecs(
+                    embedded, header=_EMBEDDED_HEADER, inherited=node.codec, depth=depth + 1
+                )
 
 
 def msg_to_mime(data: bytes) -> tuple[bytes, bool]:
@@ -42,6 +141,7 @@ def msg_to_mime(data: bytes) -> tuple[bytes, bool]:
         name.startswith("__substg1.0_") for name in root.streams
     ):
         raise ValueError("not a .msg")
+    _assign_codecs(root, header=_TOP_HEADER, inherited=None, depth=0)
     raw = _msg_node_to_mime(root, depth=0)
     return raw, _msg_str(root, "007D") is not None
 
@@ -55,12 +155,19 @@ def _msg_str(node: _OleNode, prop: str) -> str | None:
         value = node.streams.get(f"__substg1.0_{prop}001E")
         if value is None:
             return None
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = value.decode("cp1252", "replace")
+        text = _decode_string8(value, node.codec)
     text = text.rstrip("\x00")
     return text or None
+
+
+def _decode_string8(value: bytes, codec: str | None) -> str:
+    """A PT_STRING8 value in the message's code page; without one UTF-8 if valid, else cp1252."""
+    for candidate in [codec] if codec else ["utf-8", _DEFAULT_CODEC]:
+        try:
+            return value.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    return value.decode(codec or _DEFAULT_CODEC, "replace")
 
 
 def _msg_node_to_mime(node: _OleNode, *, depth: int) -> bytes:
