@@ -6,7 +6,9 @@ import contextlib
 import datetime as dt
 
 import pytest
+from asn1crypto import cms
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -157,3 +159,51 @@ def test_damaged_p7m_raises_only_p7m_error(data: st.DataObject) -> None:
     signed[flip] ^= data.draw(st.integers(1, 255))
     with contextlib.suppress(p7m.P7mError):
         p7m.unwrap(bytes(signed[:cut]))
+
+
+def _signed_with_attrs_reversed(*, resign: bool) -> bytes:
+    """A real CMS whose signed attributes are stored in reverse (non-DER) order.
+
+    With ``resign`` the signature is recomputed over the stored order (a non-conformant
+    signer); without, it stays over the DER-sorted SET, as RFC 5652 §5.4 requires.
+    """
+    cert, key = make_signer()
+    signed = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(DATA)
+        .add_signer(cert, key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+    info = cms.ContentInfo.load(signed)["content"]["signer_infos"][0]
+    attrs = info["signed_attrs"]
+    elements = [attr.dump() for attr in attrs]
+    assert len(elements) >= 3 and elements == sorted(elements)  # the builder writes DER order
+    stored = b"".join(reversed(elements))
+    header = attrs.dump()[: len(attrs.dump()) - len(attrs.contents)]
+    out = signed.replace(attrs.dump(), header + stored, 1)
+    if resign:
+        assert isinstance(key, rsa.RSAPrivateKey)
+        old = bytes(info["signature"].native)
+        new = key.sign(b"\x31" + header[1:] + stored, padding.PKCS1v15(), hashes.SHA256())
+        out = out.replace(old, new, 1)
+    return out
+
+
+def test_attributes_stored_out_of_der_order_verify_over_the_sorted_set() -> None:
+    """The signature covers the DER SET OF (sorted), whatever order the file stores."""
+    inner, (signature,) = p7m.unwrap(_signed_with_attrs_reversed(resign=False))
+    assert (inner, signature.valid) == (DATA, True)
+
+
+def test_a_signature_over_the_stored_order_is_accepted_as_a_fallback() -> None:
+    """Some signers sign the attributes as they wrote them: still mathematically valid."""
+    inner, (signature,) = p7m.unwrap(_signed_with_attrs_reversed(resign=True))
+    assert (inner, signature.valid) == (DATA, True)
+
+
+def test_reordered_attributes_with_a_changed_signature_are_still_invalid() -> None:
+    """Trying two encodings does not make a wrong signature pass."""
+    signed = bytearray(_signed_with_attrs_reversed(resign=False))
+    signed[-1] ^= 0x01
+    (signature,) = p7m.unwrap(bytes(signed))[1]
+    assert signature.valid is False
