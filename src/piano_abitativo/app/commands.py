@@ -26,8 +26,8 @@ from piano_abitativo.app.loading import (
     load_raccolta,
 )
 from piano_abitativo.archive import store as archive
-from piano_abitativo.consolidation.consolidate import Consolidation, consolidate
-from piano_abitativo.consolidation.context import iter_receipts
+from piano_abitativo.consolidation.consolidate import Consolidation
+from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.errors import RaccoltaError
 from piano_abitativo.core.problems import Report
@@ -221,7 +221,7 @@ def consolidation(raccolta: RaccoltaLike) -> Consolidation:
     from piano_abitativo.consolidation.confronto import confronta
 
     r = load_raccolta(raccolta)
-    cons = consolidate(r, iter_receipts(r))
+    cons = consolidate_raccolta(r)
     cons.confronto = confronta(r, cons)
     return cons
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from piano_abitativo.app.loading import RaccoltaLike, load_raccolta
 from piano_abitativo.archive import store as archive
-from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
-from piano_abitativo.consolidation.context import receipts
+from piano_abitativo.archive.decisions import short_id
+from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
+from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import send as mail
 
@@ -47,6 +48,12 @@ class EnteStato:
     #: PEC receipts of our messages to this ente: last "avvenuta consegna", last failure
     consegnato_il: dt.datetime | None = None
     mancata_consegna: str | None = None
+    #: short identifier of the used version (`accetta`, `scarta`…), None when none is used
+    id: str | None = None
+    #: the used version came from an address that is not in the registry
+    mittente_non_registrato: bool = False
+    #: fields the capofila corrected in the used version
+    rettificati: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         def iso(x: dt.datetime | None) -> str | None:
@@ -73,6 +80,9 @@ class EnteStato:
             "esito_inviato_il": iso(self.esito_inviato_il),
             "consegnato_il": iso(self.consegnato_il),
             "mancata_consegna": self.mancata_consegna,
+            "id": self.id,
+            "mittente_non_registrato": self.mittente_non_registrato,
+            "rettificati": list(self.rettificati),
         }
 
 
@@ -86,12 +96,24 @@ class Stato:
     non_attribuiti: list[dict[str, Any]] = field(default_factory=list)
     #: messages from addresses that are no ente's (their files may still name an ente)
     mittenti_sconosciuti: list[dict[str, Any]] = field(default_factory=list)
+    #: returns held for review (identity conflicts)
+    in_verifica: list[dict[str, Any]] = field(default_factory=list)
+    #: files the capofila set aside
+    scartati: list[dict[str, Any]] = field(default_factory=list)
+    #: rettifiche that no longer apply (a newer version arrived)
+    rettifiche_superate: list[dict[str, Any]] = field(default_factory=list)
+    #: damaged ledger lines, archived files gone
+    registro_danneggiato: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "enti": [e.to_json() for e in self.enti],
             "non_attribuiti": self.non_attribuiti,
             "mittenti_sconosciuti": self.mittenti_sconosciuti,
+            "in_verifica": self.in_verifica,
+            "scartati": self.scartati,
+            "rettifiche_superate": self.rettifiche_superate,
+            "registro_danneggiato": self.registro_danneggiato,
         }
 
     @property
@@ -104,7 +126,7 @@ def stato(raccolta: RaccoltaLike, cons: Consolidation | None = None) -> Stato:
     and when it answered, with which errors, the reminders sent; `cons`, the raccolta's
     consolidation when the caller has it already. Writes nothing."""
     r = load_raccolta(raccolta)
-    cons = cons or consolidate(r, receipts(r))
+    cons = cons or consolidate_raccolta(r)
     sent: dict[tuple[str, str], dt.datetime] = {}
     ente_of_message: dict[str, str] = {}
     for rec in mail.sent_records(r):
@@ -121,6 +143,7 @@ def stato(raccolta: RaccoltaLike, cons: Consolidation | None = None) -> Stato:
     enti = [_with_delivery(_row(s, sent), delivered, failed) for s in cons.enti]
     stray = [
         {
+            "id": short_id(rc.sha256),
             "file": rc.nome,
             "sha256": rc.sha256,
             "ricevuto_il": rc.ricevuto_il.astimezone(archive.TZ).isoformat(),
@@ -130,7 +153,51 @@ def stato(raccolta: RaccoltaLike, cons: Consolidation | None = None) -> Stato:
         }
         for rc in cons.non_attribuiti
     ]
-    return Stato(cons.anno, enti, stray, _unknown_senders(r))
+    return Stato(
+        cons.anno,
+        enti,
+        stray,
+        _unknown_senders(r),
+        in_verifica=[
+            {
+                "id": short_id(h.receipt.sha256),
+                "ente": h.ente,
+                "mittente": h.mittente,
+                "mittente_ente": h.mittente_ente,
+                "motivo": h.motivo,
+                "ricevuto_il": _iso(h.receipt.ricevuto_il),
+                "file": h.receipt.nome,
+            }
+            for h in cons.in_verifica
+        ],
+        scartati=[
+            {
+                "id": short_id(rc.sha256),
+                "file": rc.nome,
+                "ente": rc.report.ente,
+                "ricevuto_il": _iso(rc.ricevuto_il),
+                "motivo": d.motivo,
+                "utente": d.utente,
+                "il": _iso(d.il),
+            }
+            for rc, d in cons.scartati
+        ],
+        rettifiche_superate=[
+            {
+                "ente": rt.ente,
+                "campo": rt.campo,
+                "valore": rt.valore,
+                "versione": short_id(rt.versione),
+                "motivo": rt.motivo,
+            }
+            for rt in cons.rettifiche_superate
+        ],
+        registro_danneggiato=[d.to_json() for d in cons.registro_danneggiato],
+    )
+
+
+def _iso(x: dt.datetime) -> str:
+    return x.astimezone(archive.TZ).isoformat()
 
 
 def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
@@ -159,6 +226,9 @@ def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
         invitato_il=sent.get(("invio", e.codice)),
         sollecitato_il=sent.get(("sollecito", e.codice)),
         esito_inviato_il=sent.get(("esito", e.codice)),
+        id=short_id(s.used.sha256) if s.used is not None else None,
+        mittente_non_registrato=s.mittente_sconosciuto,
+        rettificati=tuple(sorted(s.rettificati)),
     )
 
 

@@ -38,7 +38,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -282,40 +282,133 @@ class Receipt:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerDamage:
+    """A line of the ledger that cannot be used, or an archived file that is gone."""
+
+    #: 1-based line number in registro.jsonl (0: not a line, e.g. a missing file)
+    riga: int
+    #: what is wrong, in Italian
+    motivo: str
+
+    def __str__(self) -> str:
+        where = f"riga {self.riga}" if self.riga else "archivio"
+        return f"{where}: {self.motivo}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"riga": self.riga or None, "motivo": self.motivo}
+
+
 @dataclass
 class LedgerContents:
     records: list[dict[str, Any]]
-    #: lines that are not complete records (a write cut by a crash): skipped
-    damaged_lines: int = 0
+    #: lines that are not complete records (a write cut by a crash, a damaged byte…)
+    damage: list[LedgerDamage] = field(default_factory=list)
+
+    @property
+    def damaged_lines(self) -> int:
+        return len(self.damage)
 
 
-def iter_ledger(raccolta_path: Path, damage: list[int] | None = None) -> Iterator[dict[str, Any]]:
-    """The ledger's records in order, read a line at a time (memory does not grow with
-    the ledger). Lines cut short by a crash or unreadable are skipped and counted in
-    ``damage[0]`` when `damage` is given."""
+#: fields a reception record needs, and how each is checked
+_TIMES = ("ricevuto_il", "importato_il")
+_TEXTS = ("sha256", "nome", "blob", "fonte_data", "canale", "origine", "utente", "contesto")
+
+
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """Why a record cannot be used (Italian), None when it can. Reception records are
+    checked field by field: one with a bad date or a missing field is damage, so that its
+    archived file is not counted as known and the next import recovers it."""
+    tipo = rec.get("tipo")
+    if not isinstance(tipo, str):
+        return "non è un record del registro (manca il tipo)"
+    if tipo != "ricezione":
+        return None
+    for key in _TEXTS:
+        if not isinstance(rec.get(key), str):
+            return f"registrazione di un file ricevuto senza il campo «{key}» valido"
+    if len(rec["sha256"]) != 64:
+        return "registrazione di un file ricevuto con un'impronta (sha256) non valida"
+    for key in _TIMES:
+        try:
+            when = dt.datetime.fromisoformat(rec[key])
+        except (KeyError, TypeError, ValueError):
+            return (
+                f"registrazione di {rec['nome']!r}: data non valida nel campo «{key}» "
+                f"({str(rec.get(key))[:40]!r})"
+            )
+        if when.tzinfo is None:
+            return f"registrazione di {rec['nome']!r}: data senza fuso orario nel campo «{key}»"
+    if not isinstance(rec.get("report"), dict) or not isinstance(rec.get("dimensione"), int):
+        return f"registrazione di {rec['nome']!r}: esito della validazione mancante o non valido"
+    return None
+
+
+def iter_ledger(
+    raccolta_path: Path, damage: list[LedgerDamage] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The ledger's usable records in order, read a line at a time (memory does not grow
+    with the ledger). Damaged lines (cut short by a crash, not UTF-8 or JSON, a reception
+    record with a bad field) are skipped and described in `damage` when given."""
     path = archive_dir(raccolta_path) / LEDGER_NAME
     try:
         fh = path.open("rb")
     except FileNotFoundError:
         return
     with fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            why: str | None
             rec: Any = None
-            if line.endswith(b"\n"):  # without it: an append cut short
-                with contextlib.suppress(ValueError):
+            if not line.endswith(b"\n"):  # an append cut short (the last line)
+                why = "riga incompleta: la scrittura è stata interrotta"
+            else:
+                try:
                     rec = json.loads(line)
-            if isinstance(rec, dict) and "tipo" in rec:
+                except UnicodeDecodeError:
+                    why = "riga non leggibile (caratteri non validi)"
+                except ValueError:
+                    why = "riga non leggibile (non è un record JSON completo)"
+                else:
+                    why = (
+                        record_problem(rec)
+                        if isinstance(rec, dict)
+                        else "non è un record del registro"
+                    )
+            if why is None:
                 yield rec
             elif damage is not None:
-                damage[0] += 1
+                damage.append(LedgerDamage(number, why))
 
 
 def read_ledger(raccolta_path: Path) -> LedgerContents:
-    damage = [0]
+    damage: list[LedgerDamage] = []
     records = list(iter_ledger(raccolta_path, damage))
-    return LedgerContents(records, damage[0])
+    return LedgerContents(records, damage)
+
+
+def iter_ledger_of(
+    raccolta_path: Path, tipi: frozenset[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position, record) of the records of the given types only; lines that cannot
+    hold one are not even parsed (a cheap byte test), so this pass is fast."""
+    path = archive_dir(raccolta_path) / LEDGER_NAME
+    needles = [f'"tipo": "{t}"'.encode() for t in tipi]
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        for seq, line in enumerate(fh):
+            if not line.endswith(b"\n") or not any(n in line for n in needles):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("tipo") in tipi:
+                yield seq, rec
 
 
 def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -353,34 +446,62 @@ def iter_receipts(
     *,
     fingerprint: str | None = None,
     context: Callable[[], ValidationContext] | None = None,
+    damage: list[LedgerDamage] | None = None,
+    corrections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Receipt]:
     """Every receipt of the raccolta in ledger order, read as they are consumed.
 
     With `fingerprint` and `context`, reports made under another registry or other rules
     (their fingerprint differs) are made again from the archived file under
-    `context()`, so consolidation always reflects the current settings.
+    `context()`, so consolidation always reflects the current settings. A version with
+    `corrections` (sha256 → field → value: the capofila's rettifiche) is validated again
+    with those values in place of the ones typed. Damaged ledger lines and archived files
+    that are gone are described in `damage` when given.
     """
     ctx: ValidationContext | None = None
     seen: set[str] = set()
-    for seq, rec in enumerate(iter_ledger(r.path)):
+    for seq, rec in enumerate(iter_ledger(r.path, damage)):
         if rec.get("tipo") != "ricezione" or rec.get("sha256") in seen:
             continue
-        seen.add(rec["sha256"])
         try:
             rc = Receipt.from_record(rec, seq)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if fingerprint is not None and context is not None and rc.contesto != fingerprint:
-            ctx = ctx or context()
-            try:
-                data = (r.path / rc.blob).read_bytes()
-            except OSError:
-                pass
-            else:
-                rc = dataclasses.replace(
-                    rc, report=validate_bytes(data, rc.nome, ctx), contesto=fingerprint
+        except (KeyError, TypeError, ValueError, AttributeError):
+            if damage is not None:
+                damage.append(
+                    LedgerDamage(0, f"registrazione di {rec.get('nome')!r} non leggibile")
                 )
+            continue
+        seen.add(rc.sha256)
+        fixed = corrections.get(rc.sha256) if corrections else None
+        stale = fingerprint is not None and context is not None and rc.contesto != fingerprint
+        path = r.path / rc.blob
+        if not (stale or fixed):
+            if damage is not None and not path.is_file():
+                damage.append(_missing(rc))
+            yield rc
+            continue
+        ctx = ctx or (context() if context is not None else None)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            if damage is not None:
+                damage.append(_missing(rc))
+        else:
+            rc = dataclasses.replace(
+                rc,
+                report=validate_bytes(data, rc.nome, ctx, overrides=fixed),
+                contesto=fingerprint or rc.contesto,
+            )
         yield rc
+
+
+def _missing(rc: Receipt) -> LedgerDamage:
+    when = rc.ricevuto_il.astimezone(TZ).strftime("%d/%m/%Y %H:%M")
+    return LedgerDamage(
+        0,
+        f"il file archiviato di {rc.nome!r} (ricevuto il {when}) non si trova più in "
+        f"{rc.blob}: i suoi dati restano quelli registrati, ma il file non si può più rileggere",
+    )
 
 
 # --------------------------------------------------------------------------- import

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from piano_abitativo.archive.store import TZ, Receipt, now
+from piano_abitativo.archive.decisions import Decision, Decisions, Rettifica
+from piano_abitativo.archive.store import CANALE_CARTELLA, TZ, LedgerDamage, Receipt, now
 from piano_abitativo.core.problems import Problem, Report, Severity, problem
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
@@ -34,6 +35,13 @@ STATO_NON_RICEVUTO = "non ricevuto"
 STATO_VALIDO = "ricevuto"
 STATO_CON_AVVISI = "ricevuto con avvisi"
 STATO_CON_ERRORI = "da correggere"
+STATO_IN_VERIFICA = "in verifica"
+
+#: who sent a version, compared with the registry (`sender_kind`)
+MITTENTE_PROPRIO = "proprio"  # the ente's own registered address
+MITTENTE_SCONOSCIUTO = "sconosciuto"  # an address not in the registry (or none)
+MITTENTE_CARTELLA = "cartella"  # imported by the capofila from a folder: its own act
+MITTENTE_ALTRO = "altro ente"  # another ente's registered address
 
 #: Fields whose totals the plan prints (and the master names `totale_<id>`), default schema
 TOTAL_FIELDS: tuple[Field, ...] = SCHEMA.total_fields
@@ -80,6 +88,12 @@ class EnteStatus:
     plan: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
     #: the schema of the raccolta: what `plan` holds
     schema: Schema = field(default=SCHEMA, repr=False, compare=False)
+    #: returns held for review (identity conflicts), not used until accepted
+    in_verifica: tuple[Held, ...] = ()
+    #: the capofila's rettifiche applied to the used version (the latest per field)
+    rettifiche: tuple[Rettifica, ...] = ()
+    #: who sent the used version (`MITTENTE_*`), None when nothing is used
+    mittente_usata: str | None = None
 
     def __post_init__(self) -> None:
         used = self.used
@@ -101,10 +115,22 @@ class EnteStatus:
 
     @property
     def received(self) -> bool:
-        return bool(self.versions)
+        return bool(self.versions or self.in_verifica)
+
+    @property
+    def mittente_sconosciuto(self) -> bool:
+        """The used version came from an address that is not in the registry."""
+        return self.mittente_usata == MITTENTE_SCONOSCIUTO
+
+    @property
+    def rettificati(self) -> dict[str, Rettifica]:
+        """field id → the rettifica applied to it."""
+        return {rt.campo: rt for rt in self.rettifiche}
 
     @property
     def stato(self) -> str:
+        if self.in_verifica:
+            return STATO_IN_VERIFICA
         last = self.latest
         if last is None:
             return STATO_NON_RICEVUTO
@@ -204,6 +230,20 @@ class Consolidation:
     confronto: Confronto | None = None
     #: the raccolta's schema: its fields, tables and totals
     schema: Schema = SCHEMA
+    #: files the capofila set aside (`scarta`), with the decision
+    scartati: list[tuple[Receipt, Decision]] = field(default_factory=list)
+    #: rettifiche that no longer apply: the ente sent a newer version
+    rettifiche_superate: list[Rettifica] = field(default_factory=list)
+    #: damaged ledger lines and archived files that are gone
+    registro_danneggiato: list[LedgerDamage] = field(default_factory=list)
+    #: every decision and rettifica (the master's sheet "Decisioni e rettifiche")
+    decisioni: Decisions = field(default_factory=Decisions)
+
+    @property
+    def in_verifica(self) -> list[Held]:
+        """Every held return, oldest first."""
+        held = [h for s in self.enti for h in s.in_verifica]
+        return sorted(held, key=lambda h: _order(h.receipt))
 
     @property
     def answered(self) -> list[EnteStatus]:
@@ -265,6 +305,68 @@ def _kept(rc: Receipt, *, problems: bool) -> Receipt:
     )
 
 
+@dataclass(frozen=True)
+class Held:
+    """A return held for review: archived and validated, not used in the tables until
+    the capofila decides (`accetta` or `scarta`)."""
+
+    receipt: Receipt
+    #: the codice the file declares (template metadata or typed)
+    ente: str | None
+    motivo: str
+    mittente: str | None = None
+    #: codice of the ente whose registered address sent it, if any
+    mittente_ente: str | None = None
+
+
+def address_book(r: Raccolta) -> dict[str, Ente]:
+    """Every registered pec and email, lower case → the ente."""
+    out: dict[str, Ente] = {}
+    for e in r.registry:
+        for addr in (e.pec, e.email):
+            if addr:
+                out.setdefault(addr.strip().lower(), e)
+    return out
+
+
+def sender_kind(rc: Receipt, codice: str | None, addresses: dict[str, Ente]) -> str:
+    """Who sent a version, compared with the ente it is attributed to."""
+    if rc.canale == CANALE_CARTELLA and "mittente" not in rc.extra:
+        return MITTENTE_CARTELLA
+    mittente = str(rc.extra.get("mittente") or "").strip().lower()
+    sender = addresses.get(mittente) if mittente else None
+    if sender is None:
+        return MITTENTE_SCONOSCIUTO
+    return MITTENTE_PROPRIO if sender.codice == codice else MITTENTE_ALTRO
+
+
+def _intrinsic_hold(rc: Receipt, ente: Ente, kind: str, addresses: dict[str, Ente]) -> Held | None:
+    """Why `rc` must be held whatever else the ente sent: sent from another ente's
+    registered address, or the typed identity disagrees with the template's."""
+    mittente = str(rc.extra.get("mittente") or "") or None
+    if kind == MITTENTE_ALTRO and mittente:
+        other = addresses[mittente.strip().lower()]
+        return Held(
+            rc,
+            ente.codice,
+            f"il file dichiara {ente.nome_completo} ma è stato inviato dall'indirizzo "
+            f"registrato di {other.nome_completo} ({mittente})",
+            mittente,
+            other.codice,
+        )
+    m14 = next((p for p in rc.report.problems if p.code == "M14"), None)
+    if m14 is not None:
+        return Held(
+            rc,
+            ente.codice,
+            f"l'ente scritto nella scheda («{m14.value}») non è quello del modello "
+            f"({ente.nome_completo})",
+            mittente,
+            None,
+        )
+    return None
+
+
 @dataclass
 class _Versions:
     """The versions of one ente while the receipts stream by."""
@@ -272,41 +374,107 @@ class _Versions:
     ente: Ente
     schema: Schema
     versions: list[Receipt] = field(default_factory=list)
-    plan: tuple[Any, ...] | None = None
+    #: plan values of each valid version, by sha256
+    plans: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: who sent each version (`MITTENTE_*`), by sha256
+    senders: dict[str, str] = field(default_factory=dict)
+    accepted: set[str] = field(default_factory=set)
+    held: list[Held] = field(default_factory=list)
 
-    def add(self, rc: Receipt) -> None:
-        """Insert `rc` in reception order. Only the latest version keeps its problems and
-        only the latest valid one gives the values; the used version changes only to a
-        newly arrived one, so its values are taken from the full report now."""
+    def add(self, rc: Receipt, kind: str, *, accepted: bool, hold: Held | None) -> None:
+        """Insert `rc` in reception order (or among the held ones). Only the latest
+        version keeps its problems and mail facts; the plan values of each valid version
+        are kept compactly, so the used one can be chosen once all have arrived."""
         kept = _kept(rc, problems=True)
+        if hold is not None and not accepted:
+            self.held.append(dataclasses.replace(hold, receipt=kept))
+            return
         bisect.insort(self.versions, kept, key=_order)
-        latest = self.versions[-1]
-        used = next((v for v in reversed(self.versions) if v.report.valid), None)
-        if used is kept:
-            self.plan = plan_tuple(rc.report.values, self.ente, self.schema)
-        for i, v in enumerate(self.versions):
-            if v is not latest and (v.extra or v.report.problems != v.report.errors[:1]):
-                self.versions[i] = _kept(v, problems=False)
+        self.senders[rc.sha256] = kind
+        if accepted:
+            self.accepted.add(rc.sha256)
+        if rc.report.valid:
+            self.plans[rc.sha256] = plan_tuple(rc.report.values, self.ente, self.schema)
 
-    def status(self) -> EnteStatus:
-        return EnteStatus(self.ente, tuple(self.versions), plan=self.plan, schema=self.schema)
+    def status(self, rettifiche: Decisions) -> EnteStatus:
+        """The ente as consolidated. A version from an address not in the registry that
+        would replace one sent from the ente's own registered address is held."""
+        versions: list[Receipt] = []
+        own_seen = False
+        for v in self.versions:
+            kind = self.senders.get(v.sha256)
+            if kind == MITTENTE_SCONOSCIUTO and own_seen and v.sha256 not in self.accepted:
+                mittente = str(v.extra.get("mittente") or "") or None
+                self.held.append(
+                    Held(
+                        v,
+                        self.ente.codice,
+                        f"inviato da un indirizzo non registrato ({mittente or 'sconosciuto'})"
+                        " e sostituirebbe la versione inviata dall'indirizzo "
+                        f"registrato di {self.ente.nome_completo}",
+                        mittente,
+                        None,
+                    )
+                )
+                continue
+            if kind == MITTENTE_PROPRIO and v.report.valid:
+                own_seen = True
+            versions.append(v)
+        latest = versions[-1] if versions else None
+        trimmed = tuple(v if v is latest else _kept(v, problems=False) for v in versions)
+        used = next((v for v in reversed(versions) if v.report.valid), None)
+        applied = tuple(rettifiche.rettifiche_of(used.sha256).values()) if used is not None else ()
+        return EnteStatus(
+            self.ente,
+            trimmed,
+            plan=self.plans.get(used.sha256) if used is not None else None,
+            schema=self.schema,
+            in_verifica=tuple(sorted(self.held, key=lambda h: _order(h.receipt))),
+            rettifiche=applied,
+            mittente_usata=self.senders.get(used.sha256) if used is not None else None,
+        )
 
 
 def consolidate(
-    r: Raccolta, all_receipts: Iterable[Receipt], *, generated_at: dt.datetime | None = None
+    r: Raccolta,
+    all_receipts: Iterable[Receipt],
+    *,
+    generated_at: dt.datetime | None = None,
+    decisions: Decisions | None = None,
+    damage: list[LedgerDamage] | None = None,
 ) -> Consolidation:
-    """Group receipts by ente (latest reception last) and set apart the unattributed.
-    `all_receipts` is consumed once, so an `archive.iter_receipts` stream keeps memory
-    flat: of each receipt only what the master shows is kept (see `EnteStatus`)."""
+    """Group receipts by ente (latest reception last) and set apart the unattributed, the
+    held (identity conflicts) and the files the capofila set aside, applying its
+    `decisions`. `all_receipts` is consumed once, so an `archive.iter_receipts` stream
+    keeps memory flat: of each receipt only what the master shows is kept (see
+    `EnteStatus`). `damage` is the list the stream fills with damaged ledger lines."""
+    dec = decisions if decisions is not None else Decisions()
+    scartati, accettati = dec.scartati, dec.accettati
+    addresses = address_book(r)
     by_ente = {e.codice: _Versions(e, r.schema) for e in r.registry}
     stray: list[Receipt] = []
+    set_aside: list[tuple[Receipt, Decision]] = []
     for rc in all_receipts:
-        codice = rc.report.ente
-        if codice is not None and codice in by_ente:
-            by_ente[codice].add(rc)
-        else:
+        if rc.sha256 in dec.generati:
+            continue
+        if rc.sha256 in scartati:
+            set_aside.append((_kept(rc, problems=True), scartati[rc.sha256]))
+            continue
+        acc = accettati.get(rc.sha256)
+        codice = acc.ente if acc is not None and acc.ente else rc.report.ente
+        group = by_ente.get(codice) if codice is not None else None
+        if group is None:
             stray.append(_kept(rc, problems=True))
-    enti = [by_ente.pop(e.codice).status() for e in plan_order(list(r.registry))]
+            continue
+        kind = sender_kind(rc, codice, addresses)
+        hold = _intrinsic_hold(rc, group.ente, kind, addresses)
+        group.add(rc, kind, accepted=acc is not None, hold=hold)
+    enti = [by_ente.pop(e.codice).status(dec) for e in plan_order(list(r.registry))]
+    used = {s.ente.codice: s.used.sha256 for s in enti if s.used is not None}
+    superate = [rt for rt in dec.rettifiche if used.get(rt.ente) != rt.versione]
+    latest: dict[tuple[str, str, str], Rettifica] = {}
+    for rt in superate:
+        latest[(rt.ente, rt.campo, rt.versione)] = rt
     coverage = {
         s.ente.codice: problem(
             "R9", "", f"{s.ente.nome_completo} non ha inviato i dati", severity=Severity.AVVISO
@@ -325,6 +493,10 @@ def consolidate(
         non_attribuiti=sorted(stray, key=_order),
         coverage=coverage,
         schema=r.schema,
+        scartati=sorted(set_aside, key=lambda x: _order(x[0])),
+        rettifiche_superate=list(latest.values()),
+        registro_danneggiato=damage if damage is not None else [],
+        decisioni=dec,
     )
 
 

@@ -12,12 +12,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from piano_abitativo.archive import store as archive
+from piano_abitativo.archive.decisions import (
+    TIPO_DECISIONE,
+    TIPO_GENERATO,
+    TIPO_RETTIFICA,
+    Decisions,
+)
 from piano_abitativo.archive.store import Receipt
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError, load
@@ -70,14 +77,57 @@ def context_fingerprint(r: Raccolta) -> str:
     return h.hexdigest()[:16]
 
 
-def iter_receipts(r: Raccolta, *, revalidate: bool = True) -> Iterator[Receipt]:
-    """Every receipt of the raccolta in ledger order, read as they are consumed; reports
-    made under other settings are made again (see `archive.store.iter_receipts`)."""
-    if not revalidate:
-        return archive.iter_receipts(r)
-    return archive.iter_receipts(
-        r, fingerprint=context_fingerprint(r), context=lambda: validation_context(r)
+def load_decisions(r: Raccolta) -> Decisions:
+    """The capofila's decisions and rettifiche recorded in the raccolta's ledger."""
+    return Decisions.from_records(
+        archive.iter_ledger_of(r.path, frozenset({TIPO_DECISIONE, TIPO_RETTIFICA, TIPO_GENERATO}))
     )
+
+
+def corrections(decisions: Decisions) -> dict[str, dict[str, Any]]:
+    """sha256 of a version → field → the value the capofila recorded (latest wins)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rt in decisions.rettifiche:
+        out.setdefault(rt.versione, {})[rt.campo] = rt.valore
+    return out
+
+
+def iter_receipts(
+    r: Raccolta,
+    *,
+    revalidate: bool = True,
+    decisions: Decisions | None = None,
+    damage: list[archive.LedgerDamage] | None = None,
+) -> Iterator[Receipt]:
+    """Every receipt of the raccolta in ledger order, read as they are consumed; reports
+    made under other settings are made again (see `archive.store.iter_receipts`), and so
+    are those of the versions the capofila corrected (`decisions`, read from the ledger
+    when not given), with its values. Damaged ledger lines go to `damage`."""
+    dec = decisions if decisions is not None else load_decisions(r)
+    fixed = corrections(dec)
+    if not revalidate:
+        return archive.iter_receipts(
+            r, damage=damage, corrections=fixed, context=lambda: validation_context(r)
+        )
+    return archive.iter_receipts(
+        r,
+        fingerprint=context_fingerprint(r),
+        context=lambda: validation_context(r),
+        damage=damage,
+        corrections=fixed,
+    )
+
+
+def consolidate_raccolta(
+    r: Raccolta, *, revalidate: bool = True, generated_at: dt.datetime | None = None
+) -> Consolidation:
+    """The raccolta consolidated from its ledger: every receipt (validated again when its
+    settings changed), the capofila's decisions and rettifiche applied, damaged ledger
+    lines reported in `Consolidation.registro_danneggiato`."""
+    dec = load_decisions(r)
+    damage: list[archive.LedgerDamage] = []
+    stream = iter_receipts(r, revalidate=revalidate, decisions=dec, damage=damage)
+    return consolidate(r, stream, decisions=dec, damage=damage, generated_at=generated_at)
 
 
 def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:
@@ -141,7 +191,7 @@ def previous_consolidation(r: Raccolta) -> Consolidation | None:
         try:
             prev = previous_raccolta(r)
             if prev is not None:
-                cons = consolidate(prev, receipts(prev))
+                cons = consolidate_raccolta(prev)
                 LOADED_FROM[prev.id] = prev.path
         except (RaccoltaError, OSError):
             cons = None

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from piano_abitativo.archive import store as archive
-from piano_abitativo.consolidation.consolidate import consolidate
-from piano_abitativo.consolidation.context import receipts as validated_receipts
+from piano_abitativo.consolidation.consolidate import Held
+from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
 from piano_abitativo.mail.settings import MailError, MailSettings
@@ -133,7 +133,7 @@ def plan_solleciti(
     plan = Plan("sollecito")
     oggi = oggi or archive.now().date()
     wanted = {e.codice for e in _select(r, enti)}
-    cons = consolidate(r, validated_receipts(r))
+    cons = consolidate_raccolta(r)
     for s in cons.enti:
         e = s.ente
         if e.codice not in wanted:
@@ -182,14 +182,21 @@ def plan_solleciti(
 def plan_esiti(r: Raccolta) -> Plan:
     """The esito of each ente's latest file, and "manca il file" to messages without one."""
     plan = Plan("esito")
-    receipts = validated_receipts(r)
-    cons = consolidate(r, receipts)
+    cons = consolidate_raccolta(r)
     latest_by_ente: dict[str, dt.datetime] = {}
     for s in cons.enti:
+        for h in s.in_verifica:
+            # the sender is told its file is under verification, never that it was accepted
+            to = h.mittente or s.ente.indirizzo
+            if to:
+                plan.messages.append(_esito_message(r, h.receipt, s.ente, to, held=h))
+            when = h.receipt.ricevuto_il
+            latest_by_ente[s.ente.codice] = max(when, latest_by_ente.get(s.ente.codice, when))
         last = s.latest
         if last is None:
             continue
-        latest_by_ente[s.ente.codice] = last.ricevuto_il
+        when = last.ricevuto_il
+        latest_by_ente[s.ente.codice] = max(when, latest_by_ente.get(s.ente.codice, when))
         to = str(last.extra.get("mittente") or "") or s.ente.indirizzo
         if not to:
             plan.esclusi.append(_no_address(s.ente))
@@ -228,13 +235,29 @@ def plan_esiti(r: Raccolta) -> Plan:
     return plan
 
 
-def _esito_message(r: Raccolta, rc: archive.Receipt, ente: Ente | None, to: str) -> Outgoing:
+def _esito_message(
+    r: Raccolta,
+    rc: archive.Receipt,
+    ente: Ente | None,
+    to: str,
+    *,
+    held: Held | None = None,
+) -> Outgoing:
     values = common_values(r, ente)
     rep = rc.report
     values["file"] = rc.nome
     values["ricevuto_il"] = when_text(rc.ricevuto_il)
     values["avvisi"] = ""
-    if ente is None:
+    if held is not None:
+        values["esito"] = (
+            f"il file «{rc.nome}» ricevuto il {when_text(rc.ricevuto_il)} è in verifica "
+            f"presso il Comune capofila: {held.motivo}. I dati non entrano nel Piano "
+            f"{r.anno} finché il Comune capofila non avrà verificato il file; se "
+            "necessario sarete ricontattati."
+        )
+        values["errori"] = ""
+        motivo = "in verifica"
+    elif ente is None:
         values["esito"] = (
             f"il file «{rc.nome}» ricevuto il {when_text(rc.ricevuto_il)} non è "
             f"stato riconosciuto come un modello del Piano {r.anno} di un ente "

@@ -60,9 +60,20 @@ def validate_file(
     return validate_reading(read_workbook(path, display_name=display_name, schema=schema), context)
 
 
-def validate_bytes(data: bytes, name: str, context: ValidationContext | None = None) -> Report:
+def validate_bytes(
+    data: bytes,
+    name: str,
+    context: ValidationContext | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> Report:
+    """Read and validate one returned workbook given as bytes; `overrides` (field id →
+    value, the capofila's rettifiche) replace what was typed before the checks run."""
     schema = context.schema if context else SCHEMA
-    return validate_reading(read_bytes(data, name, schema), context)
+    rd = read_bytes(data, name, schema)
+    if overrides and rd.readable:
+        rd.values.update(overrides)
+    return validate_reading(rd, context)
 
 
 def validate_reading(rd: Reading, context: ValidationContext | None = None) -> Report:

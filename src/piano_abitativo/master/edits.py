@@ -1,0 +1,164 @@
+"""Values changed by hand in the master's *Dati* sheet: never silently overwritten.
+
+Each time the master is written (by `consolida` or by the *Consolida* button) the values
+of *Dati* are kept in ``archivio/dati-cartella-di-lavoro.json``. Before writing again,
+the values now in *Dati* (read from the file on disk, or from the open workbook) are
+compared with them: every difference is a `Modifica` that the capofila either records as
+a rettifica or discards, explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from piano_abitativo.archive.store import archive_dir
+from piano_abitativo.consolidation.consolidate import Consolidation
+from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.schema import Field, Kind, Role, Schema
+from piano_abitativo.master.model import SHEET_DATI, dati_header, master_path
+from piano_abitativo.master.tables import DATI_FIRST_FIELD_COL, DATI_HEADER_ROW
+
+SNAPSHOT_NAME = "dati-cartella-di-lavoro.json"
+
+#: one cell of Dati as compared: (ente codice, field id) → value
+Grid = Sequence[Sequence[Any]]
+
+
+def snapshot_path(raccolta_path: Path) -> Path:
+    return archive_dir(raccolta_path) / SNAPSHOT_NAME
+
+
+def _norm(f: Field, v: Any) -> Any:
+    """A cell value as compared: numbers as int when whole, blanks as None, text stripped."""
+    if v is None or isinstance(v, dt.date | dt.time):
+        return None if v is None else str(v)
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int | float):
+        if not math.isfinite(v):
+            return str(v)
+        return int(v) if float(v).is_integer() else float(v)
+    text = str(v).strip()
+    if not text:
+        return None
+    if f.kind in (Kind.COUNT, Kind.PERCENT):
+        try:
+            x = float(text.replace(",", "."))
+        except ValueError:
+            return text
+        return int(x) if x.is_integer() else x
+    if f.kind is Kind.YESNO:
+        return text.upper().replace("SÌ", "SI")
+    return text
+
+
+def dati_values(cons: Consolidation) -> dict[str, dict[str, Any]]:
+    """What the master's *Dati* shows for each ente (the values written), compared later."""
+    fields = cons.schema.plan_fields
+    out: dict[str, dict[str, Any]] = {}
+    for s in cons.enti:
+        vals = s.values
+        out[s.ente.codice] = {f.id: _norm(f, vals.get(f.id)) if vals else None for f in fields}
+    return out
+
+
+def write_snapshot(cons: Consolidation, raccolta_path: Path) -> None:
+    """Keep the values of *Dati* as just written (call after writing the master)."""
+    data = {
+        "anno": cons.anno,
+        "raccolta": cons.raccolta_id,
+        "scritto_il": cons.generated_at.isoformat(),
+        "valori": dati_values(cons),
+    }
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
+    atomic_write_bytes(snapshot_path(raccolta_path), text.encode("utf-8"))
+
+
+def read_snapshot(raccolta_path: Path) -> dict[str, dict[str, Any]] | None:
+    """The values of *Dati* last written; None when there is none (or it is unreadable:
+    then nothing can be compared and nothing is reported)."""
+    try:
+        data = json.loads(snapshot_path(raccolta_path).read_text(encoding="utf-8"))
+        valori = data["valori"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return valori if isinstance(valori, dict) else None
+
+
+def grid_values(grid: Grid, schema: Schema) -> dict[str, dict[str, Any]]:
+    """The values of a *Dati* sheet given as rows of cells from A1: codice → field → value.
+    Columns are found by their header (a column moved by hand is still found)."""
+    if len(grid) <= DATI_HEADER_ROW:
+        return {}
+    header = [str(h or "").strip() for h in grid[DATI_HEADER_ROW]]
+    by_header = {dati_header(f): f for f in schema.plan_fields}
+    cols: dict[int, Field] = {}
+    for c, h in enumerate(header):
+        if c >= DATI_FIRST_FIELD_COL - 1 and h in by_header:
+            cols[c] = by_header[h]
+    out: dict[str, dict[str, Any]] = {}
+    for row in grid[DATI_HEADER_ROW + 1 :]:
+        if not row or row[0] in (None, ""):
+            continue
+        codice = row[0]
+        if isinstance(codice, float) and codice.is_integer():
+            codice = int(codice)
+        key = str(codice).strip()
+        out[key] = {f.id: _norm(f, row[c] if c < len(row) else None) for c, f in cols.items()}
+    return out
+
+
+def read_master_grid(path: Path) -> Grid | None:
+    """The *Dati* sheet of the master file at `path`, rows from A1; None when there is no
+    such file or sheet."""
+    import python_calamine as pc
+
+    try:
+        wb = pc.CalamineWorkbook.from_path(str(path))
+        if SHEET_DATI not in wb.sheet_names:
+            return None
+        rows: list[list[Any]] = wb.get_sheet_by_name(SHEET_DATI).to_python(skip_empty_area=False)
+    except Exception:  # a damaged or foreign file: nothing to compare
+        return None
+    return rows
+
+
+def find_edits(
+    written: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, Mapping[str, Any]],
+    cons: Consolidation,
+) -> list[tuple[str, Field, Any, Any]]:
+    """(ente, field, value written, value now) for every typed cell that differs. The
+    computed columns (sums) follow the typed ones and are not compared."""
+    edits: list[tuple[str, Field, Any, Any]] = []
+    for s in cons.enti:
+        codice = s.ente.codice
+        was, now = written.get(codice), current.get(codice)
+        if was is None or now is None:
+            continue
+        for f in cons.schema.plan_fields:
+            if f.role is Role.FORMULA or f.id not in now or f.id not in was:
+                continue
+            a, b = was[f.id], now[f.id]
+            if a != b and not (f.kind is Kind.COUNT and {a, b} <= {0, None}):
+                edits.append((codice, f, a, b))
+    return edits
+
+
+def master_edits_on_disk(
+    cons: Consolidation, raccolta_path: Path
+) -> list[tuple[str, Field, Any, Any]]:
+    """The values changed by hand in the master file of the raccolta since it was last
+    written; [] when there is no master or nothing to compare with."""
+    written = read_snapshot(raccolta_path)
+    if written is None:
+        return []
+    grid = read_master_grid(master_path(raccolta_path, cons.anno, ".xlsm"))
+    if grid is None:
+        return []
+    return find_edits(written, grid_values(grid, cons.schema), cons)
