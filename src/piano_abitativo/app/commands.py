@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from piano_abitativo.app.decisioni import Modifica
 from piano_abitativo.app.loading import (
     PathLike,
     RaccoltaLike,
@@ -26,10 +27,11 @@ from piano_abitativo.app.loading import (
     load_raccolta,
 )
 from piano_abitativo.archive import store as archive
+from piano_abitativo.archive.decisions import Rettifica
 from piano_abitativo.consolidation.consolidate import Consolidation
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.core.errors import RaccoltaError
+from piano_abitativo.core.errors import MasterEdited, RaccoltaError
 from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
 
@@ -234,22 +236,95 @@ class ConsolidaResult:
     consolidation: Consolidation
     #: why last year's raccolta could not be compared, if it is linked but unusable
     note: tuple[str, ...] = field(default=())
+    #: values changed by hand in Dati and now recorded as rettifiche
+    rettifiche: tuple[Rettifica, ...] = ()
+    #: values changed by hand in Dati and discarded (``scarta_modifiche``)
+    modifiche_scartate: tuple[Modifica, ...] = ()
+
+
+def master_modifiche(r: Raccolta, cons: Consolidation | None = None) -> list[Modifica]:
+    """The values of the master's *Dati* changed by hand since `consolida` wrote them."""
+    from piano_abitativo.master.edits import master_edits_on_disk
+    from piano_abitativo.master.model import dati_header
+
+    cons = cons or consolidation(r)
+    names = {s.ente.codice: s.ente.nome_completo for s in cons.enti}
+    return [
+        Modifica(codice, names[codice], f.id, dati_header(f), old, new)
+        for codice, f, old, new in master_edits_on_disk(cons, r.path)
+    ]
+
+
+def modifiche_text(r: Raccolta, modifiche: Sequence[Modifica]) -> str:
+    """The Italian message that stops `consolida` when Dati was changed by hand."""
+    from piano_abitativo.core.formatting import it_number
+    from piano_abitativo.master.model import master_path
+
+    def show(v: object) -> str:
+        if v is None:
+            return "vuoto"
+        return it_number(v) if isinstance(v, int | float) else f"«{v}»"
+
+    lines = [
+        f"Nel foglio Dati di {master_path(r.path, r.anno, '.xlsm').name} "
+        + (
+            "c'è 1 valore modificato a mano"
+            if len(modifiche) == 1
+            else f"ci sono {len(modifiche)} valori modificati a mano"
+        )
+        + " dopo l'ultimo consolidamento; il consolidato non è stato riscritto:"
+    ]
+    lines += [
+        f"- {m.denominazione}, {m.etichetta} ({m.campo}): {show(m.vecchio)} → {show(m.nuovo)}"
+        for m in modifiche
+    ]
+    lines.append(
+        f'Per registrarli come rettifiche: piano-abitativo consolida "{r.path}" '
+        '--registra-rettifiche --motivo "…"; per scartarli e riscrivere i dati degli enti: '
+        f'piano-abitativo consolida "{r.path}" --scarta-modifiche'
+    )
+    return "\n".join(lines)
 
 
 def consolida(
-    raccolta: RaccoltaLike, *, waiting: Callable[[str], None] | None = None
+    raccolta: RaccoltaLike,
+    *,
+    waiting: Callable[[str], None] | None = None,
+    registra_rettifiche: bool = False,
+    scarta_modifiche: bool = False,
+    motivo: str | None = None,
 ) -> ConsolidaResult:
     """Write the master workbook (.xlsm with its buttons: tables a)–k) with totals as
-    formulas, Cruscotto, Anomalie, Report) from the latest valid return of each ente."""
+    formulas, Cruscotto, Anomalie, Report) from the latest valid return of each ente.
+
+    A value changed by hand in the master's *Dati* is never silently overwritten: when
+    there are such changes `consolida` stops (`MasterEdited`, listing them) unless
+    ``registra_rettifiche`` (they are recorded as rettifiche with `motivo`, then the
+    master is written) or ``scarta_modifiche`` (the enti's values are written again)."""
+    from piano_abitativo.app.decisioni import registra_rettifiche as registra
+    from piano_abitativo.archive.decisions import ORIGINE_MASTER
     from piano_abitativo.consolidation.context import previous_notice
+    from piano_abitativo.master.edits import write_snapshot
     from piano_abitativo.master.xlsm import write_master_xlsm
 
     r = load_raccolta(raccolta)
+    if registra_rettifiche and scarta_modifiche:
+        raise RaccoltaError("--registra-rettifiche e --scarta-modifiche non vanno usati insieme")
+    if registra_rettifiche and not (motivo or "").strip():
+        raise RaccoltaError("con --registra-rettifiche indicare il motivo: --motivo TESTO")
+    modifiche = master_modifiche(r)
+    recorded: tuple[Rettifica, ...] = ()
+    if modifiche and registra_rettifiche:
+        recorded = registra(r, modifiche, motivo=motivo or "", origine=ORIGINE_MASTER).rettifiche
+    elif modifiche and not scarta_modifiche:
+        raise MasterEdited(modifiche_text(r, modifiche))
     with archive.locked(r.path, waiting=waiting):
         cons = consolidation(r)
         target = write_master_xlsm(cons, r.path)
+        write_snapshot(cons, r.path)
     notice = previous_notice(r)
-    return ConsolidaResult(target, cons, (notice,) if notice else ())
+    discarded = tuple(modifiche) if scarta_modifiche else ()
+    return ConsolidaResult(target, cons, (notice,) if notice else (), recorded, discarded)
 
 
 def documento(

@@ -274,9 +274,21 @@ def _consolida(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import consolida
 
     err = _console(stderr=True)
-    res = consolida(args.cartella, waiting=lambda m: err.print(m))
+    res = consolida(
+        args.cartella,
+        waiting=lambda m: err.print(m),
+        registra_rettifiche=args.registra_rettifiche,
+        scarta_modifiche=args.scarta_modifiche,
+        motivo=args.motivo,
+    )
     for note in res.note:
         err.print(f"Avviso: {note}", markup=False)
+    if res.rettifiche:
+        err.print(f"Registrate {len(res.rettifiche)} rettifiche dal foglio Dati.", markup=False)
+    if res.modifiche_scartate:
+        err.print(
+            f"Scartate {len(res.modifiche_scartate)} modifiche del foglio Dati.", markup=False
+        )
     if args.json:
         _json({"master": str(res.master), "totali": res.consolidation.totals})
     else:
@@ -284,6 +296,31 @@ def _consolida(args: argparse.Namespace) -> int:
 
         print_consolidation(res.consolidation, res.master, _console())
     return 0
+
+
+def _decisione(args: argparse.Namespace) -> int:
+    from piano_abitativo.app import decisioni
+    from piano_abitativo.cli.terminal_decisioni import print_decision
+
+    if args.comando == "accetta":
+        res = decisioni.accetta(args.cartella, args.id, motivo=args.motivo, ente=args.ente)
+    elif args.comando == "scarta":
+        res = decisioni.scarta(args.cartella, args.id, motivo=args.motivo)
+    else:
+        res = decisioni.ripristina(args.cartella, args.id, motivo=args.motivo)
+    print_decision(res, _console())
+    return 0
+
+
+def _rettifica(args: argparse.Namespace) -> int:
+    from piano_abitativo.app import decisioni
+    from piano_abitativo.cli.terminal_decisioni import print_rettifica
+
+    res = decisioni.rettifica(
+        args.cartella, ente=args.ente, campo=args.campo, valore=args.valore, motivo=args.motivo
+    )
+    print_rettifica(res, _console())
+    return 0 if all(r.valid for r in res.reports) else 1
 
 
 def _documento(args: argparse.Namespace) -> int:
@@ -353,6 +390,10 @@ _HANDLERS = {
     "esiti": _posta,
     "stato": _stato,
     "consolida": _consolida,
+    "accetta": _decisione,
+    "scarta": _decisione,
+    "ripristina": _decisione,
+    "rettifica": _rettifica,
     "documento": _documento,
     "master-vuoto": _master_vuoto,
     "modello-vuoto": _modello_vuoto,

@@ -273,6 +273,58 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--json", action="store_true", help="stampa in JSON il percorso del file e i totali"
     )
+    scelta = c.add_mutually_exclusive_group()
+    scelta.add_argument(
+        "--registra-rettifiche",
+        action="store_true",
+        help="i valori modificati a mano nel foglio Dati sono registrati come rettifiche "
+        "(con --motivo), poi il consolidato è riscritto",
+    )
+    scelta.add_argument(
+        "--scarta-modifiche",
+        action="store_true",
+        help="i valori modificati a mano nel foglio Dati sono scartati e riscritti con "
+        "quelli degli enti",
+    )
+    c.add_argument("--motivo", metavar="TESTO", help="il motivo delle rettifiche registrate")
+
+    c = cmd(
+        "accetta",
+        "Usa un file in verifica (mittente o ente in conflitto) o non attribuito: i suoi "
+        "dati entrano nel Piano per l'ente che dichiara, o per quello indicato con --ente. "
+        "La decisione è registrata con chi, quando e perché.",
+    )
+    cartella(c)
+    c.add_argument("id", metavar="ID", help="identificativo del file (mostrato da stato e importa)")
+    c.add_argument("--motivo", metavar="TESTO", required=True, help="perché il file è accettato")
+    c.add_argument("--ente", metavar="CODICE", help="l'ente a cui attribuire il file")
+
+    c = cmd(
+        "scarta",
+        "Toglie dal Piano uno o più file ricevuti: restano nell'archivio, l'ente torna alla "
+        "versione precedente o a «non ricevuto». Si annulla con ripristina.",
+    )
+    cartella(c)
+    c.add_argument("id", metavar="ID", nargs="+", help="identificativi dei file da scartare")
+    c.add_argument("--motivo", metavar="TESTO", required=True, help="perché i file sono scartati")
+
+    c = cmd("ripristina", "Annulla lo scarto di un file: torna a contare come ricevuto.")
+    cartella(c)
+    c.add_argument("id", metavar="ID", help="identificativo del file scartato")
+    c.add_argument("--motivo", metavar="TESTO", default="", help="perché il file è ripristinato")
+
+    c = cmd(
+        "rettifica",
+        "Registra una correzione del Comune capofila a un valore di un ente (legata alla "
+        "versione che corregge); la validazione si ripete con il valore corretto.",
+    )
+    cartella(c)
+    c.add_argument("--ente", metavar="CODICE", required=True, help="codice dell'ente")
+    c.add_argument(
+        "--campo", metavar="CAMPO", required=True, help="il campo da correggere (es. a_sap)"
+    )
+    c.add_argument("--valore", metavar="VALORE", required=True, help="il valore corretto")
+    c.add_argument("--motivo", metavar="TESTO", required=True, help="perché si corregge")
 
     c = cmd(
         "documento",

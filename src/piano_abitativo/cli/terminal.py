@@ -19,7 +19,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI
+from piano_abitativo.archive.decisions import short_id
+from piano_abitativo.cli.terminal_decisioni import print_attention
+from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
 from piano_abitativo.core.schema import Schema
@@ -100,19 +102,26 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
         con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
         return
     table = Table(show_header=True, header_style="bold")
-    for col in ("File", "Ente", "Ricevuto il", "Esito"):
+    for col in ("ID", "File", "Ente", "Ricevuto il", "Esito"):
         table.add_column(col, overflow="fold")
     for o in res.outcomes:
         name = Path(o.origine).name
         rc = o.receipt
         if rc is None:
             style = "dim" if o.esito == "già importato" else "red"
-            table.add_row(name, "", "", Text(o.messaggio or o.esito, style=style))
+            table.add_row("", Text(name), "", "", Text(o.messaggio or o.esito, style=style))
             continue
-        table.add_row(name, _ente_label(rc, r), f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}", _esito(rc))
+        table.add_row(
+            short_id(rc.sha256),
+            Text(name),
+            _ente_label(rc, r),
+            f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
+            _esito(rc),
+        )
     for rc in res.recovered:
         table.add_row(
-            rc.nome,
+            short_id(rc.sha256),
+            Text(rc.nome),
             _ente_label(rc, r),
             f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
             Text.assemble(_esito(rc), " (recuperato dall'archivio)"),
@@ -183,7 +192,8 @@ def print_consolidation(
     answered = sum(1 for s in cons.enti if s.received)
     con.print(
         f"Enti che hanno risposto: {answered} di {n}; da correggere: "
-        f"{cons.count(STATO_CON_ERRORI)}; non ricevuti: {n - answered}"
+        f"{cons.count(STATO_CON_ERRORI)}; in verifica: {cons.count(STATO_IN_VERIFICA)}; "
+        f"non ricevuti: {n - answered}"
         + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}" if cons.non_attribuiti else "")
         + "."
     )
@@ -195,8 +205,9 @@ def print_consolidation(
         con.print(f"{label}: {names or 'nessun Comune'}.")
     h = ", ".join(s.ente.denominazione for s in cons.table("h"))
     con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
+    print_attention(cons, con)
     if master is not None:
-        con.print(f"Cartella di lavoro riepilogativa: {master}")
+        con.print(Text(f"Cartella di lavoro riepilogativa: {master}"))
 
 
 @contextlib.contextmanager

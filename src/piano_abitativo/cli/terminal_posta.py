@@ -167,6 +167,7 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
         "Err.",
         "Avv.",
         "Sollecitato il",
+        "ID",
     ):
         table.add_column(col, overflow="fold")
     for e in st.enti:
@@ -182,8 +183,32 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
             str(e.errori),
             str(e.avvisi),
             _when(e.sollecitato_il),
+            e.id or "",
         )
     con.print(table)
+    for h in st.in_verifica:
+        con.print(
+            Text(
+                f"In verifica: {h['file']} (ID {h['id']}), ricevuto il "
+                f"{_when(dt.datetime.fromisoformat(h['ricevuto_il']))}: {h['motivo']}. "
+                f"Decidere con «piano-abitativo accetta RACCOLTA {h['id']} --motivo …» o "
+                "«piano-abitativo scarta …».",
+                style="yellow",
+            )
+        )
+    for x in st.scartati:
+        con.print(Text(f"Scartato: {x['file']} (ID {x['id']}): {x['motivo']}.", style="dim"))
+    for rt in st.rettifiche_superate:
+        con.print(
+            Text(
+                f"Rettifica non più applicata: ente {rt['ente']}, {rt['campo']} (motivo: "
+                f"{rt['motivo']}): l'ente ha inviato una versione più recente.",
+                style="yellow",
+            )
+        )
+    for d in st.registro_danneggiato:
+        where = f"riga {d['riga']}" if d.get("riga") else "archivio"
+        con.print(Text(f"Registro dell'archivio danneggiato, {where}: {d['motivo']}.", style="red"))
     for f in st.non_attribuiti:
         con.print(
             Text(

@@ -110,6 +110,11 @@ class MasterLocked(RaccoltaError):
     LibreOffice, here or on another PC of the share); the old file is left as it was."""
 
 
+class MasterEdited(RaccoltaError):
+    """Values were changed by hand in the master's Dati: `consolida` does not overwrite
+    them without an explicit choice (record them as rettifiche, or discard them)."""
+
+
 class DocumentLocked(RaccoltaError):
     """Raised when the .docx or .pdf of the Piano cannot be replaced because it is open in
     Word, LibreOffice or a PDF viewer; the old file is left as it was."""
