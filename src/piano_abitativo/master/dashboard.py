@@ -8,13 +8,16 @@ from typing import Any
 
 from xlsxwriter.utility import xl_rowcol_to_cell
 
+from piano_abitativo.archive.decisions import short_id
 from piano_abitativo.archive.store import Receipt
 from piano_abitativo.consolidation.consolidate import (
     STATO_CON_AVVISI,
     STATO_CON_ERRORI,
+    STATO_IN_VERIFICA,
     STATO_NON_RICEVUTO,
     STATO_VALIDO,
     Consolidation,
+    EnteStatus,
 )
 from piano_abitativo.core.problems import Problem, Severity
 from piano_abitativo.master.model import (
@@ -38,6 +41,7 @@ from piano_abitativo.master.model import (
     _rng,
     _si_no,
 )
+from piano_abitativo.master.review import review_rows
 from piano_abitativo.master.tables import (
     TableDef,
 )
@@ -57,6 +61,7 @@ CRUSCOTTO_HEADERS = (
     "Errori",
     "Avvisi",
     "File",
+    "Note",
 )
 #: the unattributed returns are listed in the columns of the ente list, plus the message
 STRAY_HEADERS = (
@@ -87,6 +92,30 @@ def _stray_message(rc: Receipt) -> str:
     rep = rc.report
     first = rep.errors[0] if rep.errors else (rep.problems[0] if rep.problems else None)
     return first.message if first else "Ente non riconosciuto"
+
+
+def _note(s: EnteStatus) -> str | None:
+    """What needs the capofila's eye on an ente's row: a file in verifica (why), a sender
+    not in the registry, rettifiche, a PEC envelope that does not certify."""
+    notes = [f"In verifica (ID {short_id(h.receipt.sha256)}): {h.motivo}" for h in s.in_verifica]
+    if s.mittente_sconosciuto:
+        notes.append("Versione usata inviata da un indirizzo non registrato")
+    if s.rettifiche:
+        notes.append("Rettifiche del capofila: " + ", ".join(sorted(s.rettificati)))
+    last = s.latest
+    level = last.extra.get("verifica_pec") if last is not None else None
+    if level:
+        notes.append(f"PEC: {PEC_LEVELS.get(str(level), str(level))}")
+    return "; ".join(notes) or None
+
+
+#: how the verification of a PEC envelope is shown
+PEC_LEVELS = {
+    "verificata": "firma del gestore verificata",
+    "gestore_non_verificato": "firma valida, gestore non verificato (manca il file dei gestori)",
+    "non_valida": "firma del gestore non valida: orario non certificato",
+    "assente": "busta PEC senza firma del gestore: orario non certificato",
+}
 
 
 def _cruscotto_sheet(
@@ -182,11 +211,13 @@ def _cruscotto_sheet(
         sh.put(r, 8, s.errori, style="count")
         sh.put(r, 9, s.avvisi, style="count")
         sh.put(r, 10, last_rc.nome if last_rc else None)
+        sh.put(r, 11, _note(s), style="wrap")
     if not cons.enti:
         sh.put(first, 1, "nessun ente nell'elenco", style="empty")
     for criteria, style in (
         (f'$D{first + 1}="{STATO_CON_ERRORI}"', "bad"),
         (f'$D{first + 1}="{STATO_NON_RICEVUTO}"', "warn"),
+        (f'$D{first + 1}="{STATO_IN_VERIFICA}"', "warn"),
         (f'OR($D{first + 1}="{STATO_VALIDO}",$D{first + 1}="{STATO_CON_AVVISI}")', "good"),
     ):
         sh.highlights.append(Highlight(first, 0, last, last_col, criteria, style))
@@ -258,7 +289,7 @@ def _anomalie_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Probl
         rows += [(s.ente.nome_completo, s.latest, p) for p in _by_severity(found)]
     for rc in cons.non_attribuiti:
         rows += [(_declared(rc), rc, p) for p in _by_severity(rc.report.problems)]
-    return rows
+    return review_rows(cons) + rows
 
 
 def _cell_value(v: Any) -> Value:

@@ -21,6 +21,7 @@ from piano_abitativo.master.model import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
     SHEET_DATI,
+    SHEET_DECISIONI,
     SHEET_GRAFICI,
     SHEET_REPORT,
     CellRef,
@@ -31,6 +32,7 @@ from piano_abitativo.master.model import (
     table_sheets,
     total_name,
 )
+from piano_abitativo.master.review import decisioni_sheet
 from piano_abitativo.master.tables import (
     TableDef,
     _confronto_sheet,
@@ -60,6 +62,7 @@ def sheet_names(cons: Consolidation | None = None) -> list[str]:
         *confronto,
         SHEET_DATI,
         SHEET_ANOMALIE,
+        SHEET_DECISIONI,
         SHEET_GRAFICI,
     ]
 
@@ -94,6 +97,7 @@ def _sheet_builders(
         *([lambda sink: _confronto_sheet(cons, pos, sink)] if cons.confronto else []),
         lambda sink: _dati_sheet(cons, pos, sink),
         lambda sink: _anomalie_sheet(cons, sink),
+        lambda sink: decisioni_sheet(cons, sink),
         lambda sink: _grafici_sheet(spans, tds, sink),
     ]
     return builders, names

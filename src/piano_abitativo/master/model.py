@@ -21,6 +21,8 @@ SHEET_REPORT = "Report programmazione"
 SHEET_DATI = "Dati"
 SHEET_ANOMALIE = "Anomalie"
 SHEET_GRAFICI = "Grafici"
+SHEET_DECISIONI = "Decisioni e rettifiche"
+TABLE_DECISIONI = "Decisioni"
 
 
 def table_sheets(schema: Schema) -> dict[str, str]:
@@ -77,6 +79,8 @@ class Cell:
     value: Value = None
     formula: str | None = None
     style: str = "text"
+    #: a cell comment (a rettifica: who, when, why)
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,9 @@ class SheetLayout:
         *,
         formula: str | None = None,
         style: str = "text",
+        comment: str | None = None,
     ) -> Cell:
-        cell = Cell(value, formula, style)
+        cell = Cell(value, formula, style, comment)
         self.place(row, col, cell)
         return cell
 

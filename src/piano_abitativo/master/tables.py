@@ -9,6 +9,8 @@ from typing import Any
 
 from xlsxwriter.utility import xl_rowcol_to_cell
 
+from piano_abitativo.archive.decisions import Rettifica
+from piano_abitativo.archive.store import TZ
 from piano_abitativo.consolidation.consolidate import (
     Consolidation,
 )
@@ -78,8 +80,10 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
     sh.put(
         DATI_TITLE_ROW + 1,
         0,
-        "Valori della versione valida più recente di ogni ente. "
-        "Una correzione scritta qui aggiorna le tabelle a)–k), i totali e il Report.",
+        "Valori della versione valida più recente di ogni ente; in azzurro le rettifiche "
+        "del Comune capofila (il commento dice chi, quando e perché). Un valore corretto "
+        "qui non va perso: al consolidamento successivo si sceglie se registrarlo come "
+        "rettifica, con il motivo, o scartarlo.",
         style="note",
     )
     fields = cons.schema.plan_fields
@@ -96,11 +100,15 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
         sh.put(r, 3, s.stato)
         sh.put(r, DATI_COL_RICEVUTO, _local(used.ricevuto_il) if used else None, style="datetime_s")
         sh.put(r, 5, used.nome if used else None)
+        corrected = s.rettificati
         for f in fields:
             c = cols[f.id]
             style = _num_style(f)
             v = vals.get(f.id) if vals else None
-            if vals and f.role is Role.FORMULA:
+            rt = corrected.get(f.id)
+            if rt is not None:
+                sh.put(r, c, v, style=f"{style}_rett", comment=rettifica_comment(rt))
+            elif vals and f.role is Role.FORMULA:
                 refs = "+".join(str(xl_rowcol_to_cell(r, cols[p])) for p in f.sum_of)
                 sh.put(r, c, v, formula=f"={refs}", style=style)
             else:
@@ -113,6 +121,15 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
     )
     _fit_widths(sh, {1: 40, DATI_COL_RICEVUTO: 19})
     return sh
+
+
+def rettifica_comment(rt: Rettifica) -> str:
+    """The comment of a corrected cell: the value the ente sent, who, when and why."""
+    was = "vuoto" if rt.valore_precedente is None else str(rt.valore_precedente)
+    return (
+        f"Rettifica del Comune capofila: valore dell'ente {was}.\n"
+        f"Motivo: {rt.motivo}\nDa {rt.utente}, il {rt.il.astimezone(TZ):%d/%m/%Y %H:%M}"
+    )
 
 
 # --------------------------------------------------------------------------- tables a)–k)

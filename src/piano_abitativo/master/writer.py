@@ -44,6 +44,7 @@ _HEADER: dict[str, Any] = {
     "valign": "top",
 }
 #: semantic style key -> XlsxWriter format properties
+_RETT: dict[str, Any] = {"border": 1, "border_color": "#2F5597", "bg_color": "#DDEBF7"}
 STYLES: dict[str, dict[str, Any]] = {
     "text": {"border": 1, "border_color": "#BFBFBF"},
     "wrap": {"border": 1, "border_color": "#BFBFBF", "text_wrap": True},
@@ -72,6 +73,20 @@ STYLES: dict[str, dict[str, Any]] = {
     "header": _HEADER,
     "header_bad": {**_HEADER, "bg_color": "#9C0006"},
     "count": {"num_format": "#,##0", "border": 1, "border_color": "#BFBFBF"},
+    # a value corrected by the capofila (rettifica): blue, with a comment
+    "count_rett": {
+        "num_format": "#,##0",
+        "border": 1,
+        "border_color": "#2F5597",
+        "bg_color": "#DDEBF7",
+    },
+    "percent_rett": {
+        "num_format": "General",
+        "border": 1,
+        "border_color": "#2F5597",
+        "bg_color": "#DDEBF7",
+    },
+    "text_rett": {"border": 1, "border_color": "#2F5597", "bg_color": "#DDEBF7"},
     "count_bold": {"num_format": "#,##0", "bold": True, "align": "left"},
     "count_bad": {"num_format": "#,##0", "bold": True, "align": "left", "font_color": "#9C0006"},
     "count_warn": {"num_format": "#,##0", "bold": True, "align": "left", "font_color": "#9C5700"},
@@ -153,6 +168,8 @@ def _write_cell(ws: Any, r: int, c: int, cell: Cell, fmt: Any) -> None:
         ws.write_datetime(r, c, v, fmt)
     else:
         ws.write_string(r, c, str(v), fmt)
+    if cell.comment:
+        ws.write_comment(r, c, cell.comment, {"x_scale": 2.5, "y_scale": 1.6})
 
 
 class _RowStream:

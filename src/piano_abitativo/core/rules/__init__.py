@@ -9,7 +9,7 @@ from piano_abitativo.core.rules.rows import Case, Check, check_rows
 
 
 def _order(code: str) -> tuple[int, int]:
-    return "FMLRV".index(code[0]), int(code[1:])
+    return "FMLRVD".index(code[0]), int(code[1:])
 
 
 #: Every problem the reader and the validator can report, in the order of the docs.

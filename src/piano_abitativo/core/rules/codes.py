@@ -191,4 +191,41 @@ PLAIN_CODES: tuple[ProblemType, ...] = (
         "Foglio nascosto del modello mancante",
         "Compilare il modello originale senza copiarne i dati in un altro file.",
     ),
+    # the capofila's review of what arrived (consolidation): never about the file's content
+    _t(
+        "D01",
+        A,
+        "File in verifica: mittente o ente in conflitto",
+        "Verificare con l'ente chi ha inviato il file, poi decidere con «piano-abitativo "
+        "accetta» (i dati entrano nel Piano) o «piano-abitativo scarta».",
+    ),
+    _t(
+        "D02",
+        A,
+        "Rettifica non più applicata: l'ente ha inviato una versione più recente",
+        "Controllare la nuova versione; se la correzione serve ancora registrarla di nuovo "
+        "con «piano-abitativo rettifica».",
+    ),
+    _t(
+        "D03",
+        E,
+        "Registro dell'archivio danneggiato",
+        "I file ricevuti restano nell'archivio: eseguire «piano-abitativo importa RACCOLTA "
+        "--da CARTELLA» (anche una cartella vuota) per recuperare quelli la cui riga è "
+        "illeggibile, e segnalare il problema al supporto informatico.",
+    ),
+    _t(
+        "D04",
+        A,
+        "Versione usata inviata da un indirizzo non registrato",
+        "Verificare che il mittente sia dell'ente; se è un suo indirizzo, aggiungerlo "
+        "nell'elenco degli enti (colonne email o pec).",
+    ),
+    _t(
+        "D05",
+        A,
+        "Rettifica del Comune capofila applicata",
+        "Il valore del Piano è quello corretto dal Comune capofila (vedere il foglio "
+        "Decisioni e rettifiche).",
+    ),
 )
