@@ -37,6 +37,7 @@ from typing import Any
 
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from piano_abitativo.core.errors import MailError
 from piano_abitativo.core.raccolta import Raccolta
@@ -360,14 +361,31 @@ def _anchor(
         if cert == gestore:
             return cert
     for cert in trusted:
-        if cert.subject != gestore.issuer:
-            continue
-        try:
-            gestore.verify_directly_issued_by(cert)
-        except Exception:  # noqa: S112 - a wrong signature or key type: try the next one
-            continue
-        return cert
+        if cert.subject == gestore.issuer and _issued_by(gestore, cert):
+            return cert
     return None
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """The signature of ``cert`` verifies with the key of ``ca`` (SHA-1 included: the older
+    gestori's certificates use it; ``verify_directly_issued_by`` refuses it)."""
+    key = ca.public_key()
+    try:
+        params = cert.signature_algorithm_parameters
+        hash_alg = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.AsymmetricPadding):
+            if hash_alg is None:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, params, hash_alg)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, params)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+    except Exception:  # a wrong signature, an algorithm not handled
+        return False
+    return True
 
 
 def _valid_at(cert: x509.Certificate, at: dt.datetime) -> bool:
