@@ -32,9 +32,7 @@ def real_mail_dir() -> Path:
     """The folder of the real files; skip (fail under CI=true) when it is missing."""
     found = _find()
     if found is None or not found.is_dir():
-        why = (
-            "../shared/real_mail not found (set PIANO_ABITATIVO_REAL_MAIL to its path)"
-        )
+        why = "../shared/real_mail not found (set PIANO_ABITATIVO_REAL_MAIL to its path)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(why)
         pytest.skip(why)
