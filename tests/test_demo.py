@@ -199,12 +199,16 @@ def test_archive_records_certified_pec_times_and_email_dates(run: DemoRun) -> No
         if receipt.canale == ingest.CANALE_PEC:
             assert receipt.certificato and receipt.fonte_data == ingest.FONTE_PEC
             assert receipt.extra["gestore"] == demo.GESTORE
+            # the demo raccolta trusts its gestore's CA ([posta] gestori_pec)
+            assert receipt.extra["verifica_pec"] == "verificata"
         else:
             assert receipt.canale == ingest.CANALE_EMAIL
             assert not receipt.certificato and receipt.fonte_data == ingest.FONTE_DATE
         if codice != CASTELLEONE:
             assert receipt.ricevuto_il == plan[codice], codice
     assert by_channel == {ingest.CANALE_PEC: 23, ingest.CANALE_EMAIL: 4}
+    assert r.posta == {"gestori_pec": demo.GESTORE_CERT}
+    assert (r.path / demo.GESTORE_CERT).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     pandino = next(x for x in receipts if x.report.ente == demo.FIRMATO)
     assert pandino.extra["firma"]["valida"] is True
 

@@ -190,7 +190,15 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
         2,
         0,
     )
-    assert cam["ricevuto_il"] == "2025-12-07T17:45:05+01:00" and cam["certificato"]
+    # a PEC forwarded from an ordinary box certifies nothing: the time of arrival counts
+    assert dt.datetime.fromisoformat(cam["ricevuto_il"]) == T_CAMISANO + dt.timedelta(hours=1)
+    assert (cam["certificato"], cam["verifica_pec"], cam["fonte_data"]) == (
+        False,
+        None,
+        ingest.FONTE_IMAP,
+    )
+    # the gestore signs the anomalia too, but its time is never certified
+    assert (crema["verifica_pec"], agn["verifica_pec"]) == ("gestore_non_verificato",) * 2
     assert dt.datetime.fromisoformat(agn["ricevuto_il"]) == T_AGNADELLO
     assert (agn["certificato"], agn["canale"]) == (False, "e-mail")
     assert agn["fonte_data"] == ingest.FONTE_IMAP
@@ -232,6 +240,7 @@ def test_every_message_is_recorded_with_its_evidence(racc: rc.Raccolta, mailbox:
         "019035",
     )
     assert pec["data_certificata"] == "2025-12-05T10:02:10+01:00"
+    assert pec["verifica_pec"] == "gestore_non_verificato"
     assert pec["identificativo_pec"] == "crema2@gestore.example"
     assert pec["gestore"] == mf.GESTORE
     assert pec["imap"]["uid"] == 2 and pec["imap"]["cartella"] == "INBOX"

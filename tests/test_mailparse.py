@@ -513,4 +513,6 @@ def test_postacert_sent_in_base64_is_decoded() -> None:
     assert encoded != pec
     parsed = parse_message(encoded)
     assert [(a.filename, a.data) for a in parsed.attachments] == [("Crema.xlsx", CREMA_XLSX)]
-    assert parsed.notes == ()
+    # re-encoding the signed part breaks the gestore's signature, and nothing else is wrong
+    assert parsed.verifica_pec == "non_valida"
+    assert parsed.notes and all("firma del gestore PEC" in n for n in parsed.notes)

@@ -19,6 +19,7 @@ from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import send as mail
+from piano_abitativo.mail.pec_signature import CERTIFYING
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class EnteStato:
     mittente_non_registrato: bool = False
     #: fields the capofila corrected in the used version
     rettificati: tuple[str, ...] = ()
+    #: the gestore's signature of the latest version's PEC (None: not a PEC)
+    verifica_pec: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         def iso(x: dt.datetime | None) -> str | None:
@@ -68,6 +71,7 @@ class EnteStato:
             "ricevuto_il": iso(self.ricevuto_il),
             "fonte_data": self.fonte_data,
             "certificato": self.certificato,
+            "verifica_pec": self.verifica_pec,
             "canale": self.canale,
             "versioni": self.versioni,
             "errori": self.errori,
@@ -211,7 +215,12 @@ def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
         ricevuto=last is not None,
         ricevuto_il=last.ricevuto_il if last else None,
         fonte_data=last.fonte_data if last else None,
-        certificato=bool(last and last.certificato),
+        certificato=bool(
+            last and last.certificato and last.extra.get("verifica_pec") in CERTIFYING
+        ),
+        verifica_pec=str(last.extra["verifica_pec"])
+        if last and last.extra.get("verifica_pec")
+        else None,
         canale=last.canale if last else None,
         versioni=len(s.versions),
         errori=s.errori,

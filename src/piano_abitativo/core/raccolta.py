@@ -182,6 +182,13 @@ POSTA_SECTION = """
 # pausa = 2
 # tentativi = 3
 # attesa_tentativi = 5
+# Certificati dei gestori PEC di cui fidarsi: un file PEM oppure una cartella di file
+# .pem/.crt/.cer, relativi a questa cartella. Con questa riga una PEC conta come
+# certificata solo se la firma del gestore è valida e il suo certificato è fra questi;
+# senza, basta che la firma sia valida. L'AgID pubblica l'elenco dei gestori PEC
+# accreditati; il certificato di ciascun gestore si può salvare da una PEC ricevuta
+# tramite quel gestore (la firma smime.p7s della busta) oppure chiedere al gestore.
+# gestori_pec = "gestori_pec"
 """
 
 

@@ -38,6 +38,7 @@ from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
 from piano_abitativo.mail.p7m import Signature
 from piano_abitativo.mail.parse import MessageKind, ParsedMessage, parse_message
+from piano_abitativo.mail.pec_signature import CERTIFYING, trust_for
 from piano_abitativo.validation.validate import ValidationContext
 
 ORIGINALS_DIR = "originali"
@@ -100,6 +101,8 @@ class MessageOutcome:
     ricevuto_il: dt.datetime | None = None
     fonte_data: str = ""
     identificativo_pec: str | None = None
+    #: level of the gestore's signature (see :mod:`.pec_signature`), None for ordinary mail
+    verifica_pec: str | None = None
     #: new ``ricezione`` records made from its workbooks
     receipts: list[archive.Receipt] = field(default_factory=list)
     #: workbooks already recorded before (by name)
@@ -123,6 +126,7 @@ class MessageOutcome:
             "ricevuto_il": self.ricevuto_il.isoformat() if self.ricevuto_il else None,
             "fonte_data": self.fonte_data,
             "identificativo_pec": self.identificativo_pec,
+            "verifica_pec": self.verifica_pec,
             "file": [
                 {
                     "nome": rc.nome,
@@ -160,6 +164,8 @@ class IngestState:
         self.fp = fingerprint or context_fingerprint(r)
         self.addresses = known_addresses(r.registry)
         self.locations = locations if locations is not None else set()
+        #: the trusted gestori PEC of ``[posta] gestori_pec`` (None: not configured)
+        self.trusted = trust_for(r)
 
     @classmethod
     def from_ledger(cls, r: Raccolta) -> IngestState:
@@ -246,11 +252,25 @@ def signature_json(sig: Signature) -> dict[str, Any]:
     }
 
 
+def certifies(parsed: ParsedMessage) -> bool:
+    """A PEC received directly whose gestore's signature is valid and whose daticert has a time."""
+    return (
+        parsed.kind is MessageKind.PEC
+        and parsed.certified_at is not None
+        and not parsed.forwarded
+        and parsed.verifica_pec in CERTIFYING
+    )
+
+
 def _timing(parsed: ParsedMessage, prov: Provenance) -> tuple[dt.datetime, str, bool]:
-    if parsed.kind is MessageKind.PEC and parsed.certified_at is not None:
+    if certifies(parsed):
+        assert parsed.certified_at is not None  # noqa: S101 - checked by certifies()
         return parsed.certified_at, FONTE_PEC, True
     if prov.arrival is not None:
         return prov.arrival, prov.arrival_fonte, False
+    if parsed.kind is MessageKind.PEC and prov.file_mtime is not None:
+        # a PEC whose time is not certified: its Date header is the sender's word only
+        return prov.file_mtime, archive.FONTE_FILE, False
     if parsed.date_header is not None:
         return parsed.date_header, FONTE_DATE, False
     if prov.file_mtime is not None:
@@ -292,7 +312,7 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
             )
             state.locations.add(loc)
         return MessageOutcome(prov.origine, sha, GIA_IMPORTATO)
-    parsed = parse_message(raw)
+    parsed = parse_message(raw, trusted=state.trusted)
     when, fonte, certificato = _timing(parsed, prov)
     sender = parsed.sender
     ente_mitt: Ente | None = state.addresses.get(sender or "")
@@ -308,8 +328,11 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
         ricevuto_il=when,
         fonte_data=fonte,
         identificativo_pec=parsed.pec_identificativo,
+        verifica_pec=parsed.verifica_pec,
         note=list(parsed.notes),
     )
+    if parsed.kind is MessageKind.PEC and not certificato:
+        out.note.append(f"data e ora di ricezione non certificate: usata la {fonte}")
     canale = CANALE_PEC if parsed.kind is MessageKind.PEC else CANALE_EMAIL
     allegati: list[dict[str, Any]] = []
     blobs: list[tuple[bytes, str]] = []
@@ -344,6 +367,7 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
                     "gestore": parsed.pec_gestore,
                     "arrivo_casella": prov.internaldate.isoformat() if prov.internaldate else None,
                     "inoltrata": parsed.forwarded or None,
+                    "verifica_pec": parsed.verifica_pec,
                     "firma": signature_json(att.signatures[0]) if att.signatures else None,
                     "firme": [signature_json(s) for s in att.signatures]
                     if len(att.signatures) > 1
@@ -408,7 +432,10 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
         "oggetto": parsed.subject,
         "message_id": parsed.message_id,
         "certificato": certificato,
-        "data_certificata": parsed.certified_at.isoformat() if parsed.certified_at else None,
+        "data_certificata": parsed.certified_at.isoformat()
+        if parsed.certified_at and certificato
+        else None,
+        "verifica_pec": parsed.verifica_pec,
         "identificativo_pec": parsed.pec_identificativo,
         "gestore": parsed.pec_gestore,
         "ricevuta_tipo": parsed.ricevuta_tipo,

@@ -18,6 +18,10 @@ never at the subject**:
 * anything else → :attr:`MessageKind.ORDINARIA`, unless it carries a PEC envelope as an attached
   message (a PEC forwarded from an ordinary box): then it is a PEC with ``forwarded=True``.
 
+The gestore's S/MIME signature of the envelope is checked by :mod:`.pec_signature`
+(:attr:`ParsedMessage.verifica_pec`); only an envelope received directly (not forwarded inside
+ordinary mail) is checked, and only a valid signature lets its daticert time count.
+
 Nothing here raises for bad input: a message that cannot be read becomes ORDINARIA with an
 Italian note saying why.
 
@@ -36,6 +40,7 @@ from enum import StrEnum
 from xml.etree import ElementTree
 
 from piano_abitativo.mail import p7m
+from piano_abitativo.mail import pec_signature as pec_sig
 from piano_abitativo.mail.attachments import Attachment, Collector, is_workbook_name
 from piano_abitativo.mail.mime import (
     MAX_DEPTH,
@@ -113,19 +118,26 @@ class ParsedMessage:
     notes: tuple[str, ...]
     #: a PEC envelope found inside an ordinary message
     forwarded: bool = False
+    #: the gestore's signature of the envelope (:mod:`.pec_signature` level: verificata,
+    #: gestore_non_verificato, non_valida, assente) for a PEC, receipt or anomalia received
+    #: directly; None for ordinary mail and for a PEC forwarded inside ordinary mail
+    verifica_pec: str | None = None
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Classify the raw bytes of one message and extract its workbooks; never raises."""
+def parse_message(raw: bytes, *, trusted: pec_sig.Trust | None = None) -> ParsedMessage:
+    """Classify the raw bytes of one message and extract its workbooks; never raises.
+
+    ``trusted``: the certificates of the gestori PEC (``[posta] gestori_pec``), None when not
+    configured; they decide :attr:`ParsedMessage.verifica_pec`."""
     if raw.startswith(OLE_MAGIC):
-        return parse_msg_file(raw)
+        return parse_msg_file(raw, trusted=trusted)
     try:
-        return _parse_raw(raw)
+        return _parse_raw(raw, trusted)
     except Exception as exc:  # the promise is: bad mail never stops an import
         return _unreadable(f"messaggio non leggibile ({type(exc).__name__})")
 
 
-def parse_msg_file(data: bytes) -> ParsedMessage:
+def parse_msg_file(data: bytes, *, trusted: pec_sig.Trust | None = None) -> ParsedMessage:
     """Classify an Outlook ``.msg`` file; never raises.
 
     The ``.msg`` is turned back into MIME and classified like any message: the transport headers
@@ -138,7 +150,7 @@ def parse_msg_file(data: bytes) -> ParsedMessage:
     except Exception:
         return _unreadable("il file non è un messaggio Outlook (.msg) leggibile")
     try:
-        parsed = _parse_raw(raw)
+        parsed = _parse_raw(raw, trusted)
     except Exception as exc:
         return _unreadable(f"messaggio Outlook (.msg) non leggibile ({type(exc).__name__})")
     if not had_headers:
@@ -152,10 +164,29 @@ def parse_msg_file(data: bytes) -> ParsedMessage:
 # classification
 
 
-def _parse_raw(raw: bytes) -> ParsedMessage:
+def _parse_raw(raw: bytes, trusted: pec_sig.Trust | None) -> ParsedMessage:
     if not raw.strip():
         return _unreadable("messaggio vuoto")
     msg = email.message_from_bytes(raw, policy=POLICY)
+    parsed = _classify(msg)
+    if parsed.kind is MessageKind.ORDINARIA or parsed.forwarded:
+        return parsed
+    # only the envelope received directly can certify: check the gestore's signature
+    daticert = _find_daticert(msg)
+    check = pec_sig.verify_envelope(raw, trusted, daticert=daticert, when=parsed.certified_at)
+    notes = parsed.notes
+    if not check.certifies:
+        notes = (*notes, check.detail)
+        if parsed.certified_at is not None:
+            notes = (
+                *notes,
+                f"data e ora indicate in daticert.xml ({parsed.certified_at:%d/%m/%Y %H:%M:%S}) "
+                "non certificate: la firma del gestore PEC manca o non è valida",
+            )
+    return replace(parsed, verifica_pec=check.level, notes=notes)
+
+
+def _classify(msg: EmailMessage) -> ParsedMessage:
     notes: list[str] = []
     if not any(True for _ in msg.raw_items()):
         notes.append("messaggio malformato: nessuna intestazione (non sembra un'e-mail)")
@@ -305,7 +336,11 @@ def _parse_forwarded(
     outer_names = Collector([])
     outer_names.list_names(outer, skip=part)
     extra = [n for n in outer_names.others if is_workbook_name(p7m.strip_p7m_suffix(n))]
-    more_notes = [f"PEC inoltrata come allegato da {forwarder}"]
+    more_notes = [
+        f"PEC inoltrata come allegato da {forwarder}",
+        "PEC inoltrata: data e ora di invio non certificate (certifica solo la busta PEC "
+        "ricevuta direttamente)",
+    ]
     more_notes += [
         f"{n}: allegato fuori dalla PEC inoltrata, ignorato (non certificato)" for n in extra
     ]

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from piano_abitativo.core.errors import MailError as MailError
@@ -59,6 +60,8 @@ class MailSettings:
     tentativi: int = 3
     #: seconds before the second attempt; doubled for each further one
     attesa_tentativi: float = 5.0
+    #: the trusted certificates of the gestori PEC (a PEM bundle or a folder), or None
+    gestori_pec: Path | None = None
 
     # mittente, when not given, is `utente` if it is an address, else the capofila's
     # address from the registry
@@ -89,6 +92,7 @@ _ALL_KEYS = (
     "pausa",
     "tentativi",
     "attesa_tentativi",
+    "gestori_pec",
 )
 
 
@@ -128,6 +132,7 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
     values["attesa_tentativi"] = _float(raw, "attesa_tentativi", 5.0)
     if values.get("mittente") and not _looks_like_address(values["mittente"]):
         raise MailError(f"{raw['mittente'][1]}: «{values['mittente']}» non è un indirizzo di posta")
+    values["gestori_pec"] = gestori_pec_path(r)
     if not values.get("cartella"):
         values.pop("cartella", None)
     if not values.get("mittente"):  # the mailbox's own address, else the capofila's
@@ -137,6 +142,30 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
                 values["mittente"] = candidate
                 break
     return MailSettings(**values)
+
+
+def gestori_pec_path(r: Raccolta) -> Path | None:
+    """``[posta] gestori_pec`` (relative to the raccolta folder), None when not given.
+
+    Raises :class:`MailError` naming the file and the key when it is not a text or the file
+    or folder does not exist."""
+    value = r.posta.get("gestori_pec")
+    where = f"{r.config_path}, [posta] gestori_pec"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise MailError(
+            f"{where}: «{value}» non valido (indicare fra virgolette il file o la cartella dei "
+            "certificati dei gestori PEC)"
+        )
+    path = r.path / value.strip()
+    if not path.exists():
+        raise MailError(
+            f"{where}: «{value}» non trovato ({path}). Indicare il file PEM o la cartella con "
+            "i certificati dei gestori PEC, relativo alla cartella della raccolta, oppure "
+            "togliere la riga."
+        )
+    return path
 
 
 def _int(raw: dict[str, tuple[Any, str]], key: str, default: int, lo: int, hi: int) -> int:

@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
+
 from piano_abitativo.app import commands as actions
 from piano_abitativo.app.commands import crea
 from piano_abitativo.archive.store import TZ, ImportResult, archive_dir
@@ -57,6 +59,8 @@ CREMOSANO_RICEVUTO = dt.datetime(2024, 12, 18, 16, 47, 12, tzinfo=TZ)
 #: the simulated PEC gestore of every ente that sends by PEC
 GESTORE = "Gestore PEC dimostrativo S.p.A."
 GESTORE_DOMAIN = "pec.gestore-dimostrativo.example"
+#: the certificate of the demo gestore's CA, in the demo raccolta: ``[posta] gestori_pec``
+GESTORE_CERT = "gestori_pec/gestore-simulato.pem"
 #: the enti whose clerk sent the workbook by ordinary e-mail: the ALER and three comuni
 #: (the time of reception is then the message's Date header, not certified)
 EMAIL_ORDINARIA = frozenset({"ALER-BCM", "019035", "019059", "019105"})
@@ -228,10 +232,19 @@ class Delivery:
 
 
 class _Gestore:
-    """The simulated PEC gestore: certifies and signs each message it carries."""
+    """The simulated PEC gestore: certifies and signs each message it carries, with one
+    signing certificate issued by its own CA for the whole run."""
 
     def __init__(self) -> None:
         since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        self.ca = posta.make_signer(
+            "CA del Gestore PEC dimostrativo",
+            "00000000000",
+            cf_prefix="VATIT-",
+            organization=GESTORE,
+            valid_from=since,
+            valid_days=10 * 365,
+        )
         self.signer = posta.make_signer(
             "Gestore PEC dimostrativo",
             "00000000000",
@@ -239,8 +252,22 @@ class _Gestore:
             organization=GESTORE,
             valid_from=since,
             valid_days=3 * 365,
+            issuer=self.ca,
         )
         self.count = 0
+
+    def install(self, r: rc.Raccolta) -> rc.Raccolta:
+        """Write the CA certificate into the raccolta (:data:`GESTORE_CERT`) and name it in
+        ``[posta] gestori_pec``, as the capofila does with the real gestori's."""
+        pem = self.ca[0].public_bytes(serialization.Encoding.PEM)
+        atomic_write_bytes(r.path / GESTORE_CERT, pem)
+        text = r.config_path.read_text(encoding="utf-8")
+        section = (
+            "\n[posta]\n# Scritto dalla demo: il certificato del gestore PEC simulato.\n"
+            f'gestori_pec = "{GESTORE_CERT}"\n'
+        )
+        atomic_write_text(r.config_path, text.replace("\n# [posta]\n", section, 1))
+        return rc.load(r.path)
 
     def deliver(self, original: bytes, *, when: dt.datetime, to: str) -> bytes:
         self.count += 1
@@ -298,15 +325,20 @@ def plan_deliveries(
 
 
 def write_messages(
-    r: rc.Raccolta, deliveries: list[Delivery], folder: Path, *, progress: Progress | None = None
+    r: rc.Raccolta,
+    deliveries: list[Delivery],
+    folder: Path,
+    *,
+    progress: Progress | None = None,
+    gestore: _Gestore | None = None,
 ) -> list[Path]:
     """Each delivery as the message file the capofila saves from its mailbox, with the
-    time of reception as its modification time: a PEC envelope of the demo gestore, or an
-    ordinary e-mail."""
+    time of reception as its modification time: a PEC envelope of the demo gestore (a new
+    one unless given), or an ordinary e-mail."""
     capofila = r.registry.capofila
     to_pec = capofila.pec if capofila else "ufficiodipiano@pec.capofila.example"
     to_email = f"ufficiodipiano@{to_pec.split('@pec.', 1)[-1]}"
-    gestore = _Gestore()
+    gestore = gestore or _Gestore()
     clerk: posta.Signer | None = None
     out: list[Path] = []
     for d in deliveries:
@@ -421,7 +453,8 @@ def run_demo(
         contatto="Ufficio di Piano, ufficiodipiano@comune.crema.example",
     )
     atomic_write_text(path / rc.REGISTRY_NAME, demo_registry(r.registry).to_csv())
-    r = rc.load(path)
+    gestore = _Gestore()
+    r = gestore.install(rc.load(path))
     log(f"Raccolta {r.anno} dell'Ambito {r.ambito} creata in {path}")
 
     n_enti = len(r.registry)
@@ -440,7 +473,7 @@ def run_demo(
     }
     deliveries = plan_deliveries(r, templates, progress=progress)
     posta_dir = path / POSTA_DIR
-    messaggi = write_messages(r, deliveries, posta_dir, progress=progress)
+    messaggi = write_messages(r, deliveries, posta_dir, progress=progress, gestore=gestore)
     n_pec = sum(1 for d in deliveries if d.canale.startswith("PEC"))
     log(
         f"Messaggi arrivati: {len(messaggi)} in {posta_dir} ({n_pec} PEC, "

@@ -77,8 +77,10 @@ def make_signer(
     organization: str | None = None,
     valid_from: dt.datetime | None = None,
     valid_days: int = 365,
+    issuer: Signer | None = None,
 ) -> Signer:
-    """A self-signed certificate (CN, serialNumber "<prefix><CF>") and its private key.
+    """A certificate (CN, serialNumber "<prefix><CF>") and its private key: self-signed, or
+    issued by ``issuer`` (a CA, e.g. the gestore's) when given.
 
     Valid from ``valid_from`` (default: yesterday) for ``valid_days`` days."""
     private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -98,12 +100,12 @@ def make_signer(
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer[0].subject if issuer else name)
         .public_key(private.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=valid_days))
-        .sign(private, hashes.SHA256())
+        .sign(issuer[1] if issuer else private, hashes.SHA256())
     )
     return cert, private
 
