@@ -192,8 +192,9 @@ def print_consolidation(
     answered = sum(1 for s in cons.enti if s.received)
     con.print(
         f"Enti che hanno risposto: {answered} di {n}; da correggere: "
-        f"{cons.count(STATO_CON_ERRORI)}; in verifica: {cons.count(STATO_IN_VERIFICA)}; "
-        f"non ricevuti: {n - answered}"
+        f"{cons.count(STATO_CON_ERRORI)}; "
+        + (f"in verifica: {held}; " if (held := cons.count(STATO_IN_VERIFICA)) else "")
+        + f"non ricevuti: {n - answered}"
         + (f"; ritorni non attribuiti: {len(cons.non_attribuiti)}" if cons.non_attribuiti else "")
         + "."
     )

@@ -284,6 +284,29 @@ def _signature(info: Any, certificates: list[Any], content: bytes) -> Signature:
     return Signature(cn, cf, signing_time, valid, detail)
 
 
+def signer_certificates(signed: Any) -> list[Any]:
+    """The certificates carried by a SignedData (asn1crypto), for `verify_signer`."""
+    return _certificates(signed)
+
+
+def verify_signer(
+    info: Any, certificates: list[Any], content: bytes
+) -> tuple[Any | None, bool | None, str, datetime | None]:
+    """Check one SignerInfo over `content` (e.g. the signed part of a detached S/MIME
+    signature): (its certificate or None, valid, Italian detail, signing time). Never
+    raises: what cannot be checked is ``valid=None``."""
+    try:
+        cert = _find_certificate(info, certificates)
+        attrs = _signed_attributes(info)
+        when = _signing_time(attrs)
+    except Exception:  # asn1crypto parses lazily: damage surfaces here
+        return None, None, "firma non verificabile: dati di firma non leggibili", None
+    if cert is None:
+        return None, None, "firma non verificabile: certificato del firmatario assente", when
+    valid, detail = _verify(info, attrs, cert, content)
+    return cert, valid, detail, when
+
+
 # --------------------------------------------------------------------------------------------
 # signed attributes, from their raw bytes
 #

@@ -45,7 +45,7 @@ from piano_abitativo.mail.mime import POLICY, iter_leaves, part_name
 
 # the signature maths of the .p7m module, for a detached signature (its public ``unwrap``
 # wants the content inside the CMS)
-from piano_abitativo.mail.p7m import _certificates, _find_certificate, _signing_time, _verify
+from piano_abitativo.mail.p7m import signer_certificates, verify_signer
 from piano_abitativo.mail.settings import gestori_pec_path
 
 __all__ = [
@@ -284,22 +284,22 @@ def _check_signature(p7s: bytes, signed_part: bytes) -> PecVerification:
         return PecVerification(NON_VALIDA, "firma del gestore PEC (smime.p7s) danneggiata")
     if not signers:
         return PecVerification(NON_VALIDA, "firma del gestore PEC senza firmatari")
-    certificates = _certificates(signed)
+    certificates = signer_certificates(signed)
     cert_der: bytes | None = None
     signing_time: dt.datetime | None = None
     for signer in signers:
-        cert = _find_certificate(signer, certificates)
+        results = [verify_signer(signer, certificates, c) for c in _candidates(signed_part)]
+        cert, _, _, when = results[0]
         if cert is None:
             return PecVerification(
                 NON_VALIDA, "firma del gestore PEC: certificato del gestore assente nella firma"
             )
-        results = [_verify(signer, cert, content) for content in _candidates(signed_part)]
-        if not any(valid is True for valid, _ in results):
-            detail = results[0][1].partition(": ")[2] or results[0][1]
+        if not any(valid is True for _, valid, _, _ in results):
+            detail = results[0][2].partition(": ")[2] or results[0][2]
             return PecVerification(NON_VALIDA, f"firma del gestore PEC non valida: {detail}")
         if cert_der is None:
             cert_der = cert.dump()
-            signing_time = _signing_time(signer)
+            signing_time = when
     assert cert_der is not None  # noqa: S101 - at least one signer, checked above
     gestore = x509.load_der_x509_certificate(cert_der)
     return _Checked(
