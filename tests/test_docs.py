@@ -14,7 +14,7 @@ def test_problem_catalogue_doc_is_generated_from_the_code() -> None:
     """docs/problemi.md lists exactly the codes of the catalogue, as generated."""
     assert (ROOT / "docs" / "problemi.md").read_text(encoding="utf-8") == (
         problem_catalogue_markdown()
-    ), "Rigenerare con: python -m piano_abitativo.docs"
+    ), "Rigenerare con: python -m piano_abitativo.core.docs"
 
 
 def _readme_commands() -> list[str]:

@@ -279,6 +279,10 @@ def _order(rc: Receipt) -> tuple[dt.datetime, int]:
     return (rc.ricevuto_il, rc.seq)
 
 
+#: the mail facts every version keeps (shown for the used one): who sent it, the PEC level
+_KEPT_EXTRA = ("mittente", "verifica_pec")
+
+
 def _kept(rc: Receipt, *, problems: bool) -> Receipt:
     """What consolidation keeps of a version (see `EnteStatus`): when, how, whether it has
     errors; its problems and mail facts too when `problems`. Its values go in `plan`."""
@@ -301,7 +305,7 @@ def _kept(rc: Receipt, *, problems: bool) -> Receipt:
         canale=sys.intern(rc.canale),
         fonte_data=sys.intern(rc.fonte_data),
         report=report,
-        extra=rc.extra if problems else {},
+        extra=rc.extra if problems else {k: rc.extra[k] for k in _KEPT_EXTRA if k in rc.extra},
     )
 
 

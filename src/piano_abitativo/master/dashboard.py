@@ -23,6 +23,7 @@ from piano_abitativo.core.problems import Problem, Severity
 from piano_abitativo.master.model import (
     BUTTON_COL,
     BUTTON_FIRST_ROW,
+    PEC_LEVELS,
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
     SHEET_GRAFICI,
@@ -107,15 +108,6 @@ def _note(s: EnteStatus) -> str | None:
     if level:
         notes.append(f"PEC: {PEC_LEVELS.get(str(level), str(level))}")
     return "; ".join(notes) or None
-
-
-#: how the verification of a PEC envelope is shown
-PEC_LEVELS = {
-    "verificata": "firma del gestore verificata",
-    "gestore_non_verificato": "firma valida, gestore non verificato (manca il file dei gestori)",
-    "non_valida": "firma del gestore non valida: orario non certificato",
-    "assente": "busta PEC senza firma del gestore: orario non certificato",
-}
 
 
 def _cruscotto_sheet(

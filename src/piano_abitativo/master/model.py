@@ -22,6 +22,14 @@ SHEET_DATI = "Dati"
 SHEET_ANOMALIE = "Anomalie"
 SHEET_GRAFICI = "Grafici"
 SHEET_DECISIONI = "Decisioni e rettifiche"
+
+#: how the verification of a PEC envelope (``verifica_pec``) is shown
+PEC_LEVELS = {
+    "verificata": "firma del gestore verificata",
+    "gestore_non_verificato": "firma valida, gestore non verificato (manca il file dei gestori)",
+    "non_valida": "firma del gestore non valida: orario non certificato",
+    "assente": "busta PEC senza firma del gestore: orario non certificato",
+}
 TABLE_DECISIONI = "Decisioni"
 
 

@@ -151,7 +151,17 @@ def review_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]
             f"versione {short_id(rt.versione)}, che non è più quella usata"
         )
         rows.append((names.get(rt.ente, rt.ente), None, problem("D02", "", msg, field=rt.campo)))
+    unverified = 0
     for s in cons.enti:
+        last = s.latest
+        level = last.extra.get("verifica_pec") if last is not None else None
+        if last is not None and level in PEC_NOT_CERTIFIED:
+            msg = (
+                f"La busta PEC di {last.nome} non ha una firma valida del gestore ({level}): "
+                f"vale l'orario di arrivo, {_local(last.ricevuto_il):%d/%m/%Y %H:%M}"
+            )
+            rows.append((s.ente.nome_completo, last, problem("D06", last.nome, msg)))
+        unverified += level == "gestore_non_verificato"
         used = s.used
         if used is None:
             continue
@@ -164,4 +174,10 @@ def review_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]
             rows.append(
                 (s.ente.nome_completo, used, problem("D05", used.nome, msg, field=rt.campo))
             )
+    if unverified:
+        msg = (
+            f"{unverified} buste PEC hanno una firma valida, ma nessun elenco dei gestori è "
+            "configurato ([posta] gestori_pec): il gestore non è stato verificato"
+        )
+        rows.append(("Tutti gli enti", None, problem("D07", "raccolta.toml", msg)))
     return rows

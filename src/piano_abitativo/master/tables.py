@@ -20,6 +20,7 @@ from piano_abitativo.master.model import (
     NESSUN_COMUNE,
     NESSUNA,
     OK,
+    PEC_LEVELS,
     SHEET_DATI,
     SHEET_REPORT,
     TABLE_DATI,
@@ -345,7 +346,9 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None)
             style = "center" if by_id[fid].kind is Kind.YESNO else cell.style
             sh.place(r, c, Cell(cell.value, cell.formula, style))
         sh.put(r, len(columns) - 2, _si_no(used.certificato), style="center")
-        sh.put(r, len(columns) - 1, used.fonte_data)
+        level = used.extra.get("verifica_pec")
+        fonte = used.fonte_data + (f" ({PEC_LEVELS[level]})" if level in PEC_LEVELS else "")
+        sh.put(r, len(columns) - 1, fonte)
         r += 1
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")

@@ -222,6 +222,21 @@ PLAIN_CODES: tuple[ProblemType, ...] = (
         "nell'elenco degli enti (colonne email o pec).",
     ),
     _t(
+        "D06",
+        A,
+        "Busta PEC senza firma valida del gestore: data e ora non certificate",
+        "Il file è stato accettato con l'orario di arrivo nella casella, non con quello "
+        "certificato: chiedere all'ente di inviarlo di nuovo per PEC se l'orario conta.",
+    ),
+    _t(
+        "D07",
+        A,
+        "Firma dei gestori PEC valida ma gestori non verificati",
+        "Salvare i certificati dei gestori PEC (elenco dei gestori accreditati pubblicato "
+        "da AgID) in un file o in una cartella della raccolta e indicarlo in raccolta.toml: "
+        '[posta] gestori_pec = "gestori_pec".',
+    ),
+    _t(
         "D05",
         A,
         "Rettifica del Comune capofila applicata",
