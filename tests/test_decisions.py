@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import docx
 import openpyxl
 import pytest
 
@@ -272,6 +273,14 @@ def test_a_value_typed_in_dati_stops_consolida_until_recorded_or_discarded(
     code, _, err = _cli(capsys, "consolida", str(racc.path), "--scarta-modifiche")
     assert code == 0, err
     assert _a_sap(capsys, racc) == 990
+    code, out, err = _cli(capsys, "documento", str(racc.path), "--senza-pdf", "--json")
+    assert code == 0, err
+    doc = docx.Document(json.loads(out)["docx"])
+    text = "\n".join(p.text for p in doc.paragraphs)
+    assert "Nota — rettifiche del Comune capofila" in text
+    assert "Comune di Crema, a) " in text and "997 → 990 (motivo: verbale 12" in text
+    table_a = [c.text for t in doc.tables for row in t.rows for c in row.cells]
+    assert "990" in table_a and "997" not in table_a
 
 
 def test_a_damaged_ledger_line_is_reported_and_its_file_recovered(

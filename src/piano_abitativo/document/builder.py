@@ -501,6 +501,7 @@ class _Builder:
         self.block("servizi_abitativi")
         self.as_of_paragraph()
         self.plan_tables()
+        self.rettifiche_note()
         sub = 2
         if self.confronto is not None:
             self.comparison(f"2.{sub}")
@@ -514,6 +515,34 @@ class _Builder:
         buf = io.BytesIO()
         self.doc.save(buf)
         return _normalise_zip(buf.getvalue(), c.generated_at)
+
+    def rettifiche_note(self) -> None:
+        """The capofila's corrections of the values printed (none: nothing is written)."""
+        c = self.cons
+        by_id = c.schema.field_by_id
+        items = [(s, rt) for s in c.enti for rt in s.rettifiche]
+        if not items:
+            return
+        self.para(
+            "Nota — rettifiche del Comune capofila: i valori seguenti sono stati corretti "
+            "dal Comune capofila rispetto a quanto trasmesso dall'ente, con la motivazione "
+            "registrata.",
+            italic=True,
+            size=9.5,
+            before=6,
+            after=2,
+            keep=True,
+        )
+        for s, rt in items:
+            f = by_id.get(rt.campo)
+            label = f"{f.section}) {f.label}" if f is not None and f.section else rt.campo
+            text = (
+                f"{s.ente.nome_completo}, {label}: "
+                f"{_value_text(rt.valore_precedente) or 'vuoto'} → "
+                f"{_value_text(rt.valore) or 'vuoto'} (motivo: {rt.motivo}; "
+                f"{rt.il.astimezone(TZ):%d/%m/%Y})"
+            )
+            self.para(text, size=9.5, after=1).style = self.doc.styles["List Bullet"]
 
     def as_of_paragraph(self) -> None:
         c = self.cons
