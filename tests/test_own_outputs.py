@@ -25,12 +25,20 @@ from piano_abitativo.template.fill import fill_template
 from piano_abitativo.template.workbook import template_filename
 
 ENTI_CSV = """\
-codice;tipo;denominazione;provincia;codice_catastale;capofila
-097001;COMUNE;Valdimonte;LC;X001;SI
-097002;COMUNE;Borgo d'Olmo;LC;X002;
-097003;COMUNE;San Pietro al Lago;LC;X003;
-097004;COMUNE;Cà de' Monti;LC;X004;
-ALER-LC;ALER;ALER Lecco-Sondrio;;;
+codice;tipo;denominazione;provincia;codice_catastale;capofila;email;pec
+097001;COMUNE;Valdimonte;LC;X001;SI;;protocollo@pec.valdimonte.example
+097002;COMUNE;Borgo d'Olmo;LC;X002;;ufficio@borgo.example;
+097003;COMUNE;San Pietro al Lago;LC;X003;;;comune@pec.sanpietro.example
+097004;COMUNE;Cà de' Monti;LC;X004;;;
+ALER-LC;ALER;ALER Lecco-Sondrio;;;;;aler@pec.aler.example
+"""
+#: enough [posta] for the dry runs, which write to posta/uscita and contact no server
+POSTA = """
+[posta]
+smtp_host = "127.0.0.1"
+smtp_port = 9
+smtp_sicurezza = "nessuna"
+mittente = "casa@pec.valdimonte.example"
 """
 
 VALUES: dict[str, Any] = {
@@ -78,9 +86,15 @@ def _fill(racc: Path, codice: str, values: dict[str, Any], target: Path) -> Path
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A raccolta as the demo leaves it: templates, two returns, master, document."""
+    """A raccolta as the demo leaves it: templates, the messages sending them (a dry run:
+    .eml files with the blank templates attached, in posta/uscita), two returns, master,
+    document."""
     base = tmp_path_factory.mktemp("own")
     racc = _make_raccolta(base, "raccolta")
+    with (racc / "raccolta.toml").open("a", encoding="utf-8") as fh:
+        fh.write(POSTA)
+    _ok("invia", str(racc))
+    assert len(list((racc / "posta" / "uscita").glob("invio_*.eml"))) == 4
     for codice in FILLED:
         _fill(racc, codice, VALUES, racc / "risposte" / f"{codice}.xlsx")
     _ok("consolida", str(racc))
@@ -125,7 +139,8 @@ def test_importing_the_whole_raccolta_folder_records_only_the_filled_returns(
     document = racc / DOCUMENT_DIR / DOCUMENT
     got = _importa(capsys, str(racc), "--da", str(racc), str(document))
     by_name = {Path(f["origine"]).name: f for f in got["file"]}
-    assert len(got["file"]) == 2 + 5 + 1 + 1  # returns, templates, master, document
+    # returns, templates, master, document; not the archive, not the outbox's drafts
+    assert len(got["file"]) == 2 + 5 + 1 + 1
     for codice in FILLED:
         assert by_name[f"{codice}.xlsx"]["esito"] == "importato"
         assert by_name[f"{codice}.xlsx"]["ente"] == codice

@@ -54,6 +54,7 @@ from piano_abitativo.mail.ingest import (
     signature_json,
     store_original,
 )
+from piano_abitativo.mail.outbox import OUTBOX_DIR, POSTA_DIR
 from piano_abitativo.validation.validate import ValidationContext
 
 #: the esito of an own output of the raccolta (`ImportOutcome.esito`): a note, not an error
@@ -64,7 +65,7 @@ _ORA_ESCLUSO = " (era stato registrato come risposta: ora è escluso)"
 
 def iter_sources(paths: Iterable[Path], *, exclude: Sequence[Path] = ()) -> Iterator[Path]:
     """Files given explicitly, and the returnable files found in given folders, except
-    those inside the `exclude` folders (the raccolta's own archive)."""
+    those inside the `exclude` folders (the raccolta's archive and outbox)."""
     skip = [x.resolve() for x in exclude]
     for p in paths:
         if p.is_dir():
@@ -107,7 +108,8 @@ def import_files(
         }
         received = {rec["sha256"]: rec for rec in records if rec.get("tipo") == "ricezione"}
         del records
-        for src in iter_sources(paths, exclude=[archive_dir(r.path)]):
+        own_dirs = [archive_dir(r.path), r.path / POSTA_DIR / OUTBOX_DIR]
+        for src in iter_sources(paths, exclude=own_dirs):
             if progress is not None:
                 progress(src)
             origine = str(src.resolve())
