@@ -109,6 +109,8 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
         rc = o.receipt
         if rc is None:
             style = "dim" if o.esito == "già importato" else "red"
+            if o.esito == "generato":  # an own output of the raccolta: a note
+                style = "cyan"
             table.add_row("", Text(name), "", "", Text(o.messaggio or o.esito, style=style))
             continue
         table.add_row(
@@ -135,12 +137,19 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
     n_err = sum(1 for rc in new if not rc.report.valid)
     dup = sum(1 for o in res.outcomes if o.esito == "già importato")
     unreadable = sum(1 for o in res.outcomes if o.esito == "illeggibile")
+    own = sum(1 for o in res.outcomes if o.esito == "generato")
     con.print(
         f"Nuovi file archiviati: {len(new)} (validi {len(new) - n_err}, con errori "
         f"{n_err}); già presenti nell'archivio: {dup}"
         + (f"; non leggibili: {unreadable}" if unreadable else "")
         + "."
     )
+    if own:
+        con.print(
+            f"Nota: {own} {'file generato' if own == 1 else 'file generati'} da "
+            "piano-abitativo (modelli non compilati, cartella di lavoro riepilogativa, "
+            "documento): non sono risposte degli enti, non importati."
+        )
     if new:
         con.print(f"Passo successivo: piano-abitativo consolida {r.path}")
 

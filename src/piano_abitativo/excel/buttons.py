@@ -435,6 +435,7 @@ def _importa(s: _Session) -> str:
     new = res.imported
     already = sum(1 for o in res.outcomes if o.esito == "già importato")
     unreadable = [o for o in res.outcomes if o.esito == "illeggibile"]
+    own = sum(1 for o in res.outcomes if o.esito == "generato")
     lines: list[str] = []
     if not new and not res.recovered:
         text = f"Nessun file nuovo nella cartella {arrivi}"
@@ -462,6 +463,12 @@ def _importa(s: _Session) -> str:
             f"Risposte agli enti preparate, non inviate: {drafts} nella cartella "
             f"{res.cartella_esiti}. Per inviarle usare il comando «piano-abitativo esiti "
             f"{r.path} --davvero»."
+        )
+    if own:
+        lines.append(
+            f"Nota: {_n(own, 'file generato', 'file generati')} da piano-abitativo "
+            "(modelli non compilati, cartella di lavoro riepilogativa, documento): non "
+            "sono risposte degli enti, non importati."
         )
     if unreadable:
         shown = [o.messaggio or o.origine for o in unreadable[:5]]

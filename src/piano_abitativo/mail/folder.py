@@ -1,6 +1,8 @@
 """Returns imported from files and folders (`importa --da`): workbooks are archived,
 validated and recorded here; a saved message (.eml, .msg) goes through `mail.ingest` like
-one read from the mailbox, and a signed file (.p7m) is opened and recorded with its signer."""
+one read from the mailbox, and a signed file (.p7m) is opened and recorded with its signer.
+The raccolta's own outputs (its master, its unfilled templates, its documents: see
+`mail.generated`) are archived too but recorded as generated, never as a return."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from piano_abitativo.archive.decisions import TIPO_GENERATO
 from piano_abitativo.archive.store import (
     CANALE_CARTELLA,
     FILES_DIR,
@@ -30,13 +33,16 @@ from piano_abitativo.archive.store import (
     blob_relpath,
     locked,
     make_receipt,
+    now,
     read_ledger,
     store_blob,
 )
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.errors import os_reason
+from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import p7m
+from piano_abitativo.mail.generated import own_output
 from piano_abitativo.mail.ingest import (
     GIA_IMPORTATO,
     RICEVUTA,
@@ -48,11 +54,19 @@ from piano_abitativo.mail.ingest import (
     signature_json,
     store_original,
 )
+from piano_abitativo.mail.outbox import OUTBOX_DIR, POSTA_DIR
 from piano_abitativo.validation.validate import ValidationContext
 
+#: the esito of an own output of the raccolta (`ImportOutcome.esito`): a note, not an error
+ESITO_GENERATO = "generato"
+#: said of an own output that an earlier import had recorded as a return
+_ORA_ESCLUSO = " (era stato registrato come risposta: ora è escluso)"
 
-def iter_sources(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files given explicitly, and the returnable files found in given folders."""
+
+def iter_sources(paths: Iterable[Path], *, exclude: Sequence[Path] = ()) -> Iterator[Path]:
+    """Files given explicitly, and the returnable files found in given folders, except
+    those inside the `exclude` folders (the raccolta's archive and outbox)."""
+    skip = [x.resolve() for x in exclude]
     for p in paths:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
@@ -60,6 +74,7 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[Path]:
                     child.is_file()
                     and not child.name.startswith((".", "~$"))
                     and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)
+                    and not any(child.resolve().is_relative_to(x) for x in skip)
                 ):
                     yield child
         else:
@@ -77,13 +92,24 @@ def import_files(
     """Archive, identify, validate and record returned files (files or folders).
 
     Each file is archived before it is read; a content already in the ledger is skipped.
+    An own output of the raccolta gets a «generato» record instead of a receipt (also
+    when an earlier import recorded it as a return: the record then excludes it).
     """
     result = ImportResult()
     ctx = validation_context(r)
     fp = context_fingerprint(r)
     with locked(r.path, timeout=timeout, waiting=waiting):
-        known = {rec.get("sha256") for rec in read_ledger(r.path).records}
-        for src in iter_sources(paths):
+        records = read_ledger(r.path).records
+        known = {rec.get("sha256") for rec in records}
+        generati = {
+            rec["sha256"]: str(rec.get("motivo") or "")
+            for rec in records
+            if rec.get("tipo") == TIPO_GENERATO and isinstance(rec.get("sha256"), str)
+        }
+        received = {rec["sha256"]: rec for rec in records if rec.get("tipo") == "ricezione"}
+        del records
+        own_dirs = [archive_dir(r.path), r.path / POSTA_DIR / OUTBOX_DIR]
+        for src in iter_sources(paths, exclude=own_dirs):
             if progress is not None:
                 progress(src)
             origine = str(src.resolve())
@@ -122,8 +148,17 @@ def import_files(
                     f"{os_reason(exc)}. Nessun file è andato perso: "
                     "ripetere l'importazione."
                 ) from exc
+            if sha in generati:
+                result.outcomes.append(_generated(origine, src.name, generati[sha]))
+                continue
             if sha in known:
-                result.outcomes.append(ImportOutcome(origine, "già importato"))
+                motivo = _recorded_own_output(r, src, data, received.get(sha))
+                if motivo is None:
+                    result.outcomes.append(ImportOutcome(origine, "già importato"))
+                    continue
+                append_records(r.path, [_generated_record(sha, src.name, motivo, origine)])
+                generati[sha] = motivo
+                result.outcomes.append(_generated(origine, src.name, motivo + _ORA_ESCLUSO))
                 continue
             rc = make_receipt(
                 r,
@@ -138,11 +173,50 @@ def import_files(
                 ctx=ctx,
                 fingerprint=fp,
             )
+            motivo = own_output(r, src.name, data, rc.report, source=src)
+            if motivo is not None:
+                append_records(r.path, [_generated_record(sha, src.name, motivo, origine)])
+                known.add(sha)
+                generati[sha] = motivo
+                result.outcomes.append(_generated(origine, src.name, motivo))
+                continue
             append_records(r.path, [rc.to_record()])
             known.add(sha)
             result.outcomes.append(ImportOutcome(origine, "importato", rc))
         result.recovered = _recover_orphans(r, known, ctx, fp)
     return result
+
+
+def _generated_record(sha: str, nome: str, motivo: str, origine: str) -> dict[str, Any]:
+    """The ledger record of an own output: its sha256 is known, so it is never recovered
+    as an orphan, and consolidation skips any receipt of the same content."""
+    return {
+        "tipo": TIPO_GENERATO,
+        "versione": 1,
+        "sha256": sha,
+        "nome": nome,
+        "motivo": motivo,
+        "origine": origine,
+        "importato_il": now().isoformat(),
+    }
+
+
+def _generated(origine: str, nome: str, motivo: str) -> ImportOutcome:
+    return ImportOutcome(origine, ESITO_GENERATO, messaggio=f"{nome}: {motivo}")
+
+
+def _recorded_own_output(
+    r: Raccolta, src: Path, data: bytes, rec: dict[str, Any] | None
+) -> str | None:
+    """Why a content an earlier import recorded as a return is an own output (judged on
+    the report it was recorded with), or None."""
+    if rec is None:
+        return None
+    try:
+        report = Report.from_record(rec["report"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return own_output(r, src.name, data, report, source=src)
 
 
 def _recover_orphans(
