@@ -145,7 +145,7 @@ def test_accetta_scarta_ripristina_are_recorded_and_reversible(
 def test_an_unknown_id_is_one_italian_line(
     racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "scarta", str(racc.path), "deadbeef", "--motivo", "x")
+    code, _, err = _cli(capsys, "scarta", str(racc.path), "deadbeef", "--motivo", "x")
     assert code == 2
     assert err.startswith("Errore: Nessun file ricevuto ha l'identificativo deadbeef")
     assert "Traceback" not in err
