@@ -199,6 +199,15 @@ def test_help_is_italian(name: str, both: Callable[[list[str]], Run]) -> None:
 # --------------------------------------------------------------------------- paths
 
 
+#: what the commands need besides the folder, to reach the check of the folder
+_REQUIRED: dict[str, list[str]] = {
+    "accetta": ["abcdef12", "--motivo", "prova"],
+    "scarta": ["abcdef12", "--motivo", "prova"],
+    "ripristina": ["abcdef12"],
+    "rettifica": ["--ente", "019035", "--campo", "a_sap", "--valore", "1", "--motivo", "prova"],
+}
+
+
 @pytest.mark.parametrize("name", [n for n in COMMANDS if _needs_folder(n)])
 def test_a_missing_raccolta_folder(
     name: str, both: Callable[[list[str]], Run], tmp_path: Path
@@ -206,7 +215,9 @@ def test_a_missing_raccolta_folder(
     """Every command on a raccolta, given a folder that does not exist, says so."""
     missing = tmp_path / "non-esiste"
     args = [name, str(missing)] + (["--precedente", str(tmp_path)] if name == "collega" else [])
-    assert_italian_error(both(args), f"La cartella {missing} non esiste")
+    assert_italian_error(
+        both([*args, *_REQUIRED.get(name, [])]), f"La cartella {missing} non esiste"
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in COMMANDS if _needs_folder(n) or n in ("crea", "demo")])
@@ -216,7 +227,7 @@ def test_a_file_instead_of_the_folder(
     """Every command that takes a folder, given a file, says it is not a folder."""
     f = tmp_path / "appunti.txt"
     f.write_text("non una raccolta", encoding="utf-8")
-    extra = {"collega": ["--precedente", str(tmp_path)], "crea": ["--anno", "2026"]}
+    extra = {"collega": ["--precedente", str(tmp_path)], "crea": ["--anno", "2026"], **_REQUIRED}
     run = both([name, str(f), *extra.get(name, [])])
     assert_italian_error(run, str(f))
     assert re.search(r"non è una cartella|è un file", run.err), run.err

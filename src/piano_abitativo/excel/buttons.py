@@ -27,14 +27,12 @@ tested without xlwings.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
-import re
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from piano_abitativo.app import commands as actions
 from piano_abitativo.app import posta
@@ -52,12 +50,14 @@ from piano_abitativo.core.errors import (
     unexpected_message,
 )
 from piano_abitativo.core.version import __version__
+from piano_abitativo.excel.grid import Refresh as Refresh
+from piano_abitativo.excel.grid import datetime_format_runs as datetime_format_runs
+from piano_abitativo.excel.grid import layout_grids as layout_grids
+from piano_abitativo.excel.grid import refresh as refresh
+from piano_abitativo.excel.grid import sheet_grid as sheet_grid
 from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
-    STYLES,
-    MasterLayout,
-    SheetLayout,
     master_layout,
 )
 
@@ -88,98 +88,6 @@ ENV_RACCOLTA = "PIANO_ABITATIVO_RACCOLTA"
 ARRIVI_DIR = "arrivi"
 TITLE = "Piano abitativo"
 
-Grid = list[list[Any]]
-
-
-# --------------------------------------------------------------------------- pure part
-
-_BOOLEAN_WORDS = frozenset({"TRUE", "FALSE", "VERO", "FALSO"})
-#: text Excel reads as a month-name date, as typed in any language ("mar 2024", "gen-24")
-_MONTH_DATE = re.compile(r"[^\W\d_]{3,9}[ ./-]+\d")
-
-
-def _needs_text_prefix(text: str) -> bool:
-    """Whether Excel would read `text`, written as a value, as something else: a formula
-    (``=``, ``+``, ``-``, ``@``), an error (``#N/A``), a number or code with leading zeros
-    (``019035``), a negative number in brackets, a date or time (``3/12``, ``mar 2024``),
-    a percentage or a boolean. Conservative: a needless prefix is invisible."""
-    t = text.lstrip()
-    if not t:
-        return False
-    return (
-        t[0] in "=+-@'#(.,$€£"
-        or t[0].isdigit()
-        or t.upper() in _BOOLEAN_WORDS
-        or _MONTH_DATE.match(t) is not None
-    )
-
-
-def _xl_value(v: Any) -> Any:
-    """A layout value as it is written into a cell (None leaves the cell empty)."""
-    if isinstance(v, str):
-        # the apostrophe makes Excel keep the text as typed; it is not part of the value
-        return "'" + v if _needs_text_prefix(v) else v
-    if isinstance(v, dt.time):
-        return (v.hour * 3600 + v.minute * 60 + v.second + v.microsecond / 1e6) / 86400
-    return v
-
-
-def sheet_grid(sheet: SheetLayout) -> Grid:
-    """The cells of one sheet from A1, row by row: formula (``=...``) or value, None where
-    the cell is empty. Rectangular."""
-    nrows, ncols = sheet.last_row + 1, sheet.last_col + 1
-    grid: Grid = [[None] * ncols for _ in range(nrows)]
-    for (r, c), cell in sheet.cells.items():
-        grid[r][c] = cell.formula or _xl_value(cell.value)
-    return grid
-
-
-def layout_grids(layout: MasterLayout) -> dict[str, Grid]:
-    """Every sheet of the master as one grid from A1 (see `sheet_grid`). Pure."""
-    return {sh.name: sheet_grid(sh) for sh in layout.sheets}
-
-
-def _is_datetime_format(style: str) -> bool:
-    fmt = str(STYLES.get(style, {}).get("num_format", ""))
-    return "yy" in fmt or "hh" in fmt
-
-
-def datetime_format_runs(sheet: SheetLayout) -> list[tuple[int, int, int, str]]:
-    """(column, first row, last row, number format) of the vertical runs of date and time
-    cells: they get their format again, so that rows added since the master was built show
-    a date and not a serial number. Pure."""
-    cells = sorted(
-        (c, r, str(STYLES[cell.style]["num_format"]))
-        for (r, c), cell in sheet.cells.items()
-        if _is_datetime_format(cell.style)
-    )
-    runs: list[tuple[int, int, int, str]] = []
-    for c, r, fmt in cells:
-        if runs and runs[-1][0] == c and runs[-1][2] == r - 1 and runs[-1][3] == fmt:
-            runs[-1] = (c, runs[-1][1], r, fmt)
-        else:
-            runs.append((c, r, r, fmt))
-    return runs
-
-
-def _a1(row: int, col: int, absolute: bool = False) -> str:
-    """A1 reference of a zero-based cell."""
-    letters = ""
-    n = col + 1
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return f"${letters}${row + 1}" if absolute else f"{letters}{row + 1}"
-
-
-def _norm_ref(ref: str) -> str:
-    """A sheet-qualified reference in one spelling: ``='b) X'!$B$7`` -> ``b) x!B7``."""
-    text = ref.strip().lstrip("=").replace("$", "")
-    sheet, _, addr = text.rpartition("!")
-    if len(sheet) >= 2 and sheet[0] == sheet[-1] == "'":
-        sheet = sheet[1:-1].replace("''", "'")
-    return f"{sheet.casefold()}!{addr.upper()}"
-
 
 # --------------------------------------------------------------------------- the session
 
@@ -199,6 +107,25 @@ class _Session:
 
     def alert(self, text: str, *, critical: bool = False) -> None:
         self.book.app.alert(text, title=TITLE, mode="critical" if critical else "info")
+
+    def ask(self, text: str) -> str:
+        """Sì / No / Annulla: "yes", "no" or "cancel"; "" when the engine cannot ask (the
+        remote engine only shows messages after the call)."""
+        try:
+            if self.book.app.engine.name == "remote":
+                return ""
+            got = self.book.app.alert(text, title=TITLE, buttons="yes_no_cancel", mode="info")
+        except Exception:  # an engine that cannot ask
+            return ""
+        return str(got or "").lower()
+
+    def ask_text(self, prompt: str) -> str | None:
+        """A line typed by the user (Excel's InputBox); None if cancelled or impossible."""
+        try:
+            got = self.book.app.api.InputBox(prompt, TITLE)
+        except Exception:  # no desktop Excel behind the engine
+            return None
+        return None if got is False or got is None else str(got)
 
 
 def _caller() -> xw.Book:
@@ -297,92 +224,6 @@ def _button(action: Callable[[_Session], str]) -> Callable[[], None]:
 # --------------------------------------------------------------------------- writing back
 
 
-@dataclass
-class Refresh:
-    """What one refresh wrote into the workbook."""
-
-    sheets: list[str] = field(default_factory=list)
-    added_sheets: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)
-
-
-def _extent(ws: Any) -> tuple[int, int]:
-    """Rows and columns from A1 to the last used cell of a sheet."""
-    ur = ws.used_range
-    nrows, ncols = ur.shape
-    return ur.row + nrows - 1, ur.column + ncols - 1
-
-
-def _table(ws: Any, name: str) -> Any | None:
-    try:
-        return ws.tables[name]
-    except Exception:  # no such table (removed or renamed by hand)
-        return None
-
-
-def refresh(
-    book: xw.Book,
-    layout: MasterLayout,
-    *,
-    only: Collection[str] | None = None,
-    status: Callable[[str], None] | None = None,
-) -> Refresh:
-    """Write `layout` into the open workbook: each sheet's values and formulas (in `only`,
-    or all), the Excel tables' extents and the ``totale_*`` names.
-
-    On each sheet, the part of the old used range that the new grid does not cover is
-    cleared (contents only: formats stay), then the grid is written from A1 in one
-    assignment, where None empties a cell. The columns of the buttons on the Cruscotto are
-    never touched. Sheets that are not in the layout (``xlwings.conf``...) are left alone.
-    """
-    done = Refresh()
-    existing = {ws.name: ws for ws in book.sheets}
-    anchor = layout.buttons_anchor
-    for sh in layout.sheets:
-        if only is not None and sh.name not in only:
-            continue
-        if status is not None:
-            status(f"Piano abitativo: aggiornamento del foglio {sh.name}…")
-        ws = existing.get(sh.name)
-        if ws is None:
-            ws = book.sheets.add(sh.name, after=book.sheets[-1])
-            done.added_sheets.append(sh.name)
-            old_rows, old_cols = 0, 0
-        else:
-            old_rows, old_cols = _extent(ws)
-        if sh.name == anchor.sheet:
-            old_cols = min(old_cols, anchor.col)
-        grid = sheet_grid(sh)
-        rows, cols = len(grid), len(grid[0])
-        if old_rows > rows:
-            ws.range((rows + 1, 1), (old_rows, max(old_cols, 1))).clear_contents()
-        if old_cols > cols:
-            ws.range((1, cols + 1), (min(rows, old_rows), old_cols)).clear_contents()
-        ws["A1"].value = grid
-        for col, first, last, fmt in datetime_format_runs(sh):
-            ws.range((first + 1, col + 1), (last + 1, col + 1)).number_format = fmt
-        for t in sh.tables:
-            want = f"{_a1(t.first_row, t.first_col, True)}:{_a1(t.last_row, t.last_col, True)}"
-            table = _table(ws, t.name)
-            if table is None:  # removed by hand: the values are written anyway
-                continue
-            if str(table.range.address).replace("$", "") != want.replace("$", ""):
-                table.resize(ws.range(want))
-                done.tables.append(t.name)
-        done.sheets.append(sh.name)
-    if only is None or any(ref.sheet in only for ref in layout.names.values()):
-        for name, ref in layout.names.items():
-            target = "=" + ref.ref
-            if book.names.contains(name) and (
-                _norm_ref(str(book.names(name).refers_to)) == _norm_ref(target)
-            ):
-                continue
-            book.names.add(name, target)  # replaces the old definition
-            done.names.append(name)
-    return done
-
-
 # --------------------------------------------------------------------------- summaries
 
 
@@ -411,7 +252,13 @@ SAVE_NOTE = (
 
 
 def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
-    return refresh(s.book, master_layout(cons), status=s.status)
+    """Write the whole consolidation into the open workbook and remember its Dati."""
+    from piano_abitativo.master.edits import write_snapshot
+
+    done = refresh(s.book, master_layout(cons), status=s.status)
+    if s.raccolta is not None:
+        write_snapshot(cons, s.raccolta.path)
+    return done
 
 
 # --------------------------------------------------------------------------- the buttons
@@ -451,11 +298,21 @@ def _importa(s: _Session) -> str:
                 f" {_n(len(res.recovered), 'file recuperato', 'file recuperati')} dall'archivio."
             )
         lines.append(text)
+        from piano_abitativo.excel.dati import resolve
+
+        go_on, said = resolve(s.book, r, s.ask, s.ask_text)
+        lines += [said] if said else []
         cons = actions.consolidation(r)
-        _refresh_all(s, cons)
+        if go_on:
+            _refresh_all(s, cons)
         lines.append(
-            "Il Cruscotto e le Anomalie sono aggiornati, come le tabelle a)–k), i "
-            "totali e il Report. " + _summary(cons)
+            (
+                "Il Cruscotto e le Anomalie sono aggiornati, come le tabelle a)–k), i totali e il "
+                "Report. "
+                if go_on
+                else "La cartella di lavoro non è stata aggiornata. "
+            )
+            + _summary(cons)
         )
         lines.append(SAVE_NOTE)
     if drafts:
@@ -495,7 +352,12 @@ def _valida(s: _Session) -> str:
 def _consolida(s: _Session) -> str:
     """Consolidate the latest valid return of each ente into every sheet of this
     workbook."""
+    from piano_abitativo.excel.dati import resolve
+
     r = _find_raccolta(s)
+    go_on, said = resolve(s.book, r, s.ask, s.ask_text)
+    if not go_on:
+        return said
     s.status("Piano abitativo: consolidamento…")
     cons = actions.consolidation(r)
     done = _refresh_all(s, cons)
@@ -507,7 +369,7 @@ def _consolida(s: _Session) -> str:
     )
     if done.added_sheets:
         text += " Fogli aggiunti: " + ", ".join(done.added_sheets) + "."
-    return text + "\n\n" + SAVE_NOTE
+    return (f"{said}\n\n" if said else "") + text + "\n\n" + SAVE_NOTE
 
 
 def _genera_modelli(s: _Session) -> str:

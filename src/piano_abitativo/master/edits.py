@@ -67,27 +67,38 @@ def dati_values(cons: Consolidation) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: how many earlier writes are remembered: the file on disk and the workbook open in Excel
+#: (refreshed by a button, maybe not saved) may each hold one of them
+KEEP_WRITES = 3
+
+
 def write_snapshot(cons: Consolidation, raccolta_path: Path) -> None:
-    """Keep the values of *Dati* as just written (call after writing the master)."""
+    """Keep the values of *Dati* as just written (call after writing the master, or after
+    a button refreshed the open workbook), with those of the last few writes."""
+    earlier = read_snapshot(raccolta_path) or []
     data = {
         "anno": cons.anno,
         "raccolta": cons.raccolta_id,
         "scritto_il": cons.generated_at.isoformat(),
         "valori": dati_values(cons),
+        "precedenti": earlier[: KEEP_WRITES - 1],
     }
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
     atomic_write_bytes(snapshot_path(raccolta_path), text.encode("utf-8"))
 
 
-def read_snapshot(raccolta_path: Path) -> dict[str, dict[str, Any]] | None:
-    """The values of *Dati* last written; None when there is none (or it is unreadable:
-    then nothing can be compared and nothing is reported)."""
+def read_snapshot(raccolta_path: Path) -> list[dict[str, dict[str, Any]]] | None:
+    """The values of *Dati* of the last writes, latest first; None when there is none (or
+    it is unreadable: then nothing can be compared and nothing is reported)."""
     try:
         data = json.loads(snapshot_path(raccolta_path).read_text(encoding="utf-8"))
         valori = data["valori"]
-    except (OSError, ValueError, KeyError, TypeError):
+        earlier = data.get("precedenti") or []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return valori if isinstance(valori, dict) else None
+    if not isinstance(valori, dict) or not isinstance(earlier, list):
+        return None
+    return [valori, *(x for x in earlier if isinstance(x, dict))]
 
 
 def grid_values(grid: Grid, schema: Schema) -> dict[str, dict[str, Any]]:
@@ -128,25 +139,33 @@ def read_master_grid(path: Path) -> Grid | None:
     return rows
 
 
+def _same(f: Field, a: Any, b: Any) -> bool:
+    return a == b or (f.kind is Kind.COUNT and {a, b} <= {0, None})
+
+
 def find_edits(
-    written: Mapping[str, Mapping[str, Any]],
+    writes: Sequence[Mapping[str, Mapping[str, Any]]],
     current: Mapping[str, Mapping[str, Any]],
     cons: Consolidation,
 ) -> list[tuple[str, Field, Any, Any]]:
-    """(ente, field, value written, value now) for every typed cell that differs. The
-    computed columns (sums) follow the typed ones and are not compared."""
+    """(ente, field, value last written, value now) for every typed cell whose value is
+    none of those written (`writes`, latest first). The computed columns (sums) follow
+    the typed ones and are not compared."""
     edits: list[tuple[str, Field, Any, Any]] = []
+    if not writes:
+        return edits
     for s in cons.enti:
         codice = s.ente.codice
-        was, now = written.get(codice), current.get(codice)
-        if was is None or now is None:
+        now = current.get(codice)
+        was = [w[codice] for w in writes if codice in w]
+        if now is None or not was:
             continue
         for f in cons.schema.plan_fields:
-            if f.role is Role.FORMULA or f.id not in now or f.id not in was:
+            if f.role is Role.FORMULA or f.id not in now or f.id not in was[0]:
                 continue
-            a, b = was[f.id], now[f.id]
-            if a != b and not (f.kind is Kind.COUNT and {a, b} <= {0, None}):
-                edits.append((codice, f, a, b))
+            b = now[f.id]
+            if not any(_same(f, w.get(f.id), b) for w in was):
+                edits.append((codice, f, was[0][f.id], b))
     return edits
 
 
@@ -156,7 +175,7 @@ def master_edits_on_disk(
     """The values changed by hand in the master file of the raccolta since it was last
     written; [] when there is no master or nothing to compare with."""
     written = read_snapshot(raccolta_path)
-    if written is None:
+    if not written:
         return []
     grid = read_master_grid(master_path(raccolta_path, cons.anno, ".xlsm"))
     if grid is None:
