@@ -25,7 +25,15 @@ from .mailraccolta import ENTI_CSV, workbook_of
 SRC = Path(piano_abitativo.__file__).resolve().parents[1]
 CREMA, AGNADELLO = "019035", "019002"
 #: parameters after the raccolta (or output) that are positional on purpose
-POSITIONAL = {"importa": {"paths"}, "stato": {"cons"}, "demo": set()}
+#: what a function acts on, given positionally after the raccolta
+POSITIONAL = {
+    "importa": {"paths"},
+    "stato": {"cons"},
+    "demo": set(),
+    "accetta": {"ident"},
+    "scarta": {"idents"},
+    "ripristina": {"ident"},
+}
 
 
 def test_every_public_name_is_a_documented_callable() -> None:

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from piano_abitativo.app.commands import modelli as modelli
     from piano_abitativo.app.commands import modello_vuoto as modello_vuoto
     from piano_abitativo.app.commands import valida as valida
+    from piano_abitativo.app.decisioni import accetta as accetta
+    from piano_abitativo.app.decisioni import rettifica as rettifica
+    from piano_abitativo.app.decisioni import ripristina as ripristina
+    from piano_abitativo.app.decisioni import scarta as scarta
     from piano_abitativo.app.posta import esiti as esiti
     from piano_abitativo.app.posta import invia as invia
     from piano_abitativo.app.posta import solleciti as solleciti
@@ -55,12 +59,17 @@ _LAZY = {
     "documento": ("piano_abitativo.app.commands", "documento"),
     "master_vuoto": ("piano_abitativo.app.commands", "master_vuoto"),
     "modello_vuoto": ("piano_abitativo.app.commands", "modello_vuoto"),
+    "accetta": ("piano_abitativo.app.decisioni", "accetta"),
+    "scarta": ("piano_abitativo.app.decisioni", "scarta"),
+    "ripristina": ("piano_abitativo.app.decisioni", "ripristina"),
+    "rettifica": ("piano_abitativo.app.decisioni", "rettifica"),
     "demo": ("piano_abitativo.simulation.demo", "run_demo"),
     "PianoError": ("piano_abitativo.core.errors", "PianoError"),
 }
 
 __all__ = [
     "PianoError",
+    "accetta",
     "collega",
     "consolida",
     "crea",
@@ -72,6 +81,9 @@ __all__ = [
     "master_vuoto",
     "modelli",
     "modello_vuoto",
+    "rettifica",
+    "ripristina",
+    "scarta",
     "solleciti",
     "stato",
     "valida",

@@ -341,7 +341,28 @@ def documento(
     cons = consolidation(r)
     res = write_document(r, cons, confronto=cons.confronto, pdf=pdf, progress=progress)
     notice = previous_notice(r)
-    return replace(res, note=(notice, *res.note)) if notice else res
+    review = tuple(review_notes(cons))
+    notes = (*((notice,) if notice else ()), *review, *res.note)
+    return replace(res, note=notes) if notes != res.note else res
+
+
+def review_notes(cons: Consolidation) -> list[str]:
+    """What the capofila must know before using the data (Italian): a damaged ledger,
+    files in verifica, rettifiche no longer applied."""
+    from piano_abitativo.archive.decisions import short_id
+
+    out = [f"registro dell'archivio danneggiato, {d}" for d in cons.registro_danneggiato]
+    out += [
+        f"il file {h.receipt.nome} (ID {short_id(h.receipt.sha256)}) è in verifica e non è "
+        f"nel documento: {h.motivo}"
+        for h in cons.in_verifica
+    ]
+    out += [
+        f"la rettifica di {rt.campo} dell'ente {rt.ente} non si applica più: l'ente ha "
+        "inviato una versione più recente"
+        for rt in cons.rettifiche_superate
+    ]
+    return out
 
 
 def master_vuoto(output: PathLike) -> BlankMaster:

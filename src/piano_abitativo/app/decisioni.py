@@ -162,9 +162,11 @@ def accetta(
     return DecisionResult((d,), consolidate_raccolta(r), {short_id(sha): received[sha]})
 
 
-def scarta(raccolta: RaccoltaLike, idents: Iterable[str], *, motivo: str) -> DecisionResult:
-    """Withdraw received files: they stay in the archive, out of the tables; their ente
-    goes back to its previous version or to "non ricevuto"."""
+def scarta(raccolta: RaccoltaLike, idents: str | Iterable[str], *, motivo: str) -> DecisionResult:
+    """Withdraw received files (one identifier, or several): they stay in the archive, out
+    of the tables; their ente goes back to its previous version or to "non ricevuto"."""
+    if isinstance(idents, str):
+        idents = [idents]
     r = load_raccolta(raccolta)
     motivo = _motivo(motivo)
     received = _received(r)

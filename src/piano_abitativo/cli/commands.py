@@ -172,7 +172,10 @@ def _importa(args: argparse.Namespace) -> int:
         waiting=lambda m: err.print(m),
     )
     if args.json:
-        _json(_importa_json(res, bool(args.da)))
+        _json(
+            _importa_json(res, bool(args.da))
+            | {"registro_danneggiato": [d.to_json() for d in archive_damage(r)]}
+        )
     else:
         con = _console()
         if args.da:
@@ -186,6 +189,8 @@ def _importa(args: argparse.Namespace) -> int:
             from piano_abitativo.cli.terminal_posta import print_ingest
 
             print_ingest(res.posta, r, con)
+        for d in archive_damage(r):
+            con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
         if res.esiti_preparati:
             con.print(
                 f"Risposte agli enti preparate, non inviate: {res.esiti_preparati} "
@@ -193,6 +198,13 @@ def _importa(args: argparse.Namespace) -> int:
                 f"{r.path} --davvero"
             )
     return 0 if res.valid else 1
+
+
+def archive_damage(r: Any) -> list[Any]:
+    """The damaged lines of the raccolta's ledger (`archive.store.LedgerDamage`)."""
+    from piano_abitativo.archive.store import read_ledger
+
+    return read_ledger(r.path).damage
 
 
 def _importa_json(res: ImportaResult, files: bool) -> dict[str, Any]:
@@ -209,6 +221,7 @@ def _importa_json(res: ImportaResult, files: bool) -> dict[str, Any]:
 
 def _receipt_json(x: Receipt) -> dict[str, Any]:
     return {
+        "id": x.sha256[:8],
         "sha256": x.sha256,
         "nome": x.nome,
         "ente": x.report.ente,
