@@ -23,7 +23,7 @@ from piano_abitativo.core.schema import SCHEMA
 from piano_abitativo.master.model import dati_header, master_path
 from piano_abitativo.master.tables import DATI_FIRST_FIELD_COL, DATI_HEADER_ROW
 
-from .mailfactory import make_plain
+from .mailfactory import make_pec_envelope, make_plain
 from .mailraccolta import make_raccolta, workbook_of
 
 CREMA = "019035"
@@ -321,3 +321,32 @@ def test_a_cut_or_binary_line_is_reported_with_its_number(
     assert [d["riga"] for d in damage] == [2, 3]
     assert "caratteri non validi" in damage[0]["motivo"]
     assert "interrotta" in damage[1]["motivo"]
+
+
+def test_a_pec_whose_gestore_signature_fails_cannot_replace_the_entes_verified_version(
+    racc: rc.Raccolta, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A later 'PEC' claiming Crema's address whose signed part was altered (so its sender
+    is not verified) is held, not used: Crema keeps its genuine signed version."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for name, when, a_sap in (("vera", T0, 358), ("falsa", T0 + dt.timedelta(days=2), 9999)):
+        original = make_plain(
+            sender=CREMA_PEC,
+            date=when,
+            message_id=f"<{name}@example>",
+            attachments=[(f"{name}.xlsx", workbook_of(racc, CREMA, a_sap=a_sap))],
+        )
+        raw = make_pec_envelope(original, when=when, identificativo=f"id-{name}")
+        if name == "falsa":
+            raw = raw.replace(b"Buongiorno", b"Buongiorn0", 1)
+        (inbox / f"{name}.eml").write_bytes(raw)
+    code, out, _ = _cli(capsys, "importa", str(racc.path), "--da", str(inbox))
+    assert code == 0, out
+    st = _stato(capsys, racc)
+    crema = _ente(st, CREMA)
+    assert crema["stato"] == "in verifica"
+    assert crema["verifica_pec"] == "gestore_non_verificato"
+    (held,) = st["in_verifica"]
+    assert "busta PEC senza una firma valida del gestore" in held["motivo"]
+    assert _a_sap(capsys, racc) == 358

@@ -42,6 +42,10 @@ MITTENTE_PROPRIO = "proprio"  # the ente's own registered address
 MITTENTE_SCONOSCIUTO = "sconosciuto"  # an address not in the registry (or none)
 MITTENTE_CARTELLA = "cartella"  # imported by the capofila from a folder: its own act
 MITTENTE_ALTRO = "altro ente"  # another ente's registered address
+#: a PEC envelope whose gestore signature is invalid or missing: whoever it names as the
+#: sender is not verified (a hand-made .eml can claim any address)
+MITTENTE_NON_VERIFICATO = "non verificato"
+_PEC_FAILED = ("non_valida", "assente")
 
 #: Fields whose totals the plan prints (and the master names `totale_<id>`), default schema
 TOTAL_FIELDS: tuple[Field, ...] = SCHEMA.total_fields
@@ -119,8 +123,9 @@ class EnteStatus:
 
     @property
     def mittente_sconosciuto(self) -> bool:
-        """The used version came from an address that is not in the registry."""
-        return self.mittente_usata == MITTENTE_SCONOSCIUTO
+        """The used version came from an address that is not in the registry, or in a PEC
+        envelope whose sender is not verified."""
+        return self.mittente_usata in (MITTENTE_SCONOSCIUTO, MITTENTE_NON_VERIFICATO)
 
     @property
     def rettificati(self) -> dict[str, Rettifica]:
@@ -341,7 +346,11 @@ def sender_kind(rc: Receipt, codice: str | None, addresses: dict[str, Ente]) -> 
     sender = addresses.get(mittente) if mittente else None
     if sender is None:
         return MITTENTE_SCONOSCIUTO
-    return MITTENTE_PROPRIO if sender.codice == codice else MITTENTE_ALTRO
+    if sender.codice != codice:
+        return MITTENTE_ALTRO
+    if rc.extra.get("verifica_pec") in _PEC_FAILED:
+        return MITTENTE_NON_VERIFICATO
+    return MITTENTE_PROPRIO
 
 
 def _intrinsic_hold(rc: Receipt, ente: Ente, kind: str, addresses: dict[str, Ente]) -> Held | None:
@@ -405,16 +414,22 @@ class _Versions:
         would replace one sent from the ente's own registered address is held."""
         versions: list[Receipt] = []
         own_seen = False
+        unsure = (MITTENTE_SCONOSCIUTO, MITTENTE_NON_VERIFICATO)
         for v in self.versions:
             kind = self.senders.get(v.sha256)
-            if kind == MITTENTE_SCONOSCIUTO and own_seen and v.sha256 not in self.accepted:
+            if kind in unsure and own_seen and v.sha256 not in self.accepted:
                 mittente = str(v.extra.get("mittente") or "") or None
+                who = (
+                    f"busta PEC senza una firma valida del gestore (mittente dichiarato "
+                    f"{mittente}, non verificato)"
+                    if kind == MITTENTE_NON_VERIFICATO
+                    else f"inviato da un indirizzo non registrato ({mittente or 'sconosciuto'})"
+                )
                 self.held.append(
                     Held(
                         v,
                         self.ente.codice,
-                        f"inviato da un indirizzo non registrato ({mittente or 'sconosciuto'})"
-                        " e sostituirebbe la versione inviata dall'indirizzo "
+                        f"{who} e sostituirebbe la versione inviata dall'indirizzo "
                         f"registrato di {self.ente.nome_completo}",
                         mittente,
                         None,

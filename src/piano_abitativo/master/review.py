@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from piano_abitativo.archive.decisions import ACCETTA, RIPRISTINA, SCARTA, short_id
 from piano_abitativo.archive.store import Receipt
-from piano_abitativo.consolidation.consolidate import Consolidation
+from piano_abitativo.consolidation.consolidate import MITTENTE_NON_VERIFICATO, Consolidation
 from piano_abitativo.core.problems import Problem, problem
 from piano_abitativo.master.model import (
     SHEET_DECISIONI,
@@ -168,6 +168,11 @@ def review_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]
         if s.mittente_sconosciuto:
             who = used.extra.get("mittente") or "senza indirizzo"
             msg = f"La versione usata è arrivata da {who}, che non è un indirizzo dell'ente"
+            if s.mittente_usata == MITTENTE_NON_VERIFICATO:
+                msg = (
+                    "La versione usata è arrivata in una busta PEC senza una firma valida "
+                    f"del gestore: il mittente dichiarato ({who}) non è verificato"
+                )
             rows.append((s.ente.nome_completo, used, problem("D04", used.nome, msg)))
         for rt in s.rettifiche:
             msg = f"{rt.campo}: {rt.valore_precedente} → {rt.valore} (motivo: {rt.motivo})"
