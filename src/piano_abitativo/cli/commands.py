@@ -266,7 +266,10 @@ def _posta(args: argparse.Namespace) -> int:
     if args.json:
         _json(res.to_json())
     else:
-        print_send(res, r, _console())
+        con = _console()
+        print_send(res, r, con)
+        for d in archive_damage(r):
+            con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
     return 1 if res.count(FALLITO) else 0
 
 
