@@ -35,7 +35,7 @@ COMUNE, ALER = "019035", "ALER-BCM"
 SETTINGS = (
     Settings(),
     Settings(sat_percentuale=12.5, sat_arrotondamento="difetto"),
-    Settings(sat_percentuale=25, sat_base="f_totale_assegnabili"),
+    Settings(sat_percentuale=25, sat_base="f_totale_assegnabili", margine_plausibilita=0),
 )
 REGISTRY = default_registry()
 
@@ -107,6 +107,58 @@ def test_python_verdicts_of_the_same_trees() -> None:
     r0 = RULE_BY_CODE["R0"].when(SCHEMA.field_by_id["a_sap"], scope)
     assert truth(r0, _env({"a_sap": "2,5"}, {"a_sap": 2.5}))
     assert not truth(r0, _env({"a_sap": "25"}, {"a_sap": 25}))
+
+
+def test_plausibility_against_the_stock_in_python() -> None:
+    """R17: b) + d) over the SAP stock, each alone within it; R18: a count over the whole
+    stock of a) by more than the margin, for Comune and ALER alike."""
+    scope = Scope(SCHEMA, Settings())
+    r17 = RULE_BY_CODE["R17"].when(SCHEMA.field_by_id["d_turnover"], scope)
+    v = {"a_sap": 40, "a_sas": 0, "b_carenza_manutentiva": 30, "d_turnover": 25}
+    assert truth(r17, _env(v, v)) and truth(r17, _env(v, v, aler=True))
+    assert not truth(r17, _env(v, {**v, "d_turnover": 10}))
+    assert not truth(r17, _env(v, {**v, "b_carenza_manutentiva": 41}))  # R7 says it
+    r18 = RULE_BY_CODE["R18"].when(SCHEMA.field_by_id["e_conferite_privati"], scope)
+    v = {"a_sap": 40, "a_sas": 5, "e_conferite_privati": 19025}
+    assert truth(r18, _env(v, v)) and truth(r18, _env(v, v, aler=True))
+    assert not truth(r18, _env(v, {**v, "e_conferite_privati": 55}))  # 45 + 10
+    assert truth(r18, _env(v, {**v, "e_conferite_privati": 56}))
+    tight = Settings(margine_plausibilita=0)
+    r18t = RULE_BY_CODE["R18"].when(
+        SCHEMA.field_by_id["c_nuova_edificazione"], Scope(SCHEMA, tight)
+    )
+    v = {"a_sap": 40, "a_sas": 5, "c_nuova_edificazione": 46}
+    assert truth(r18t, _env(v, v, settings=tight))
+    targets = {f.id for f in RULE_BY_CODE["R18"].targets(SCHEMA)}
+    assert targets == {
+        "b_carenza_manutentiva",
+        "c_nuova_edificazione",
+        "d_turnover",
+        "e_conferite_privati",
+        "j_sat",
+        "k_assegnate_anno_precedente",
+    }
+
+
+def test_the_code_typed_in_e_is_an_avviso_on_e_cell(tmp_path: Path) -> None:
+    """e) = 19025 (AutoInput's completion) for an ente with 40 SAP: the validator names
+    e)'s cell; b) + d) over the SAP stock names both cells."""
+    lay = layout_for(SCHEMA)
+    path = tmp_path / "r.xlsx"
+    values = {"a_sap": 40, "a_sas": 0, "e_conferite_privati": 19025}
+    path.write_bytes(fill_template(_template(COMUNE, 0), values))
+    report = validate_file(path, _vctx(0))
+    (r18,) = [p for p in report.problems if p.code == "R18"]
+    assert r18.field == "e_conferite_privati" and r18.cell == lay.cell("e_conferite_privati")
+    assert lay.cell("e_conferite_privati") in r18.message and "19.025" in r18.message
+    values = {"a_sap": 40, "a_sas": 0, "b_carenza_manutentiva": 30, "d_turnover": 25}
+    path.write_bytes(fill_template(_template(ALER, 0), values))
+    report = validate_file(path, _vctx(0))
+    (r17,) = [p for p in report.problems if p.code == "R17"]
+    assert r17.cell == lay.cell("d_turnover")
+    for fid in ("b_carenza_manutentiva", "d_turnover", "a_sap"):
+        assert lay.cell(fid) in r17.message, r17.message
+    assert row_symbols(report, aler=True)["R17"] == WARN
 
 
 def test_the_catalogue_is_the_rule_book_and_the_plain_codes() -> None:
@@ -243,6 +295,10 @@ FIXED: list[tuple[str, int, dict[str, Any]]] = [
     (ALER, 1, {"a_sap": 997, "a_sas": 11, "referente_nome": "Ufficio casa"}),
     (COMUNE, 0, {"a_sap": 358, "j_sat": 36}),  # ceil(35,8) = 36: within the limit
     (COMUNE, 1, {"a_sap": 7, "j_sat": 1}),  # floor(0,875) = 0: over the limit
+    # R18: e) = 19025 (the code AutoInput typed) for an ente with 40 SAP; R17: b + d > SAP
+    (COMUNE, 0, {"a_sap": 40, "a_sas": 0, "e_conferite_privati": 19025}),
+    (ALER, 2, {"a_sap": 40, "a_sas": 2, "b_carenza_manutentiva": 30, "d_turnover": 25}),
+    (COMUNE, 0, {"a_sap": 40, "a_sas": 0, "c_nuova_edificazione": 50}),  # within the margin
 ]
 
 

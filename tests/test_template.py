@@ -8,11 +8,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from piano_abitativo.core.layout import COL_HELP
 from piano_abitativo.core.registry import Registry
-from piano_abitativo.core.schema import FIELD_IDS, FIELDS, SHEET_META, SHEET_SCHEDA, Role
+from piano_abitativo.core.schema import FIELD_IDS, FIELDS, SHEET_META, SHEET_SCHEDA, Kind, Role
 from piano_abitativo.template.workbook import (
     LAYOUT,
-    NOT_APPLICABLE,
     STANDARD_TEMPLATE_NAME,
     TemplateFactory,
     build_standard_template,
@@ -94,8 +94,12 @@ def test_aler_template_marks_g_h_i_not_applicable_and_locked(aler: openpyxl.Work
     ws = aler[SHEET_SCHEDA]
     for fid in ("g_soglia_indigenti", "h_categoria_aggiuntiva", "h_motivazione", "i_forze_polizia"):
         cell = ws[LAYOUT.cell(fid)]
-        assert cell.value == NOT_APPLICABLE
+        # blank and grey, no words: the column of the numbers holds no text (AutoInput)
+        assert cell.value is None
+        assert cell.fill.fgColor.rgb.endswith("EDEDED")
         assert cell.protection.locked
+        row = LAYOUT.field_rows[fid]
+        assert ws.cell(row + 1, COL_HELP + 1).value == "Non applicabile all'ALER."
 
 
 def test_hidden_metadata_identifies_the_file_whatever_its_name(crema: openpyxl.Workbook) -> None:
@@ -212,3 +216,72 @@ def test_template_generation_is_deterministic(factory: TemplateFactory, registry
     ente = registry.get("019035")
     assert ente
     assert factory.render(ente) == TemplateFactory(factory.ctx).render(ente)
+
+
+# --- AutoInput: no text where numbers are typed --------------------------------------
+
+#: what a typed number or code starts with: AutoInput may complete it into such a text
+_NUMBERLIKE = tuple("0123456789+-.,")
+
+
+def _text_constants(ws: openpyxl.worksheet.worksheet.Worksheet) -> dict[int, list[str]]:
+    """Column (1-based) -> the text constants in it (formulas excluded)."""
+    out: dict[int, list[str]] = {}
+    for row in ws.iter_rows():
+        for cell in row:
+            v = cell.value
+            if isinstance(v, str) and v and not v.startswith("="):
+                out.setdefault(cell.column, []).append(f"{cell.coordinate}={v!r}")
+    return out
+
+
+def _inputs(ws: openpyxl.worksheet.worksheet.Worksheet) -> list[openpyxl.cell.Cell]:
+    return [c for row in ws.iter_rows() for c in row if not c.protection.locked]
+
+
+@pytest.mark.parametrize("ente", ["019025", "019035", "ALER-BCM", None])
+def test_no_text_constant_stands_in_a_column_where_numbers_are_typed(
+    ente: str | None, factory: TemplateFactory, registry: Registry
+) -> None:
+    """LibreOffice's AutoInput completes a typed 0 into the text of the same column (the
+    code "019025" stored 19025): no column with an input cell for a number holds a text
+    constant besides the table's header (the reader finds the column by it; a number never
+    completes into "Valore"), and no input cell's column holds a text a number or a code
+    could complete into."""
+    if ente is None:
+        data = build_standard_template()
+    else:
+        found = registry.get(ente)
+        assert found
+        data = factory.render(found)
+    ws = _load(data)[SHEET_SCHEDA]
+    texts = _text_constants(ws)
+    header = LAYOUT.header_row + 1
+    numbers = {
+        LAYOUT.cell(f.id)
+        for f in FIELDS
+        if f.role is Role.INPUT and f.kind in (Kind.COUNT, Kind.PERCENT, Kind.YEAR)
+    }
+    inputs = _inputs(ws)
+    assert {c.coordinate for c in inputs} >= {
+        LAYOUT.cell(f.id) for f in FIELDS if f.role is Role.INPUT and not f.comuni_only
+    }
+    for cell in inputs:
+        column = texts.get(cell.column, [])
+        if cell.coordinate in numbers:
+            below = [
+                t
+                for t in column
+                if int("".join(ch for ch in t.split("=")[0] if ch.isdigit())) != header
+            ]
+            assert not below, f"{cell.coordinate}: text in the column of a number: {below}"
+        numberlike = [t for t in column if t.split("=", 1)[1].strip("'\"").startswith(_NUMBERLIKE)]
+        assert not numberlike, f"{cell.coordinate}: AutoInput could complete into {numberlike}"
+
+
+def test_identification_sits_in_a_box_above_the_table_out_of_the_value_column() -> None:
+    """Codice, denominazione and anno are above the header, in their own column."""
+    for fid in ("ente_codice", "ente_denominazione", "anno"):
+        assert LAYOUT.field_rows[fid] < LAYOUT.header_row
+        assert LAYOUT.cell(fid)[0] == "E"
+    assert all(LAYOUT.cell(f.id)[0] == "D" for f in FIELDS if f.role is not Role.IDENT)

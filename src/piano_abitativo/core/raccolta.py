@@ -127,6 +127,9 @@ confronto_massimo_percentuale = {s.confronto_massimo_percentuale:g}
 # ...purché almeno in uno dei due anni l'ente abbia questo numero di alloggi o più
 # (così il passaggio da 1 a 3 alloggi non è segnalato).
 confronto_minimo_alloggi = {s.confronto_minimo_alloggi}
+# R18: si segnala (avviso) quando un numero delle lettere b), c), d), e), j), k) supera
+# il totale delle unità della lettera a) (SAP + SAS) di più di queste unità.
+margine_plausibilita = {s.margine_plausibilita}
 {_confronto_section(r)}{POSTA_SECTION}"""
 
 
@@ -303,6 +306,17 @@ def load(path: Path) -> Raccolta:
                 rules,
                 "confronto_minimo_alloggi",
                 d.confronto_minimo_alloggi,
+                cfg_path,
+                0,
+                100_000,
+                integer=True,
+            )
+        ),
+        margine_plausibilita=int(
+            _rule_number(
+                rules,
+                "margine_plausibilita",
+                d.margine_plausibilita,
                 cfg_path,
                 0,
                 100_000,

@@ -22,3 +22,6 @@ class Settings:
     confronto_massimo_percentuale: float = 200.0
     #: ... and the larger of the two stocks is at least this many units (1 → 3 is no news)
     confronto_minimo_alloggi: int = 10
+    #: R18: avviso when a count of b)-e), j), k) exceeds the ente's whole stock of a)
+    #: (SAP + SAS) by more than this many units
+    margine_plausibilita: int = 10

@@ -9,7 +9,7 @@ import zipfile
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from piano_abitativo.core.layout import KEY_HEADER, VALUE_HEADER, layout_for
+from piano_abitativo.core.layout import COL_VALUE, KEY_HEADER, VALUE_HEADER, layout_for
 from piano_abitativo.core.rules.typed import as_text
 from piano_abitativo.core.schema import (
     SCHEMA,
@@ -224,6 +224,8 @@ def _locate_and_read(
     for f in schema.fields:
         expected = lay.cell(f.id)
         key = keys.get(f.id)
+        # the identification's values stand beside the column of the values (core.layout)
+        shift = lay.col(f.id) - COL_VALUE
         loc: tuple[int, int] | None = None
         if names is not None:
             ref = names.get(f.id)
@@ -248,7 +250,7 @@ def _locate_and_read(
                 )
                 ok = False
                 continue
-            if key is None or key[0] != pos[0] or value_col != pos[1]:
+            if key is None or key[0] != pos[0] or value_col is None or value_col + shift != pos[1]:
                 rd.add(
                     "M05",
                     f'La cella del campo "{f.label}" ({cell}) non corrisponde '
@@ -279,7 +281,7 @@ def _locate_and_read(
                 )
                 ok = False
                 continue
-            loc = (key[0], value_col)
+            loc = (key[0], value_col + shift)
         cell = a1(*loc)
         if cell != expected:
             shifted = True

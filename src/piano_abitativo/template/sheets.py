@@ -15,7 +15,6 @@ from piano_abitativo.core.layout import (
     COL_LETTER,
     COL_VALUE,
     KEY_HEADER,
-    NOT_APPLICABLE,
     OK,
     VALUE_HEADER,
     WARN,
@@ -60,6 +59,7 @@ class Formats:
         self.label = f(text_wrap=True, border=1)
         self.help = f(text_wrap=True, font_size=9, font_color="#595959", border=1)
         self.ident = f(bold=True, border=1, bg_color="#F2F2F2", num_format="@")
+        self.ident_label = f(bold=True, border=1, bg_color="#D9E1F2", align="right")
         self.ident_year = f(bold=True, border=1, bg_color="#F2F2F2", num_format="0", align="left")
         self.input_count = f(border=1, bg_color="#FFF2CC", locked=False, num_format="#,##0")
         self.input_pct = f(border=1, bg_color="#FFF2CC", locked=False, num_format='#,##0.0" %"')
@@ -175,7 +175,6 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
     lay = layout_for(ctx.schema)
     schema = ctx.schema
     aler = variant == "ALER"
-    blank = variant == "VUOTO"
     ws.set_column(COL_KEY, COL_KEY, 14, fmt.key, {"hidden": True})
     ws.set_column(COL_LETTER, COL_LETTER, 5)
     ws.set_column(COL_LABEL, COL_LABEL, 58)
@@ -229,6 +228,13 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
     for f in schema.fields:
         row = lay.field_rows[f.id]
         ws.write_string(row, COL_KEY, f.id)
+        if f.role is Role.IDENT:
+            # the identification box above the table: label over C:D, value in E
+            ws.merge_range(row, COL_LABEL, row, COL_VALUE, f.label, fmt.ident_label)
+            _write_value_cell(ws, fmt, f, row, variant, lay, ctx.anno)
+            wb.define_name(f.id, f"={SHEET_SCHEDA}!{lay.abs_ref(f.id)}")
+            ws.set_row(row, 18)
+            continue
         single = len(schema.fields_of_section(f.section)) == 1 if f.section else False
         if not single:
             if not f.section:
@@ -240,8 +246,6 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
         help_text = f.help
         if f.role is Role.FORMULA:
             help_text = "Calcolato automaticamente."
-        elif f.role is Role.IDENT and not blank:
-            help_text = "Indicato dal Comune capofila."
         elif f.comuni_only and aler:
             help_text = "Non applicabile all'ALER."
         ws.write_string(row, COL_HELP, help_text, fmt.help)
@@ -317,14 +321,22 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
 def _write_value_cell(
     ws: Any, fmt: Formats, f: Field, row: int, variant: Variant, lay: Layout, anno: int | None
 ) -> None:
-    col = COL_VALUE
+    col = lay.col(f.id)
     aler = variant == "ALER"
     blank = variant == "VUOTO"
     if f.role is Role.IDENT:
         if blank:
             style = fmt.input_ident
             ws.write_blank(row, col, None, style)
-            if f.kind is Kind.YEAR:
+            if f.kind is not Kind.YEAR:
+                ws.data_validation(
+                    row,
+                    col,
+                    row,
+                    col,
+                    {"validate": "any", "input_title": f.label, "input_message": _IDENT_HELP[f.id]},
+                )
+            else:
                 ws.data_validation(
                     row,
                     col,
@@ -358,7 +370,9 @@ def _write_value_cell(
         ws.write_formula(row, col, f"=SUM({refs})", fmt.formula, 0)
         return
     if f.comuni_only and aler:
-        ws.write_string(row, col, NOT_APPLICABLE, fmt.na)
+        # blank, not the words "non applicabile": no text in the column of the numbers
+        # (the help beside it says "Non applicabile all'ALER.")
+        ws.write_blank(row, col, None, fmt.na)
         return
     opts: dict[str, Any] = {"input_title": _trim(f.header, 32), "input_message": _trim(f.help, 255)}
     if f.kind is Kind.COUNT:
@@ -416,6 +430,12 @@ def _write_value_cell(
             }
         )
     ws.data_validation(row, col, row, col, opts)
+
+
+_IDENT_HELP = {
+    "ente_codice": "Codice ISTAT del Comune (6 cifre, es. 019035) o codice dell'ALER.",
+    "ente_denominazione": "Nome del Comune o dell'ALER che compila la scheda.",
+}
 
 
 def _trim(text: str, n: int) -> str:

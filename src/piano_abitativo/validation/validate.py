@@ -301,6 +301,7 @@ def _env(
         previous=previous,
         anno=anno,
         anno_precedente=anno_precedente,
+        cells={k: c.cell for k, c in rd.cells.items()},
     )
 
 

@@ -3,8 +3,9 @@ and the catalogue of every code, made from both the rule book and the plain code
 
 from __future__ import annotations
 
-from piano_abitativo.core.rules.book import RULE_BY_CODE, RULES, Applies, Rule, Scope, Stage
+from piano_abitativo.core.rules.book import RULE_BY_CODE, RULES, Applies, Rule, Stage
 from piano_abitativo.core.rules.codes import PLAIN_CODES, ProblemType, Severity
+from piano_abitativo.core.rules.conditions import Scope
 from piano_abitativo.core.rules.rows import Case, Check, check_rows
 
 

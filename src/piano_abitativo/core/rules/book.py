@@ -16,19 +16,31 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from piano_abitativo.core.rules.codes import ProblemType, Severity
+from piano_abitativo.core.rules.conditions import (
+    STOCK_BOUNDED,
+    Condition,
+    Scope,
+    email_ok,
+    not_a_number,
+    number_as_text,
+    out_of_bounds,
+    over_sap,
+    over_sap_sum,
+    over_sat,
+    over_stock,
+    percent_interpreted,
+    stock_jump,
+    total_mismatch,
+    valid,
+    yes,
+)
 from piano_abitativo.core.rules.expr import (
     Cell,
     Expr,
-    IfError,
     IsAler,
     IsBlank,
-    IsError,
-    IsNumber,
-    IsText,
     IsWholeCount,
     Not,
-    Number,
-    Param,
     Text,
     all_of,
     any_of,
@@ -37,24 +49,13 @@ from piano_abitativo.core.rules.expr import (
 from piano_abitativo.core.rules.functions import (
     Add,
     Exact,
-    Find,
-    Int,
-    Len,
-    Max,
-    Mul,
-    N,
-    Right,
-    RoundBySetting,
-    Substitute,
     Trim,
-    percent_of,
 )
 from piano_abitativo.core.rules.reads import (
     Previous,
     Read,
     ReadsAsNumber,
     ReadYesNo,
-    TextValue,
     Value,
 )
 from piano_abitativo.core.schema import Field, Kind, Role, Schema
@@ -79,16 +80,7 @@ class Applies(StrEnum):
     ALER = "solo ALER"
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a condition is written for: the schema of the raccolta and its settings."""
-
-    schema: Schema
-    settings: Settings
-
-
 Targets = Callable[[Schema], tuple[Field, ...]]
-Condition = Callable[[Field, Scope], Expr]
 RowText = Callable[[Field, Settings], str]
 
 
@@ -152,123 +144,6 @@ def fixed(text: str) -> RowText:
 
 def _letter(f: Field) -> str:
     return f"{f.section}) " if f.section else ""
-
-
-# --- conditions -------------------------------------------------------------------
-
-
-def out_of_bounds(f: Field) -> Expr:
-    """R0: a count not an integer within its bounds, a percentage outside [0, 100]."""
-    x = Read(f.id)
-    if f.kind is Kind.PERCENT:
-        return all_of(ReadsAsNumber(f.id), any_of(cmp(x, "<", 0), cmp(x, ">", 100)))
-    top = f.maximum if f.maximum is not None else 1e300
-    return all_of(
-        ReadsAsNumber(f.id),
-        any_of(cmp(x, "<", f.minimum or 0), cmp(x, ">", top), cmp(x, "<>", Int(x))),
-    )
-
-
-def valid(f: Field) -> Expr:
-    """Not an R0 error (a computed total is never one)."""
-    if f.role is Role.FORMULA or f.kind not in (Kind.COUNT, Kind.PERCENT):
-        return Number(1)
-    return Not(out_of_bounds(f))
-
-
-def percent_interpreted(f: Field) -> Expr:
-    """L03: a fraction (0,1 is 10%) or a text with its % sign, read as points."""
-    x, t = Cell(f.id), Trim(Cell(f.id))
-    return any_of(
-        all_of(IsNumber(x), cmp(x, ">", 0), cmp(x, "<", 1)),
-        all_of(
-            IsText(x),
-            ReadsAsNumber(f.id),
-            IfError(
-                any_of(
-                    cmp(Right(t), "=", Text("%")),
-                    all_of(cmp(TextValue(t), ">", 0), cmp(TextValue(t), "<", 1)),
-                ),
-                Number(0),
-            ),
-        ),
-    )
-
-
-def number_as_text(f: Field, _s: Scope) -> Expr:
-    cond = all_of(IsText(Cell(f.id)), ReadsAsNumber(f.id))
-    if f.kind is Kind.PERCENT:
-        return all_of(cond, Not(percent_interpreted(f)))
-    return cond
-
-
-def not_a_number(f: Field, _s: Scope) -> Expr:
-    return all_of(Not(IsBlank(Cell(f.id))), Not(ReadsAsNumber(f.id)))
-
-
-def total_mismatch(f: Field, s: Scope) -> Expr:
-    """R1, R2: a cached total that is neither the sum of the parts as read nor the
-    spreadsheet's own sum (which skips numbers typed as text)."""
-    x = Cell(f.id)
-    return all_of(
-        IsNumber(x),
-        cmp(x, "<>", Add(tuple(Read(k) for k in f.sum_of))),
-        cmp(x, "<>", Add(tuple(N(Cell(k)) for k in f.sum_of))),
-    )
-
-
-def sat_limit(s: Scope) -> Expr:
-    """R5's limit: the settings' percentage of the base, rounded as the settings say."""
-    base = Max((Number(0), Read(s.settings.sat_base)))
-    return RoundBySetting(percent_of(base, Param("sat_percentuale")), "sat_arrotondamento")
-
-
-def over_sat(f: Field, s: Scope) -> Expr:
-    base = s.schema.field_by_id[s.settings.sat_base]
-    return all_of(valid(f), valid(base), cmp(Read(f.id), ">", sat_limit(s)))
-
-
-def over_sap(f: Field, _s: Scope) -> Expr:
-    return all_of(valid(f), cmp(Read(f.id), ">", Read("a_sap")))
-
-
-def email_ok(t: Expr) -> Expr:
-    """One @ after at least one character, a dot at least two after it, no space, not
-    ending with a dot."""
-    at = Find("@", t)
-    return IfError(
-        all_of(
-            IsError(Find(" ", t)),
-            cmp(Add((Len(t), Mul(Len(Substitute(t, "@", "")), Number(-1)))), "=", 1),
-            cmp(at, ">", 1),
-            IsNumber(Find(".", t, Add((at, Number(2))))),
-            cmp(Right(t), "<>", Text(".")),
-        ),
-        Number(0),
-    )
-
-
-def stock_jump() -> Condition:
-    """R13, R15: the stock is at most (or at least) a percentage of last year's."""
-
-    def when(f: Field, _s: Scope) -> Expr:
-        cur, prev = Value(f.id), Previous(f.id)
-        return all_of(
-            IsWholeCount(cur),
-            IsWholeCount(prev),
-            cmp(cur, "<>", prev),
-            cmp(Max((cur, prev)), ">=", Param("confronto_minimo_alloggi")),
-            any_of(
-                cmp(cur, "<=", percent_of(prev, Param("confronto_minimo_percentuale"))),
-                cmp(cur, ">=", percent_of(prev, Param("confronto_massimo_percentuale"))),
-            ),
-        )
-
-    return when
-
-
-def _yes(f: str) -> Expr:
-    return cmp(ReadYesNo(f), "=", Text("SI"))
 
 
 def _sat_text(f: Field, s: Settings) -> str:
@@ -442,7 +317,7 @@ RULES: tuple[Rule, ...] = (
         "Se si indica SI, descrivere la categoria e la motivazione nella cella 'Motivazione'.",
         _V,
         only("h_motivazione"),
-        lambda f, _s: all_of(_yes("h_categoria_aggiuntiva"), IsBlank(Cell(f.id))),
+        lambda f, _s: all_of(yes("h_categoria_aggiuntiva"), IsBlank(Cell(f.id))),
         fixed("h) con SI descrivere categoria e motivazione"),
         Applies.COMUNI,
     ),
@@ -479,6 +354,33 @@ RULES: tuple[Rule, ...] = (
         lambda f, _s: f"{_letter(f)}valore superiore agli alloggi SAP indicati in a): verificare",
     ),
     Rule(
+        "R17",
+        A,
+        "b) + d) oltre gli alloggi SAP",
+        "Verificare le lettere b) e d): le unità in carenza manutentiva e quelle che si "
+        "libereranno sono alloggi SAP dell'ente, quindi insieme non superano di norma gli "
+        "alloggi SAP indicati in a).",
+        _V,
+        only("d_turnover"),
+        over_sap_sum,
+        fixed("b) + d) superano gli alloggi SAP indicati in a): verificare"),
+    ),
+    Rule(
+        "R18",
+        A,
+        "Valore molto superiore al patrimonio dell'ente",
+        "Verificare il valore: supera di molto tutte le unità (SAP e SAS) indicate in a). "
+        "Controllare che non sia stato scritto per errore un altro numero (es. un codice). "
+        "Se il dato è corretto (es. nuove costruzioni, lettera c), ignorare l'avviso.",
+        _V,
+        only(*STOCK_BOUNDED),
+        over_stock,
+        lambda f, s: (
+            f"{_letter(f)}valore oltre le unità indicate in a) più {s.margine_plausibilita:g}: "
+            "verificare"
+        ),
+    ),
+    Rule(
         "R11",
         A,
         "Solo alloggi SAS: le lettere b)–f) riguardano solo i SAP",
@@ -508,7 +410,7 @@ RULES: tuple[Rule, ...] = (
         "Lasciare la cella vuota: la lettera h) riguarda solo i Comuni.",
         _V,
         only("h_categoria_aggiuntiva"),
-        lambda f, _s: _yes(f.id),
+        lambda f, _s: yes(f.id),
         fixed("h) la categoria aggiuntiva è indicata solo dai Comuni"),
         Applies.ALER,
     ),

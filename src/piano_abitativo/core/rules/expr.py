@@ -37,6 +37,8 @@ class Env:
     previous: Mapping[str, Any] | None = None
     anno: int | None = None
     anno_precedente: int | None = None
+    #: field id -> the cell it was read from (for messages naming other cells)
+    cells: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from piano_abitativo.core.rules.book import Scope, sat_limit
+from piano_abitativo.core.layout import layout_for
+from piano_abitativo.core.rules.conditions import Scope, sap_shares, sat_limit, stock
 from piano_abitativo.core.rules.expr import Env, Number
 from piano_abitativo.core.rules.functions import Max
 from piano_abitativo.core.rules.reads import Read, Value
@@ -80,6 +81,30 @@ def _over_sap(f: Field, env: Env) -> str:
     return (
         f"{f.header}: {fmt(_num(env, f.id))} supera gli alloggi SAP indicati in a) "
         f"({fmt(_num(env, 'a_sap'))})"
+    )
+
+
+def _cell(env: Env, fid: str) -> str:
+    """The cell a field was read from (the template's when not known)."""
+    return env.cells.get(fid) or layout_for(env.schema).cell(fid)
+
+
+def _r17(_f: Field, env: Env) -> str:
+    parts = sap_shares(env.schema)
+    values = [_num(env, k) for k in parts]
+    names = " + ".join(f"{env.schema.field_by_id[k].section}) {_cell(env, k)}" for k in parts)
+    return (
+        f"{names}: {' + '.join(fmt(v) for v in values)} = {fmt(sum(values))} supera gli "
+        f"alloggi SAP indicati in a) {_cell(env, 'a_sap')} ({fmt(_num(env, 'a_sap'))})"
+    )
+
+
+def _r18(f: Field, env: Env) -> str:
+    total = float(stock(Scope(env.schema, env.settings)).py(env))
+    return (
+        f"{f.header} ({_cell(env, f.id)}): {fmt(_num(env, f.id))} supera di oltre "
+        f"{fmt(env.settings.margine_plausibilita)} le unità indicate in a) ({fmt(total)}, "
+        "SAP + SAS)"
     )
 
 
@@ -166,6 +191,8 @@ MESSAGES: dict[str, Message] = {
     "R8": _over_sap,
     "R12": _over_sap,
     "R11": _r11,
+    "R17": _r17,
+    "R18": _r18,
     "R16": lambda _f, _e: "h) La categoria aggiuntiva è indicata solo dai Comuni, non dall'ALER",
     "V01": lambda _f, _e: "Referente per la compilazione non indicato o senza recapito",
     "V02": _v02,

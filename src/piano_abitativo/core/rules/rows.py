@@ -18,10 +18,10 @@ from piano_abitativo.core.rules.book import (
     RULE_BY_CODE,
     WARN,
     Rule,
-    Scope,
     condition_of,
 )
 from piano_abitativo.core.rules.codes import Severity
+from piano_abitativo.core.rules.conditions import Scope
 from piano_abitativo.core.rules.expr import Env, Expr, truth
 from piano_abitativo.core.schema import Field, Kind, Role, Schema
 
@@ -138,21 +138,59 @@ def check_rows(schema: Schema) -> tuple[Check, ...]:
             frozenset(),
             True,
         ),
-        ("R5", "j_sat", "j) Unità SAT entro il 10% degli alloggi SAP", ("R5",), frozenset(), False),
+        (
+            "R5",
+            "j_sat",
+            "j) Unità SAT entro il 10% degli alloggi SAP",
+            ("R18", "R5"),
+            frozenset(),
+            False,
+        ),
         (
             "R7",
             "b_carenza_manutentiva",
             "b) Non oltre gli alloggi SAP di a)",
-            ("R7",),
+            ("R18", "R7"),
             frozenset(),
             False,
         ),
-        ("R8", "d_turnover", "d) Non oltre gli alloggi SAP di a)", ("R8",), frozenset(), False),
+        (
+            "R18_c",
+            "c_nuova_edificazione",
+            "c) Non molto oltre le unità di a)",
+            ("R18",),
+            frozenset(),
+            False,
+        ),
+        (
+            "R8",
+            "d_turnover",
+            "d) Non oltre gli alloggi SAP di a)",
+            ("R18", "R8"),
+            frozenset(),
+            False,
+        ),
+        (
+            "R17",
+            "d_turnover",
+            "b) + d) non oltre gli alloggi SAP di a)",
+            ("R17",),
+            frozenset(),
+            False,
+        ),
+        (
+            "R18_e",
+            "e_conferite_privati",
+            "e) Non molto oltre le unità di a)",
+            ("R18",),
+            frozenset(),
+            False,
+        ),
         (
             "R12",
             "k_assegnate_anno_precedente",
             "k) Non oltre gli alloggi SAP di a)",
-            ("R12",),
+            ("R18", "R12"),
             frozenset(),
             False,
         ),
