@@ -125,7 +125,8 @@ def test_summary_prints_the_plans_totals_counts_and_where_each_file_is(run: Demo
     assert "i) Forze di Polizia: Castelleone 10%." in s
     assert "g) soglia indigenti: nessun Comune." in s
     assert "Enti che hanno risposto: 26 di 49; da correggere: 0; non ricevuti: 23." in s
-    assert "Castelleone, ricevuto il 05/12/2024 12:33:59" in s and "cella D21" in s
+    i_cell = LAYOUT.cell("i_forze_polizia")
+    assert "Castelleone, ricevuto il 05/12/2024 12:33:59" in s and f"cella {i_cell}" in s
     assert "23 per PEC con data e ora certificate (di cui 1 firmato digitalmente" in s
     where = dict(re.findall(r"^  ([^:\n]+): (/\S+)$", run.stdout, re.MULTILINE))
     folder = run.folder
@@ -214,7 +215,7 @@ def test_archive_records_certified_pec_times_and_email_dates(run: DemoRun) -> No
 
 
 def test_castelleones_wrong_first_version_is_kept_and_the_correction_used(run: DemoRun) -> None:
-    """Castelleone's message of 05/12 has i = 15% (error R4 in D21) and is kept; the one
+    """Castelleone's message of 05/12 has i = 15% (error R4 in i)'s cell) and is kept; the one
     of 06/12 is valid and its 10% goes into the plan."""
     r = rc.load(run.folder)
     cons = actions.consolidation(r)

@@ -17,6 +17,7 @@ from piano_abitativo.archive import store as archive
 from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation.context import receipts, validation_context
 from piano_abitativo.core import raccolta as rc
+from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.mail import imap, ingest, outbox, send, settings
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.template.workbook import template_filename
@@ -293,8 +294,8 @@ def test_solleciti_go_to_the_silent_and_list_errors_in_plain_italian(
     assert set(by_to) == {ADDRESSES[c] for c in ("019035", "019010", "019005", "ALER-BCM")}
     crema = _text(by_to[ADDRESSES["019035"]])
     assert (
-        '- foglio "Scheda", cella D10: N. alloggi SAP: «tre» non è un numero. Scrivere '
-        "solo cifre, es. 3."
+        f'- foglio "Scheda", cella {LAYOUT.cell("a_sap")}: N. alloggi SAP: «tre» non è un '
+        "numero. Scrivere solo cifre, es. 3."
     ) in crema
     assert _attachments(by_to[ADDRESSES["019035"]]) == []
     [(name, _)] = _attachments(by_to[ADDRESSES["ALER-BCM"]])
@@ -321,7 +322,7 @@ def test_esiti_accept_list_what_to_fix_and_ask_for_a_missing_file(
     by_to = {m.rcpt_tos[0]: _parse(m.data) for m in smtp.received}
     crema = by_to[ADDRESSES["019035"]]
     assert "contiene 1 errore e non può essere accettato" in _text(crema)
-    assert "cella D10" in _text(crema)
+    assert f"cella {LAYOUT.cell('a_sap')}" in _text(crema)
     assert crema["In-Reply-To"] == "<crema@x>"
     assert crema["Auto-Submitted"] == "auto-replied"
     assert "è stato accettato" in _text(by_to[ADDRESSES["019002"]])
