@@ -350,3 +350,27 @@ def test_a_pec_whose_gestore_signature_fails_cannot_replace_the_entes_verified_v
     (held,) = st["in_verifica"]
     assert "busta PEC senza una firma valida del gestore" in held["motivo"]
     assert _a_sap(capsys, racc) == 358
+
+
+def test_a_mailed_file_whose_record_is_damaged_comes_back_with_its_messages_facts(
+    racc: rc.Raccolta, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The message record still says who sent the file and when: the recovered version
+    keeps its name, time, channel and sender, so it still protects the ente's data."""
+    inbox = tmp_path / "in"
+    _mail(inbox, "crema", racc, CREMA, CREMA_PEC, T0, a_sap=358)
+    _cli(capsys, "importa", str(racc.path), "--da", str(inbox))
+    ledger = archive.archive_dir(racc.path) / archive.LEDGER_NAME
+    lines = ledger.read_bytes().split(b"\n")
+    i = next(k for k, line in enumerate(lines) if b'"tipo": "ricezione"' in line)
+    lines[i] = lines[i][:40] + b"\xff" + lines[i][41:]
+    ledger.write_bytes(b"\n".join(lines))
+    assert _ente(_stato(capsys, racc), CREMA)["ricevuto"] is False
+    empty = tmp_path / "vuota"
+    empty.mkdir()
+    _cli(capsys, "importa", str(racc.path), "--da", str(empty))
+    crema = _ente(_stato(capsys, racc), CREMA)
+    assert crema["file"] == "crema.xlsx"
+    assert crema["mittente"] == CREMA_PEC and crema["canale"] == "e-mail"
+    assert dt.datetime.fromisoformat(crema["ricevuto_il"]) == T0
+    assert crema["mittente_non_registrato"] is False

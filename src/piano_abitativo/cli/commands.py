@@ -184,13 +184,23 @@ def _importa(args: argparse.Namespace) -> int:
             print_import(res, r, con)
             for o in res.outcomes:
                 if o.receipt is not None and o.messaggio:
-                    con.print(f"  {o.receipt.nome}: {o.messaggio}")
+                    note = o.messaggio
+                    prefix = f"{o.receipt.nome}: "
+                    while note.startswith(prefix):
+                        note = note[len(prefix) :]
+                    con.print(f"  {o.receipt.nome}: {note}", markup=False)
         if res.posta is not None:
             from piano_abitativo.cli.terminal_posta import print_ingest
 
             print_ingest(res.posta, r, con)
-        for d in archive_damage(r):
-            con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
+        if res.receipts:  # what the new files need from the capofila (in verifica…)
+            from piano_abitativo.app.commands import consolidation
+            from piano_abitativo.cli.terminal_decisioni import print_attention
+
+            print_attention(consolidation(r), con)
+        else:
+            for d in archive_damage(r):
+                con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
         if res.esiti_preparati:
             con.print(
                 f"Risposte agli enti preparate, non inviate: {res.esiti_preparati} "

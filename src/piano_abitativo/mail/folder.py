@@ -44,6 +44,8 @@ from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import p7m
 from piano_abitativo.mail.generated import own_output
 from piano_abitativo.mail.ingest import (
+    CANALE_EMAIL,
+    CANALE_PEC,
     GIA_IMPORTATO,
     RICEVUTA,
     SENZA_ALLEGATI,
@@ -222,11 +224,15 @@ def _recorded_own_output(
 def _recover_orphans(
     r: Raccolta, known: set[Any], ctx: ValidationContext, fp: str
 ) -> list[Receipt]:
-    """Files archived by a run that stopped before recording them get their record now."""
+    """Files archived but not recorded (a run that stopped in between, or a ledger line
+    that cannot be read any more) get their record now. When the message that brought the
+    file is still in the ledger, the file takes back its facts from it (name, time and its
+    source, channel, sender, PEC verification); otherwise it counts at its file's time."""
     files = archive_dir(r.path) / FILES_DIR
     out: list[Receipt] = []
     if not files.is_dir():
         return out
+    carried = _attachments_of_messages(r)
     for blob in sorted(files.glob("??/*")):
         if blob.name.startswith(".") or not blob.is_file():
             continue
@@ -241,22 +247,71 @@ def _recover_orphans(
         if hashlib.sha256(data).hexdigest() != sha:
             continue  # cannot happen with atomic renames; never trust a damaged copy
         rel = blob.relative_to(r.path).as_posix()
-        rc = make_receipt(
-            r,
-            data,
-            nome=blob.name,
-            blob=rel,
-            sha=sha,
-            ricevuto_il=_mtime(blob, st),
-            fonte_data=FONTE_RECUPERO,
-            canale=CANALE_CARTELLA,
-            origine=rel,
-            ctx=ctx,
-            fingerprint=fp,
-        )
+        facts = carried.get(sha)
+        if facts is not None:
+            rc = make_receipt(r, data, blob=rel, sha=sha, ctx=ctx, fingerprint=fp, **facts)
+        else:
+            rc = make_receipt(
+                r,
+                data,
+                nome=blob.name,
+                blob=rel,
+                sha=sha,
+                ricevuto_il=_mtime(blob, st),
+                fonte_data=FONTE_RECUPERO,
+                canale=CANALE_CARTELLA,
+                origine=rel,
+                ctx=ctx,
+                fingerprint=fp,
+            )
         append_records(r.path, [rc.to_record()])
         known.add(sha)
         out.append(rc)
+    return out
+
+
+def _attachments_of_messages(r: Raccolta) -> dict[str, dict[str, Any]]:
+    """sha256 of each file a recorded message brought → the facts of its receipt."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in read_ledger(r.path).records:
+        if rec.get("tipo") != "messaggio" or not isinstance(rec.get("allegati"), list):
+            continue
+        try:
+            when = dt.datetime.fromisoformat(rec["ricevuto_il"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            continue
+        extra = {
+            k: rec[v]
+            for k, v in (
+                ("mittente", "mittente"),
+                ("ente_mittente", "ente_mittente"),
+                ("messaggio", "sha256"),
+                ("message_id", "message_id"),
+                ("oggetto", "oggetto"),
+                ("genere_messaggio", "genere"),
+                ("identificativo_pec", "identificativo_pec"),
+                ("verifica_pec", "verifica_pec"),
+            )
+            if rec.get(v) is not None
+        }
+        for a in rec["allegati"]:
+            if not isinstance(a, dict) or not isinstance(a.get("sha256"), str):
+                continue
+            out.setdefault(
+                a["sha256"],
+                {
+                    "nome": str(a.get("nome") or a["sha256"]),
+                    "ricevuto_il": when,
+                    "fonte_data": f"{rec.get('fonte_data') or FONTE_RECUPERO} (recuperato "
+                    "dall'archivio)",
+                    "canale": CANALE_PEC if rec.get("genere") == "pec" else CANALE_EMAIL,
+                    "origine": str(rec.get("origine") or ""),
+                    "certificato": bool(rec.get("certificato")),
+                    "extra": extra,
+                },
+            )
     return out
 
 
