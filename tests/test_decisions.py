@@ -303,7 +303,10 @@ def test_a_damaged_ledger_line_is_reported_and_its_file_recovered(
     empty = tmp_path / "vuota"
     empty.mkdir()
     _cli(capsys, "importa", str(racc.path), "--da", str(empty))
-    assert _ente(_stato(capsys, racc), CREMA)["ricevuto"] is True
+    st = _stato(capsys, racc)
+    assert _ente(st, CREMA)["ricevuto"] is True
+    (damage,) = st["registro_danneggiato"]
+    assert damage["recuperato"] is True
     assert _a_sap(capsys, racc) == 41
 
 

@@ -35,6 +35,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -290,13 +291,22 @@ class LedgerDamage:
     riga: int
     #: what is wrong, in Italian
     motivo: str
+    #: the sha256 the damaged line names, when it can still be read from its bytes
+    sha256: str | None = None
+    #: the file it recorded was recorded again (recovered from the archive)
+    recuperato: bool = False
 
     def __str__(self) -> str:
         where = f"riga {self.riga}" if self.riga else "archivio"
-        return f"{where}: {self.motivo}"
+        done = (
+            " — il file è stato recuperato dall'archivio, nessun dato perso"
+            if self.recuperato
+            else ""
+        )
+        return f"{where}: {self.motivo}{done}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"riga": self.riga or None, "motivo": self.motivo}
+        return {"riga": self.riga or None, "motivo": self.motivo, "recuperato": self.recuperato}
 
 
 @dataclass
@@ -344,6 +354,16 @@ def record_problem(rec: dict[str, Any]) -> str | None:
     return None
 
 
+_SHA_IN_LINE = re.compile(rb'"sha256": "([0-9a-f]{64})"')
+
+
+def mark_recovered(damage: list[LedgerDamage], recorded: set[str]) -> None:
+    """Mark the damaged lines whose file has a readable record (recovered) as such."""
+    for i, d in enumerate(damage):
+        if d.sha256 is not None and d.sha256 in recorded and not d.recuperato:
+            damage[i] = dataclasses.replace(d, recuperato=True)
+
+
 def iter_ledger(
     raccolta_path: Path, damage: list[LedgerDamage] | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -379,12 +399,16 @@ def iter_ledger(
             if why is None:
                 yield rec
             elif damage is not None:
-                damage.append(LedgerDamage(number, why))
+                found = _SHA_IN_LINE.search(line)
+                sha = found.group(1).decode() if found else None
+                damage.append(LedgerDamage(number, why, sha))
 
 
 def read_ledger(raccolta_path: Path) -> LedgerContents:
     damage: list[LedgerDamage] = []
     records = list(iter_ledger(raccolta_path, damage))
+    recorded = {str(r["sha256"]) for r in records if r.get("tipo") == "ricezione"}
+    mark_recovered(damage, recorded)
     return LedgerContents(records, damage)
 
 
@@ -493,6 +517,8 @@ def iter_receipts(
                 contesto=fingerprint or rc.contesto,
             )
         yield rc
+    if damage:
+        mark_recovered(damage, seen)
 
 
 def _missing(rc: Receipt) -> LedgerDamage:
