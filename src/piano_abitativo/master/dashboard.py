@@ -96,16 +96,20 @@ def _stray_message(rc: Receipt) -> str:
 
 
 def _note(s: EnteStatus) -> str | None:
-    """What needs the capofila's eye on an ente's row: a file in verifica (why), a sender
-    not in the registry, rettifiche, a PEC envelope that does not certify."""
-    notes = [f"In verifica (ID {short_id(h.receipt.sha256)}): {h.motivo}" for h in s.in_verifica]
+    """What needs the capofila's eye on an ente's row, short (the reasons are in the
+    Anomalie): files in verifica, a sender not in the registry, rettifiche, a PEC envelope
+    whose gestore signature does not certify its time."""
+    notes = []
+    if s.in_verifica:
+        ids = ", ".join(short_id(h.receipt.sha256) for h in s.in_verifica)
+        notes.append(f"In verifica: file {ids} (motivo nelle Anomalie)")
     if s.mittente_sconosciuto:
-        notes.append("Versione usata inviata da un indirizzo non registrato")
+        notes.append("Mittente non registrato")
     if s.rettifiche:
-        notes.append("Rettifiche del capofila: " + ", ".join(sorted(s.rettificati)))
+        notes.append("Rettificato: " + ", ".join(sorted(s.rettificati)))
     last = s.latest
     level = last.extra.get("verifica_pec") if last is not None else None
-    if level:
+    if level and level != "verificata":
         notes.append(f"PEC: {PEC_LEVELS.get(str(level), str(level))}")
     return "; ".join(notes) or None
 

@@ -77,7 +77,7 @@ def decisioni_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
     used = {s.ente.codice: s.used.sha256 for s in cons.enti if s.used is not None}
     rows: list[tuple[int, tuple[Value, ...]]] = []
     for d in cons.decisioni.decisions:
-        ident = f"{files.get(d.sha256, '')} ({short_id(d.sha256)})"
+        ident = f"{short_id(d.sha256)} — {files.get(d.sha256, '')}"
         rows.append(
             (
                 d.seq,
@@ -104,7 +104,7 @@ def decisioni_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
                     _local(rt.il),
                     "Rettifica" + (" (dal foglio Dati)" if rt.origine != "comando" else ""),
                     names.get(rt.ente, rt.ente),
-                    f"{files.get(rt.versione, '')} ({short_id(rt.versione)})",
+                    f"{short_id(rt.versione)} — {files.get(rt.versione, '')}",
                     rt.campo,
                     _show(rt.valore_precedente),
                     _show(rt.valore),
@@ -129,7 +129,7 @@ def decisioni_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
     sh.tables.append(
         TableSpec(TABLE_DECISIONI, DECISIONI_HEADER_ROW, 0, r, last_col, DECISIONI_HEADERS)
     )
-    _fit_widths(sh, {0: 19, 2: 34, 3: 40, 7: 60, 9: 34}, header_cap=14)
+    _fit_widths(sh, {0: 19, 2: 34, 3: 60, 7: 60, 9: 34}, header_cap=14)
     return sh
 
 
