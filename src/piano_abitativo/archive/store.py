@@ -440,9 +440,7 @@ def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> No
     if not records:
         return
     path = archive_dir(raccolta_path) / LEDGER_NAME
-    payload = b"".join(
-        json.dumps(r, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for r in records
-    )
+    payload = b"".join(_line(r) for r in records)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -457,6 +455,15 @@ def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> No
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _line(rec: dict[str, Any]) -> bytes:
+    """One ledger line; text that is not valid Unicode (a file name with bytes that are
+    not UTF-8) is written escaped, so the line is still UTF-8 JSON."""
+    try:
+        return json.dumps(rec, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(rec, ensure_ascii=True, sort_keys=True).encode("ascii") + b"\n"
 
 
 def _last_byte(path: Path) -> bytes:  # pragma: no cover - Windows has no pread

@@ -6,6 +6,7 @@ The raccolta's own outputs (its master, its unfilled templates, its documents: s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from piano_abitativo.archive import quarantine
 from piano_abitativo.archive.decisions import TIPO_GENERATO
 from piano_abitativo.archive.store import (
     CANALE_CARTELLA,
@@ -72,7 +74,10 @@ def iter_sources(paths: Iterable[Path], *, exclude: Sequence[Path] = ()) -> Iter
     for p in paths:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
-                if (
+                if child.is_symlink():  # never followed: import_files notes it
+                    if child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES):
+                        yield child
+                elif (
                     child.is_file()
                     and not child.name.startswith((".", "~$"))
                     and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)
@@ -102,7 +107,8 @@ def import_files(
     fp = context_fingerprint(r)
     with locked(r.path, timeout=timeout, waiting=waiting):
         records = read_ledger(r.path).records
-        known = {rec.get("sha256") for rec in records}
+        failed = quarantine.settle(r.path, records)
+        known = quarantine.known_shas(records) | set(failed)
         generati = {
             rec["sha256"]: str(rec.get("motivo") or "")
             for rec in records
@@ -114,7 +120,18 @@ def import_files(
         for src in iter_sources(paths, exclude=own_dirs):
             if progress is not None:
                 progress(src)
-            origine = str(src.resolve())
+            nome = readable(src.name)
+            if src.is_symlink() and src not in paths:
+                result.outcomes.append(
+                    ImportOutcome(
+                        readable(str(src)),
+                        "non importato",
+                        messaggio=f"{nome}: collegamento simbolico, non seguito (copiare "
+                        "il file vero nella cartella per importarlo)",
+                    )
+                )
+                continue
+            origine = readable(str(src.resolve()))
             try:
                 st = src.stat()
                 if st.st_size > MAX_FILE_BYTES:
@@ -122,7 +139,7 @@ def import_files(
                         ImportOutcome(
                             origine,
                             "illeggibile",
-                            messaggio=f"{src.name}: file troppo grande "
+                            messaggio=f"{nome}: file troppo grande "
                             f"({st.st_size // 1_000_000} MB), non importato",
                         )
                     )
@@ -133,20 +150,31 @@ def import_files(
                     ImportOutcome(
                         origine,
                         "illeggibile",
-                        messaggio=f"{src}: impossibile leggere il file ({os_reason(exc)})",
+                        messaggio=f"{readable(str(src))}: impossibile leggere il file "
+                        f"({os_reason(exc)})",
                     )
                 )
                 continue
-            if src.suffix.lower() in MAIL_SUFFIXES:  # archived and recorded by ingest
-                result.outcomes.extend(
-                    import_mail_file(r, src, data, st, known=known, ctx=ctx, fingerprint=fp)
+            if (sha := hashlib.sha256(data).hexdigest()) in failed:
+                result.outcomes.append(
+                    ImportOutcome(origine, "illeggibile", messaggio=quarantine.skipped_note(nome))
                 )
+                continue
+            if src.suffix.lower() in MAIL_SUFFIXES:  # archived and recorded by ingest
+                with (
+                    contextlib.nullcontext()
+                    if sha in known
+                    else quarantine.reading(r.path, sha, nome, origine)
+                ):
+                    result.outcomes.extend(
+                        import_mail_file(r, src, data, st, known=known, ctx=ctx, fingerprint=fp)
+                    )
                 continue
             try:
                 sha, rel = store_blob(r.path, data, suffix=src.suffix, mtime=st.st_mtime)
             except OSError as exc:
                 raise ArchiveError(
-                    f"Impossibile archiviare {src.name}: "
+                    f"Impossibile archiviare {nome}: "
                     f"{os_reason(exc)}. Nessun file è andato perso: "
                     "ripetere l'importazione."
                 ) from exc
@@ -162,31 +190,55 @@ def import_files(
                 generati[sha] = motivo
                 result.outcomes.append(_generated(origine, src.name, motivo + _ORA_ESCLUSO))
                 continue
-            rc = make_receipt(
-                r,
-                data,
-                nome=src.name,
-                blob=rel,
-                sha=sha,
-                ricevuto_il=_mtime(src, st),
-                fonte_data=FONTE_FILE,
-                canale=CANALE_CARTELLA,
-                origine=origine,
-                ctx=ctx,
-                fingerprint=fp,
-            )
-            motivo = own_output(r, src.name, data, rc.report, source=src)
-            if motivo is not None:
-                append_records(r.path, [_generated_record(sha, src.name, motivo, origine)])
-                known.add(sha)
-                generati[sha] = motivo
-                result.outcomes.append(_generated(origine, src.name, motivo))
-                continue
-            append_records(r.path, [rc.to_record()])
+            with quarantine.reading(r.path, sha, nome, origine):
+                outcome, motivo = _record_new(r, src, data, st, sha, rel, nome, origine, ctx, fp)
+            result.outcomes.append(outcome)
             known.add(sha)
-            result.outcomes.append(ImportOutcome(origine, "importato", rc))
+            if motivo is not None:
+                generati[sha] = motivo
         result.recovered = _recover_orphans(r, known, ctx, fp)
     return result
+
+
+def readable(name: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (a
+    name made on another system) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _record_new(
+    r: Raccolta,
+    src: Path,
+    data: bytes,
+    st: os.stat_result,
+    sha: str,
+    rel: str,
+    nome: str,
+    origine: str,
+    ctx: ValidationContext,
+    fp: str,
+) -> tuple[ImportOutcome, str | None]:
+    """Validate a new file and record it: as a receipt, or as generated when it is an own
+    output of the raccolta (then with why)."""
+    rc = make_receipt(
+        r,
+        data,
+        nome=nome,
+        blob=rel,
+        sha=sha,
+        ricevuto_il=_mtime(src, st),
+        fonte_data=FONTE_FILE,
+        canale=CANALE_CARTELLA,
+        origine=origine,
+        ctx=ctx,
+        fingerprint=fp,
+    )
+    motivo = own_output(r, nome, data, rc.report, source=src)
+    if motivo is not None:
+        append_records(r.path, [_generated_record(sha, nome, motivo, origine)])
+        return _generated(origine, nome, motivo), motivo
+    append_records(r.path, [rc.to_record()])
+    return ImportOutcome(origine, "importato", rc), None
 
 
 def _generated_record(sha: str, nome: str, motivo: str, origine: str) -> dict[str, Any]:
@@ -248,26 +300,40 @@ def _recover_orphans(
             continue  # cannot happen with atomic renames; never trust a damaged copy
         rel = blob.relative_to(r.path).as_posix()
         facts = carried.get(sha)
-        if facts is not None:
-            rc = make_receipt(r, data, blob=rel, sha=sha, ctx=ctx, fingerprint=fp, **facts)
-        else:
-            rc = make_receipt(
-                r,
-                data,
-                nome=blob.name,
-                blob=rel,
-                sha=sha,
-                ricevuto_il=_mtime(blob, st),
-                fonte_data=FONTE_RECUPERO,
-                canale=CANALE_CARTELLA,
-                origine=rel,
-                ctx=ctx,
-                fingerprint=fp,
-            )
-        append_records(r.path, [rc.to_record()])
+        with quarantine.reading(r.path, sha, blob.name, rel):
+            rc = _recovered(r, data, rel, sha, blob, st, facts, ctx, fp)
+            append_records(r.path, [rc.to_record()])
         known.add(sha)
         out.append(rc)
     return out
+
+
+def _recovered(
+    r: Raccolta,
+    data: bytes,
+    rel: str,
+    sha: str,
+    blob: Path,
+    st: os.stat_result,
+    facts: dict[str, Any] | None,
+    ctx: ValidationContext,
+    fp: str,
+) -> Receipt:
+    if facts is not None:
+        return make_receipt(r, data, blob=rel, sha=sha, ctx=ctx, fingerprint=fp, **facts)
+    return make_receipt(
+        r,
+        data,
+        nome=blob.name,
+        blob=rel,
+        sha=sha,
+        ricevuto_il=_mtime(blob, st),
+        fonte_data=FONTE_RECUPERO,
+        canale=CANALE_CARTELLA,
+        origine=rel,
+        ctx=ctx,
+        fingerprint=fp,
+    )
 
 
 def _attachments_of_messages(r: Raccolta) -> dict[str, dict[str, Any]]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import imaplib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail.ingest import (
@@ -191,6 +193,8 @@ def import_imap(
         }
         with archive.locked(r.path, waiting=waiting):
             state = IngestState.from_ledger(r)
+            failed = quarantine.settle(r.path, archive.read_ledger(r.path).records)
+            state.known |= set(failed)
 
             def key(uid: int) -> tuple[Any, ...] | None:
                 return location_key({**where, "uid": uid})
@@ -228,7 +232,14 @@ def import_imap(
                         arrival=idate,
                         arrival_fonte=FONTE_IMAP,
                     )
-                    result.messages.append(ingest_message(state, raw, prov))
+                    sha = hashlib.sha256(raw).hexdigest()
+                    if sha in failed:  # it killed an earlier run: go on with the others
+                        result.note.append(quarantine.skipped_note(f"messaggio UID {uid}"))
+                    elif sha in state.known:
+                        result.messages.append(ingest_message(state, raw, prov))
+                    else:
+                        with quarantine.reading(r.path, sha, f"UID {uid}", prov.origine):
+                            result.messages.append(ingest_message(state, raw, prov))
                     done += 1
                     if progress is not None:
                         progress(done, len(wanted))

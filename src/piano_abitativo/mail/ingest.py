@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.raccolta import Raccolta
@@ -170,7 +171,7 @@ class IngestState:
     @classmethod
     def from_ledger(cls, r: Raccolta) -> IngestState:
         records = archive.read_ledger(r.path).records
-        known = {rec.get("sha256") for rec in records}
+        known = quarantine.known_shas(records)
         locations = set()
         for rec in records:
             loc = location_key(rec.get("imap")) if rec.get("tipo") == "messaggio" else None
