@@ -14,6 +14,7 @@ from typing import Any
 
 from piano_abitativo.app.loading import RaccoltaLike, load_raccolta
 from piano_abitativo.archive import store as archive
+from piano_abitativo.archive.quarantine import MOTIVO
 from piano_abitativo.archive.decisions import short_id
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import consolidate_raccolta
@@ -108,6 +109,8 @@ class Stato:
     rettifiche_superate: list[dict[str, Any]] = field(default_factory=list)
     #: damaged ledger lines, archived files gone
     registro_danneggiato: list[dict[str, Any]] = field(default_factory=list)
+    #: files and messages whose reading killed the program: never read again
+    letture_non_riuscite: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +121,7 @@ class Stato:
             "scartati": self.scartati,
             "rettifiche_superate": self.rettifiche_superate,
             "registro_danneggiato": self.registro_danneggiato,
+            "letture_non_riuscite": self.letture_non_riuscite,
         }
 
     @property
@@ -197,6 +201,17 @@ def stato(raccolta: RaccoltaLike, cons: Consolidation | None = None) -> Stato:
             for rt in cons.rettifiche_superate
         ],
         registro_danneggiato=[d.to_json() for d in cons.registro_danneggiato],
+        letture_non_riuscite=[
+            {
+                "id": short_id(str(x.get("sha256"))),
+                "file": x.get("nome"),
+                "sha256": x.get("sha256"),
+                "origine": x.get("origine"),
+                "inizio": x.get("inizio"),
+                "motivo": MOTIVO,
+            }
+            for x in cons.letture_non_riuscite
+        ],
     )
 
 

@@ -13,6 +13,7 @@ skip it and go on with the others). ``stato`` and the master's *Anomalie* list i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,6 +56,40 @@ def failed_readings(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     pending, marked = dead_readings(records)
     out = [*marked.values(), *({**r, "tipo": TIPO_NON_RIUSCITA} for r in pending)]
     return sorted(out, key=lambda r: str(r.get("inizio") or ""))
+
+
+_OPENING = (b'"tipo": "lettura"', b'"tipo": "lettura_non_riuscita"')
+
+
+def failed_in_ledger(raccolta_path: Path) -> list[dict[str, Any]]:
+    """`failed_readings` of the ledger in one pass over its bytes: only the lines of
+    readings are parsed (a reading is closed by the next line naming its sha256)."""
+    opened: list[dict[str, Any]] = []
+    pending: dict[bytes, dict[str, Any]] = {}
+    try:
+        fh = open(archive_dir(raccolta_path) / LEDGER_NAME, "rb")  # noqa: SIM115
+    except OSError:
+        return []
+    with fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                continue
+            rec: Any = None
+            if any(n in line for n in _OPENING):
+                with contextlib.suppress(ValueError):
+                    rec = json.loads(line)
+            if isinstance(rec, dict) and rec.get("tipo") in (TIPO_LETTURA, TIPO_NON_RIUSCITA):
+                opened.append(rec)
+                sha = rec.get("sha256")
+                if isinstance(sha, str) and rec["tipo"] == TIPO_LETTURA:
+                    pending[f'"sha256": "{sha}"'.encode()] = rec
+                continue
+            for needle in [n for n in pending if n in line]:
+                del pending[needle]
+    still = {id(r) for r in pending.values()}
+    return failed_readings(
+        r for r in opened if r["tipo"] == TIPO_NON_RIUSCITA or id(r) in still
+    )
 
 
 def settle(raccolta_path: Path, records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -241,6 +241,9 @@ class Consolidation:
     rettifiche_superate: list[Rettifica] = field(default_factory=list)
     #: damaged ledger lines and archived files that are gone
     registro_danneggiato: list[LedgerDamage] = field(default_factory=list)
+    #: files and messages whose reading killed the program (ledger records, see
+    #: `archive.quarantine`): never read again automatically
+    letture_non_riuscite: list[dict[str, Any]] = field(default_factory=list)
     #: every decision and rettifica (the master's sheet "Decisioni e rettifiche")
     decisioni: Decisions = field(default_factory=Decisions)
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
 from piano_abitativo.archive.decisions import (
     TIPO_DECISIONE,
@@ -127,7 +128,9 @@ def consolidate_raccolta(
     dec = load_decisions(r)
     damage: list[archive.LedgerDamage] = []
     stream = iter_receipts(r, revalidate=revalidate, decisions=dec, damage=damage)
-    return consolidate(r, stream, decisions=dec, damage=damage, generated_at=generated_at)
+    cons = consolidate(r, stream, decisions=dec, damage=damage, generated_at=generated_at)
+    cons.letture_non_riuscite = quarantine.failed_in_ledger(r.path)
+    return cons
 
 
 def receipts(r: Raccolta, *, revalidate: bool = True) -> list[Receipt]:

@@ -141,6 +141,13 @@ def review_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]
         rows.append(
             ("Archivio", None, problem("D03", "registro.jsonl", f"Registro danneggiato, {d}"))
         )
+    for x in cons.letture_non_riuscite:
+        nome = str(x.get("nome") or "")
+        msg = (
+            f"File {nome} (ID {short_id(str(x.get('sha256')))}, da {x.get('origine')}): "
+            "lettura non riuscita (il programma si è interrotto leggendo questo file)"
+        )
+        rows.append(("Archivio", None, problem("D08", nome, msg)))
     for h in cons.in_verifica:
         rc = h.receipt
         msg = f"File {rc.nome} (ID {short_id(rc.sha256)}) in verifica: {h.motivo}"

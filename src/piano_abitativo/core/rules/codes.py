@@ -243,4 +243,12 @@ PLAIN_CODES: tuple[ProblemType, ...] = (
         "Il valore del Piano è quello corretto dal Comune capofila (vedere il foglio "
         "Decisioni e rettifiche).",
     ),
+    _t(
+        "D08",
+        A,
+        "Lettura non riuscita (il programma si è interrotto leggendo questo file)",
+        "Il file resta nell'archivio e non viene più letto automaticamente: aprirlo a mano "
+        "con cautela e chiedere all'ente di inviarlo di nuovo (salvato di nuovo dal foglio "
+        "di calcolo).",
+    ),
 )
