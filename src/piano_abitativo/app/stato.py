@@ -14,8 +14,8 @@ from typing import Any
 
 from piano_abitativo.app.loading import RaccoltaLike, load_raccolta
 from piano_abitativo.archive import store as archive
-from piano_abitativo.archive.quarantine import MOTIVO
 from piano_abitativo.archive.decisions import short_id
+from piano_abitativo.archive.quarantine import MOTIVO
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core.raccolta import Raccolta

@@ -87,9 +87,7 @@ def failed_in_ledger(raccolta_path: Path) -> list[dict[str, Any]]:
             for needle in [n for n in pending if n in line]:
                 del pending[needle]
     still = {id(r) for r in pending.values()}
-    return failed_readings(
-        r for r in opened if r["tipo"] == TIPO_NON_RIUSCITA or id(r) in still
-    )
+    return failed_readings(r for r in opened if r["tipo"] == TIPO_NON_RIUSCITA or id(r) in still)
 
 
 def settle(raccolta_path: Path, records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -114,8 +112,12 @@ def settle(raccolta_path: Path, records: Iterable[dict[str, Any]]) -> dict[str, 
     return marked
 
 
+#: the note of a file skipped for that reason
+SKIPPED = f"{MOTIVO}: non viene riletto (esaminarlo a mano)"
+
+
 def skipped_note(nome: str) -> str:
-    return f"{nome}: {MOTIVO}: non viene riletto (esaminarlo a mano)"
+    return f"{nome}: {SKIPPED}"
 
 
 def _ledger_size(raccolta_path: Path) -> int:

@@ -211,7 +211,10 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
         con.print(Text(f"Registro dell'archivio danneggiato, {where}: {d['motivo']}.", style="red"))
     for q in st.letture_non_riuscite:
         con.print(
-            Text(f"File non letto: {q['file']} (ID {q['id']}, da {q['origine']}): {q['motivo']}.", style="red")
+            Text(
+                f"File non letto: {q['file']} (ID {q['id']}, da {q['origine']}): {q['motivo']}.",
+                style="red",
+            )
         )
     for f in st.non_attribuiti:
         con.print(

@@ -157,7 +157,7 @@ def import_files(
                 continue
             if (sha := hashlib.sha256(data).hexdigest()) in failed:
                 result.outcomes.append(
-                    ImportOutcome(origine, "illeggibile", messaggio=quarantine.skipped_note(nome))
+                    ImportOutcome(origine, "illeggibile", messaggio=quarantine.SKIPPED)
                 )
                 continue
             if src.suffix.lower() in MAIL_SUFFIXES:  # archived and recorded by ingest
