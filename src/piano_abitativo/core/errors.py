@@ -133,6 +133,7 @@ class PdfError(PianoError):
 _OS_REASONS = {
     errno.ENOSPC: "lo spazio su disco è esaurito",
     errno.EDQUOT: "lo spazio disponibile per l'utente è esaurito",
+    errno.EFBIG: "il file supera la dimensione consentita (spazio o quota esauriti)",
     errno.EROFS: "il disco o la cartella è di sola lettura",
     errno.EACCES: "manca il permesso (o il file è aperto in un altro programma)",
     errno.EPERM: "manca il permesso",

@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import xlsxwriter
+import xlsxwriter.exceptions
 
 from piano_abitativo.consolidation.consolidate import (
     Consolidation,
@@ -369,7 +371,34 @@ def render_master(
     first = sheets[SHEET_CRUSCOTTO]
     first.activate()
     first.set_first_sheet()
-    wb.close()
+    try:
+        wb.close()
+    except xlsxwriter.exceptions.FileCreateError as exc:
+        # a full disk: XlsxWriter leaves its ZipFile open in the traceback's frames; when
+        # it is collected after `out` is closed it prints "Exception ignored … seek of
+        # closed file" — let it go without writing, and raise the OSError it wraps
+        _forget_open_zips(exc)
+        cause = exc.args[0] if exc.args else None
+        if isinstance(cause, OSError):
+            raise cause from None
+        raise
+
+
+def _forget_open_zips(exc: BaseException | None) -> None:
+    """Detach the ZipFiles left open in the frames of `exc` (and of its causes) from their
+    file, so that collecting them later writes nothing and says nothing."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            for value in tb.tb_frame.f_locals.values():
+                if isinstance(value, zipfile.ZipFile):
+                    value.fp = None
+            tb = tb.tb_next
+        if isinstance(exc.args[0] if exc.args else None, BaseException):
+            _forget_open_zips(exc.args[0])
+        exc = exc.__cause__ or exc.__context__
 
 
 def build_master(
