@@ -24,7 +24,6 @@ from docx.text.paragraph import Paragraph
 
 from piano_abitativo.archive.store import TZ
 from piano_abitativo.consolidation.consolidate import Consolidation
-from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.schema import Kind
 from piano_abitativo.document.base import (
@@ -48,6 +47,7 @@ from piano_abitativo.document.measure import (
     _plan_widths,
     _table_row,
     _value_text,
+    number_text,
 )
 from piano_abitativo.document.ooxml import (
     _bookmark,
@@ -419,7 +419,7 @@ class _Builder:
                 total = [
                     TOTALE,
                     *(
-                        it_number(c.totals.get(fid, 0)) if by_id[fid].kind is Kind.COUNT else ""
+                        number_text(c.totals.get(fid, 0)) if by_id[fid].kind is Kind.COUNT else ""
                         for fid in td.fields
                     ),
                 ]

@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 
-from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.schema import Kind
-from piano_abitativo.document.measure import _signed, _value_text
+from piano_abitativo.document.measure import _signed, _value_text, number_text
 from piano_abitativo.master.sheets import dati_header
 
 if TYPE_CHECKING:
@@ -54,7 +53,9 @@ def write_comparison(self: ChapterWriter, number: str) -> None:
         f = self.cons.schema.field_by_id.get(fid)
         if f is None:
             continue
-        rows.append([dati_header(f), it_number(before), it_number(after), _signed(after - before)])
+        rows.append(
+            [dati_header(f), number_text(before), number_text(after), _signed(after - before)]
+        )
     if rows:
         self.para("Totali dell'ambito", bold=True, keep=True, before=6, after=4)
         self.table(

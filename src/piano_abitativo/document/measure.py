@@ -3,6 +3,7 @@ computed from their columns (Arial advance widths for the annex)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from piano_abitativo.document.base import (
 
 if TYPE_CHECKING:
     pass
+
+#: what the plan prints in place of a number that is not finite (NaN, infinity)
+NOT_FINITE = "n.d. (valore non valido)"
 
 
 def _table_row(s: EnteStatus, fields: Sequence[str], comune_col: bool) -> list[str]:
@@ -32,12 +36,21 @@ def _value_text(v: Any) -> str:
         return ""
     if isinstance(v, bool):
         return "SI" if v else "NO"
+    if isinstance(v, float) and not math.isfinite(v):
+        return NOT_FINITE
     if isinstance(v, int | float):
         return it_number(v)
     return str(v)
 
 
+def number_text(n: float) -> str:
+    """A number as the plan prints it; one that is not finite is said to be invalid."""
+    return it_number(n) if math.isfinite(n) else NOT_FINITE
+
+
 def _signed(n: float) -> str:
+    if not math.isfinite(n):
+        return NOT_FINITE
     if n > 0:
         return "+" + it_number(n)
     if n < 0:

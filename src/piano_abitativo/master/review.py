@@ -5,6 +5,8 @@ certify and a damaged ledger."""
 
 from __future__ import annotations
 
+import math
+
 from piano_abitativo.archive.decisions import ACCETTA, RIPRISTINA, SCARTA, short_id
 from piano_abitativo.archive.store import Receipt
 from piano_abitativo.consolidation.consolidate import MITTENTE_NON_VERIFICATO, Consolidation
@@ -158,6 +160,11 @@ def review_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Problem]
             f"versione {short_id(rt.versione)}, che non è più quella usata"
         )
         rows.append((names.get(rt.ente, rt.ente), None, problem("D02", "", msg, field=rt.campo)))
+    for s in cons.enti:
+        for fid, v in s.values.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                msg = f"Il valore di {fid} non è un numero finito ({v}): non è stato usato"
+                rows.append((s.ente.nome_completo, s.used, problem("D09", "", msg, field=fid)))
     unverified = 0
     for s in cons.enti:
         last = s.latest

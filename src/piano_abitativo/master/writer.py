@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,8 +145,20 @@ def _excel_serial(v: dt.date | dt.datetime | dt.time) -> float:
     return (v.hour * 3600 + v.minute * 60 + v.second + v.microsecond / 1e6) / 86400
 
 
+#: what the master shows in place of a number that is not finite (NaN, infinity)
+NOT_FINITE = "valore non valido"
+_NOT_FINITE_NOTE = (
+    "Il valore ricevuto non è un numero finito (NaN o infinito): non è stato usato. "
+    "Vedere il foglio Anomalie."
+)
+
+
+def _finite(v: object) -> bool:
+    return not isinstance(v, float) or math.isfinite(v)
+
+
 def _cached(v: Value) -> Any:
-    if v is None:
+    if v is None or not _finite(v):
         return ""
     if isinstance(v, dt.date | dt.time):
         return _excel_serial(v)
@@ -164,14 +177,17 @@ def _write_cell(ws: Any, r: int, c: int, cell: Cell, fmt: Any) -> None:
         ws.write_blank(r, c, None, fmt)
     elif isinstance(v, bool):
         ws.write_boolean(r, c, v, fmt)
-    elif isinstance(v, int | float):
+    elif isinstance(v, int | float) and _finite(v):
         ws.write_number(r, c, v, fmt)
+    elif isinstance(v, float):  # XlsxWriter refuses NaN/Inf: say so in the cell
+        ws.write_string(r, c, NOT_FINITE, fmt)
     elif isinstance(v, dt.date | dt.time):
         ws.write_datetime(r, c, v, fmt)
     else:
         ws.write_string(r, c, str(v), fmt)
-    if cell.comment:
-        ws.write_comment(r, c, cell.comment, {"x_scale": 2.5, "y_scale": 1.6})
+    comment = cell.comment or ("" if _finite(v) else _NOT_FINITE_NOTE)
+    if comment:
+        ws.write_comment(r, c, comment, {"x_scale": 2.5, "y_scale": 1.6})
 
 
 class _RowStream:

@@ -251,4 +251,11 @@ PLAIN_CODES: tuple[ProblemType, ...] = (
         "con cautela e chiedere all'ente di inviarlo di nuovo (salvato di nuovo dal foglio "
         "di calcolo).",
     ),
+    _t(
+        "D09",
+        A,
+        "Valore non valido (non è un numero finito): escluso dal Piano",
+        "Il file contiene un numero non valido (NaN o infinito): chiedere all'ente di "
+        "correggere il valore e inviare di nuovo il modello.",
+    ),
 )
