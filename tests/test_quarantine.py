@@ -50,7 +50,8 @@ def _run(args: list[str], crash: str | None = None) -> subprocess.CompletedProce
 
 
 def _of(r: rc.Raccolta, tipo: str) -> list[dict[str, Any]]:
-    return [x for x in archive.read_ledger(r.path).records if x.get("tipo") == tipo]
+    records = archive.read_ledger(r.path, letture=True).records
+    return [x for x in records if x.get("tipo") == tipo]
 
 
 def _stato_json(r: rc.Raccolta, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -128,12 +128,21 @@ def _ledger_size(raccolta_path: Path) -> int:
 
 
 def _recorded_since(raccolta_path: Path, offset: int, sha: str) -> bool:
+    """Whether a whole record about `sha` (its own sha256) was appended after `offset`."""
     try:
         with open(archive_dir(raccolta_path) / LEDGER_NAME, "rb") as fh:
             fh.seek(offset)
-            return f'"sha256": "{sha}"'.encode() in fh.read()
+            tail = fh.read()
     except OSError:
         return False
+    needle = f'"sha256": "{sha}"'.encode()
+    for line in tail.split(b"\n")[:-1]:
+        if needle in line:
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("sha256") == sha:
+                    return True
+    return False
 
 
 def known_shas(records: Iterable[dict[str, Any]]) -> set[Any]:

@@ -404,9 +404,10 @@ def iter_ledger(
                 damage.append(LedgerDamage(number, why, sha))
 
 
-def read_ledger(raccolta_path: Path) -> LedgerContents:
-    damage: list[LedgerDamage] = []
-    records = list(iter_ledger(raccolta_path, damage))
+def read_ledger(raccolta_path: Path, *, letture: bool = False) -> LedgerContents:
+    damage: list[LedgerDamage] = []  # readings (archive.quarantine) only with `letture`
+    found = iter_ledger(raccolta_path, damage)
+    records = [r for r in found if letture or r["tipo"] not in ("lettura", "letto")]
     recorded = {str(r["sha256"]) for r in records if r.get("tipo") == "ricezione"}
     mark_recovered(damage, recorded)
     return LedgerContents(records, damage)
@@ -458,8 +459,7 @@ def append_records(raccolta_path: Path, records: Sequence[dict[str, Any]]) -> No
 
 
 def _line(rec: dict[str, Any]) -> bytes:
-    """One ledger line; text that is not valid Unicode (a file name with bytes that are
-    not UTF-8) is written escaped, so the line is still UTF-8 JSON."""
+    """One ledger line; text that is not valid Unicode is escaped: still UTF-8 JSON."""
     try:
         return json.dumps(rec, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
     except UnicodeEncodeError:

@@ -106,7 +106,7 @@ def import_files(
     ctx = validation_context(r)
     fp = context_fingerprint(r)
     with locked(r.path, timeout=timeout, waiting=waiting):
-        records = read_ledger(r.path).records
+        records = read_ledger(r.path, letture=True).records
         failed = quarantine.settle(r.path, records)
         known = quarantine.known_shas(records) | set(failed)
         generati = {

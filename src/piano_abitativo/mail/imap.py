@@ -193,7 +193,7 @@ def import_imap(
         }
         with archive.locked(r.path, waiting=waiting):
             state = IngestState.from_ledger(r)
-            failed = quarantine.settle(r.path, archive.read_ledger(r.path).records)
+            failed = quarantine.settle(r.path, archive.read_ledger(r.path, letture=True).records)
             state.known |= set(failed)
 
             def key(uid: int) -> tuple[Any, ...] | None:
