@@ -137,12 +137,16 @@ def test_a_raccolta_that_cannot_be_written_is_one_italian_line(
 ) -> None:
     """Tests run as root here, and root ignores permissions: a file where the archive
     folder is expected makes every write fail as a read-only folder would."""
-    (racc.path / "archivio").rmdir() if (racc.path / "archivio").is_dir() else None
+    if (racc.path / "archivio").is_dir():
+        (racc.path / "archivio").rmdir()
     (racc.path / "archivio").write_text("non una cartella", encoding="utf-8")
     line = _one_italian_line(_run(["importa", str(racc.path), "--da", str(arrivi)]))
     assert "archivio" in line
     (racc.path / "documento").write_text("non una cartella", encoding="utf-8")
     _one_italian_line(_run(["documento", str(racc.path), "--senza-pdf"]))
+    (racc.path / "modelli").write_text("non una cartella", encoding="utf-8")
+    _one_italian_line(_run(["modelli", str(racc.path)]))
+    _one_italian_line(_run(["crea", str(racc.path / "modelli" / "nuova"), "--anno", "2026"]))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores the permissions of a folder")

@@ -9,10 +9,14 @@ recovery, IMAP intake) and imports the rest; ``stato`` and the master's Anomalie
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
+import re
+import resource
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,3 +200,51 @@ def test_the_crash_hook_does_nothing_without_its_variable(racc: rc.Raccolta, arr
     done = _run(["importa", str(racc.path), "--da", str(arrivi)])
     assert done.returncode in (0, 1), done.stderr
     assert len(_of(racc, "ricezione")) == 3 and not _of(racc, "lettura_non_riuscita")
+
+
+def _far_cell(data: bytes) -> bytes:
+    """A valid return with one more cell at XFD1048576 on every sheet: calamine allocates
+    the dense grid (~512 GB) and the process aborts (issue 13, case 1)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            body = zin.read(item.filename)
+            if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", item.filename):
+                far = b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'
+                body = body.replace(b"</sheetData>", far)
+            zout.writestr(item, body, zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+
+def test_a_file_that_really_aborts_the_parser_blocks_nothing(
+    racc: rc.Raccolta, arrivi: Path
+) -> None:
+    """No test hook: a far cell that makes the parser abort (SIGABRT) under a 2 GB address
+    space. Once the reader refuses such a file before parsing (bounded reading), the same
+    file is simply reported: either way the others are imported and no run is blocked."""
+    bomb = arrivi / "b_bomba.xlsx"
+    bomb.write_bytes(_far_cell(bomb.read_bytes()))
+    args = [sys.executable, "-c", _MAIN, "importa", str(racc.path), "--da", str(arrivi)]
+    env = {**os.environ, "COLUMNS": "250"}
+    env.pop(quarantine.CRASH_ENV, None)
+    runs = [
+        subprocess.run(
+            args, env=env, preexec_fn=_limited, capture_output=True, text=True, timeout=60
+        )
+        for _ in range(3)
+    ]
+    assert all(p.returncode in (0, 1) for p in runs[1:]), runs[1].stderr
+    assert sorted(x["nome"] for x in _of(racc, "ricezione") if x["report"]["ente"]) in (
+        ["a_crema.xlsx", "c_camisano.xlsx"],
+        ["a_crema.xlsx", "b_bomba.xlsx", "c_camisano.xlsx"],  # recorded as not valid
+    )
+    if runs[0].returncode < 0 or runs[0].returncode == 134:  # the parser aborted
+        assert [x["nome"] for x in _of(racc, "lettura_non_riuscita")] == ["b_bomba.xlsx"]
+        assert "lettura non riuscita" in runs[1].stdout
+    else:  # refused before parsing
+        assert runs[0].returncode in (0, 1), runs[0].stderr
+        assert not _of(racc, "lettura_non_riuscita")
