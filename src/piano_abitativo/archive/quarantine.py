@@ -13,8 +13,10 @@ skip it and go on with the others). ``stato`` and the master's *Anomalie* list i
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,8 @@ _OPENING = (b'"tipo": "lettura"', b'"tipo": "lettura_non_riuscita"')
 
 def failed_in_ledger(raccolta_path: Path) -> list[dict[str, Any]]:
     """`failed_readings` of the ledger in one pass over its bytes: only the lines of
-    readings are parsed (a reading is closed by the next line naming its sha256)."""
+    readings are parsed (a reading is closed by the next line naming its sha256). Without
+    the lock, an open reading counts only when its process is surely gone."""
     opened: list[dict[str, Any]] = []
     pending: dict[bytes, dict[str, Any]] = {}
     try:
@@ -86,7 +89,7 @@ def failed_in_ledger(raccolta_path: Path) -> list[dict[str, Any]]:
                 continue
             for needle in [n for n in pending if n in line]:
                 del pending[needle]
-    still = {id(r) for r in pending.values()}
+    still = {id(r) for r in pending.values() if _surely_dead(r)}
     return failed_readings(r for r in opened if r["tipo"] == TIPO_NON_RIUSCITA or id(r) in still)
 
 
@@ -165,6 +168,8 @@ def reading(raccolta_path: Path, sha: str, nome: str, origine: str) -> Iterator[
                 "nome": nome,
                 "origine": origine,
                 "inizio": now().isoformat(),
+                "pc": socket.gethostname(),
+                "pid": os.getpid(),
             }
         ],
     )
@@ -184,7 +189,29 @@ def reading(raccolta_path: Path, sha: str, nome: str, origine: str) -> Iterator[
                     [{"tipo": TIPO_LETTO, "sha256": sha, "esito": "ok" if ok else "errore"}],
                 )
             except OSError:
-                # a Python error (disk full…) is no crash: take the reading back, so
-                # that a rerun reads the file (a truncation needs no free space)
-                with contextlib.suppress(OSError):
-                    os.truncate(archive_dir(raccolta_path) / LEDGER_NAME, start)
+                # a Python error (disk full…) is no crash: take the reading back, so that
+                # a rerun reads the file (a truncation needs no free space); never when
+                # the block recorded something (it would be lost)
+                if not ok or _ledger_size(raccolta_path) == offset:
+                    with contextlib.suppress(OSError):
+                        os.truncate(archive_dir(raccolta_path) / LEDGER_NAME, start)
+                if ok:
+                    raise
+
+
+def _surely_dead(rec: dict[str, Any]) -> bool:
+    """Whether the process of an open reading is gone, as far as one can tell without the
+    lock: a process of this PC that no longer exists, or a reading over 15 minutes old."""
+    pid = rec.get("pid")
+    if os.name == "posix" and rec.get("pc") == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+    try:
+        started = dt.datetime.fromisoformat(str(rec.get("inizio")))
+        return (now() - started).total_seconds() > 15 * 60
+    except (TypeError, ValueError):
+        return True
