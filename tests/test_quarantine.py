@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import openpyxl
 import pytest
 
 from piano_abitativo.archive import quarantine
@@ -29,6 +30,7 @@ from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.mail import imap, settings
+from piano_abitativo.master.model import SHEET_ANOMALIE, master_path
 from piano_abitativo.master.review import review_rows
 
 from . import mailfactory as mf
@@ -110,6 +112,14 @@ def test_a_file_that_kills_the_reader_is_marked_once_never_read_again_and_the_re
     assert "File non letto: b_bomba.xlsx" in capsys.readouterr().out
     rows = [p for _, _, p in review_rows(consolidate_raccolta(racc)) if p.code == "D08"]
     assert len(rows) == 1 and "b_bomba.xlsx" in rows[0].message
+    assert main(["consolida", str(racc.path)]) in (0, 1)
+    assert "File non letto: b_bomba.xlsx" in capsys.readouterr().out
+    wb = openpyxl.load_workbook(master_path(racc.path, racc.anno, ".xlsm"), read_only=True)
+    try:
+        cells = [str(c) for row in wb[SHEET_ANOMALIE].iter_rows(values_only=True) for c in row]
+    finally:
+        wb.close()
+    assert any("b_bomba.xlsx" in c and "lettura non riuscita" in c for c in cells)
 
 
 def test_a_file_that_kills_the_orphan_recovery_is_not_read_a_third_time(

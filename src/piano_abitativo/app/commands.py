@@ -362,6 +362,11 @@ def review_notes(cons: Consolidation) -> list[str]:
         "inviato una versione più recente"
         for rt in cons.rettifiche_superate
     ]
+    out += [
+        f"il file {x.get('nome')} (ID {short_id(str(x.get('sha256')))}) non è nel documento: "
+        "lettura non riuscita (il programma si è interrotto leggendo questo file)"
+        for x in cons.letture_non_riuscite
+    ]
     return out
 
 

@@ -91,6 +91,12 @@ def attention_lines(cons: Consolidation) -> list[str]:
         )
     for d in cons.registro_danneggiato:
         lines.append(f"Registro dell'archivio danneggiato, {d}.")
+    for x in cons.letture_non_riuscite:
+        lines.append(
+            f"File non letto: {x.get('nome')} (ID {short_id(str(x.get('sha256')))}, da "
+            f"{x.get('origine')}): lettura non riuscita (il programma si è interrotto "
+            "leggendo questo file). Non viene riletto: esaminarlo a mano."
+        )
     return lines
 
 
