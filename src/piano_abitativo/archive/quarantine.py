@@ -5,19 +5,21 @@ ledger (sha256, name, where it came from, when). After it is processed the norma
 follow (a receipt, a message, a generated file…), or a ``letto`` record when processing
 wrote none. A ``lettura`` with no later record for its sha256 can only mean that the
 process died while reading it (readers hold the raccolta's lock, so no live reader can be
-half way): the next writer appends ``lettura_non_riuscita`` once and, from then on, the
-file is never read again automatically (folder import, orphan recovery, IMAP intake all
-skip it and go on with the others). ``stato`` and the master's *Anomalie* list it.
+half way). The next writer that meets that content reads it first in a child process
+(`mail.probe`): if the child dies too, the content is the cause — ``lettura_non_riuscita``
+is appended once and, from then on, the file is never read again automatically (folder
+import, orphan recovery, IMAP intake all skip it and go on with the others); if the
+child survives, the first run was merely interrupted and the file is read as usual.
+``stato`` and the master's *Anomalie* list the files never to be read again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,59 +62,69 @@ def failed_readings(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: str(r.get("inizio") or ""))
 
 
-_OPENING = (b'"tipo": "lettura"', b'"tipo": "lettura_non_riuscita"')
-
-
 def failed_in_ledger(raccolta_path: Path) -> list[dict[str, Any]]:
-    """`failed_readings` of the ledger in one pass over its bytes: only the lines of
-    readings are parsed (a reading is closed by the next line naming its sha256). Without
-    the lock, an open reading counts only when its process is surely gone."""
-    opened: list[dict[str, Any]] = []
-    pending: dict[bytes, dict[str, Any]] = {}
+    """The ``lettura_non_riuscita`` records of the ledger (what `stato` and the master
+    show), in one pass over its bytes: only their lines are parsed."""
+    out: list[dict[str, Any]] = []
+    needle = f'"tipo": "{TIPO_NON_RIUSCITA}"'.encode()
     try:
         fh = open(archive_dir(raccolta_path) / LEDGER_NAME, "rb")  # noqa: SIM115
     except OSError:
-        return []
+        return out
     with fh:
         for line in fh:
-            if not line.endswith(b"\n"):
+            if needle not in line or not line.endswith(b"\n"):
                 continue
-            rec: Any = None
-            if any(n in line for n in _OPENING):
-                with contextlib.suppress(ValueError):
-                    rec = json.loads(line)
-            if isinstance(rec, dict) and rec.get("tipo") in (TIPO_LETTURA, TIPO_NON_RIUSCITA):
-                opened.append(rec)
-                sha = rec.get("sha256")
-                if isinstance(sha, str) and rec["tipo"] == TIPO_LETTURA:
-                    pending[f'"sha256": "{sha}"'.encode()] = rec
-                continue
-            for needle in [n for n in pending if n in line]:
-                del pending[needle]
-    still = {id(r) for r in pending.values() if _surely_dead(r)}
-    return failed_readings(r for r in opened if r["tipo"] == TIPO_NON_RIUSCITA or id(r) in still)
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("tipo") == TIPO_NON_RIUSCITA:
+                    out.append(rec)
+    return failed_readings(out)
 
 
-def settle(raccolta_path: Path, records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Mark the readings a dead process left open; returns sha256 → record of every file
-    never to be read again. Call with the lock held."""
+def triage(
+    records: Iterable[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(sha256 → record of the files never to be read again, sha256 → open reading of a
+    process that died: a suspect, to be read again first in a child process, see
+    `may_read`). Call with the lock held: then no open reading is a live one."""
     pending, marked = dead_readings(records)
-    new = [
-        {
-            "tipo": TIPO_NON_RIUSCITA,
-            "versione": 1,
-            "sha256": r["sha256"],
-            "nome": r.get("nome"),
-            "origine": r.get("origine"),
-            "inizio": r.get("inizio"),
-            "segnalato_il": now().isoformat(),
-            "motivo": MOTIVO,
-        }
-        for r in pending
-    ]
-    append_records(raccolta_path, new)
-    marked.update((r["sha256"], r) for r in new)
-    return marked
+    return dict(marked), {r["sha256"]: r for r in pending}
+
+
+def mark(raccolta_path: Path, rec: dict[str, Any]) -> dict[str, Any]:
+    """Record, once, that reading `rec`'s content kills the program."""
+    out = {
+        "tipo": TIPO_NON_RIUSCITA,
+        "versione": 1,
+        "sha256": rec["sha256"],
+        "nome": rec.get("nome"),
+        "origine": rec.get("origine"),
+        "inizio": rec.get("inizio"),
+        "segnalato_il": now().isoformat(),
+        "motivo": MOTIVO,
+    }
+    append_records(raccolta_path, [out])
+    return out
+
+
+def may_read(
+    raccolta_path: Path,
+    sha: str,
+    marked: dict[str, dict[str, Any]],
+    suspects: dict[str, dict[str, Any]],
+    survives: Callable[[], bool],
+) -> bool:
+    """Whether the content `sha` may be read in this process: not when it is marked; a
+    suspect is read first by `survives` (a child process): if the child dies too, the
+    content is marked now. Call with the lock held."""
+    if sha in marked:
+        return False
+    rec = suspects.pop(sha, None)
+    if rec is None or survives():
+        return True
+    marked[sha] = mark(raccolta_path, rec)
+    return False
 
 
 #: the note of a file skipped for that reason
@@ -197,21 +209,3 @@ def reading(raccolta_path: Path, sha: str, nome: str, origine: str) -> Iterator[
                         os.truncate(archive_dir(raccolta_path) / LEDGER_NAME, start)
                 if ok:
                     raise
-
-
-def _surely_dead(rec: dict[str, Any]) -> bool:
-    """Whether the process of an open reading is gone, as far as one can tell without the
-    lock: a process of this PC that no longer exists, or a reading over 15 minutes old."""
-    pid = rec.get("pid")
-    if os.name == "posix" and rec.get("pc") == socket.gethostname() and isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            pass
-    try:
-        started = dt.datetime.fromisoformat(str(rec.get("inizio")))
-        return (now() - started).total_seconds() > 15 * 60
-    except (TypeError, ValueError):
-        return True

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from piano_abitativo.consolidation.context import context_fingerprint, validatio
 from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.mail import p7m
+from piano_abitativo.mail import p7m, probe
 from piano_abitativo.mail.generated import own_output
 from piano_abitativo.mail.ingest import (
     CANALE_EMAIL,
@@ -107,8 +108,8 @@ def import_files(
     fp = context_fingerprint(r)
     with locked(r.path, timeout=timeout, waiting=waiting):
         records = read_ledger(r.path, letture=True).records
-        failed = quarantine.settle(r.path, records)
-        known = quarantine.known_shas(records) | set(failed)
+        marked, suspects = quarantine.triage(records)
+        known = quarantine.known_shas(records) | set(marked)
         generati = {
             rec["sha256"]: str(rec.get("motivo") or "")
             for rec in records
@@ -155,7 +156,9 @@ def import_files(
                     )
                 )
                 continue
-            if (sha := hashlib.sha256(data).hexdigest()) in failed:
+            sha = hashlib.sha256(data).hexdigest()
+            child = partial(probe.survives, r, data, nome, probe.kind_of(nome))
+            if not quarantine.may_read(r.path, sha, marked, suspects, child):
                 result.outcomes.append(
                     ImportOutcome(origine, "illeggibile", messaggio=quarantine.SKIPPED)
                 )
@@ -196,7 +199,7 @@ def import_files(
             known.add(sha)
             if motivo is not None:
                 generati[sha] = motivo
-        result.recovered = _recover_orphans(r, known, ctx, fp)
+        result.recovered = _recover_orphans(r, known, ctx, fp, (marked, suspects))
     return result
 
 
@@ -274,7 +277,11 @@ def _recorded_own_output(
 
 
 def _recover_orphans(
-    r: Raccolta, known: set[Any], ctx: ValidationContext, fp: str
+    r: Raccolta,
+    known: set[Any],
+    ctx: ValidationContext,
+    fp: str,
+    quarantined: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
 ) -> list[Receipt]:
     """Files archived but not recorded (a run that stopped in between, or a ledger line
     that cannot be read any more) get their record now. When the message that brought the
@@ -300,6 +307,9 @@ def _recover_orphans(
             continue  # cannot happen with atomic renames; never trust a damaged copy
         rel = blob.relative_to(r.path).as_posix()
         facts = carried.get(sha)
+        child = partial(probe.survives, r, data, blob.name)
+        if not quarantine.may_read(r.path, sha, *quarantined, child):
+            continue
         with quarantine.reading(r.path, sha, blob.name, rel):
             rc = _recovered(r, data, rel, sha, blob, st, facts, ctx, fp)
             append_records(r.path, [rc.to_record()])

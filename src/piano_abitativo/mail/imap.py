@@ -15,11 +15,13 @@ import imaplib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
 from piano_abitativo.core.raccolta import Raccolta
+from piano_abitativo.mail import probe
 from piano_abitativo.mail.ingest import (
     FONTE_IMAP,
     IngestState,
@@ -193,8 +195,8 @@ def import_imap(
         }
         with archive.locked(r.path, waiting=waiting):
             state = IngestState.from_ledger(r)
-            failed = quarantine.settle(r.path, archive.read_ledger(r.path, letture=True).records)
-            state.known |= set(failed)
+            marked, suspects = quarantine.triage(archive.read_ledger(r.path, letture=True).records)
+            state.known |= set(marked)
 
             def key(uid: int) -> tuple[Any, ...] | None:
                 return location_key({**where, "uid": uid})
@@ -233,10 +235,12 @@ def import_imap(
                         arrival_fonte=FONTE_IMAP,
                     )
                     sha = hashlib.sha256(raw).hexdigest()
-                    if sha in failed:  # it killed an earlier run: go on with the others
-                        result.note.append(quarantine.skipped_note(f"messaggio UID {uid}"))
-                    elif sha in state.known:
+                    child = partial(probe.survives, r, raw, f"UID {uid}", probe.KIND_MESSAGE)
+                    if sha not in marked and sha in state.known:
                         result.messages.append(ingest_message(state, raw, prov))
+                    elif not quarantine.may_read(r.path, sha, marked, suspects, child):
+                        # it killed an earlier run: go on with the others
+                        result.note.append(quarantine.skipped_note(f"messaggio UID {uid}"))
                     else:
                         with quarantine.reading(r.path, sha, f"UID {uid}", prov.origine):
                             result.messages.append(ingest_message(state, raw, prov))
@@ -244,6 +248,7 @@ def import_imap(
                     if progress is not None:
                         progress(done, len(wanted))
                 del data
+            state.known |= set(suspects)  # never re-read in this process: see probe
             result.recuperati = recover_originals(state)
             if sposta:
                 recorded = [u for u in uids if key(u) in state.locations]
