@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from piano_abitativo.app import stato as status
 from piano_abitativo.archive import store as archive
 from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation.context import receipts
@@ -252,6 +253,8 @@ def test_no_reply_draft_goes_to_an_address_outside_the_registry(
     _mail(inbox, "falso", STRANGER, workbook_of(racc, CREMA, a_sap=9), date=t0 + dt.timedelta(1))
     (inbox / "vuoto.eml").write_bytes(mf.make_plain(sender=STRANGER, message_id="<v@x>"))
     import_files(racc, [inbox])
+    (held,) = status.stato(racc).in_verifica
+    assert held["mittente"] == STRANGER  # the held path, not only the latest file
     plan = outbox.plan_esiti(racc)
     assert {m.destinatario for m in plan.messages} == {CREMA_PEC}
     assert plan.esclusi == [(STRANGER, outbox.NON_NELL_ELENCO)]
@@ -422,3 +425,12 @@ def test_generated_and_real_mail_goes_through_ingest_without_exception(
     }
     assert len(out.receipts) <= attachments.MAX_WORKBOOKS
     assert time.perf_counter() - start < 10
+
+
+def test_the_names_of_other_files_are_kept_up_to_two_hundred_and_counted() -> None:
+    """250 files that are not workbooks: 200 names in the record, the rest counted."""
+    many = _zip([(f"n{n:03}.txt", b"x") for n in range(250)])
+    parsed = parse_message(mf.make_plain(attachments=[("n.zip", many)]))
+    assert parsed.limite is None
+    assert len(parsed.other_attachments) == 201
+    assert parsed.other_attachments[-1] == "… e altri 50 file"
