@@ -187,3 +187,175 @@ def test_importa_imap_of_a_message_with_markup_in_a_header_prepares_the_replies(
     _no_escape_reaches_the_terminal(got.out + got.err)
     assert "X-Trasporto sconosciuta ([/x])" in got.out
     assert "Risposte agli enti preparate, non inviate: 1" in got.out
+
+
+# --------------------------------------------------------------------------- configuration
+
+#: what must never reach the user (as in test_cli_errors)
+NOT_ITALIAN = ("Traceback", "Errore imprevisto", "Error:", "error:")
+
+
+def _italian_error(capsys: pytest.CaptureFixture[str], args: list[str], *fragments: str) -> str:
+    """Run the CLI: exit 2, one line «Errore: …» on stderr holding the fragments."""
+    code = main(args)
+    got = capsys.readouterr()
+    text = got.out + got.err
+    assert code == 2, text
+    for word in NOT_ITALIAN:
+        assert word not in text, text
+    assert got.err.startswith("Errore: ") and len(got.err.strip().splitlines()) == 1, got.err
+    for fragment in fragments:
+        assert fragment in got.err, (fragment, got.err)
+    return got.err
+
+
+def _edit(r: rc.Raccolta, old: str, new: str) -> None:
+    text = r.config_path.read_text(encoding="utf-8")
+    assert old in text, old
+    r.config_path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_a_percentage_written_in_words_names_the_key(
+    racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(racc, "sat_percentuale = 10\n", 'sat_percentuale = "dieci"\n')
+    _italian_error(
+        capsys,
+        ["consolida", str(racc.path)],
+        str(racc.config_path),
+        "[regole] sat_percentuale = 'dieci' non valido: serve un numero tra 0 e 100",
+    )
+
+
+def test_a_section_written_as_a_value_names_the_section(
+    racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``regole = 5`` at the top of the file, before [raccolta]."""
+    text = racc.config_path.read_text(encoding="utf-8").replace("[regole]\n", "[regole_vecchie]\n")
+    racc.config_path.write_text("regole = 5\n" + text, encoding="utf-8")
+    _italian_error(
+        capsys,
+        ["stato", str(racc.path)],
+        str(racc.config_path),
+        "«regole» deve essere una sezione [regole], non un valore (regole = 5)",
+    )
+
+
+@pytest.mark.parametrize("anno", ["99999", "1999", "true", "2026.5", '"duemila"'])
+def test_a_year_out_of_range_is_refused_by_modelli(
+    anno: str, racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(racc, "anno = 2026\n", f"anno = {anno}\n")
+    _italian_error(
+        capsys,
+        ["modelli", str(racc.path)],
+        str(racc.config_path),
+        "[raccolta] anno = ",
+        "serve un numero intero tra 2000 e 2100",
+    )
+    assert not list(racc.modelli_dir.glob("*.xlsx"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ('ambito = "Cremasco"', "ambito = 5", "[raccolta] ambito = 5 non valido: serve un testo"),
+        ('sat_base = "a_sap"', "sat_base = [1]", "[regole] sat_base = [1] non valido"),
+        ('enti = "enti.csv"', "enti = {a = 1}", "[raccolta] enti = {'a': 1} non valido"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_key_and_type(
+    old: str, new: str, fragment: str, racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = racc.config_path.read_text(encoding="utf-8")
+    if old not in text:  # the ambito of the mail raccolta
+        old = next(ln for ln in text.splitlines() if ln.startswith(old.split(" =")[0] + " ="))
+    _edit(racc, old, new)
+    _italian_error(capsys, ["stato", str(racc.path)], str(racc.config_path), fragment)
+
+
+def test_a_line_break_inside_a_pec_address_names_the_line(
+    racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quoted CR/LF in the pec of enti.csv (a header injection in every message to that
+    ente): refused with the line where the ente starts, before anything is sent."""
+    csv_path = racc.path / "enti.csv"
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ',"comune.camisano@pec.example\r\nBcc: x@y.example"'
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="")
+    _italian_error(
+        capsys,
+        ["invia", str(racc.path)],
+        str(csv_path),
+        "riga 4: la colonna pec contiene un a capo",
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("raccolta", "password"),
+        ("posta", "smtp_password"),
+        ("posta", "Password_IMAP"),
+        ("regole", "segreto"),
+        ("confronto", "pwd"),
+    ],
+)
+@pytest.mark.parametrize("command", ["modelli", "importa", "invia", "stato", "consolida"])
+def test_a_password_in_the_file_is_refused_by_every_command(
+    section: str,
+    key: str,
+    command: str,
+    racc: rc.Raccolta,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Wherever a password-like key is written, every command that loads the raccolta
+    stops and says where the password goes."""
+    if section == "posta":  # commented out by crea: the section at the end of the file
+        with racc.config_path.open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[posta]\n{key} = "segreta"\n')
+    else:
+        _edit(racc, f"\n[{section}]\n", f'\n[{section}]\n{key} = "segreta"\n')
+    extra = ["--da", str(tmp_path)] if command == "importa" else []
+    err = _italian_error(
+        capsys,
+        [command, str(racc.path), *extra],
+        str(racc.config_path),
+        f"«{section}.{key}»",
+        "PIANO_ABITATIVO_PASSWORD",
+        "portachiavi di sistema",
+    )
+    assert "segreta" not in err
+
+
+def test_valida_against_a_raccolta_with_a_password_is_refused(
+    hostile: Path, racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(racc, "[raccolta]\n", '[raccolta]\npassword = "segreta"\n')
+    _italian_error(
+        capsys, ["valida", str(hostile), "--raccolta", str(racc.path)], "«raccolta.password»"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("smtp_host = 5", "[posta] smtp_host = 5 non valido: serve un testo"),
+        ("utente = [1, 2]", "[posta] utente = [1, 2] non valido"),
+        ("smtp_sicurezza = true", "[posta] smtp_sicurezza = True non valido"),
+        ('smtp_port = "cinque"', "[posta] smtp_port: «cinque» non valido"),
+        ("tentativi = 2.5", "[posta] tentativi: «2.5» non valido"),
+        ("pausa = true", "[posta] pausa: «True» non valido"),
+    ],
+)
+def test_a_wrong_type_in_posta_names_the_key(
+    line: str, fragment: str, racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = racc.config_path.read_text(encoding="utf-8")
+    key = line.split(" =")[0]
+    lines = [ln for ln in text.splitlines() if not ln.startswith(key + " =")]
+    if "[posta]" not in lines:
+        lines.append("[posta]")
+    racc.config_path.write_text("\n".join([*lines, line]) + "\n", encoding="utf-8")
+    _italian_error(capsys, ["invia", str(racc.path)], str(racc.config_path), fragment)
