@@ -109,12 +109,12 @@ def _read(data: bytes, rd: Reading, schema: Schema) -> None:
     names: dict[str, str] | None = None
     formulas: set[str] | None = None
     if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
-        opened = inspect_zip(data, rd)
+        opened = inspect_zip(data, rd, schema)
         if opened is None:
             return
         names, formulas = opened
     elif head == OLE_MAGIC:
-        if not inspect_ole(data, rd):
+        if not inspect_ole(data, rd, schema):
             return
         rd.format = "xls"
     else:
