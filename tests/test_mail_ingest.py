@@ -168,9 +168,10 @@ def test_mailbox_import_lists_exactly_the_enti_that_answered_with_certified_time
     raws = fill_replies(racc, mailbox)
     before = _unflagged(mailbox.snapshot())
     assert main(["importa", str(racc.path), "--imap"]) == 1  # Crema's first file has errors
-    assert "Risposte agli enti preparate, non inviate: 5" in capsys.readouterr().out
+    # the ALER's clerk writes from an address outside the registry: no reply is drafted to it
+    assert "Risposte agli enti preparate, non inviate: 4" in capsys.readouterr().out
     drafts = sorted(p.name.split("_")[0] for p in outbox.outbox_dir(racc.path).glob("*.eml"))
-    assert drafts == ["esito"] * 4 + ["manca-file"]
+    assert drafts == ["esito"] * 3 + ["manca-file"]
 
     enti = {e["codice"]: e for e in _stato_json(racc, capsys)["enti"]}
     assert set(enti) == {"019035", "019002", "019010", "019005", "ALER-BCM"}

@@ -402,33 +402,38 @@ def test_pec_receipts_of_our_messages_show_delivery_in_stato(
     assert receipts(r) == []
 
 
-def test_an_unrecognised_file_gets_an_esito_to_its_sender(
+def test_an_unrecognised_file_gets_an_esito_only_to_a_registry_sender(
     racc: rc.Raccolta, tmp_path: Path
 ) -> None:
-    """A workbook that is not one of our templates, by mail: the sender is told it was not
-    recognised, with the reasons."""
+    """A workbook that is not one of our templates, by mail: a sender of the registry is told
+    it was not recognised, with the reasons; a sender outside the registry gets nothing and
+    is listed for the capofila."""
     import io
 
     import openpyxl
 
-    book = openpyxl.Workbook()
-    book.active["A1"] = "dati nostri"  # type: ignore[index]
-    buf = io.BytesIO()
-    book.save(buf)
-    path = tmp_path / "altro.eml"
-    path.write_bytes(
-        mf.make_plain(
-            sender="ufficio.tecnico@posta.example.org",
-            message_id="<altro@x>",
-            attachments=[("dati.xlsx", buf.getvalue())],
+    def unrelated(name: str, sender: str, text: str) -> Path:
+        book = openpyxl.Workbook()
+        book.active["A1"] = text  # type: ignore[index]
+        buf = io.BytesIO()
+        book.save(buf)
+        path = tmp_path / f"{name}.eml"
+        path.write_bytes(
+            mf.make_plain(
+                sender=sender,
+                message_id=f"<{name}@x>",
+                attachments=[("dati.xlsx", buf.getvalue())],
+            )
         )
-    )
-    import_files(racc, [path])
-    [msg] = outbox.plan_esiti(racc).messages
-    assert (msg.genere, msg.destinatario, msg.ente) == (
-        "esito",
-        "ufficio.tecnico@posta.example.org",
-        None,
-    )
+        return path
+
+    import_files(racc, [unrelated("altro", ADDRESSES["019010"], "dati nostri")])
+    import_files(racc, [unrelated("estraneo", "ufficio.tecnico@posta.example.org", "altri")])
+    plan = outbox.plan_esiti(racc)
+    [msg] = plan.messages
+    assert (msg.genere, msg.destinatario, msg.ente) == ("esito", ADDRESSES["019010"], None)
     assert "non è stato riconosciuto come un modello del Piano 2026" in msg.corpo
     assert "\n- " in msg.corpo and msg.in_risposta_a == "<altro@x>"
+    assert plan.esclusi == [
+        ("ufficio.tecnico@posta.example.org", "non inviata: mittente non nell'elenco")
+    ]

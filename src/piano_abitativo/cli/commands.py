@@ -65,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _say(message: str) -> None:
     """One line on stderr, even when stderr cannot encode it (a Windows console)."""
     stream = sys.stderr
+    from piano_abitativo.cli.safe import safe
+
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    text = message.encode(encoding, errors="replace").decode(encoding, errors="replace")
+    text = safe(message).encode(encoding, errors="replace").decode(encoding, errors="replace")
     with contextlib.suppress(OSError):  # stderr itself is gone: nothing more can be said
         print(text, file=stream)
 
@@ -87,9 +89,17 @@ def _log_folder(args: argparse.Namespace) -> Path | None:
 
 
 def _console(*, stderr: bool = False) -> Console:
-    from rich.console import Console
+    """A console that never reads markup; untrusted text goes through `cli.safe.plain`."""
+    from piano_abitativo.cli.safe import console
 
-    return Console(stderr=stderr)
+    return console(stderr=stderr)
+
+
+def _print(con: Console, text: object, style: str = "") -> None:
+    """`text` printed as written, its control characters escaped (`cli.safe`)."""
+    from piano_abitativo.cli.safe import plain
+
+    con.print(plain(text, style))
 
 
 def _json(data: Any) -> None:
@@ -113,10 +123,11 @@ def _crea(args: argparse.Namespace) -> int:
         contatto=args.contatto,
         precedente=args.precedente,
     )
-    _console().print(
+    _print(
+        _console(),
         f"Raccolta {r.anno} creata in {r.path} ({len(r.registry)} enti). "
         f"Configurazione: {r.config_path}.\nPasso successivo: "
-        f"piano-abitativo modelli {r.path}"
+        f"piano-abitativo modelli {r.path}",
     )
     return 0
 
@@ -125,10 +136,11 @@ def _collega(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import collega
 
     r = collega(args.cartella, precedente=args.precedente)
-    _console().print(
+    _print(
+        _console(),
         f"Raccolta {r.anno} collegata alla raccolta dell'anno precedente "
         f"({r.precedente_path}). I file già importati saranno confrontati con "
-        "l'anno precedente al prossimo consolidamento."
+        "l'anno precedente al prossimo consolidamento.",
     )
     return 0
 
@@ -139,7 +151,7 @@ def _modelli(args: argparse.Namespace) -> int:
 
     r = load_raccolta(args.cartella)
     paths = modelli(r)
-    _console().print(f"{len(paths)} modelli scritti in {r.modelli_dir}.")
+    _print(_console(), f"{len(paths)} modelli scritti in {r.modelli_dir}.")
     return 0
 
 
@@ -169,7 +181,7 @@ def _importa(args: argparse.Namespace) -> int:
         args.da or (),
         imap=args.imap,
         sposta=args.sposta,
-        waiting=lambda m: err.print(m),
+        waiting=lambda m: _print(err, m),
     )
     if args.json:
         _json(
@@ -188,7 +200,7 @@ def _importa(args: argparse.Namespace) -> int:
                     prefix = f"{o.receipt.nome}: "
                     while note.startswith(prefix):
                         note = note[len(prefix) :]
-                    con.print(f"  {o.receipt.nome}: {note}", markup=False)
+                    _print(con, f"  {o.receipt.nome}: {note}")
         if res.posta is not None:
             from piano_abitativo.cli.terminal_posta import print_ingest
 
@@ -200,12 +212,13 @@ def _importa(args: argparse.Namespace) -> int:
             print_attention(consolidation(r), con)
         else:
             for d in archive_damage(r):
-                con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
+                _print(con, f"Registro dell'archivio danneggiato, {d}.", "red")
         if res.esiti_preparati:
-            con.print(
+            _print(
+                con,
                 f"Risposte agli enti preparate, non inviate: {res.esiti_preparati} "
                 f"in {res.cartella_esiti}. Per inviarle: piano-abitativo esiti "
-                f"{r.path} --davvero"
+                f"{r.path} --davvero",
             )
     return 0 if res.valid else 1
 
@@ -265,7 +278,7 @@ def _posta(args: argparse.Namespace) -> int:
         "davvero": args.davvero,
         "limite": args.limite,
         "ripeti": args.ripeti,
-        "waiting": lambda m: err.print(m),
+        "waiting": lambda m: _print(err, m),
     }
     if args.comando == "invia":
         res = posta.invia(r, enti=args.enti, **options)
@@ -279,7 +292,7 @@ def _posta(args: argparse.Namespace) -> int:
         con = _console()
         print_send(res, r, con)
         for d in archive_damage(r):
-            con.print(f"Registro dell'archivio danneggiato, {d}.", style="red", markup=False)
+            _print(con, f"Registro dell'archivio danneggiato, {d}.", "red")
     return 1 if res.count(FALLITO) else 0
 
 
@@ -302,19 +315,17 @@ def _consolida(args: argparse.Namespace) -> int:
     err = _console(stderr=True)
     res = consolida(
         args.cartella,
-        waiting=lambda m: err.print(m),
+        waiting=lambda m: _print(err, m),
         registra_rettifiche=args.registra_rettifiche,
         scarta_modifiche=args.scarta_modifiche,
         motivo=args.motivo,
     )
     for note in res.note:
-        err.print(f"Avviso: {note}", markup=False)
+        _print(err, f"Avviso: {note}")
     if res.rettifiche:
-        err.print(f"Registrate {len(res.rettifiche)} rettifiche dal foglio Dati.", markup=False)
+        _print(err, f"Registrate {len(res.rettifiche)} rettifiche dal foglio Dati.")
     if res.modifiche_scartate:
-        err.print(
-            f"Scartate {len(res.modifiche_scartate)} modifiche del foglio Dati.", markup=False
-        )
+        _print(err, f"Scartate {len(res.modifiche_scartate)} modifiche del foglio Dati.")
     if args.json:
         _json({"master": str(res.master), "totali": res.consolidation.totals})
     else:
@@ -356,22 +367,21 @@ def _documento(args: argparse.Namespace) -> int:
 
     r = load_raccolta(args.cartella)
     err = _console(stderr=True)
-    res = documento(r, pdf=not args.senza_pdf, progress=lambda m: err.print(m, markup=False))
+    res = documento(r, pdf=not args.senza_pdf, progress=lambda m: _print(err, m))
     if args.json:
         _json(res.to_json())
         return 0
     con = _console()
-    con.print(f"Documento del Piano annuale {r.anno} scritto:", markup=False)
+    _print(con, f"Documento del Piano annuale {r.anno} scritto:")
     for path in (res.docx, res.pdf):
         if path is not None:
-            con.print(f"  {path}", markup=False, highlight=False)
+            _print(con, f"  {path}")
     for note in res.note:
-        con.print(f"Nota: {note}", markup=False, highlight=False)
-    con.print(
+        _print(con, f"Nota: {note}")
+    _print(
+        con,
         f"I testi delle sezioni descrittive sono in {r.path / TESTI_DIR}: modificarli e "
         f"ripetere il comando.",
-        markup=False,
-        highlight=False,
     )
     return 0
 
@@ -380,8 +390,9 @@ def _master_vuoto(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import master_vuoto
 
     out = master_vuoto(args.output)
-    _console().print(
-        f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in {out.vba_dir}."
+    _print(
+        _console(),
+        f"Cartella di lavoro riepilogativa vuota scritta in {out.master}; macro in {out.vba_dir}.",
     )
     return 0
 
@@ -390,7 +401,7 @@ def _modello_vuoto(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import modello_vuoto
 
     path = modello_vuoto(args.output)
-    _console().print(f"Modello standard scritto in {path}.")
+    _print(_console(), f"Modello standard scritto in {path}.")
     return 0
 
 
@@ -400,7 +411,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     con = _console()
     with step_progress(con) as progress:
-        res = run_demo(args.cartella, log=con.print, progress=progress)
+        res = run_demo(args.cartella, log=lambda m: _print(con, m), progress=progress)
     print_demo(res, con)
     return 0
 

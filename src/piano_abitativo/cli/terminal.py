@@ -20,6 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from piano_abitativo.archive.decisions import short_id
+from piano_abitativo.cli.safe import console as plain_console
+from piano_abitativo.cli.safe import plain, safe
 from piano_abitativo.cli.terminal_decisioni import print_attention
 from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
 from piano_abitativo.core.formatting import it_number
@@ -33,24 +35,28 @@ if TYPE_CHECKING:
     from piano_abitativo.simulation.demo import DemoResult
 
 
-def _value(v: Any) -> str:
+def _value(v: Any) -> Text:
     if v is None:
-        return ""
-    s = str(v)
-    return s if len(s) <= 30 else s[:29] + "…"
+        return Text("")
+    s = safe(v, newlines=False)
+    return Text(s if len(s) <= 30 else s[:29] + "…")
 
 
 def print_reports(reports: Sequence[Report], console: Console | None = None) -> None:
     """One Italian table per file, then a one-line summary."""
-    con = console or Console()
+    con = console or plain_console()
     for rep in reports:
-        ente = f" — {rep.ente_denominazione or ''} ({rep.ente})" if rep.ente else ""
+        ente = (
+            plain(f" — {rep.ente_denominazione or ''} ({rep.ente})", newlines=False)
+            if rep.ente
+            else ""
+        )
         if rep.valid:
             status = Text("VALIDO", style="bold green")
         else:
             status = Text("NON VALIDO", style="bold red")
         head = Text.assemble(
-            Text(rep.file, style="bold"),
+            plain(rep.file, "bold", newlines=False),
             ente,
             "  ",
             status,
@@ -72,12 +78,12 @@ def print_reports(reports: Sequence[Report], console: Console | None = None) -> 
             style = "red" if p.severity is Severity.ERRORE else "yellow"
             table.add_row(
                 Text(p.severity.value, style=style),
-                p.code,
-                p.sheet or "",
-                p.cell or "",
+                plain(p.code),
+                plain(p.sheet, newlines=False),
+                plain(p.cell, newlines=False),
                 _value(p.value),
-                p.message,
-                p.hint,
+                plain(p.message),
+                plain(p.hint),
             )
         con.print(table)
         con.print()
@@ -97,7 +103,7 @@ def report_text(rep: Report) -> str:
 
 def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:
     """What `importa` did, one row per file, then the problems of the files with errors."""
-    con = console or Console()
+    con = console or plain_console()
     if not res.outcomes and not res.recovered:
         con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
         return
@@ -111,11 +117,13 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
             style = "dim" if o.esito == "già importato" else "red"
             if o.esito == "generato":  # an own output of the raccolta: a note
                 style = "cyan"
-            table.add_row("", Text(name), "", "", Text(o.messaggio or o.esito, style=style))
+            table.add_row(
+                "", plain(name, newlines=False), "", "", plain(o.messaggio or o.esito, style)
+            )
             continue
         table.add_row(
             short_id(rc.sha256),
-            Text(name),
+            plain(name, newlines=False),
             _ente_label(rc, r),
             f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
             _esito(rc),
@@ -123,7 +131,7 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
     for rc in res.recovered:
         table.add_row(
             short_id(rc.sha256),
-            Text(rc.nome),
+            plain(rc.nome, newlines=False),
             _ente_label(rc, r),
             f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}",
             Text.assemble(_esito(rc), " (recuperato dall'archivio)"),
@@ -151,14 +159,17 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
             "documento): non sono risposte degli enti, non importati."
         )
     if new:
-        con.print(f"Passo successivo: piano-abitativo consolida {r.path}")
+        con.print(plain(f"Passo successivo: piano-abitativo consolida {r.path}"))
 
 
-def _ente_label(rc: Receipt, r: Raccolta) -> str:
+def _ente_label(rc: Receipt, r: Raccolta) -> Text:
     ente = r.registry.get(rc.report.ente) if rc.report.ente else None
     if ente is not None:
-        return ente.nome_completo
-    return f"non riconosciuto ({rc.report.ente})" if rc.report.ente else "non riconosciuto"
+        return plain(ente.nome_completo, newlines=False)
+    return plain(
+        f"non riconosciuto ({rc.report.ente})" if rc.report.ente else "non riconosciuto",
+        newlines=False,
+    )
 
 
 def _esito(rc: Receipt) -> Text:
@@ -195,7 +206,7 @@ def print_consolidation(
     cons: Consolidation, master: Path | None, console: Console | None = None
 ) -> None:
     """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
-    con = console or Console()
+    con = console or plain_console()
     t = {k: it_number(v) for k, v in cons.totals.items()}
     n = len(cons.enti)
     answered = sum(1 for s in cons.enti if s.received)
@@ -212,12 +223,12 @@ def print_consolidation(
         rows = cons.table(letter)
         fid = "g_soglia_indigenti" if letter == "g" else "i_forze_polizia"
         names = ", ".join(f"{s.ente.denominazione} {it_number(s.values[fid])}%" for s in rows)
-        con.print(f"{label}: {names or 'nessun Comune'}.")
+        con.print(plain(f"{label}: {names or 'nessun Comune'}."))
     h = ", ".join(s.ente.denominazione for s in cons.table("h"))
-    con.print(f"h) categorie aggiuntive: {h or 'nessun Comune'}.")
+    con.print(plain(f"h) categorie aggiuntive: {h or 'nessun Comune'}."))
     print_attention(cons, con)
     if master is not None:
-        con.print(Text(f"Cartella di lavoro riepilogativa: {master}"))
+        con.print(plain(f"Cartella di lavoro riepilogativa: {master}"))
 
 
 @contextlib.contextmanager
@@ -248,7 +259,7 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
     where each file is."""
     from piano_abitativo.mail.ingest import CANALE_PEC
 
-    con = console or Console()
+    con = console or plain_console()
     con.print()
     got = [rc for rc in res.importazione.imported if rc.report.ente]
     wrong = [rc for rc in got if rc.report.errors]
@@ -257,8 +268,10 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
     for rc in wrong:
         for p in rc.report.errors:
             con.print(
-                f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
-                f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}"
+                plain(
+                    f"  {rc.report.ente_denominazione or rc.report.ente}, ricevuto il "
+                    f"{rc.ricevuto_il:%d/%m/%Y %H:%M:%S}: {p.where()}: {p.message}. {p.hint}"
+                )
             )
     pec = [rc for rc in got if rc.canale == CANALE_PEC and rc.certificato]
     signed = sum(1 for rc in got if rc.extra.get("firma"))
@@ -283,11 +296,13 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
         rows.append(("Documento del Piano (.docx)", doc.docx))
         rows.append(("Documento del Piano (.pdf)", doc.pdf or "non scritto (vedi la nota)"))
     for label, where in rows:
-        con.print(f"  {label}: {where}", soft_wrap=True, highlight=False)
+        con.print(plain(f"  {label}: {where}"), soft_wrap=True, highlight=False)
     for note in doc.note if doc is not None else ():
-        con.print(f"  Nota sul documento: {note}", markup=False)
+        con.print(plain(f"  Nota sul documento: {note}"))
     con.print(
-        f"Nessun messaggio è stato inviato: la casella PEC del capofila "
-        f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example).",
+        plain(
+            f"Nessun messaggio è stato inviato: la casella PEC del capofila "
+            f"({res.capofila_pec}) e gli indirizzi degli enti sono dimostrativi (.example)."
+        ),
         soft_wrap=True,
     )

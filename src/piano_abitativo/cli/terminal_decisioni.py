@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.text import Text
 
 from piano_abitativo.archive.decisions import ACCETTA, SCARTA, short_id
+from piano_abitativo.cli.safe import console as plain_console
+from piano_abitativo.cli.safe import plain
 from piano_abitativo.core.formatting import it_number
 
 if TYPE_CHECKING:
@@ -24,11 +25,11 @@ def _show(v: Any) -> str:
 
 
 def _plain(con: Console, text: str, style: str = "") -> None:
-    con.print(Text(text, style=style), soft_wrap=True)
+    con.print(plain(text, style), soft_wrap=True)
 
 
 def print_decision(res: DecisionResult, console: Console | None = None) -> None:
-    con = console or Console()
+    con = console or plain_console()
     for d in res.decisions:
         name = res.file.get(short_id(d.sha256), "")
         if d.azione == ACCETTA:
@@ -51,7 +52,7 @@ def print_decision(res: DecisionResult, console: Console | None = None) -> None:
 
 
 def print_rettifica(res: RettificaResult, console: Console | None = None) -> None:
-    con = console or Console()
+    con = console or plain_console()
     names = {s.ente.codice: s.ente.nome_completo for s in res.consolidation.enti}
     for rt in res.rettifiche:
         _plain(
@@ -101,6 +102,6 @@ def attention_lines(cons: Consolidation) -> list[str]:
 
 
 def print_attention(cons: Consolidation, console: Console | None = None) -> None:
-    con = console or Console()
+    con = console or plain_console()
     for line in attention_lines(cons):
         _plain(con, line, "yellow")

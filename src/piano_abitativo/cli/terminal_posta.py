@@ -11,6 +11,8 @@ from rich.text import Text
 
 from piano_abitativo.app.stato import Stato
 from piano_abitativo.archive import store as archive
+from piano_abitativo.cli.safe import console as plain_console
+from piano_abitativo.cli.safe import plain
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import send as mail
 from piano_abitativo.mail.imap import IngestResult
@@ -34,7 +36,7 @@ def _when(x: dt.datetime | None) -> str:
 
 def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None) -> None:
     """One row per message, then the totals and what to do next."""
-    con = console or Console()
+    con = console or plain_console()
     if res.outcomes:
         table = Table(show_header=True, header_style="bold")
         for col in ("Tipo", "Ente", "Destinatario", "Motivo", "Esito"):
@@ -43,17 +45,17 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
             m = o.message
             label = o.esito if not o.nota else f"{o.esito}: {o.nota}"
             table.add_row(
-                m.genere,
-                m.etichetta,
-                m.destinatario,
-                m.motivo,
-                Text(label, style=_STYLE.get(o.esito, "")),
+                plain(m.genere),
+                plain(m.etichetta, newlines=False),
+                plain(m.destinatario, newlines=False),
+                plain(m.motivo),
+                plain(label, _STYLE.get(o.esito, "")),
             )
         con.print(table)
     for who, why in res.esclusi:
-        con.print(Text(f"Escluso {who}: {why}.", style="yellow"))
+        con.print(plain(f"Escluso {who}: {why}.", "yellow"))
     for note in res.note:
-        con.print(Text(f"Nota: {note}.", style="yellow"))
+        con.print(plain(f"Nota: {note}.", "yellow"))
     what = _GENERE.get(res.genere, "messaggi")
     if not res.outcomes:
         con.print(f"Nessun messaggio da preparare ({what}).")
@@ -61,14 +63,16 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
     if not res.davvero:
         n = res.count(mail.PROVA)
         con.print(
-            f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
-            f"{outbox_dir(r.path)}, nessuno inviato"
-            + (
-                f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
-                if res.count(mail.GIA_INVIATO)
-                else ""
+            plain(
+                f"PROVA: {n} {'messaggio scritto' if n == 1 else 'messaggi scritti'} in "
+                f"{outbox_dir(r.path)}, nessuno inviato"
+                + (
+                    f"; già inviati prima: {res.count(mail.GIA_INVIATO)}"
+                    if res.count(mail.GIA_INVIATO)
+                    else ""
+                )
+                + "."
             )
-            + "."
         )
         if n:
             con.print(
@@ -97,12 +101,12 @@ def _message_label(m: MessageOutcome) -> Text:
             f"{n} file, {bad} con errori" if bad else f"{n} file valid{'o' if n == 1 else 'i'}",
             style="red" if bad else "green",
         )
-    return Text(m.esito, style="yellow" if m.esito != "ricevuta" else "dim")
+    return plain(m.esito, "yellow" if m.esito != "ricevuta" else "dim")
 
 
 def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None) -> None:
     """The new messages of the mailbox, then the totals and the messages to look at."""
-    con = console or Console()
+    con = console or plain_console()
     fresh = [m for m in [*res.messages, *res.recuperati] if m.esito != GIA_IMPORTATO]
     if fresh:
         table = Table(show_header=True, header_style="bold")
@@ -110,17 +114,17 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
             table.add_column(col, overflow="fold")
         for m in fresh:
             ente = r.registry.get(m.ente_mittente) if m.ente_mittente else None
-            who: str | Text = (
-                ente.nome_completo
+            who: Text = (
+                plain(ente.nome_completo, newlines=False)
                 if ente
                 else (
-                    "ricevuta PEC"
+                    Text("ricevuta PEC")
                     if m.kind == "ricevuta"
                     else Text("mittente sconosciuto", style="yellow")
                 )
             )
             table.add_row(
-                m.mittente or "",
+                plain(m.mittente, newlines=False),
                 who,
                 _when(m.ricevuto_il),
                 "sì (PEC)" if m.certificato else "no",
@@ -129,19 +133,21 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
         con.print(table)
     for m in fresh:
         for note in m.note:
-            con.print(f"  {m.mittente or Path(m.origine).name}: {note}")
+            con.print(plain(f"  {m.mittente or Path(m.origine).name}: {note}"))
     for note in res.note:
-        con.print(Text(f"Nota: {note}.", style="yellow"))
+        con.print(plain(f"Nota: {note}.", "yellow"))
     receipts = res.receipts
     bad = sum(1 for rc in receipts if not rc.report.valid)
     unknown = sum(1 for m in fresh if m.mittente_sconosciuto)
     no_file = sum(1 for m in fresh if m.esito == "senza allegati")
     con.print(
-        f"Cartella {res.cartella}: {res.totale} messaggi, già importati prima "
-        f"{res.gia_visti}, nuovi {len(fresh)}; file ricevuti {len(receipts)} "
-        f"(con errori {bad}); senza allegato {no_file}; mittenti sconosciuti {unknown}"
-        + (f"; spostati {res.spostati}" if res.spostati else "")
-        + "."
+        plain(
+            f"Cartella {res.cartella}: {res.totale} messaggi, già importati prima "
+            f"{res.gia_visti}, nuovi {len(fresh)}; file ricevuti {len(receipts)} "
+            f"(con errori {bad}); senza allegato {no_file}; mittenti sconosciuti {unknown}"
+            + (f"; spostati {res.spostati}" if res.spostati else "")
+            + "."
+        )
     )
     con.print(
         "La casella non è stata modificata."
@@ -149,12 +155,12 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
         else "I messaggi importati sono stati spostati; nessuno è stato cancellato."
     )
     if receipts or no_file:
-        con.print(f"Per vedere chi ha risposto: piano-abitativo stato {r.path}")
+        con.print(plain(f"Per vedere chi ha risposto: piano-abitativo stato {r.path}"))
 
 
 def print_stato(st: Stato, console: Console | None = None) -> None:
     """One row per ente, then the files and the senders that need a look."""
-    con = console or Console()
+    con = console or plain_console()
     table = Table(show_header=True, header_style="bold")
     for col in (
         "Codice",
@@ -173,57 +179,57 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
     for e in st.enti:
         style = "red" if e.errori else ("green" if e.ricevuto else "dim")
         table.add_row(
-            e.codice,
-            e.denominazione,
-            Text(e.stato, style=style),
+            plain(e.codice, newlines=False),
+            plain(e.denominazione, newlines=False),
+            plain(e.stato, style),
             _when(e.ricevuto_il),
             "sì" if e.certificato else ("no" if e.ricevuto else ""),
-            e.canale or "",
+            plain(e.canale, newlines=False),
             str(e.versioni),
             str(e.errori),
             str(e.avvisi),
             _when(e.sollecitato_il),
-            e.id or "",
+            plain(e.id, newlines=False),
         )
     con.print(table)
     for h in st.in_verifica:
         con.print(
-            Text(
+            plain(
                 f"In verifica: {h['file']} (ID {h['id']}), ricevuto il "
                 f"{_when(dt.datetime.fromisoformat(h['ricevuto_il']))}: {h['motivo']}. "
                 f"Decidere con «piano-abitativo accetta RACCOLTA {h['id']} --motivo …» o "
                 "«piano-abitativo scarta …».",
-                style="yellow",
+                "yellow",
             )
         )
     for x in st.scartati:
-        con.print(Text(f"Scartato: {x['file']} (ID {x['id']}): {x['motivo']}.", style="dim"))
+        con.print(plain(f"Scartato: {x['file']} (ID {x['id']}): {x['motivo']}.", "dim"))
     for rt in st.rettifiche_superate:
         con.print(
-            Text(
+            plain(
                 f"Rettifica non più applicata: ente {rt['ente']}, {rt['campo']} (motivo: "
                 f"{rt['motivo']}): l'ente ha inviato una versione più recente.",
-                style="yellow",
+                "yellow",
             )
         )
     for d in st.registro_danneggiato:
         where = f"riga {d['riga']}" if d.get("riga") else "archivio"
-        con.print(Text(f"Registro dell'archivio danneggiato, {where}: {d['motivo']}.", style="red"))
+        con.print(plain(f"Registro dell'archivio danneggiato, {where}: {d['motivo']}.", "red"))
     for q in st.letture_non_riuscite:
         con.print(
-            Text(
+            plain(
                 f"File non letto: {q['file']} (ID {q['id']}, da {q['origine']}): {q['motivo']}.",
-                style="red",
+                "red",
             )
         )
     for f in st.non_attribuiti:
         con.print(
-            Text(
+            plain(
                 f"File non attribuito a un ente: {f['file']} (ricevuto il "
                 f"{_when(dt.datetime.fromisoformat(f['ricevuto_il']))}"
                 + (f" da {f['mittente']}" if f.get("mittente") else "")
                 + ")",
-                style="yellow",
+                "yellow",
             )
         )
     for m in st.mittenti_sconosciuti:
@@ -233,10 +239,10 @@ def print_stato(st: Stato, console: Console | None = None) -> None:
             else str(m.get("esito") or "")
         )
         con.print(
-            Text(
+            plain(
                 f"Mittente sconosciuto: {m.get('mittente') or '?'} — "
                 f"«{m.get('oggetto') or ''}» — {att}",
-                style="yellow",
+                "yellow",
             )
         )
     con.print(f"Enti che hanno risposto: {st.ricevuti} di {len(st.enti)}.")

@@ -21,8 +21,13 @@ from piano_abitativo.core.settings import Settings
 CONFIG_NAME = "raccolta.toml"
 REGISTRY_NAME = "enti.csv"
 MODELLI_DIR = "modelli"
-#: keys of [posta] that would hold a password: refused, the password never goes in a file
-PASSWORD_KEYS = ("password", "passwd", "pass", "parola_chiave")
+#: keys that would hold a password: refused anywhere in raccolta.toml, the password never
+#: goes in a file
+PASSWORD_KEYS = ("password", "passwd", "pass", "pwd", "parola_chiave")
+#: a key that contains one of these words is taken for a password too (smtp_password...)
+PASSWORD_WORDS = ("password", "passwd", "parola_chiave", "segreto", "secret")
+#: the years a raccolta can be for
+ANNI = (2000, 2100)
 
 
 @dataclass
@@ -259,13 +264,26 @@ def load(path: Path) -> Raccolta:
         ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RaccoltaError(f"{cfg_path}: file di configurazione non valido ({exc})") from exc
-    sec = cfg.get("raccolta", {})
-    rules = cfg.get("regole", {})
-    try:
-        anno = int(sec["anno"])
-        rid = str(sec["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RaccoltaError(f"{cfg_path}: mancano «id» o «anno» nella sezione [raccolta]") from exc
+    secret = password_key(cfg)
+    if secret is not None:
+        raise RaccoltaError(
+            f"{cfg_path}: la chiave «{secret}» contiene una password: la password non va mai "
+            "scritta nel file. Cancellare quella riga e usare la variabile d'ambiente "
+            "PIANO_ABITATIVO_PASSWORD oppure il portachiavi di sistema (keyring set "
+            "piano-abitativo UTENTE)."
+        )
+    sec = _section(cfg, "raccolta", cfg_path)
+    rules = _section(cfg, "regole", cfg_path)
+    if "id" not in sec or "anno" not in sec:
+        raise RaccoltaError(f"{cfg_path}: mancano «id» o «anno» nella sezione [raccolta]")
+    rid = _text(sec, "raccolta", "id", cfg_path)
+    anno = _anno(sec["anno"], cfg_path)
+    for key in ("ambito", "capofila", "contatto", "enti"):
+        _text(sec, "raccolta", key, cfg_path)
+    if not isinstance(sec.get("scadenza", ""), dt.date):  # a TOML date is a date too
+        _text(sec, "raccolta", "scadenza", cfg_path)
+    for key in ("sat_base", "sat_arrotondamento"):
+        _text(rules, "regole", key, cfg_path)
     scad_text = str(sec.get("scadenza", "") or "")
     try:
         scadenza = parse_date(scad_text) if scad_text else None
@@ -287,7 +305,7 @@ def load(path: Path) -> Raccolta:
         )
     d = Settings()
     settings = Settings(
-        sat_percentuale=float(rules.get("sat_percentuale", 10)),
+        sat_percentuale=_rule_number(rules, "sat_percentuale", d.sat_percentuale, cfg_path, 0, 100),
         sat_base=base,
         sat_arrotondamento=rounding,
         confronto_minimo_percentuale=_rule_number(
@@ -331,17 +349,7 @@ def load(path: Path) -> Raccolta:
             "il percorso di una cartella tra virgolette, es. "
             'precedente = "../raccolta-2025"'
         )
-    posta = cfg.get("posta", {})
-    if not isinstance(posta, dict):
-        raise RaccoltaError(f"{cfg_path}: «posta» deve essere una sezione [posta]")
-    for key in posta:
-        if key.lower() in PASSWORD_KEYS:
-            raise RaccoltaError(
-                f"{cfg_path}: la sezione [posta] contiene «{key}»: la password non va mai "
-                "scritta nel file. Cancellare quella riga e usare la variabile d'ambiente "
-                "PIANO_ABITATIVO_PASSWORD oppure il portachiavi di sistema (keyring set "
-                "piano-abitativo UTENTE)."
-            )
+    posta = _section(cfg, "posta", cfg_path)
     return Raccolta(
         path=path,
         id=rid,
@@ -355,6 +363,60 @@ def load(path: Path) -> Raccolta:
         posta=dict(posta),
         precedente=str(confronto.get("precedente", "")).strip(),
     )
+
+
+def password_key(cfg: Any, where: str = "") -> str | None:
+    """The first key of the parsed raccolta.toml (as ``section.key``) that names a
+    password (`PASSWORD_KEYS`, or containing one of `PASSWORD_WORDS`), None when none."""
+    items: list[tuple[str, Any]] = []
+    if isinstance(cfg, dict):
+        items = [(f"{where}.{k}" if where else str(k), v) for k, v in cfg.items()]
+        for name, _ in items:
+            key = name.rsplit(".", 1)[-1].strip().lower()
+            if key in PASSWORD_KEYS or any(w in key for w in PASSWORD_WORDS):
+                return name
+    elif isinstance(cfg, list):
+        items = [(where, v) for v in cfg]
+    for name, value in items:
+        found = password_key(value, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _section(cfg: dict[str, Any], name: str, cfg_path: Path) -> dict[str, Any]:
+    """The section [name] of the file ({} when absent), else an error naming it."""
+    sec = cfg.get(name, {})
+    if not isinstance(sec, dict):
+        raise RaccoltaError(
+            f"{cfg_path}: «{name}» deve essere una sezione [{name}], non un valore "
+            f"({name} = {sec!r}). Scrivere [{name}] su una riga e sotto le sue chiavi."
+        )
+    return sec
+
+
+def _text(sec: dict[str, Any], section: str, key: str, cfg_path: Path) -> str:
+    """The text at `key` of [section] ("" when absent), else an error naming it."""
+    value = sec.get(key, "")
+    if not isinstance(value, str):
+        raise RaccoltaError(
+            f"{cfg_path}: [{section}] {key} = {value!r} non valido: serve un testo tra "
+            f'virgolette, es. {key} = "…"'
+        )
+    return value
+
+
+def _anno(value: Any, cfg_path: Path) -> int:
+    """[raccolta] anno: an integer between the years of `ANNI`."""
+    low, high = ANNI
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())  # anno = "2026" was always read
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RaccoltaError(
+            f"{cfg_path}: [raccolta] anno = {value!r} non valido: serve un numero intero tra "
+            f"{low} e {high}, l'anno del Piano (es. anno = 2026)"
+        )
+    return value
 
 
 def _rule_number(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from piano_abitativo.core.errors import RegistryError as RegistryError
 from piano_abitativo.core.errors import os_reason
@@ -132,7 +133,9 @@ def parse_registry(text: str, *, source: str = "elenco enti") -> Registry:
         )
     enti: list[Ente] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(reader, start=2):
+    for raw in _records(reader, source):
+        # the line the record starts on (a quoted line break makes a record span lines)
+        lineno = reader.line_num - sum(v.count("\n") for v in raw.values() if isinstance(v, str))
         row = {
             (k or "").strip().lower(): (v or "").strip()
             for k, v in raw.items()
@@ -140,6 +143,12 @@ def parse_registry(text: str, *, source: str = "elenco enti") -> Registry:
         }
         if not any(row.values()):
             continue
+        for column, value in row.items():
+            if any(ch < " " for ch in value):  # a quoted line break (or a control character)
+                raise RegistryError(
+                    f"{source}, riga {lineno}: la colonna {column or '?'} contiene un a capo o "
+                    "un carattere di controllo: ogni valore deve stare su una sola riga"
+                )
         codice = row.get("codice", "")
         tipo = row.get("tipo", "").upper()
         nome = row.get("denominazione", "")
@@ -175,6 +184,19 @@ def parse_registry(text: str, *, source: str = "elenco enti") -> Registry:
     if not enti:
         raise RegistryError(f"{source}: nessun ente nell'elenco")
     return Registry(enti, source=source)
+
+
+def _records(reader: csv.DictReader[str], source: str) -> Iterator[dict[str, Any]]:
+    """The records of `reader`; a CSV it cannot read is a RegistryError with the line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise RegistryError(
+                f"{source}, riga {reader.line_num}: file CSV non leggibile ({exc})"
+            ) from exc
 
 
 def load_registry(path: Path | str) -> Registry:

@@ -50,6 +50,7 @@ from piano_abitativo.mail.ingest import (
     CANALE_EMAIL,
     CANALE_PEC,
     GIA_IMPORTATO,
+    NON_APERTO,
     RICEVUTA,
     SENZA_ALLEGATI,
     IngestState,
@@ -429,6 +430,10 @@ def import_outcomes(msg: MessageOutcome) -> list[ImportOutcome]:
                     f"{Path(msg.origine).name}: ricevuta PEC, non è una risposta di un ente"
                 ),
             )
+        ]
+    if msg.esito == NON_APERTO:
+        return [
+            ImportOutcome(msg.origine, NON_APERTO, messaggio=f"{Path(msg.origine).name}: {notes}")
         ]
     if msg.esito == SENZA_ALLEGATI:
         return [

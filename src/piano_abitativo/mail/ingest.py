@@ -62,6 +62,8 @@ GIA_RICEVUTO = "allegati già ricevuti"
 RICEVUTA = "ricevuta"
 SENZA_ALLEGATI = "senza allegati"
 TROPPO_GRANDE = "troppo grande"
+#: past a cap per message (:mod:`.attachments`): archived, not expanded, to check by hand
+NON_APERTO = "non aperto (oltre i limiti)"
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -409,6 +411,8 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
                 )
     if parsed.kind is MessageKind.RICEVUTA:
         out.esito = RICEVUTA
+    elif parsed.limite is not None:
+        out.esito = NON_APERTO
     elif not parsed.attachments:
         out.esito = SENZA_ALLEGATI
     elif not out.receipts:
@@ -446,6 +450,7 @@ def ingest_message(state: IngestState, raw: bytes, prov: Provenance) -> MessageO
         "fonte_data": fonte,
         "allegati": allegati,
         "altri_allegati": list(parsed.other_attachments),
+        "limite": parsed.limite,
         "note": out.note,
         "automatico": _auto_submitted(raw),
         "importato_il": archive.now().isoformat(),

@@ -179,15 +179,49 @@ def plan_solleciti(
     return plan
 
 
+#: why a reply to an address outside the registry is not drafted
+NON_NELL_ELENCO = "non inviata: mittente non nell'elenco"
+
+
+class _Recipients:
+    """Who may get a reply: only the addresses of the registry (pec, email of an ente).
+
+    A sender outside the registry gets nothing (anyone can write any From); it is listed once
+    in the plan's ``esclusi`` for the capofila to decide."""
+
+    def __init__(self, r: Raccolta, plan: Plan) -> None:
+        self.registry = {
+            addr.strip().lower() for e in r.registry for addr in (e.pec, e.email) if addr
+        }
+        self.plan = plan
+        self.refused: set[str] = set()
+
+    def to(self, sender: str | None, ente: Ente | None) -> str | None:
+        """The sender when it is a registry address; the ente's address when the file came
+        without a sender (a folder); None (and listed) for a sender outside the registry."""
+        addr = (sender or "").strip()
+        if not addr:
+            return ente.indirizzo if ente is not None and ente.indirizzo else None
+        if addr.lower() in self.registry:
+            return addr
+        if addr.lower() not in self.refused:
+            self.refused.add(addr.lower())
+            self.plan.esclusi.append((addr, NON_NELL_ELENCO))
+        return None
+
+
 def plan_esiti(r: Raccolta) -> Plan:
-    """The esito of each ente's latest file, and "manca il file" to messages without one."""
+    """The esito of each ente's latest file, and "manca il file" to messages without one.
+
+    Replies go only to addresses of the registry (see :class:`_Recipients`)."""
     plan = Plan("esito")
+    who = _Recipients(r, plan)
     cons = consolidate_raccolta(r)
     latest_by_ente: dict[str, dt.datetime] = {}
     for s in cons.enti:
         for h in s.in_verifica:
             # the sender is told its file is under verification, never that it was accepted
-            to = h.mittente or s.ente.indirizzo
+            to = who.to(h.mittente, s.ente)
             if to:
                 plan.messages.append(_esito_message(r, h.receipt, s.ente, to, held=h))
             when = h.receipt.ricevuto_il
@@ -197,13 +231,16 @@ def plan_esiti(r: Raccolta) -> Plan:
             continue
         when = last.ricevuto_il
         latest_by_ente[s.ente.codice] = max(when, latest_by_ente.get(s.ente.codice, when))
-        to = str(last.extra.get("mittente") or "") or s.ente.indirizzo
-        if not to:
+        sender = str(last.extra.get("mittente") or "")
+        if not sender and not s.ente.indirizzo:
             plan.esclusi.append(_no_address(s.ente))
             continue
-        plan.messages.append(_esito_message(r, last, s.ente, to))
+        to = who.to(sender, s.ente)
+        if to:
+            plan.messages.append(_esito_message(r, last, s.ente, to))
     for rc in cons.non_attribuiti:
-        to = str(rc.extra.get("mittente") or "")
+        sender = str(rc.extra.get("mittente") or "")
+        to = who.to(sender, None) if sender else None
         if to:  # came by mail: tell the sender the file was not recognised
             plan.messages.append(_esito_message(r, rc, None, to))
     for rec in _messages_without_file(r):
@@ -216,6 +253,9 @@ def plan_esiti(r: Raccolta) -> Plan:
             and latest_by_ente[ente.codice] >= when
         ):
             continue  # the file came later
+        to = who.to(str(rec["mittente"]), ente)
+        if not to:
+            continue
         values = common_values(r, ente)
         values["oggetto_ricevuto"] = str(rec.get("oggetto") or "(senza oggetto)")
         values["ricevuto_il"] = when_text(when)
@@ -224,7 +264,7 @@ def plan_esiti(r: Raccolta) -> Plan:
             Outgoing(
                 "manca-file",
                 f"manca-file:{rec['sha256']}",
-                str(rec["mittente"]),
+                to,
                 subject,
                 body,
                 ente,
@@ -300,7 +340,8 @@ def _esito_message(
 
 
 def _messages_without_file(r: Raccolta) -> list[dict[str, Any]]:
-    """Ledger records of messages with no workbook that deserve a reply."""
+    """Ledger records of messages with no workbook that deserve a reply (when their sender
+    is in the registry)."""
     out = []
     for rec in archive.read_ledger(r.path).records:
         if (
@@ -308,7 +349,6 @@ def _messages_without_file(r: Raccolta) -> list[dict[str, Any]]:
             and rec.get("esito") == "senza allegati"
             and rec.get("mittente")
             and not rec.get("automatico")
-            and (rec.get("ente_mittente") or rec.get("certificato"))
             and rec.get("ricevuto_il")
         ):
             out.append(rec)

@@ -122,6 +122,10 @@ class ParsedMessage:
     #: gestore_non_verificato, non_valida, assente) for a PEC, receipt or anomalia received
     #: directly; None for ordinary mail and for a PEC forwarded inside ordinary mail
     verifica_pec: str | None = None
+    #: the Italian note of the cap (:mod:`.attachments`) that kept the message closed: too
+    #: many workbooks, too much to extract, zips or messages nested too deep. Then
+    #: ``attachments`` is empty and the message is to be looked at by hand.
+    limite: str | None = None
 
 
 def parse_message(raw: bytes, *, trusted: pec_sig.Trust | None = None) -> ParsedMessage:
@@ -240,7 +244,8 @@ def _parse_busta(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
         ricevuta_tipo=None,
         date_header=header_date(inner) if inner is not None else None,
         attachments=tuple(collector.attachments),
-        other_attachments=tuple(collector.others),
+        other_attachments=collector.other_names(),
+        limite=collector.limit,
         notes=tuple(notes),
     )
 
@@ -271,7 +276,8 @@ def _parse_anomalia(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
         ricevuta_tipo=None,
         date_header=header_date(original),
         attachments=tuple(collector.attachments),
-        other_attachments=tuple(collector.others),
+        other_attachments=collector.other_names(),
+        limite=collector.limit,
         notes=tuple(notes),
     )
 
@@ -295,7 +301,8 @@ def _parse_ricevuta(msg: EmailMessage, tipo: str, *, notes: list[str]) -> Parsed
         ricevuta_tipo=tipo,
         date_header=header_date(msg),
         attachments=(),
-        other_attachments=tuple(collector.others),
+        other_attachments=collector.other_names(),
+        limite=collector.limit,
         notes=tuple(notes),
     )
 
@@ -322,7 +329,8 @@ def _parse_ordinaria(msg: EmailMessage, *, notes: list[str]) -> ParsedMessage:
         ricevuta_tipo=None,
         date_header=header_date(msg),
         attachments=tuple(collector.attachments),
-        other_attachments=tuple(collector.others),
+        other_attachments=collector.other_names(),
+        limite=collector.limit,
         notes=tuple(notes),
     )
 
@@ -360,9 +368,10 @@ def _parse_forwarded(
             )
             for a in inner.attachments
         ),
-        other_attachments=(*outer_names.others, *inner.other_attachments),
+        other_attachments=(*outer_names.other_names(), *inner.other_attachments),
         notes=(*notes, *more_notes, *inner.notes),
         forwarded=True,
+        limite=inner.limite,
     )
 
 

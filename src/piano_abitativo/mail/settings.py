@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from piano_abitativo.core.errors import MailError as MailError
-from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta
+from piano_abitativo.core.raccolta import CONFIG_NAME, Raccolta, password_key
 
 ENV_PREFIX = "PIANO_ABITATIVO_"
 PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
@@ -100,6 +100,20 @@ def load_settings(r: Raccolta, env: Mapping[str, str] | None = None) -> MailSett
     """Defaults ← [posta] of raccolta.toml ← PIANO_ABITATIVO_* environment variables."""
     env = os.environ if env is None else env
     cfg = r.config_path
+    secret = password_key(r.posta)
+    if secret is not None:  # refused by raccolta.load too; a Raccolta made in code
+        raise MailError(
+            f"{cfg}: la sezione [posta] contiene «{secret}»: la password non va mai scritta "
+            f"nel file. Usare la variabile d'ambiente {PASSWORD_ENV} oppure il portachiavi "
+            f"di sistema (keyring set {KEYRING_SERVICE} UTENTE)."
+        )
+    for key in (*_TEXT_KEYS, "smtp_sicurezza", "imap_sicurezza"):
+        value = r.posta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise MailError(
+                f"{cfg}, [posta] {key} = {value!r} non valido: serve un testo tra virgolette, "
+                f'es. {key} = "…"'
+            )
     unknown = sorted(k for k in r.posta if k not in _ALL_KEYS)
     if unknown:
         raise MailError(

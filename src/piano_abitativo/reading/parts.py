@@ -4,6 +4,7 @@ Scheda's key column and value column, and so the cell of every field of the sche
 from __future__ import annotations
 
 import io
+import math
 import re
 import zipfile
 from typing import Any
@@ -139,9 +140,17 @@ def _grid(wb: Any, sheet: str) -> list[list[Any]]:
     return rows
 
 
+#: what a cell holding NaN or an infinity reads as (as Excel shows it): only finite
+#: numbers leave the reader, so no NaN reaches a rule, a problem or a writer
+NOT_FINITE = "#NUM!"
+
+
 def _at(grid: list[list[Any]], row: int, col: int) -> Any:
     if 0 <= row < len(grid) and 0 <= col < len(grid[row]):
-        return grid[row][col]
+        value = grid[row][col]
+        if isinstance(value, float) and not math.isfinite(value):
+            return NOT_FINITE
+        return value
     return ""
 
 

@@ -92,7 +92,10 @@ def read_bytes(data: bytes, name: str, schema: Schema = SCHEMA) -> Reading:
     rd = Reading(file=name)
     try:
         _read(data, rd, schema)
-    except Exception as exc:  # last line of defence: a report, never a traceback
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # last line of defence: a report, never a traceback
+        # (a panic inside calamine is a pyo3 PanicException, a BaseException)
         rd.add("F03", f"Il file non si può leggere: {type(exc).__name__}", value=str(exc)[:200])
         rd.readable = False
     return rd
@@ -109,12 +112,12 @@ def _read(data: bytes, rd: Reading, schema: Schema) -> None:
     names: dict[str, str] | None = None
     formulas: set[str] | None = None
     if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
-        opened = inspect_zip(data, rd)
+        opened = inspect_zip(data, rd, schema)
         if opened is None:
             return
         names, formulas = opened
     elif head == OLE_MAGIC:
-        if not inspect_ole(data, rd):
+        if not inspect_ole(data, rd, schema):
             return
         rd.format = "xls"
     else:

@@ -9,6 +9,8 @@ import zipfile
 import zlib
 from xml.etree import ElementTree as ET
 
+from piano_abitativo.core.schema import SCHEMA, Schema
+from piano_abitativo.reading.bounds import check_sheets, xlsx_sheet_parts
 from piano_abitativo.reading.cells import Reading
 from piano_abitativo.reading.parts import ods_names_formulas, xlsx_names_formulas
 
@@ -46,7 +48,7 @@ def not_a_workbook(data: bytes, rd: Reading) -> None:
     rd.add("F02", msg)
 
 
-def inspect_ole(data: bytes, rd: Reading) -> bool:
+def inspect_ole(data: bytes, rd: Reading, schema: Schema = SCHEMA) -> bool:
     import olefile
 
     try:
@@ -68,11 +70,11 @@ def inspect_ole(data: bytes, rd: Reading) -> bool:
             return False
         if any(s.startswith("_VBA_PROJECT_CUR") for s in streams):
             rd.add("F05", "Il file .xls contiene macro (non vengono eseguite)")
-        stream = ole.openstream(book).read(4096)
-        if _xls_has_filepass(stream):
+        stream = ole.openstream(book).read(MAX_FILE_BYTES)
+        if _xls_has_filepass(stream[:4096]):
             rd.add("F04")
             return False
-        return True
+        return check_sheets(rd, [("xls", book, stream)], schema)
     finally:
         ole.close()
 
@@ -93,7 +95,9 @@ def _xls_has_filepass(stream: bytes) -> bool:
     return False
 
 
-def inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | None:
+def inspect_zip(
+    data: bytes, rd: Reading, schema: Schema = SCHEMA
+) -> tuple[dict[str, str], set[str]] | None:
     """Check the archive is a sane spreadsheet; return (defined names, formula cells)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -137,6 +141,9 @@ def inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | N
             rd.format = "xlsm" if "xl/vbaProject.bin" in members else "xlsx"
             if "xl/vbaProject.bin" in members:
                 rd.add("F05")
+            parts = xlsx_sheet_parts(zf, members, inflated)
+            if not check_sheets(rd, parts, schema):
+                return None
             return xlsx_names_formulas(zf, members, inflated)
         if "mimetype" in members and zf.read("mimetype").strip().startswith(_ODS_MIME):
             rd.format = "ods"
@@ -155,7 +162,10 @@ def inspect_zip(data: bytes, rd: Reading) -> tuple[dict[str, str], set[str]] | N
                 for m in members
             ):
                 rd.add("F05", "Il file .ods contiene macro (non vengono eseguite)")
-            return ods_names_formulas(inflated.get("content.xml") or zf.read("content.xml"))
+            content = inflated.get("content.xml") or zf.read("content.xml")
+            if not check_sheets(rd, [("ods", "content.xml", content)], schema):
+                return None
+            return ods_names_formulas(content)
     except (
         zipfile.BadZipFile,
         EOFError,
