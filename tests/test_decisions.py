@@ -259,7 +259,7 @@ def test_a_value_typed_in_dati_stops_consolida_until_recorded_or_discarded(
         capsys, "consolida", str(racc.path), "--registra-rettifiche", "--motivo", "verbale 12"
     )
     assert code == 0, err
-    assert "Registrate 1 rettifiche" in err
+    assert "Rettifiche registrate dal foglio Dati: 1." in err
     assert _a_sap(capsys, racc) == 990
     (rt,) = [x for x in archive.read_ledger(racc.path).records if x["tipo"] == "rettifica"]
     assert rt["origine"] == "cartella di lavoro" and rt["valore_precedente"] == 997

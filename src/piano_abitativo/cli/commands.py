@@ -323,9 +323,9 @@ def _consolida(args: argparse.Namespace) -> int:
     for note in res.note:
         _print(err, f"Avviso: {note}")
     if res.rettifiche:
-        _print(err, f"Registrate {len(res.rettifiche)} rettifiche dal foglio Dati.")
+        _print(err, f"Rettifiche registrate dal foglio Dati: {len(res.rettifiche)}.")
     if res.modifiche_scartate:
-        _print(err, f"Scartate {len(res.modifiche_scartate)} modifiche del foglio Dati.")
+        _print(err, f"Modifiche del foglio Dati scartate: {len(res.modifiche_scartate)}.")
     if args.json:
         _json({"master": str(res.master), "totali": res.consolidation.totals})
     else:

@@ -52,3 +52,9 @@ def console(*, stderr: bool = False) -> Console:
     """A console that prints strings as written: no markup, no highlighting of numbers
     or paths."""
     return Console(stderr=stderr, markup=False, highlight=False)
+
+
+def quanti(n: int, one: str, many: str) -> str:
+    """`n` with the Italian noun in the right number: ``quanti(1, "errore", "errori")`` is
+    "1 errore", ``quanti(3, …)`` "3 errori" (never "1 errori")."""
+    return f"{n} {one if n == 1 else many}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from rich.text import Text
 
 from piano_abitativo.archive.decisions import short_id
 from piano_abitativo.cli.safe import console as plain_console
-from piano_abitativo.cli.safe import plain, safe
+from piano_abitativo.cli.safe import plain, quanti, safe
 from piano_abitativo.cli.terminal_decisioni import print_attention
 from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
 from piano_abitativo.core.formatting import it_number
@@ -35,9 +36,23 @@ if TYPE_CHECKING:
     from piano_abitativo.simulation.demo import DemoResult
 
 
+def number_text(v: int | float) -> str:
+    """A number of a report as the plan prints it: 19025.0 → "19.025", 1.0 → "1",
+    12.75 → "12,75" (a value that is not whole keeps its decimals: the report shows
+    what the file holds, not a rounding of it)."""
+    if isinstance(v, float) and not v.is_integer():
+        if not math.isfinite(v) or abs(v) < 1e-6:
+            return str(v).replace(".", ",")
+        whole, _, decimals = f"{abs(v):.10f}".rstrip("0").partition(".")
+        return ("-" if v < 0 else "") + it_number(int(whole)) + "," + decimals
+    return it_number(v)
+
+
 def _value(v: Any) -> Text:
     if v is None:
         return Text("")
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return Text(number_text(v))
     s = safe(v, newlines=False)
     return Text(s if len(s) <= 30 else s[:29] + "…")
 
@@ -60,7 +75,8 @@ def print_reports(reports: Sequence[Report], console: Console | None = None) -> 
             ente,
             "  ",
             status,
-            f"  {len(rep.errors)} errori, {len(rep.warnings)} avvisi",
+            f"  {quanti(len(rep.errors), 'errore', 'errori')}, "
+            f"{quanti(len(rep.warnings), 'avviso', 'avvisi')}",
         )
         con.print(head)
         if not rep.problems:
@@ -287,7 +303,10 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
     rows: list[tuple[str, Path | str]] = [
         ("Raccolta (configurazione, elenco enti)", res.raccolta.path),
         (f"Modelli per gli enti ({len(res.modelli)})", res.raccolta.modelli_dir),
-        (f"Posta in arrivo ({len(res.messaggi)} messaggi .eml)", res.posta_dir),
+        (
+            f"Posta in arrivo ({quanti(len(res.messaggi), 'messaggio', 'messaggi')} .eml)",
+            res.posta_dir,
+        ),
         ("Archivio (file e messaggi ricevuti, registro)", res.archivio),
         ("Cartella di lavoro riepilogativa", res.master),
     ]

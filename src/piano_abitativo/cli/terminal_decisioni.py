@@ -10,7 +10,7 @@ from rich.console import Console
 
 from piano_abitativo.archive.decisions import ACCETTA, SCARTA, short_id
 from piano_abitativo.cli.safe import console as plain_console
-from piano_abitativo.cli.safe import plain
+from piano_abitativo.cli.safe import plain, quanti
 from piano_abitativo.core.formatting import it_number
 
 if TYPE_CHECKING:
@@ -68,7 +68,11 @@ def print_rettifica(res: RettificaResult, console: Console | None = None) -> Non
             for p in rep.errors:
                 _plain(con, f"- {p.message}")
         elif rep.warnings:
-            _plain(con, f"Con il valore corretto il file è valido ({len(rep.warnings)} avvisi).")
+            _plain(
+                con,
+                "Con il valore corretto il file è valido "
+                f"({quanti(len(rep.warnings), 'avviso', 'avvisi')}).",
+            )
         else:
             _plain(con, "Con il valore corretto il file è valido.")
 

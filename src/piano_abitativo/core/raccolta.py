@@ -221,8 +221,10 @@ def create(
         )
     if path.exists() and not path.is_dir():
         raise RaccoltaError(f"{path} esiste e non è una cartella")
-    if not 2000 <= anno <= 2100:
-        raise RaccoltaError(f"Anno {anno} non valido")
+    if not ANNI[0] <= anno <= ANNI[1]:
+        raise RaccoltaError(
+            f"Anno {anno} non valido: serve un anno tra {ANNI[0]} e {ANNI[1]} (es. --anno 2026)"
+        )
     link = previous_link(path, anno, precedente) if precedente is not None else ""
     try:
         registry = load_registry(registry_csv) if registry_csv else default_registry()
