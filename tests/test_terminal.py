@@ -4,6 +4,7 @@ tables that never split a code or a date."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -66,3 +67,45 @@ def test_the_value_column_prints_italian_numbers() -> None:
 def test_number_text_keeps_the_decimals_of_a_value(value: float, shown: str) -> None:
     """A value that is not whole keeps its decimals (a report shows what the file has)."""
     assert number_text(value) == shown
+
+
+def test_valida_of_a_folder_lists_the_files_it_skipped_and_the_counts_add_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``valida CARTELLA`` names every file it did not validate, with why, and its
+    summary adds up: found = examined + not examined."""
+    monkeypatch.setenv("COLUMNS", "200")
+    folder = tmp_path / "risposte"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "risposta.xlsx").write_text("non un xlsx", encoding="utf-8")
+    skipped = {
+        "lettera.docx": "non è una cartella di lavoro (.docx)",
+        "sub/nota.pdf": "non è una cartella di lavoro (.pdf)",
+        "leggimi.txt": "non è una cartella di lavoro (.txt)",
+        "~$risposta.xlsx": "file temporaneo",
+        ".DS_Store": "file nascosto",
+    }
+    for name in skipped:
+        (folder / name).write_text("x", encoding="utf-8")
+    assert main(["valida", str(folder)]) == 1
+    out = capsys.readouterr().out
+    for name, why in skipped.items():
+        assert re.search(rf"{re.escape(str(folder / name))} — {re.escape(why)}", out), (name, out)
+    assert "File trovati: 6; esaminati: 1 (validi: 0; con errori: 1); non esaminati: 5." in out
+
+    assert main(["valida", str(folder), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["files"]) + len(data["non_esaminati"]) == 6
+    assert {Path(s["file"]).name for s in data["non_esaminati"]} == {Path(n).name for n in skipped}
+
+
+def test_valida_of_files_only_keeps_the_short_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files named one by one skip nothing: no list, the usual summary."""
+    f = tmp_path / "risposta.xlsx"
+    f.write_text("non un xlsx", encoding="utf-8")
+    assert main(["valida", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert "non esaminati" not in out.lower()
+    assert "File esaminati: 1; validi: 0; con errori: 1." in out

@@ -157,16 +157,22 @@ def _modelli(args: argparse.Namespace) -> int:
 
 def _valida(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import valida
-    from piano_abitativo.cli.terminal import print_reports
+    from piano_abitativo.cli.terminal import print_reports, skipped_files
 
     reports = valida(args.percorsi, raccolta=args.raccolta)
+    skipped = skipped_files(args.percorsi, [Path(r.file) for r in reports])
     if args.json:
-        _json({"files": [r.to_json() for r in reports]})
+        _json(
+            {
+                "files": [r.to_json() for r in reports],
+                "non_esaminati": [{"file": str(f), "motivo": why} for f, why in skipped],
+            }
+        )
     else:
         con = _console()
         if not reports:
             con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
-        print_reports(reports, con)
+        print_reports(reports, con, skipped=skipped)
     return 1 if any(not r.valid for r in reports) else 0
 
 

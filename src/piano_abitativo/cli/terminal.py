@@ -57,8 +57,45 @@ def _value(v: Any) -> Text:
     return Text(s if len(s) <= 30 else s[:29] + "…")
 
 
-def print_reports(reports: Sequence[Report], console: Console | None = None) -> None:
-    """One Italian table per file, then a one-line summary."""
+#: why a file found in a folder given to ``valida`` is not validated
+_SKIP_HIDDEN = "file nascosto"
+_SKIP_LOCK = "file temporaneo (di un documento aperto in Excel, Word o LibreOffice)"
+_SKIP_KIND = "non è una cartella di lavoro"
+#: at most this many skipped files are named one by one
+MAX_SKIPPED_SHOWN = 30
+
+
+def skipped_files(paths: Sequence[Path], validated: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The files inside the folders of `paths` that are not among `validated`, each with
+    the reason in Italian (hidden, temporary lock file, not a workbook)."""
+    done = set(validated)
+    out: list[tuple[Path, str]] = []
+    for folder in paths:
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.rglob("*")):
+            if f in done or not f.is_file():
+                continue
+            if f.name.startswith("~$"):
+                why = _SKIP_LOCK
+            elif f.name.startswith("."):
+                why = _SKIP_HIDDEN
+            else:
+                kind = f.suffix.lower() or "senza estensione"
+                why = f"{_SKIP_KIND} ({kind})"
+            out.append((f, why))
+    return out
+
+
+def print_reports(
+    reports: Sequence[Report],
+    console: Console | None = None,
+    *,
+    skipped: Sequence[tuple[Path, str]] = (),
+    summary: bool = True,
+) -> None:
+    """One Italian table per file, then the files `skipped` with the reason, then a
+    one-line summary whose counts add up (found = examined + skipped)."""
     con = console or plain_console()
     for rep in reports:
         ente = (
@@ -103,10 +140,27 @@ def print_reports(reports: Sequence[Report], console: Console | None = None) -> 
             )
         con.print(table)
         con.print()
+    if skipped:
+        con.print(
+            f"File non esaminati ({len(skipped)}; si validano solo i file .xlsx, .xlsm, .xls "
+            "e .ods):",
+            style="bold",
+        )
+        for f, why in skipped[:MAX_SKIPPED_SHOWN]:
+            con.print(plain(f"  {f} — {why}", newlines=False))
+        if len(skipped) > MAX_SKIPPED_SHOWN:
+            con.print(f"  … e altri {len(skipped) - MAX_SKIPPED_SHOWN}.")
+    if not summary:
+        return
     n_err = sum(1 for r in reports if not r.valid)
-    con.print(
-        f"File esaminati: {len(reports)}; validi: {len(reports) - n_err}; con errori: {n_err}."
-    )
+    line = f"File esaminati: {len(reports)}; validi: {len(reports) - n_err}; con errori: {n_err}"
+    if skipped:
+        line = (
+            f"File trovati: {len(reports) + len(skipped)}; esaminati: {len(reports)} "
+            f"(validi: {len(reports) - n_err}; con errori: {n_err}); "
+            f"non esaminati: {len(skipped)}"
+        )
+    con.print(line + ".")
 
 
 def report_text(rep: Report) -> str:
@@ -156,7 +210,7 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
     bad = [rc.report for rc in [*res.imported, *res.recovered] if rc.report.problems]
     if bad:
         con.print()
-        print_reports(bad, con)
+        print_reports(bad, con, summary=False)
     new = res.imported + res.recovered
     n_err = sum(1 for rc in new if not rc.report.valid)
     dup = sum(1 for o in res.outcomes if o.esito == "già importato")
