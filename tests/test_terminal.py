@@ -109,3 +109,33 @@ def test_valida_of_files_only_keeps_the_short_summary(
     out = capsys.readouterr().out
     assert "non esaminati" not in out.lower()
     assert "File esaminati: 1; validi: 0; con errori: 1." in out
+
+
+def test_stato_at_80_columns_never_splits_a_code_or_a_date_and_drops_empty_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At ``COLUMNS=80`` every code, date and ID of ``stato`` is whole on one line, no
+    line is wider than 80, and "Sollecitato il", empty for every ente, is not shown."""
+    from .mailraccolta import make_raccolta, workbook_of
+
+    r = make_raccolta(tmp_path)
+    folder = tmp_path / "cartella"
+    folder.mkdir()
+    (folder / "crema.xlsx").write_bytes(workbook_of(r, "019035", a_sap=300))
+    assert main(["importa", str(r.path), "--da", str(folder)]) in (0, 1)
+    capsys.readouterr()
+    assert main(["stato", str(r.path), "--json"]) == 0
+    enti = json.loads(capsys.readouterr().out)["enti"]
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["stato", str(r.path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, out
+    assert "Sollecit" not in out, out
+    for e in enti:
+        assert re.search(rf"^{re.escape(e['codice'])} ", out, re.MULTILINE), (e["codice"], out)
+        if e.get("id"):
+            assert e["id"] in out, (e["id"], out)
+    dates = re.findall(r"\d\d/\d\d/\d{4}", out)
+    assert dates, out
+    assert not re.search(r"\d\d/\d\d/?\s*$", out, re.MULTILINE), out

@@ -158,39 +158,99 @@ def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None)
         con.print(plain(f"Per vedere chi ha risposto: piano-abitativo stato {r.path}"))
 
 
+def _day(x: dt.datetime | None) -> str:
+    return f"{x.astimezone(archive.TZ):%d/%m/%Y}" if x else ""
+
+
+def stato_table(st: Stato, *, compact: bool = False) -> Table:
+    """The table of `stato`: codes, dates and IDs are never split (no_wrap), a column
+    empty for every ente is left out; the `compact` layout (for a narrow terminal) has
+    dates without the time, no channel nor version count, and no rules."""
+    when = _day if compact else _when
+    # (header, cells, never split, always shown)
+    columns: list[tuple[str, list[Text | str], bool, bool]] = [
+        ("Codice", [plain(e.codice, newlines=False) for e in st.enti], True, True),
+        ("Ente", [plain(e.denominazione, newlines=False) for e in st.enti], False, True),
+        (
+            "Stato",
+            [
+                plain(e.stato, "red" if e.errori else ("green" if e.ricevuto else "dim"))
+                for e in st.enti
+            ],
+            False,
+            True,
+        ),
+        ("Ricevuto il", [when(e.ricevuto_il) for e in st.enti], True, False),
+        (
+            "PEC" if compact else "Cert.",
+            ["sì" if e.certificato else ("no" if e.ricevuto else "") for e in st.enti],
+            True,
+            False,
+        ),
+    ]
+    if not compact:
+        columns += [
+            ("Canale", [plain(e.canale, newlines=False) for e in st.enti], False, False),
+            ("Vers.", [str(e.versioni) for e in st.enti], True, False),
+        ]
+    columns += [
+        ("Err.", [str(e.errori) for e in st.enti], True, False),
+        ("Avv.", [str(e.avvisi) for e in st.enti], True, False),
+        (
+            "Sollecito" if compact else "Sollecitato il",
+            [when(e.sollecitato_il) for e in st.enti],
+            True,
+            False,
+        ),
+        ("ID", [plain(e.id, newlines=False) for e in st.enti], True, False),
+    ]
+    shown = [c for c in columns if c[3] or any(str(cell).strip() for cell in c[1])]
+    table = (
+        Table(show_header=True, header_style="bold underline", box=None, padding=(0, 1, 0, 0))
+        if compact
+        else Table(show_header=True, header_style="bold")
+    )
+    longest = max((len(w) for e in st.enti for w in e.denominazione.split()), default=0)
+    for header, _, keep, _ in shown:
+        table.add_column(
+            header,
+            no_wrap=keep,
+            overflow="ellipsis" if keep else "fold",
+            # a name is wrapped between words, not inside one (up to 24 characters)
+            min_width=min(longest, 24) if header == "Ente" else _min_width(header, keep),
+        )
+    for i in range(len(st.enti)):
+        table.add_row(*(cells[i] for _, cells, _, _ in shown))
+    return table
+
+
+def _least_width(table: Table) -> int:
+    """The width `table` needs so that no cell of a never-split column is cut and no word
+    of the others is split (rich crops a no_wrap cell silently when the table is too
+    wide)."""
+    total = 0
+    for col in table.columns:
+        cells = [str(col.header), *(str(c) for c in col.cells)]
+        if col.no_wrap:
+            need = max(len(c) for c in cells)
+        else:
+            need = max((len(w) for c in cells for w in c.split()), default=0)
+        total += max(need, col.min_width or 0)
+    n = len(table.columns)
+    return total + (3 * n + 1 if table.box is not None else n)
+
+
+def _min_width(header: str, keep: bool) -> int | None:
+    """A column that is never split is at least as wide as its header's longest word."""
+    return max(len(w) for w in header.split()) if keep else None
+
+
 def print_stato(st: Stato, console: Console | None = None) -> None:
     """One row per ente, then the files and the senders that need a look."""
     con = console or plain_console()
-    table = Table(show_header=True, header_style="bold")
-    for col in (
-        "Codice",
-        "Ente",
-        "Stato",
-        "Ricevuto il",
-        "Cert.",
-        "Canale",
-        "Vers.",
-        "Err.",
-        "Avv.",
-        "Sollecitato il",
-        "ID",
-    ):
-        table.add_column(col, overflow="fold")
-    for e in st.enti:
-        style = "red" if e.errori else ("green" if e.ricevuto else "dim")
-        table.add_row(
-            plain(e.codice, newlines=False),
-            plain(e.denominazione, newlines=False),
-            plain(e.stato, style),
-            _when(e.ricevuto_il),
-            "sì" if e.certificato else ("no" if e.ricevuto else ""),
-            plain(e.canale, newlines=False),
-            str(e.versioni),
-            str(e.errori),
-            str(e.avvisi),
-            _when(e.sollecitato_il),
-            plain(e.id, newlines=False),
-        )
+    table = stato_table(st)
+    if _least_width(table) > con.width:
+        table = stato_table(st, compact=True)
     con.print(table)
     for h in st.in_verifica:
         con.print(
