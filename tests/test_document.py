@@ -43,6 +43,7 @@ from piano_abitativo.document.docx import (
     document_path,
     write_document,
 )
+from piano_abitativo.document.texts import fill_placeholders, with_da
 from piano_abitativo.excel import buttons as excel
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.master.sheets import REPORT_COLUMNS, build_master
@@ -329,6 +330,26 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
     props = world.doc.core_properties
     assert props.created == GENERATED_AT
     assert props.author == "Comune di Crema"
+
+
+def test_the_capofila_takes_its_article_after_da(world: World) -> None:
+    """ "predisposto dal Comune di Crema", never "da Comune di Crema"; the article follows
+    the name (dall'ALER, dall'Unione, dalla Comunità) and a bare place name keeps "da"."""
+    texts = " ".join(_paragraphs(world.doc))
+    assert "predisposto dal Comune di Crema, ente capofila" in texts
+    assert "da Comune di" not in texts
+    assert [with_da(n) for n in ("ALER X", "Unione dei Comuni Y", "Comunità Z", "Crema")] == [
+        "dall'ALER X",
+        "dall'Unione dei Comuni Y",
+        "dalla Comunità Z",
+        "da Crema",
+    ]
+    # a text written by hand with "da {capofila}" gets the article as well
+    filled, _ = fill_placeholders(
+        "predisposto da {capofila}.",
+        {"capofila": "Comune di Crema", "dal_capofila": "dal Comune di Crema"},
+    )
+    assert filled == "predisposto dal Comune di Crema."
 
 
 def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: World) -> None:
