@@ -53,7 +53,9 @@ from .lo_runner import require_libreoffice
 from .xlwings_payload import _remote_engine, alerts, click, payload_of  # noqa: F401
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
-AS_OF = "Dati consolidati al 20/12/2024 09:30"
+#: the data are as of the last return used (Cremosano, 18/12/2024 16:47), not of the run
+AS_OF = "Dati consolidati al 18/12/2024 16:47"
+PRODUCED = "Documento prodotto il 20/12/2024 09:30"
 ALER = "ALER Brescia-Cremona-Mantova"
 
 #: the tables of the published 2025 plan, row by row as printed (names compared after
@@ -188,7 +190,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         scadenza=dt.date(2024, 12, 18),
         precedente=base / "raccolta-2024",
     )
-    import_files(r, demo.write_returns(r, base / "ritorni"))
+    returns = demo.write_returns(r, base / "ritorni")
+    # Cremosano's file has no time of its own in the plan: the demo's (last of all)
+    (cremosano,) = [p for p in returns if "cremosano" in p.name.lower()]
+    os.utime(cremosano, (demo.CREMOSANO_RICEVUTO.timestamp(),) * 2)
+    import_files(r, returns)
     cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     confronto = confronta(r, cons)
     assert confronto is not None
@@ -306,6 +312,7 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
         "Ambito territoriale Cremasco",
         "Comune di Crema",
         AS_OF,
+        PRODUCED,
         "Enti che hanno trasmesso i dati: 26 su 49",
         "Sommario",
     ):
@@ -326,8 +333,14 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
     index = texts[texts.index("Sommario") + 1 : texts.index("Sommario") + 1 + len(headings)]
     assert [t.split("\t")[0] for t in index] == headings
     footer = world.doc.sections[0].footer.paragraphs[0].text
-    assert "dati consolidati al 20/12/2024 09:30" in footer
+    assert "dati consolidati al 18/12/2024 16:47" in footer
+    last = max(s.used.ricevuto_il for s in world.cons.answered if s.used is not None)
+    assert AS_OF.endswith(f"{last:%d/%m/%Y %H:%M}")
     props = world.doc.core_properties
+    assert props.comments == (
+        "Generato da piano-abitativo il 20/12/2024 09:30 con i dati consolidati al "
+        "18/12/2024 16:47."
+    )
     assert props.created == GENERATED_AT
     assert props.author == "Comune di Crema"
 
@@ -458,6 +471,8 @@ def test_before_any_return_every_section_says_none(
     for letter, text in lines.items():
         assert text.endswith("nessun Comune" if letter in "ghi" else "nessuna"), text
     assert doc.tables == []
+    # no data yet: "as of" is when the consolidation was made
+    assert "Dati consolidati al 20/12/2024 09:30" in _paragraphs(doc)
     assert any(
         t.startswith("Nessun ente ha ancora trasmesso dati validi") for t in _paragraphs(doc)
     )

@@ -164,7 +164,8 @@ class _Builder:
         props.last_modified_by = "piano-abitativo"
         props.keywords = "piano-abitativo, piano annuale, servizi abitativi"
         props.comments = (
-            f"Generato da piano-abitativo con i dati consolidati al {self.values['data_dati']}."
+            f"Generato da piano-abitativo il {self.values['data_documento']} con i dati "
+            f"consolidati al {self.values['data_dati']}."
         )
         props.category = ""
         props.language = "it-IT"
@@ -291,6 +292,12 @@ class _Builder:
         )
         n, answered = len(c.enti), len(c.answered)
         self.para(f"Enti che hanno trasmesso i dati: {answered} su {n}", size=10, align=center)
+        self.para(
+            f"Documento prodotto il {self.values['data_documento']}",
+            size=9,
+            align=center,
+            before=4,
+        )
         self.page_break()
 
     def index_page(self) -> None:

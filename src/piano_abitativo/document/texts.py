@@ -42,7 +42,8 @@ _PLACEHOLDER_HELP = {
     "ambito": "nome dell'ambito territoriale",
     "capofila": "ente capofila, es. Comune di Crema",
     "dal_capofila": "ente capofila con la preposizione, es. dal Comune di Crema",
-    "data_dati": "data e ora dei dati consolidati, es. 20/12/2024 09:30",
+    "data_dati": "data e ora dei dati consolidati (ultima ricezione), es. 20/12/2024 09:30",
+    "data_documento": "data e ora in cui il documento è stato prodotto",
     "scadenza": "termine per la risposta degli enti (GG/MM/AAAA)",
     "n_comuni": "numero dei Comuni dell'ambito",
     "n_enti": "numero degli enti dell'elenco (Comuni e ALER)",
@@ -289,9 +290,15 @@ def fill_placeholders(text: str, values: Mapping[str, str]) -> tuple[str, list[s
     return _TOKEN.sub(sub, text), unknown
 
 
-def _as_of(cons: Consolidation) -> dt.datetime:
-    t = cons.generated_at
+def _local(t: dt.datetime) -> dt.datetime:
     return t.astimezone(TZ) if t.tzinfo is not None else t
+
+
+def data_as_of(cons: Consolidation) -> dt.datetime:
+    """The time of the consolidated data: the latest reception among the versions used
+    (Italian time); before any return, when the consolidation was made."""
+    received = [_local(s.used.ricevuto_il) for s in cons.answered if s.used is not None]
+    return max(received) if received else _local(cons.generated_at)
 
 
 #: first words of an institution's name, after "da": feminine ones, the others
@@ -337,7 +344,8 @@ def placeholder_values(r: Raccolta, cons: Consolidation) -> dict[str, str]:
         "ambito": cons.ambito,
         "capofila": cons.capofila or "l'ente capofila",
         "dal_capofila": with_da(cons.capofila) if cons.capofila else "dall'ente capofila",
-        "data_dati": f"{_as_of(cons):%d/%m/%Y %H:%M}",
+        "data_dati": f"{data_as_of(cons):%d/%m/%Y %H:%M}",
+        "data_documento": f"{_local(cons.generated_at):%d/%m/%Y %H:%M}",
         "scadenza": f"{cons.scadenza:%d/%m/%Y}" if cons.scadenza else "",
         "n_comuni": str(sum(1 for e in enti if e.is_comune)),
         "n_enti": str(len(enti)),
