@@ -208,7 +208,7 @@ def pdf(world: World) -> Path:
     require_libreoffice()
     res = write_document(world.r, world.cons, confronto=world.confronto, pdf=True)
     assert res.pdf == document_path(world.r.path, 2025, ".pdf"), res.note
-    assert res.note == ()
+    assert [n for n in res.note if not n.startswith("Testi ancora predefiniti")] == []
     return res.pdf
 
 
@@ -444,6 +444,39 @@ def test_text_blocks_are_created_once_and_an_edit_changes_the_document(
     premessa.unlink()
     third = write_document(r, cons, pdf=False)
     assert third.testi_creati == (premessa,)
+
+
+def test_a_default_text_is_marked_until_its_file_is_edited(
+    empty: tuple[raccolta.Raccolta, Consolidation],
+) -> None:
+    """Every section whose text is still the default one has the italic note "testo
+    predefinito da adattare" right below it and the notes name the files; editing only
+    the comments changes nothing, editing the text removes that section's note."""
+    r, cons = empty
+    first = write_document(r, cons, pdf=False)
+    mark = "[Testo predefinito da adattare: modificare il file testi/"
+
+    def marked(res: DocumentResult) -> list[str]:
+        paras = docx.Document(str(res.docx)).paragraphs
+        out = []
+        for before, p in itertools.pairwise(paras):
+            if p.text.startswith(mark):
+                assert all(run.italic for run in p.runs) and before.text, p.text
+                out.append(p.text.removeprefix(mark).split(" ")[0])
+        return out
+
+    files = [b.file for b in BLOCKS]
+    assert marked(first) == files
+    (note,) = [n for n in first.note if n.startswith("Testi ancora predefiniti")]
+    assert all(f"{TESTI_DIR}/{f}" in note for f in files)
+    premessa = r.path / TESTI_DIR / "01_premessa.txt"
+    premessa.write_text("# solo un commento in più\n" + premessa.read_text("utf-8"), "utf-8")
+    assert marked(write_document(r, cons, pdf=False)) == files
+    premessa.write_text("Premessa scritta dall'ambito.\n", encoding="utf-8")
+    edited = write_document(r, cons, pdf=False)
+    assert marked(edited) == files[1:]
+    (note,) = [n for n in edited.note if n.startswith("Testi ancora predefiniti")]
+    assert "01_premessa.txt" not in note and "(6)" in note
 
 
 def test_a_block_not_in_utf8_is_read_with_a_note(

@@ -62,7 +62,9 @@ from piano_abitativo.document.ooxml import (
 )
 from piano_abitativo.document.texts import (
     BLOCK_BY_KEY,
+    DEFAULT_NOTE,
     fill_placeholders,
+    is_default,
     parse_block,
     placeholder_values,
 )
@@ -73,6 +75,9 @@ if TYPE_CHECKING:
 
 
 # --------------------------------------------------------------------------- document
+
+#: the colour of the note under a default text (dark red: seen at a glance, also printed)
+DEFAULT_NOTE_COLOR = RGBColor(0xA0, 0x1C, 0x1C)
 
 
 @dataclass
@@ -94,6 +99,8 @@ class _Builder:
     values: dict[str, str] = field(default_factory=dict)
     _bookmarks: int = 0
     _headings: list[_Heading] = field(default_factory=list)
+    #: the files of the text blocks still in their default wording
+    _defaults: list[str] = field(default_factory=list)
     #: position of the paragraph before which the index entries go
     _index_at: int = 0
 
@@ -243,10 +250,10 @@ class _Builder:
         return p
 
     def block(self, key: str) -> None:
-        """The paragraphs of text block `key`, placeholders filled."""
-        text, unknown = fill_placeholders(
-            self.texts.get(key, BLOCK_BY_KEY[key].default), self.values
-        )
+        """The paragraphs of text block `key`, placeholders filled; below a text still
+        in its default wording, a visible note that it is to be adapted."""
+        raw = self.texts.get(key, BLOCK_BY_KEY[key].default)
+        text, unknown = fill_placeholders(raw, self.values)
         if unknown:
             known = " ".join("{" + k + "}" for k in self.values)
             shown = ", ".join("{" + u + "}" for u in unknown)
@@ -265,6 +272,16 @@ class _Builder:
             else:
                 p = self.doc.add_paragraph(tp.text)
             p.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+        if is_default(BLOCK_BY_KEY[key], raw):
+            self._defaults.append(BLOCK_BY_KEY[key].file)
+            self.para(
+                f"[{DEFAULT_NOTE[0].upper()}{DEFAULT_NOTE[1:]}: modificare il file "
+                f"{TESTI_DIR}/{BLOCK_BY_KEY[key].file} della raccolta.]",
+                italic=True,
+                size=9,
+                color=DEFAULT_NOTE_COLOR,
+                after=8,
+            )
 
     # ------------------------------------------------------------------ title and index
 
@@ -519,6 +536,13 @@ class _Builder:
         self.block("conclusioni")
         self.annex()
         self.fill_index()
+        if self._defaults:
+            files = ", ".join(f"{TESTI_DIR}/{f}" for f in self._defaults)
+            self.notes.append(
+                f"Testi ancora predefiniti, da adattare all'ambito ({len(self._defaults)}): "
+                f"{files}. Nel documento ciascuno porta la nota «{DEFAULT_NOTE}» finché il "
+                "file non viene modificato."
+            )
         buf = io.BytesIO()
         self.doc.save(buf)
         return _normalise_zip(buf.getvalue(), c.generated_at)

@@ -270,6 +270,22 @@ def parse_block(text: str) -> list[TextParagraph]:
     return paras
 
 
+_DA_CAPOFILA = re.compile(r"\bda \{capofila\}")
+
+#: the visible note under a section whose text is still the default one
+DEFAULT_NOTE = "testo predefinito da adattare"
+
+
+def is_default(block: TextBlock, text: str) -> bool:
+    """Whether `text` is still the default wording of `block`: the same paragraphs once
+    comments and line breaks are set aside (editing only the comments does not count)."""
+
+    def content(s: str) -> list[TextParagraph]:
+        return parse_block(_DA_CAPOFILA.sub("{dal_capofila}", s))
+
+    return content(text) == content(block.default)
+
+
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -329,9 +345,6 @@ def with_da(name: str) -> str:
     if low in _FEMININE:
         return f"dalla {name}"
     return f"dallo {name}" if _LO.match(low) else f"dal {name}"
-
-
-_DA_CAPOFILA = re.compile(r"\bda \{capofila\}")
 
 
 def placeholder_values(r: Raccolta, cons: Consolidation) -> dict[str, str]:
