@@ -7,6 +7,7 @@ poppler (numbers, accents, index pages, nothing outside the page)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ import docx
 import pytest
 from docx.document import Document as DocxDocument
 from docx.enum.section import WD_ORIENT
+from docx.oxml.ns import qn
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
@@ -43,6 +45,7 @@ from piano_abitativo.document.docx import (
     document_path,
     write_document,
 )
+from piano_abitativo.document.pdf import outline_pages
 from piano_abitativo.document.texts import fill_placeholders, with_da
 from piano_abitativo.excel import buttons as excel
 from piano_abitativo.mail.folder import import_files
@@ -618,6 +621,53 @@ def test_actions_documento_notes_a_previous_raccolta_that_is_gone(
 # --------------------------------------------------------------------------- the PDF
 
 
+def _index_pages(doc: DocxDocument) -> dict[str, int | None]:
+    """Index entry → the cached result of its PAGEREF field (None when empty)."""
+    out: dict[str, int | None] = {}
+    for p in doc.paragraphs:
+        if "PAGEREF" not in "".join(x.text or "" for x in p._p.iter(qn("w:instrText"))):
+            continue
+        title, _, page = p.text.partition("\t")
+        out[title] = int(page) if page.strip() else None
+    return out
+
+
+def test_docx_without_pdf_asks_word_for_the_index_pages_and_has_a_valid_zoom(
+    world: World,
+) -> None:
+    """Without a PDF pass the page numbers are unknown: the index's fields are empty and
+    Word is asked to update them; the zoom carries the w:percent the schema requires."""
+    settings = world.doc.settings.element
+    assert settings.find(qn("w:updateFields")) is not None
+    zoom = settings.find(qn("w:zoom"))
+    assert zoom is not None and zoom.get(qn("w:percent")) == "100"
+    pages = _index_pages(world.doc)
+    assert len(pages) == 9 and set(pages.values()) == {None}
+
+
+def test_index_page_numbers_come_from_the_pdf_outline(world: World) -> None:
+    """Given the pages of the headings, the index shows them as the fields' results and
+    Word is not asked to update; a heading missing from the pages keeps the request."""
+    titles = list(_index_pages(world.doc))
+    pages = {t: i for i, t in enumerate(titles, start=3)}
+    built = build_document(world.r, world.cons, confronto=world.confronto, pages=pages)
+    doc = docx.Document(io.BytesIO(built))
+    assert _index_pages(doc) == pages
+    assert doc.settings.element.find(qn("w:updateFields")) is None
+    partial = dict(itertools.islice(pages.items(), 3))
+    doc = docx.Document(io.BytesIO(build_document(world.r, world.cons, pages=partial)))
+    assert doc.settings.element.find(qn("w:updateFields")) is not None
+    # the outline LibreOffice writes: one flat page tree, UTF-16 titles, /Dest to a page
+    title = "2.1 - Unità".encode("utf-16-be").hex().upper()
+    pdf = (
+        b"%PDF-1.6\n1 0 obj\n<</Type/Pages/Kids[ 4 0 R 7 0 R ]/Count 2>>\nendobj\n"
+        b"9 0 obj\n<</Count 0/Title<FEFF" + title.encode() + b">\n"
+        b"/Dest[7 0 R/XYZ 56.7 767.189 0]/Parent 8 0 R>>\nendobj\n"
+    )
+    assert outline_pages(pdf) == {"2.1 - Unità": 2}
+    assert outline_pages(b"%PDF-1.6 nothing") == {}
+
+
 def _pdftotext(pdf: Path, *args: str) -> str:
     return subprocess.run(
         ["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True, timeout=60
@@ -649,6 +699,11 @@ def test_pdf_has_the_plans_numbers_accents_and_index_pages(pdf: Path) -> None:
     pages = {title.strip(): int(n) for title, n in index}
     assert pages["1. PREMESSA"] == 3
     assert pages["ALLEGATO - REPORT PROGRAMMAZIONE ANNUALE 2025"] > pages["3. CONCLUSIONI"]
+    # the .docx written with the PDF carries the same numbers as the index fields' cached
+    # results, and no longer asks Word to update the fields on opening
+    written = docx.Document(str(pdf.with_suffix(".docx")))
+    assert _index_pages(written) == pages
+    assert written.settings.element.find(qn("w:updateFields")) is None
 
 
 @pytest.mark.libreoffice

@@ -16,7 +16,6 @@ from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_TAB_ALIGNMENT, WD_TAB_LEADER
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 from docx.table import Table
@@ -50,6 +49,7 @@ from piano_abitativo.document.measure import (
     number_text,
 )
 from piano_abitativo.document.ooxml import (
+    _ask_to_update_fields,
     _bookmark,
     _cell_margins,
     _field,
@@ -94,6 +94,8 @@ class _Builder:
     cons: Consolidation
     texts: Mapping[str, str]
     confronto: Confronto | None
+    #: the page of each heading (its text), from the PDF; None: not known
+    pages: Mapping[str, int] | None = None
     doc: DocxDocument = field(init=False)
     notes: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)
@@ -144,14 +146,9 @@ class _Builder:
         for tag, val in (("w:decimalSymbol", ","), ("w:listSeparator", ";")):
             _set(settings, tag, val=val)
         _set(settings, "w:themeFontLang", val="it-IT")
-        upd = OxmlElement("w:updateFields")
-        upd.set(qn("w:val"), "true")
-        successors = ("w:hdrShapeDefaults", "w:footnotePr", "w:endnotePr", "w:compat")
-        nxt = next((el for t in successors if (el := settings.find(qn(t))) is not None), None)
-        if nxt is not None:
-            nxt.addprevious(upd)
-        else:  # pragma: no cover - the default template has w:compat
-            settings.append(upd)
+        zoom = settings.find(qn("w:zoom"))
+        if zoom is not None:  # the schema requires w:percent, python-docx's template lacks it
+            zoom.set(qn("w:percent"), "100")
         # no preview picture of python-docx's template in the file manager
         pkg_rels = doc.part.package.rels
         for rid, rel in list(pkg_rels.items()):
@@ -327,8 +324,9 @@ class _Builder:
 
     def fill_index(self) -> None:
         """The index entries, with a PAGEREF field to each heading's bookmark: LibreOffice
-        computes the page numbers when it makes the PDF, Word when it updates the fields
-        (it asks when opening the document)."""
+        computes the page numbers when it makes the PDF; with `pages` (read back from that
+        PDF) they are the fields' cached results, so Word shows them without asking to
+        update the fields (without, the document asks Word to update them on opening)."""
         anchor = self.doc.paragraphs[self._index_at]  # the page break after "Sommario"
         for h in self._headings:
             p = anchor.insert_paragraph_before()
@@ -340,7 +338,8 @@ class _Builder:
                 pf.left_indent = Cm(0.8)
             _internal_link(p, h.bookmark, h.title, bold=h.level == 1)
             p.add_run("\t")
-            _field(p, f"PAGEREF {h.bookmark} \\h", "", bold=h.level == 1)
+            page = "" if self.pages is None else str(self.pages.get(h.title, ""))
+            _field(p, f"PAGEREF {h.bookmark} \\h", page, bold=h.level == 1)
 
     # ------------------------------------------------------------------ tables
 
@@ -536,6 +535,8 @@ class _Builder:
         self.block("conclusioni")
         self.annex()
         self.fill_index()
+        if self.pages is None or any(h.title not in self.pages for h in self._headings):
+            _ask_to_update_fields(self.doc.settings.element)
         if self._defaults:
             files = ", ".join(f"{TESTI_DIR}/{f}" for f in self._defaults)
             self.notes.append(

@@ -48,6 +48,7 @@ from piano_abitativo.document.builder import (
 from piano_abitativo.document.pdf import (
     convert_to_pdf,
     find_soffice,
+    outline_pages,
 )
 from piano_abitativo.document.texts import (
     BLOCKS,
@@ -93,11 +94,13 @@ def build_document(
     texts: Mapping[str, str] | None = None,
     confronto: Confronto | None = None,
     notes: list[str] | None = None,
+    pages: Mapping[str, int] | None = None,
 ) -> bytes:
     """The .docx of the Piano annuale as bytes (pure, deterministic). `texts` maps a block
     key to its text (missing keys: the default wording); problems with the texts, such as
-    unknown placeholders, are appended to `notes`."""
-    b = _Builder(r, cons, texts or {}, confronto)
+    unknown placeholders, are appended to `notes`. `pages` (heading → page, as laid out in
+    the PDF) fills the index's page numbers; without it Word is asked to update them."""
+    b = _Builder(r, cons, texts or {}, confronto, pages)
     data = b.build()
     if notes is not None:
         notes.extend(b.notes)
@@ -172,6 +175,13 @@ def write_document(
             say("Conversione in PDF con LibreOffice…")
             try:
                 pdf_path = convert_to_pdf(target, target_pdf, soffice=soffice, timeout=timeout)
+                try:
+                    pages = outline_pages(pdf_path.read_bytes())
+                except OSError:  # the PDF is there; the index keeps Word's update
+                    pages = {}
+                if pages:  # the index's page numbers as LibreOffice laid them out
+                    data = build_document(r, cons, texts=texts, confronto=confronto, pages=pages)
+                    _write(target, data)
             except PdfError as exc:
                 notes.append(str(exc))
             except DocumentLocked as exc:
