@@ -7,12 +7,16 @@ where a section is empty), the comparison with the previous year when there is o
 the annex *Report programmazione annuale* in a landscape section.
 
 * Every number comes from a `Consolidation` (the same one the master workbook shows) and
-  the document says as of when (``Dati consolidati al …``).
+  the document says as of when (``Dati consolidati al …``: the last reception used) and,
+  apart, when it was produced.
 * The narrative sections come from editable text blocks, one UTF-8 file per block in
   ``<raccolta>/testi/``: written with neutral wording the first time and never overwritten.
   Markup: a blank line starts a new paragraph, a line starting with ``- `` is a bullet,
   lines starting with ``#`` are comments; placeholders such as ``{anno}`` are replaced, an
-  unknown one is left as it is and reported in the notes.
+  unknown one is left as it is and reported in the notes. A block still in its default
+  wording carries a visible "testo predefinito da adattare" note, and the notes name it.
+* With the PDF, the index's page numbers (read from the PDF's outline) are written as the
+  fields' cached results; without it Word is asked to update the fields on opening.
 * `build_document` is pure (bytes in memory, deterministic for the same data and texts);
   `write_document` writes ``<raccolta>/documento/Piano_annuale_offerta_abitativa_<anno>.docx``
   atomically and converts it to PDF with LibreOffice headless when it is installed.
