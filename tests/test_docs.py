@@ -53,3 +53,24 @@ def test_lock_file_pins_every_runtime_dependency() -> None:
     for dep in deps:
         name, version = dep.split("==")
         assert lock[name.lower().replace("_", "-")] == version, dep
+
+
+def test_readme_names_the_master_with_the_suffix_consolida_writes() -> None:
+    """Every `Consolidato_piano_abitativo_<anno>` the README names ends as the real file."""
+    from piano_abitativo.master.xlsm import BLANK_MASTER_NAME
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    suffix = Path(BLANK_MASTER_NAME).suffix
+    named = re.findall(r"Consolidato_piano_abitativo_[<>\w]+(\.\w+)", text)
+    assert named and set(named) == {suffix}, named
+    assert "`consolida` scrive `Consolidato_piano_abitativo_<anno>.xlsm`" in text
+
+
+def test_readme_says_where_the_importa_button_reads_and_build_is_ignored() -> None:
+    """The *Importa* button's `arrivi/` folder is in README; `pip install .`'s build/ is ignored."""
+    from piano_abitativo.excel.buttons import ARRIVI_DIR
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`RACCOLTA/{ARRIVI_DIR}/`" in text
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert "build/" in ignored

@@ -7,6 +7,7 @@ poppler (numbers, accents, index pages, nothing outside the page)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ import docx
 import pytest
 from docx.document import Document as DocxDocument
 from docx.enum.section import WD_ORIENT
+from docx.oxml.ns import qn
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
@@ -43,6 +45,8 @@ from piano_abitativo.document.docx import (
     document_path,
     write_document,
 )
+from piano_abitativo.document.pdf import outline_pages
+from piano_abitativo.document.texts import fill_placeholders, with_da
 from piano_abitativo.excel import buttons as excel
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.master.sheets import REPORT_COLUMNS, build_master
@@ -52,7 +56,9 @@ from .lo_runner import require_libreoffice
 from .xlwings_payload import _remote_engine, alerts, click, payload_of  # noqa: F401
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
-AS_OF = "Dati consolidati al 20/12/2024 09:30"
+#: the data are as of the last return used (Cremosano, 18/12/2024 16:47), not of the run
+AS_OF = "Dati consolidati al 18/12/2024 16:47"
+PRODUCED = "Documento prodotto il 20/12/2024 09:30"
 ALER = "ALER Brescia-Cremona-Mantova"
 
 #: the tables of the published 2025 plan, row by row as printed (names compared after
@@ -187,7 +193,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         scadenza=dt.date(2024, 12, 18),
         precedente=base / "raccolta-2024",
     )
-    import_files(r, demo.write_returns(r, base / "ritorni"))
+    returns = demo.write_returns(r, base / "ritorni")
+    # Cremosano's file has no time of its own in the plan: the demo's (last of all)
+    (cremosano,) = [p for p in returns if "cremosano" in p.name.lower()]
+    os.utime(cremosano, (demo.CREMOSANO_RICEVUTO.timestamp(),) * 2)
+    import_files(r, returns)
     cons = consolidate.consolidate(r, receipts(r), generated_at=GENERATED_AT)
     confronto = confronta(r, cons)
     assert confronto is not None
@@ -201,7 +211,7 @@ def pdf(world: World) -> Path:
     require_libreoffice()
     res = write_document(world.r, world.cons, confronto=world.confronto, pdf=True)
     assert res.pdf == document_path(world.r.path, 2025, ".pdf"), res.note
-    assert res.note == ()
+    assert [n for n in res.note if not n.startswith("Testi ancora predefiniti")] == []
     return res.pdf
 
 
@@ -305,6 +315,7 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
         "Ambito territoriale Cremasco",
         "Comune di Crema",
         AS_OF,
+        PRODUCED,
         "Enti che hanno trasmesso i dati: 26 su 49",
         "Sommario",
     ):
@@ -325,10 +336,36 @@ def test_the_document_says_as_of_when_and_follows_the_plans_structure(world: Wor
     index = texts[texts.index("Sommario") + 1 : texts.index("Sommario") + 1 + len(headings)]
     assert [t.split("\t")[0] for t in index] == headings
     footer = world.doc.sections[0].footer.paragraphs[0].text
-    assert "dati consolidati al 20/12/2024 09:30" in footer
+    assert "dati consolidati al 18/12/2024 16:47" in footer
+    last = max(s.used.ricevuto_il for s in world.cons.answered if s.used is not None)
+    assert AS_OF.endswith(f"{last:%d/%m/%Y %H:%M}")
     props = world.doc.core_properties
+    assert props.comments == (
+        "Generato da piano-abitativo il 20/12/2024 09:30 con i dati consolidati al "
+        "18/12/2024 16:47."
+    )
     assert props.created == GENERATED_AT
     assert props.author == "Comune di Crema"
+
+
+def test_the_capofila_takes_its_article_after_da(world: World) -> None:
+    """ "predisposto dal Comune di Crema", never "da Comune di Crema"; the article follows
+    the name (dall'ALER, dall'Unione, dalla Comunità) and a bare place name keeps "da"."""
+    texts = " ".join(_paragraphs(world.doc))
+    assert "predisposto dal Comune di Crema, ente capofila" in texts
+    assert "da Comune di" not in texts
+    assert [with_da(n) for n in ("ALER X", "Unione dei Comuni Y", "Comunità Z", "Crema")] == [
+        "dall'ALER X",
+        "dall'Unione dei Comuni Y",
+        "dalla Comunità Z",
+        "da Crema",
+    ]
+    # a text written by hand with "da {capofila}" gets the article as well
+    filled, _ = fill_placeholders(
+        "predisposto da {capofila}.",
+        {"capofila": "Comune di Crema", "dal_capofila": "dal Comune di Crema"},
+    )
+    assert filled == "predisposto dal Comune di Crema."
 
 
 def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: World) -> None:
@@ -412,6 +449,39 @@ def test_text_blocks_are_created_once_and_an_edit_changes_the_document(
     assert third.testi_creati == (premessa,)
 
 
+def test_a_default_text_is_marked_until_its_file_is_edited(
+    empty: tuple[raccolta.Raccolta, Consolidation],
+) -> None:
+    """Every section whose text is still the default one has the italic note "testo
+    predefinito da adattare" right below it and the notes name the files; editing only
+    the comments changes nothing, editing the text removes that section's note."""
+    r, cons = empty
+    first = write_document(r, cons, pdf=False)
+    mark = "[Testo predefinito da adattare: modificare il file testi/"
+
+    def marked(res: DocumentResult) -> list[str]:
+        paras = docx.Document(str(res.docx)).paragraphs
+        out = []
+        for before, p in itertools.pairwise(paras):
+            if p.text.startswith(mark):
+                assert all(run.italic for run in p.runs) and before.text, p.text
+                out.append(p.text.removeprefix(mark).split(" ")[0])
+        return out
+
+    files = [b.file for b in BLOCKS]
+    assert marked(first) == files
+    (note,) = [n for n in first.note if n.startswith("Testi ancora predefiniti")]
+    assert all(f"{TESTI_DIR}/{f}" in note for f in files)
+    premessa = r.path / TESTI_DIR / "01_premessa.txt"
+    premessa.write_text("# solo un commento in più\n" + premessa.read_text("utf-8"), "utf-8")
+    assert marked(write_document(r, cons, pdf=False)) == files
+    premessa.write_text("Premessa scritta dall'ambito.\n", encoding="utf-8")
+    edited = write_document(r, cons, pdf=False)
+    assert marked(edited) == files[1:]
+    (note,) = [n for n in edited.note if n.startswith("Testi ancora predefiniti")]
+    assert "01_premessa.txt" not in note and "(6)" in note
+
+
 def test_a_block_not_in_utf8_is_read_with_a_note(
     empty: tuple[raccolta.Raccolta, Consolidation],
 ) -> None:
@@ -437,6 +507,8 @@ def test_before_any_return_every_section_says_none(
     for letter, text in lines.items():
         assert text.endswith("nessun Comune" if letter in "ghi" else "nessuna"), text
     assert doc.tables == []
+    # no data yet: "as of" is when the consolidation was made
+    assert "Dati consolidati al 20/12/2024 09:30" in _paragraphs(doc)
     assert any(
         t.startswith("Nessun ente ha ancora trasmesso dati validi") for t in _paragraphs(doc)
     )
@@ -549,6 +621,53 @@ def test_actions_documento_notes_a_previous_raccolta_that_is_gone(
 # --------------------------------------------------------------------------- the PDF
 
 
+def _index_pages(doc: DocxDocument) -> dict[str, int | None]:
+    """Index entry → the cached result of its PAGEREF field (None when empty)."""
+    out: dict[str, int | None] = {}
+    for p in doc.paragraphs:
+        if "PAGEREF" not in "".join(x.text or "" for x in p._p.iter(qn("w:instrText"))):
+            continue
+        title, _, page = p.text.partition("\t")
+        out[title] = int(page) if page.strip() else None
+    return out
+
+
+def test_docx_without_pdf_asks_word_for_the_index_pages_and_has_a_valid_zoom(
+    world: World,
+) -> None:
+    """Without a PDF pass the page numbers are unknown: the index's fields are empty and
+    Word is asked to update them; the zoom carries the w:percent the schema requires."""
+    settings = world.doc.settings.element
+    assert settings.find(qn("w:updateFields")) is not None
+    zoom = settings.find(qn("w:zoom"))
+    assert zoom is not None and zoom.get(qn("w:percent")) == "100"
+    pages = _index_pages(world.doc)
+    assert len(pages) == 9 and set(pages.values()) == {None}
+
+
+def test_index_page_numbers_come_from_the_pdf_outline(world: World) -> None:
+    """Given the pages of the headings, the index shows them as the fields' results and
+    Word is not asked to update; a heading missing from the pages keeps the request."""
+    titles = list(_index_pages(world.doc))
+    pages = {t: i for i, t in enumerate(titles, start=3)}
+    built = build_document(world.r, world.cons, confronto=world.confronto, pages=pages)
+    doc = docx.Document(io.BytesIO(built))
+    assert _index_pages(doc) == pages
+    assert doc.settings.element.find(qn("w:updateFields")) is None
+    partial = dict(itertools.islice(pages.items(), 3))
+    doc = docx.Document(io.BytesIO(build_document(world.r, world.cons, pages=partial)))
+    assert doc.settings.element.find(qn("w:updateFields")) is not None
+    # the outline LibreOffice writes: one flat page tree, UTF-16 titles, /Dest to a page
+    title = "2.1 - Unità".encode("utf-16-be").hex().upper()
+    pdf = (
+        b"%PDF-1.6\n1 0 obj\n<</Type/Pages/Kids[ 4 0 R 7 0 R ]/Count 2>>\nendobj\n"
+        b"9 0 obj\n<</Count 0/Title<FEFF" + title.encode() + b">\n"
+        b"/Dest[7 0 R/XYZ 56.7 767.189 0]/Parent 8 0 R>>\nendobj\n"
+    )
+    assert outline_pages(pdf) == {"2.1 - Unità": 2}
+    assert outline_pages(b"%PDF-1.6 nothing") == {}
+
+
 def _pdftotext(pdf: Path, *args: str) -> str:
     return subprocess.run(
         ["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True, timeout=60
@@ -580,6 +699,11 @@ def test_pdf_has_the_plans_numbers_accents_and_index_pages(pdf: Path) -> None:
     pages = {title.strip(): int(n) for title, n in index}
     assert pages["1. PREMESSA"] == 3
     assert pages["ALLEGATO - REPORT PROGRAMMAZIONE ANNUALE 2025"] > pages["3. CONCLUSIONI"]
+    # the .docx written with the PDF carries the same numbers as the index fields' cached
+    # results, and no longer asks Word to update the fields on opening
+    written = docx.Document(str(pdf.with_suffix(".docx")))
+    assert _index_pages(written) == pages
+    assert written.settings.element.find(qn("w:updateFields")) is None
 
 
 @pytest.mark.libreoffice

@@ -16,7 +16,6 @@ from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_TAB_ALIGNMENT, WD_TAB_LEADER
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 from docx.table import Table
@@ -50,6 +49,7 @@ from piano_abitativo.document.measure import (
     number_text,
 )
 from piano_abitativo.document.ooxml import (
+    _ask_to_update_fields,
     _bookmark,
     _cell_margins,
     _field,
@@ -62,7 +62,9 @@ from piano_abitativo.document.ooxml import (
 )
 from piano_abitativo.document.texts import (
     BLOCK_BY_KEY,
+    DEFAULT_NOTE,
     fill_placeholders,
+    is_default,
     parse_block,
     placeholder_values,
 )
@@ -73,6 +75,9 @@ if TYPE_CHECKING:
 
 
 # --------------------------------------------------------------------------- document
+
+#: the colour of the note under a default text (dark red: seen at a glance, also printed)
+DEFAULT_NOTE_COLOR = RGBColor(0xA0, 0x1C, 0x1C)
 
 
 @dataclass
@@ -89,11 +94,15 @@ class _Builder:
     cons: Consolidation
     texts: Mapping[str, str]
     confronto: Confronto | None
+    #: the page of each heading (its text), from the PDF; None: not known
+    pages: Mapping[str, int] | None = None
     doc: DocxDocument = field(init=False)
     notes: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)
     _bookmarks: int = 0
     _headings: list[_Heading] = field(default_factory=list)
+    #: the files of the text blocks still in their default wording
+    _defaults: list[str] = field(default_factory=list)
     #: position of the paragraph before which the index entries go
     _index_at: int = 0
 
@@ -137,14 +146,9 @@ class _Builder:
         for tag, val in (("w:decimalSymbol", ","), ("w:listSeparator", ";")):
             _set(settings, tag, val=val)
         _set(settings, "w:themeFontLang", val="it-IT")
-        upd = OxmlElement("w:updateFields")
-        upd.set(qn("w:val"), "true")
-        successors = ("w:hdrShapeDefaults", "w:footnotePr", "w:endnotePr", "w:compat")
-        nxt = next((el for t in successors if (el := settings.find(qn(t))) is not None), None)
-        if nxt is not None:
-            nxt.addprevious(upd)
-        else:  # pragma: no cover - the default template has w:compat
-            settings.append(upd)
+        zoom = settings.find(qn("w:zoom"))
+        if zoom is not None:  # the schema requires w:percent, python-docx's template lacks it
+            zoom.set(qn("w:percent"), "100")
         # no preview picture of python-docx's template in the file manager
         pkg_rels = doc.part.package.rels
         for rid, rel in list(pkg_rels.items()):
@@ -164,7 +168,8 @@ class _Builder:
         props.last_modified_by = "piano-abitativo"
         props.keywords = "piano-abitativo, piano annuale, servizi abitativi"
         props.comments = (
-            f"Generato da piano-abitativo con i dati consolidati al {self.values['data_dati']}."
+            f"Generato da piano-abitativo il {self.values['data_documento']} con i dati "
+            f"consolidati al {self.values['data_dati']}."
         )
         props.category = ""
         props.language = "it-IT"
@@ -242,10 +247,10 @@ class _Builder:
         return p
 
     def block(self, key: str) -> None:
-        """The paragraphs of text block `key`, placeholders filled."""
-        text, unknown = fill_placeholders(
-            self.texts.get(key, BLOCK_BY_KEY[key].default), self.values
-        )
+        """The paragraphs of text block `key`, placeholders filled; below a text still
+        in its default wording, a visible note that it is to be adapted."""
+        raw = self.texts.get(key, BLOCK_BY_KEY[key].default)
+        text, unknown = fill_placeholders(raw, self.values)
         if unknown:
             known = " ".join("{" + k + "}" for k in self.values)
             shown = ", ".join("{" + u + "}" for u in unknown)
@@ -264,6 +269,16 @@ class _Builder:
             else:
                 p = self.doc.add_paragraph(tp.text)
             p.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+        if is_default(BLOCK_BY_KEY[key], raw):
+            self._defaults.append(BLOCK_BY_KEY[key].file)
+            self.para(
+                f"[{DEFAULT_NOTE[0].upper()}{DEFAULT_NOTE[1:]}: modificare il file "
+                f"{TESTI_DIR}/{BLOCK_BY_KEY[key].file} della raccolta.]",
+                italic=True,
+                size=9,
+                color=DEFAULT_NOTE_COLOR,
+                after=8,
+            )
 
     # ------------------------------------------------------------------ title and index
 
@@ -291,6 +306,12 @@ class _Builder:
         )
         n, answered = len(c.enti), len(c.answered)
         self.para(f"Enti che hanno trasmesso i dati: {answered} su {n}", size=10, align=center)
+        self.para(
+            f"Documento prodotto il {self.values['data_documento']}",
+            size=9,
+            align=center,
+            before=4,
+        )
         self.page_break()
 
     def index_page(self) -> None:
@@ -303,8 +324,9 @@ class _Builder:
 
     def fill_index(self) -> None:
         """The index entries, with a PAGEREF field to each heading's bookmark: LibreOffice
-        computes the page numbers when it makes the PDF, Word when it updates the fields
-        (it asks when opening the document)."""
+        computes the page numbers when it makes the PDF; with `pages` (read back from that
+        PDF) they are the fields' cached results, so Word shows them without asking to
+        update the fields (without, the document asks Word to update them on opening)."""
         anchor = self.doc.paragraphs[self._index_at]  # the page break after "Sommario"
         for h in self._headings:
             p = anchor.insert_paragraph_before()
@@ -316,7 +338,8 @@ class _Builder:
                 pf.left_indent = Cm(0.8)
             _internal_link(p, h.bookmark, h.title, bold=h.level == 1)
             p.add_run("\t")
-            _field(p, f"PAGEREF {h.bookmark} \\h", "", bold=h.level == 1)
+            page = "" if self.pages is None else str(self.pages.get(h.title, ""))
+            _field(p, f"PAGEREF {h.bookmark} \\h", page, bold=h.level == 1)
 
     # ------------------------------------------------------------------ tables
 
@@ -512,6 +535,15 @@ class _Builder:
         self.block("conclusioni")
         self.annex()
         self.fill_index()
+        if self.pages is None or any(h.title not in self.pages for h in self._headings):
+            _ask_to_update_fields(self.doc.settings.element)
+        if self._defaults:
+            files = ", ".join(f"{TESTI_DIR}/{f}" for f in self._defaults)
+            self.notes.append(
+                f"Testi ancora predefiniti, da adattare all'ambito ({len(self._defaults)}): "
+                f"{files}. Nel documento ciascuno porta la nota «{DEFAULT_NOTE}» finché il "
+                "file non viene modificato."
+            )
         buf = io.BytesIO()
         self.doc.save(buf)
         return _normalise_zip(buf.getvalue(), c.generated_at)

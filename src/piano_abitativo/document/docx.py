@@ -7,12 +7,16 @@ where a section is empty), the comparison with the previous year when there is o
 the annex *Report programmazione annuale* in a landscape section.
 
 * Every number comes from a `Consolidation` (the same one the master workbook shows) and
-  the document says as of when (``Dati consolidati al …``).
+  the document says as of when (``Dati consolidati al …``: the last reception used) and,
+  apart, when it was produced.
 * The narrative sections come from editable text blocks, one UTF-8 file per block in
   ``<raccolta>/testi/``: written with neutral wording the first time and never overwritten.
   Markup: a blank line starts a new paragraph, a line starting with ``- `` is a bullet,
   lines starting with ``#`` are comments; placeholders such as ``{anno}`` are replaced, an
-  unknown one is left as it is and reported in the notes.
+  unknown one is left as it is and reported in the notes. A block still in its default
+  wording carries a visible "testo predefinito da adattare" note, and the notes name it.
+* With the PDF, the index's page numbers (read from the PDF's outline) are written as the
+  fields' cached results; without it Word is asked to update the fields on opening.
 * `build_document` is pure (bytes in memory, deterministic for the same data and texts);
   `write_document` writes ``<raccolta>/documento/Piano_annuale_offerta_abitativa_<anno>.docx``
   atomically and converts it to PDF with LibreOffice headless when it is installed.
@@ -48,6 +52,7 @@ from piano_abitativo.document.builder import (
 from piano_abitativo.document.pdf import (
     convert_to_pdf,
     find_soffice,
+    outline_pages,
 )
 from piano_abitativo.document.texts import (
     BLOCKS,
@@ -93,11 +98,13 @@ def build_document(
     texts: Mapping[str, str] | None = None,
     confronto: Confronto | None = None,
     notes: list[str] | None = None,
+    pages: Mapping[str, int] | None = None,
 ) -> bytes:
     """The .docx of the Piano annuale as bytes (pure, deterministic). `texts` maps a block
     key to its text (missing keys: the default wording); problems with the texts, such as
-    unknown placeholders, are appended to `notes`."""
-    b = _Builder(r, cons, texts or {}, confronto)
+    unknown placeholders, are appended to `notes`. `pages` (heading → page, as laid out in
+    the PDF) fills the index's page numbers; without it Word is asked to update them."""
+    b = _Builder(r, cons, texts or {}, confronto, pages)
     data = b.build()
     if notes is not None:
         notes.extend(b.notes)
@@ -172,6 +179,13 @@ def write_document(
             say("Conversione in PDF con LibreOffice…")
             try:
                 pdf_path = convert_to_pdf(target, target_pdf, soffice=soffice, timeout=timeout)
+                try:
+                    pages = outline_pages(pdf_path.read_bytes())
+                except OSError:  # the PDF is there; the index keeps Word's update
+                    pages = {}
+                if pages:  # the index's page numbers as LibreOffice laid them out
+                    data = build_document(r, cons, texts=texts, confronto=confronto, pages=pages)
+                    _write(target, data)
             except PdfError as exc:
                 notes.append(str(exc))
             except DocumentLocked as exc:

@@ -180,3 +180,16 @@ def _normalise_zip(data: bytes, when: dt.datetime) -> bytes:
             zi.external_attr = 0o644 << 16
             dst.writestr(zi, src.read(info.filename))
     return out.getvalue()
+
+
+def _ask_to_update_fields(settings: Any) -> None:
+    """Word is asked to update the fields on opening (``w:updateFields``), in its place in
+    the settings' sequence: for an index whose page numbers are not known."""
+    upd = OxmlElement("w:updateFields")
+    upd.set(qn("w:val"), "true")
+    successors = ("w:hdrShapeDefaults", "w:footnotePr", "w:endnotePr", "w:compat")
+    nxt = next((el for t in successors if (el := settings.find(qn(t))) is not None), None)
+    if nxt is not None:
+        nxt.addprevious(upd)
+    else:  # pragma: no cover - the default template has w:compat
+        settings.append(upd)

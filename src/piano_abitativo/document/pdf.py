@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,3 +170,33 @@ def convert_to_pdf(
         data = produced.read_bytes()
     _write(target, data)
     return target
+
+
+# --------------------------------------------------------------------------- page numbers
+
+_OBJ = re.compile(rb"(\d+) 0 obj\s*<<(.*?)>>\s*endobj", re.DOTALL)
+_TITLE = re.compile(rb"/Title\s*<([0-9A-Fa-f\s]+)>")
+_DEST = re.compile(rb"/Dest\s*\[\s*(\d+) 0 R")
+_KIDS = re.compile(rb"/Type\s*/Pages\b.*?/Kids\s*\[([^\]]*)\]", re.DOTALL)
+
+
+def outline_pages(pdf: bytes) -> dict[str, int]:
+    """The page (from 1) of each entry of the outline LibreOffice writes for the headings
+    of the document (title → page); empty when the PDF is not laid out as LibreOffice
+    writes it (one flat page tree, outline entries with a UTF-16 title and a /Dest)."""
+    kids = _KIDS.findall(pdf)
+    if len(kids) != 1:
+        return {}
+    page_of = {int(n): i for i, n in enumerate(re.findall(rb"(\d+) 0 R", kids[0]), start=1)}
+    out: dict[str, int] = {}
+    for m in _OBJ.finditer(pdf):
+        body = m.group(2)
+        title, dest = _TITLE.search(body), _DEST.search(body)
+        if title is None or dest is None or int(dest.group(1)) not in page_of:
+            continue
+        try:
+            text = bytes.fromhex(title.group(1).decode("ascii")).decode("utf-16")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        out.setdefault(text, page_of[int(dest.group(1))])
+    return out

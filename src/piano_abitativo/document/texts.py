@@ -41,7 +41,9 @@ _PLACEHOLDER_HELP = {
     "anno_precedente": "anno precedente, es. 2024",
     "ambito": "nome dell'ambito territoriale",
     "capofila": "ente capofila, es. Comune di Crema",
-    "data_dati": "data e ora dei dati consolidati, es. 20/12/2024 09:30",
+    "dal_capofila": "ente capofila con la preposizione, es. dal Comune di Crema",
+    "data_dati": "data e ora dei dati consolidati (ultima ricezione), es. 20/12/2024 09:30",
+    "data_documento": "data e ora in cui il documento è stato prodotto",
     "scadenza": "termine per la risposta degli enti (GG/MM/AAAA)",
     "n_comuni": "numero dei Comuni dell'ambito",
     "n_enti": "numero degli enti dell'elenco (Comuni e ALER)",
@@ -157,7 +159,7 @@ disponibili, quali:
         "07_conclusioni.txt",
         "3. CONCLUSIONI",
         """\
-Il presente Piano annuale è predisposto da {capofila}, ente capofila, sulla base dei dati \
+Il presente Piano annuale è predisposto {dal_capofila}, ente capofila, sulla base dei dati \
 trasmessi dai Comuni e dall'ALER e consolidati al {data_dati}, ed è sottoposto \
 all'approvazione dell'Assemblea dei sindaci dell'Ambito territoriale {ambito}.
 
@@ -268,12 +270,30 @@ def parse_block(text: str) -> list[TextParagraph]:
     return paras
 
 
+_DA_CAPOFILA = re.compile(r"\bda \{capofila\}")
+
+#: the visible note under a section whose text is still the default one
+DEFAULT_NOTE = "testo predefinito da adattare"
+
+
+def is_default(block: TextBlock, text: str) -> bool:
+    """Whether `text` is still the default wording of `block`: the same paragraphs once
+    comments and line breaks are set aside (editing only the comments does not count)."""
+
+    def content(s: str) -> list[TextParagraph]:
+        return parse_block(_DA_CAPOFILA.sub("{dal_capofila}", s))
+
+    return content(text) == content(block.default)
+
+
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> tuple[str, list[str]]:
     """Replace each known ``{name}``; unknown ones stay as written. (text, unknown names)."""
     unknown: list[str] = []
+    if "dal_capofila" in values:  # "da {capofila}" written by hand: the article too
+        text = _DA_CAPOFILA.sub("{dal_capofila}", text)
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -286,9 +306,45 @@ def fill_placeholders(text: str, values: Mapping[str, str]) -> tuple[str, list[s
     return _TOKEN.sub(sub, text), unknown
 
 
-def _as_of(cons: Consolidation) -> dt.datetime:
-    t = cons.generated_at
+def _local(t: dt.datetime) -> dt.datetime:
     return t.astimezone(TZ) if t.tzinfo is not None else t
+
+
+def data_as_of(cons: Consolidation) -> dt.datetime:
+    """The time of the consolidated data: the latest reception among the versions used
+    (Italian time); before any return, when the consolidation was made."""
+    received = [_local(s.used.ricevuto_il) for s in cons.answered if s.used is not None]
+    return max(received) if received else _local(cons.generated_at)
+
+
+#: first words of an institution's name, after "da": feminine ones, the others
+_FEMININE = ("unione", "comunità", "azienda", "provincia", "città", "società", "agenzia")
+_MASCULINE = ("comune", "consorzio", "ente", "ambito", "ufficio", "servizio", "distretto")
+_ARTICLES = {"il": "dal", "lo": "dallo", "la": "dalla", "i": "dai", "gli": "dagli", "le": "dalle"}
+_LO = re.compile(r"^(s[bcdfgklmnpqrstvz]|z|x|gn|ps|pn|y)")
+
+
+def with_da(name: str) -> str:
+    """`name` after the preposition "da", with its article: «Comune di Crema» → «dal Comune
+    di Crema», «ALER …» → «dall'ALER …», «Unione dei Comuni …» → «dall'Unione …»;
+    a name that is not an institution's («Crema») keeps the bare «da»."""
+    name = name.strip()
+    if not name:
+        return "da"
+    word, _, rest = name.partition(" ")
+    low = word.lower()
+    if low.startswith("l'"):
+        return f"dal{name}"
+    if low in _ARTICLES and rest:
+        return f"{_ARTICLES[low]} {rest}"
+    acronym = len(word) > 1 and word.isupper()
+    if not (acronym or low in _FEMININE or low in _MASCULINE):
+        return f"da {name}"
+    if low[0] in "aeiouàèéìòù":
+        return f"dall'{name}"
+    if low in _FEMININE:
+        return f"dalla {name}"
+    return f"dallo {name}" if _LO.match(low) else f"dal {name}"
 
 
 def placeholder_values(r: Raccolta, cons: Consolidation) -> dict[str, str]:
@@ -300,7 +356,9 @@ def placeholder_values(r: Raccolta, cons: Consolidation) -> dict[str, str]:
         "anno_precedente": str(cons.anno - 1),
         "ambito": cons.ambito,
         "capofila": cons.capofila or "l'ente capofila",
-        "data_dati": f"{_as_of(cons):%d/%m/%Y %H:%M}",
+        "dal_capofila": with_da(cons.capofila) if cons.capofila else "dall'ente capofila",
+        "data_dati": f"{data_as_of(cons):%d/%m/%Y %H:%M}",
+        "data_documento": f"{_local(cons.generated_at):%d/%m/%Y %H:%M}",
         "scadenza": f"{cons.scadenza:%d/%m/%Y}" if cons.scadenza else "",
         "n_comuni": str(sum(1 for e in enti if e.is_comune)),
         "n_enti": str(len(enti)),
