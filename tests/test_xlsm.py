@@ -138,6 +138,24 @@ def test_the_xlwings_settings_sheet_is_read_as_xlwings_reads_it() -> None:
     assert all(r[2] in (None, "") for r in rows)  # column C empty: A1's region is A:B
 
 
+def test_the_xlwings_settings_sheet_is_hidden_and_not_printed() -> None:
+    """xlwings.conf is hidden (state="hidden" in workbook.xml), so it neither prints nor
+    shows as a tab, and it is not the sheet the workbook opens on; xlwings' VBA finds it by
+    name (``wb.Sheets("xlwings.conf")`` in GetConfigFromSheet), which a hidden sheet does
+    not prevent."""
+    with zipfile.ZipFile(COMMITTED) as zf:
+        book = zf.read("xl/workbook.xml").decode("utf-8")
+    states = dict(re.findall(r'<sheet name="([^"]+)"(?: sheetId="\d+")?(?: state="(\w+)")?', book))
+    assert states[xlsm.CONF_SHEET] == "hidden"
+    assert all(state == "" for name, state in states.items() if name != xlsm.CONF_SHEET)
+    wb = openpyxl.load_workbook(COMMITTED, read_only=True)
+    assert wb.active is not None and wb.active.title == SHEET_CRUSCOTTO
+    wb.close()
+    bas = (xlsm._xlwings_dir() / "xlwings.bas").read_text("cp1252")
+    assert 'Set sht = wb.Sheets(PROJECT_NAME & ".conf")' in bas
+    assert "Visible" not in bas.split("Function GetConfigFromSheet")[1].split("End Function")[0]
+
+
 def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:
     """Built on Windows, the master points xlwings at pythonw.exe beside the Python used."""
     conf = xlsm.default_conf(platform="win32", executable=r"C:\piano\venv\Scripts\python.exe")

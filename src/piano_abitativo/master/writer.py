@@ -434,8 +434,12 @@ def _conf_sheet(
     wb: Any, fmts: dict[str, Any], name: str, rows: Sequence[tuple[str, str, str]]
 ) -> None:
     """Keys in A from A1 down and values in B, as xlwings reads them; notes in D (not
-    adjacent, so not part of what xlwings reads)."""
+    adjacent, so not part of what xlwings reads). Hidden, so that it neither prints nor
+    clutters the tabs: xlwings' ``GetConfigFromSheet`` finds it by name
+    (``wb.Sheets("xlwings.conf")``), which works on a hidden sheet; IT shows it again with
+    right click on a tab > Scopri."""
     ws = wb.add_worksheet(name)
+    ws.hide()
     for r, (key, value, note) in enumerate(rows):
         ws.write_string(r, 0, key, fmts["label"])
         ws.write_string(r, 1, value)
