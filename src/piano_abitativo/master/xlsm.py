@@ -216,6 +216,13 @@ def read_conf(path: Path) -> dict[str, str]:
     return out
 
 
+def master_buttons(buttons: Sequence[Button] = BUTTONS) -> list[MasterButton]:
+    """The buttons as the Cruscotto's layout places them (caption, macro, instruction): the
+    `excel` refresh lays the Cruscotto out with them too, so that rewriting its grid from
+    A1 writes back the instructions beside the buttons instead of emptying them."""
+    return [MasterButton(b.macro, b.caption, b.istruzione) for b in buttons]
+
+
 def _xlsm_parts(
     cons: Consolidation, conf: Mapping[str, str] | None = None, stub: bool = False
 ) -> dict[str, Any]:
@@ -226,7 +233,7 @@ def _xlsm_parts(
     n_sheets = len(sheet_names(cons)) + 1  # + xlwings.conf
     return {
         "vba_project": vba_project(n_sheets, stub=stub),
-        "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
+        "buttons": master_buttons(),
         "conf_sheet": (CONF_SHEET, rows),
     }
 
