@@ -134,7 +134,12 @@ def test_the_xlwings_settings_sheet_is_read_as_xlwings_reads_it() -> None:
     rows = list(wb[xlsm.CONF_SHEET].iter_rows(min_col=1, max_col=3, values_only=True))
     wb.close()
     keys = [r[0] for r in rows if r[0]]
-    assert keys == ["INTERPRETER_WIN", "PYTHONPATH", "ADD_WORKBOOK_TO_PYTHONPATH"]
+    assert keys == [
+        "INTERPRETER_WIN",
+        "PYTHONPATH",
+        "ADD_WORKBOOK_TO_PYTHONPATH",
+        xlsm.USE_UDF_SERVER,
+    ]
     assert rows[0][1] == xlsm.DEFAULT_INTERPRETER_WIN
     assert all(r[2] in (None, "") for r in rows)  # column C empty: A1's region is A:B
 
@@ -218,6 +223,19 @@ def test_the_buttons_are_on_the_first_screen_beside_their_instructions() -> None
         assert top == bottom == BUTTON_FIRST_ROW + i < header_row, caption
         assert right <= instr_left < window_pt, (caption, right, instr_left)
         assert cruscotto.cells[(top, BUTTON_INSTRUCTION_COL)].value == xlsm.BUTTONS[i].istruzione
+
+
+def test_runpython_reuses_the_udf_server_the_master_turns_on() -> None:
+    """The committed master sets ``USE UDF SERVER`` to True, and the standalone xlwings
+    module embedded in it honours that key in RunPython: on Windows it runs the command in
+    the COM server (``XLPy.Exec``, one interpreter kept between clicks, the calling book
+    handed over as BOOK_CALLER for ``Book.caller()``) instead of a new pythonw.exe."""
+    assert xlsm.read_conf(COMMITTED)[xlsm.USE_UDF_SERVER] == "True"
+    bas = _modules(COMMITTED.read_bytes())["xlwings"].replace("\r\n", "\n")
+    runpython = bas.split("Public Function RunPython(")[1].split("End Function")[0]
+    assert f'OPTIMIZED_CONNECTION = GetConfig("{xlsm.USE_UDF_SERVER}", False)' in runpython
+    server = runpython.split("If OPTIMIZED_CONNECTION = True Then")[1].split("Else")[0]
+    assert '"BOOK_CALLER", ThisWorkbook' in server and "XLPy.Exec" in server
 
 
 def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:

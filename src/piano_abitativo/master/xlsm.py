@@ -47,6 +47,10 @@ from piano_abitativo.master.vba import (
 BUTTONS_MODULE = "Pulsanti"
 #: sheet read by xlwings for its settings (keys in column A from A1 down, values in B)
 CONF_SHEET = "xlwings.conf"
+#: xlwings' RunPython (standalone module, Windows) runs the command in its COM server
+#: (``XLPy.Exec``) when this is True, started once and reused by later clicks, instead of a
+#: new pythonw.exe per click; ignored on the Mac
+USE_UDF_SERVER = "USE UDF SERVER"
 #: where IT is told to create the Python environment (see docs/installazione_windows.md)
 DEFAULT_INTERPRETER_WIN = r"%LOCALAPPDATA%\piano-abitativo\venv\Scripts\pythonw.exe"
 #: the committed blank master for the built-in Ambito Cremasco
@@ -186,7 +190,12 @@ def default_conf(
         if name.lower() == "python.exe":
             name = "pythonw.exe"
         interpreter = ntpath.join(folder, name)
-    return {"INTERPRETER_WIN": interpreter, "PYTHONPATH": "", "ADD_WORKBOOK_TO_PYTHONPATH": "False"}
+    return {
+        "INTERPRETER_WIN": interpreter,
+        "PYTHONPATH": "",
+        "ADD_WORKBOOK_TO_PYTHONPATH": "False",
+        USE_UDF_SERVER: "True",
+    }
 
 
 CONF_NOTES: dict[str, str] = {
@@ -195,6 +204,9 @@ CONF_NOTES: dict[str, str] = {
     "PYTHONPATH": "Cartelle aggiuntive per Python: di norma vuoto.",
     "ADD_WORKBOOK_TO_PYTHONPATH": "False: non eseguire file .py che si trovassero accanto "
     "a questa cartella di lavoro.",
+    USE_UDF_SERVER: "True: Python resta avviato tra un clic e l'altro (clic successivi più "
+    "rapidi); dopo un aggiornamento di piano-abitativo chiudere e riaprire Excel. False: un "
+    "nuovo Python a ogni clic.",
 }
 
 
