@@ -31,6 +31,7 @@ from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core import raccolta
 from piano_abitativo.excel import buttons as excel
 from piano_abitativo.mail.folder import import_files
+from piano_abitativo.master.model import BUTTON_COL, BUTTON_FIRST_ROW, BUTTON_INSTRUCTION_COL
 from piano_abitativo.master.sheets import (
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
@@ -38,10 +39,10 @@ from piano_abitativo.master.sheets import (
     SHEET_REPORT,
     TABLE_SHEETS,
     Cell,
-    MasterButton,
     SheetLayout,
     build_master,
 )
+from piano_abitativo.master.xlsm import master_buttons
 from piano_abitativo.simulation import demo
 
 from . import xlwings_payload
@@ -57,10 +58,7 @@ from .xlwings_payload import (  # noqa: F401 - _remote_engine: a fixture
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
 CONF_SHEET = "xlwings.conf"
-BUTTONS = [
-    MasterButton(m, m, f"Pulsante {m}")
-    for m in ("Importa", "Valida", "Consolida", "GeneraModelli", "Solleciti", "Documento")
-]
+BUTTONS = master_buttons()
 ALER = "ALER Brescia-Cremona-Mantova"
 
 
@@ -228,14 +226,24 @@ def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> N
 
 
 def test_consolida_writes_each_sheet_in_one_assignment_and_leaves_the_rest(world: World) -> None:
-    """One grid per sheet of the layout; the buttons' columns of the Cruscotto (M, N) and
-    the xlwings.conf sheet are never touched; one Italian alert ends the click."""
+    """One grid per sheet of the layout; on the Cruscotto the label "Comandi" and each
+    button's instruction (F1, H2:H7, inside the grid) are written back as they were, nothing
+    right of the table is touched, nor the xlwings.conf sheet; one Italian alert ends the
+    click."""
     writes = [a for a in world.acts if a["func"] == "setValues"]
     layout_sheets = [s["name"] for s in world.before["sheets"] if s["name"] != CONF_SHEET]
     assert sorted(a["sheet_position"] for a in writes) == list(range(len(layout_sheets)))
     crus = index_of(world.before, SHEET_CRUSCOTTO)
     values = world.before["sheets"][crus]["values"]
-    assert (values[0][12], values[1][13]) == ("Comandi", "Pulsante Importa")
+    assert (values[0][BUTTON_COL], values[1][BUTTON_INSTRUCTION_COL]) == (
+        "Comandi",
+        BUTTONS[0].istruzione,
+    )
+    written = grid_written(world.acts, world.before, SHEET_CRUSCOTTO)
+    assert written[0][BUTTON_COL] == "Comandi"
+    assert [written[BUTTON_FIRST_ROW + i][BUTTON_INSTRUCTION_COL] for i in range(6)] == [
+        b.istruzione for b in BUTTONS
+    ]
     assert all(
         a["start_column"] + a["column_count"] <= 12
         for a in world.acts

@@ -29,6 +29,8 @@ from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.registry import Ente, normalise_name
 from piano_abitativo.core.schema import SCHEMA, Kind
 from piano_abitativo.mail.folder import import_files
+from piano_abitativo.master.dashboard import CRUSCOTTO_HEADER_ROW
+from piano_abitativo.master.model import BUTTON_INSTRUCTION_COL
 from piano_abitativo.master.sheets import (
     BUTTON_COL,
     BUTTON_FIRST_ROW,
@@ -55,6 +57,7 @@ from piano_abitativo.template.workbook import (
 )
 
 from .lo_runner import recalculate, require_libreoffice
+from .test_xlsm import button_boxes
 from .workbook_values import named_values
 
 GENERATED_AT = dt.datetime(2024, 12, 20, 9, 30, tzinfo=archive.TZ)
@@ -578,10 +581,17 @@ def test_vba_project_and_buttons_make_an_xlsm(world: World, tmp_path: Path) -> N
     ws = openpyxl.load_workbook(target, keep_vba=True)[SHEET_CRUSCOTTO]
     assert ws[xl_rowcol_to_cell(BUTTON_FIRST_ROW - 1, BUTTON_COL)].value == "Comandi"
     instructions = [
-        ws[xl_rowcol_to_cell(BUTTON_FIRST_ROW + i, BUTTON_COL + 1)].value
+        ws[xl_rowcol_to_cell(BUTTON_FIRST_ROW + i, BUTTON_INSTRUCTION_COL)].value
         for i in range(len(buttons))
     ]
     assert instructions == [b.istruzione for b in buttons]
+    # with 26 returns the table's columns are wider, yet the buttons stay on the first
+    # screen: left of the saved window's right edge (805 pt), above the table
+    window = re.search(r'windowWidth="(\d+)"', workbook)
+    assert window is not None
+    for caption, left, right, top, _ in button_boxes(target.read_bytes()):
+        assert 0 < left < right <= int(window.group(1)) / 20, (caption, right)
+        assert top < CRUSCOTTO_HEADER_ROW
 
 
 def test_macros_need_an_xlsm_name_and_buttons_need_macros(world: World, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from oletools.olevba import VBA_Parser
 
 from piano_abitativo.app.commands import crea
 from piano_abitativo.master import xlsm
+from piano_abitativo.master.model import BUTTON_FIRST_ROW, BUTTON_INSTRUCTION_COL
 from piano_abitativo.master.sheets import SHEET_CRUSCOTTO, master_layout
 from piano_abitativo.master.vba import ModuleKind, VbaModule, document_modules
 
@@ -133,9 +134,108 @@ def test_the_xlwings_settings_sheet_is_read_as_xlwings_reads_it() -> None:
     rows = list(wb[xlsm.CONF_SHEET].iter_rows(min_col=1, max_col=3, values_only=True))
     wb.close()
     keys = [r[0] for r in rows if r[0]]
-    assert keys == ["INTERPRETER_WIN", "PYTHONPATH", "ADD_WORKBOOK_TO_PYTHONPATH"]
+    assert keys == [
+        "INTERPRETER_WIN",
+        "PYTHONPATH",
+        "ADD_WORKBOOK_TO_PYTHONPATH",
+        xlsm.USE_UDF_SERVER,
+    ]
     assert rows[0][1] == xlsm.DEFAULT_INTERPRETER_WIN
     assert all(r[2] in (None, "") for r in rows)  # column C empty: A1's region is A:B
+
+
+def test_the_xlwings_settings_sheet_is_hidden_and_not_printed() -> None:
+    """xlwings.conf is hidden (state="hidden" in workbook.xml), so it neither prints nor
+    shows as a tab, and it is not the sheet the workbook opens on; xlwings' VBA finds it by
+    name (``wb.Sheets("xlwings.conf")`` in GetConfigFromSheet), which a hidden sheet does
+    not prevent."""
+    with zipfile.ZipFile(COMMITTED) as zf:
+        book = zf.read("xl/workbook.xml").decode("utf-8")
+    states = dict(re.findall(r'<sheet name="([^"]+)"(?: sheetId="\d+")?(?: state="(\w+)")?', book))
+    assert states[xlsm.CONF_SHEET] == "hidden"
+    assert all(state == "" for name, state in states.items() if name != xlsm.CONF_SHEET)
+    wb = openpyxl.load_workbook(COMMITTED, read_only=True)
+    assert wb.active is not None and wb.active.title == SHEET_CRUSCOTTO
+    wb.close()
+    bas = (xlsm._xlwings_dir() / "xlwings.bas").read_text("cp1252")
+    assert 'Set sht = wb.Sheets(PROJECT_NAME & ".conf")' in bas
+    assert "Visible" not in bas.split("Function GetConfigFromSheet")[1].split("End Function")[0]
+
+
+def _col_px(width: float) -> int:
+    """A column's width in pixels as Excel draws it (Calibri 11: 7 px per character)."""
+    return int((256 * width + int(128 / 7)) / 256 * 7)
+
+
+def _cruscotto_xml(data: bytes) -> tuple[str, str]:
+    """The Cruscotto's (first sheet's) XML and its buttons' VML drawing."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml").decode("utf-8")
+        vml = next(
+            zf.read(n).decode("utf-8") for n in zf.namelist() if n.startswith("xl/drawings/vml")
+        )
+    return sheet, vml
+
+
+def left_pt(data: bytes, col: int, offset_px: int = 0) -> float:
+    """How far from the sheet's left edge column `col` (0-based) starts, plus
+    `offset_px`, in points, from the Cruscotto's saved column widths."""
+    sheet, _ = _cruscotto_xml(data)
+    widths = {
+        c: float(w)
+        for lo, hi, w in re.findall(r'<col min="(\d+)" max="(\d+)" width="([\d.]+)"', sheet)
+        for c in range(int(lo) - 1, int(hi))
+    }
+    return (sum(_col_px(widths.get(c, 8.43)) for c in range(col)) + offset_px) * 0.75
+
+
+def button_boxes(data: bytes) -> list[tuple[str, float, float, int, int]]:
+    """Each button of the Cruscotto as (caption, left pt, right pt, first row, last row),
+    from its VML anchor and the sheet's column widths."""
+    _, vml = _cruscotto_xml(data)
+    out = []
+    for shape in re.findall(r"<v:shape .*?</v:shape>", vml, re.DOTALL):
+        caption = re.search(r"<font[^>]*>([^<]*)</font>", shape)
+        anchor = re.search(r"<x:Anchor>([^<]*)</x:Anchor>", shape)
+        assert caption and anchor
+        c1, dx1, r1, _, c2, dx2, r2, _ = (int(v) for v in anchor.group(1).split(","))
+        out.append((caption.group(1), left_pt(data, c1, dx1), left_pt(data, c2, dx2), r1, r2))
+    return out
+
+
+def test_the_buttons_are_on_the_first_screen_beside_their_instructions() -> None:
+    """Each button lies within the saved window width (805 pt) and above the Cruscotto's
+    table, in its own row, with its instruction in the same row just right of it."""
+    data = COMMITTED.read_bytes()
+    with zipfile.ZipFile(COMMITTED) as zf:
+        book = zf.read("xl/workbook.xml").decode("utf-8")
+    window = re.search(r'windowWidth="(\d+)"', book)
+    window_pt = int(window.group(1)) / 20 if window else 0.0
+    boxes = button_boxes(data)
+    assert [b[0] for b in boxes] == [b.caption for b in xlsm.BUTTONS]
+    layout = master_layout(xlsm.blank_consolidation(), buttons=xlsm.master_buttons())
+    cruscotto = layout.sheets[0]
+    assert cruscotto.name == SHEET_CRUSCOTTO
+    header_row = cruscotto.header_row
+    instr_left = left_pt(data, BUTTON_INSTRUCTION_COL)
+    for i, (caption, left, right, top, bottom) in enumerate(boxes):
+        assert 0 < left < right <= min(window_pt, 1000), (caption, left, right, window_pt)
+        assert top == bottom == BUTTON_FIRST_ROW + i < header_row, caption
+        assert right <= instr_left < window_pt, (caption, right, instr_left)
+        assert cruscotto.cells[(top, BUTTON_INSTRUCTION_COL)].value == xlsm.BUTTONS[i].istruzione
+
+
+def test_runpython_reuses_the_udf_server_the_master_turns_on() -> None:
+    """The committed master sets ``USE UDF SERVER`` to True, and the standalone xlwings
+    module embedded in it honours that key in RunPython: on Windows it runs the command in
+    the COM server (``XLPy.Exec``, one interpreter kept between clicks, the calling book
+    handed over as BOOK_CALLER for ``Book.caller()``) instead of a new pythonw.exe."""
+    assert xlsm.read_conf(COMMITTED)[xlsm.USE_UDF_SERVER] == "True"
+    bas = _modules(COMMITTED.read_bytes())["xlwings"].replace("\r\n", "\n")
+    runpython = bas.split("Public Function RunPython(")[1].split("End Function")[0]
+    assert f'OPTIMIZED_CONNECTION = GetConfig("{xlsm.USE_UDF_SERVER}", False)' in runpython
+    server = runpython.split("If OPTIMIZED_CONNECTION = True Then")[1].split("Else")[0]
+    assert '"BOOK_CALLER", ThisWorkbook' in server and "XLPy.Exec" in server
 
 
 def test_the_interpreter_is_the_building_pythons_pythonw_on_windows() -> None:

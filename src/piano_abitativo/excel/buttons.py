@@ -60,6 +60,7 @@ from piano_abitativo.master.sheets import (
     SHEET_CRUSCOTTO,
     master_layout,
 )
+from piano_abitativo.master.xlsm import master_buttons
 
 if TYPE_CHECKING:
     import xlwings as xw
@@ -255,7 +256,7 @@ def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
     """Write the whole consolidation into the open workbook and remember its Dati."""
     from piano_abitativo.master.edits import write_snapshot
 
-    done = refresh(s.book, master_layout(cons), status=s.status)
+    done = refresh(s.book, master_layout(cons, buttons=master_buttons()), status=s.status)
     if s.raccolta is not None:
         write_snapshot(cons, s.raccolta.path)
     return done
@@ -340,7 +341,12 @@ def _valida(s: _Session) -> str:
     r = _find_raccolta(s)
     s.status("Piano abitativo: validazione delle risposte con le regole attuali…")
     cons = actions.consolidation(r)
-    refresh(s.book, master_layout(cons), only=(SHEET_CRUSCOTTO, SHEET_ANOMALIE), status=s.status)
+    refresh(
+        s.book,
+        master_layout(cons, buttons=master_buttons()),
+        only=(SHEET_CRUSCOTTO, SHEET_ANOMALIE),
+        status=s.status,
+    )
     return (
         f"Risposte validate di nuovo con le regole attuali ({r.config_path.name}). "
         + _summary(cons)

@@ -23,6 +23,8 @@ from piano_abitativo.core.problems import Problem, Severity
 from piano_abitativo.master.model import (
     BUTTON_COL,
     BUTTON_FIRST_ROW,
+    BUTTON_INSTRUCTION_COL,
+    BUTTON_MIN_WIDTH,
     PEC_LEVELS,
     SHEET_ANOMALIE,
     SHEET_CRUSCOTTO,
@@ -118,10 +120,11 @@ def _cruscotto_sheet(
     cons: Consolidation, sink: CellSink | None = None, buttons: Sequence[MasterButton] = ()
 ) -> SheetLayout:
     """The state of the raccolta; with `buttons`, the label "Comandi" and each button's
-    instruction beside the place of the buttons (column M on)."""
+    instruction beside the place of the buttons (F:G, rows 2-7: the first screen)."""
     sh = SheetLayout(SHEET_CRUSCOTTO, header_row=CRUSCOTTO_HEADER_ROW, landscape=True, sink=sink)
     last_col = len(CRUSCOTTO_HEADERS) - 1
-    sh.merges.append((0, 0, 0, last_col))
+    # with buttons the title leaves F on free for the label "Comandi"
+    sh.merges.append((0, 0, 0, BUTTON_COL - 1 if buttons else last_col))
     sh.put(
         0,
         0,
@@ -189,7 +192,10 @@ def _cruscotto_sheet(
             )
         if 0 <= row - BUTTON_FIRST_ROW < len(buttons):
             sh.put(
-                row, BUTTON_COL + 1, buttons[row - BUTTON_FIRST_ROW].istruzione, style="instruction"
+                row,
+                BUTTON_INSTRUCTION_COL,
+                buttons[row - BUTTON_FIRST_ROW].istruzione,
+                style="instruction",
             )
     for c, h in enumerate(CRUSCOTTO_HEADERS):
         sh.put(CRUSCOTTO_HEADER_ROW, c, h, style="header")
@@ -245,8 +251,8 @@ def _cruscotto_sheet(
     _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12)
     sh.print_last_col = len(STRAY_HEADERS) - 1 if cons.non_attribuiti else last_col
     if buttons:
-        sh.widths[BUTTON_COL] = 26
-        sh.widths[BUTTON_COL + 1] = 60
+        for c in (BUTTON_COL, BUTTON_COL + 1):
+            sh.widths[c] = max(sh.widths.get(c, 0), BUTTON_MIN_WIDTH)
         for i in range(len(buttons)):
             sh.row_heights[BUTTON_FIRST_ROW + i] = 24
     return sh

@@ -49,9 +49,16 @@ TOTALE = "Totale"
 OK, BAD = "✔", "✖"
 SI, NO = "Sì", "No"
 
-#: where the buttons of the .xlsm go on the Cruscotto: column M, from the second row
-BUTTON_COL = 12
+#: where the buttons of the .xlsm go on the Cruscotto: on the first screen, right of the
+#: information panel (A:E) and above the table, column F from the second row; each button
+#: spans F:G and its instruction is in H, running over the empty cells to its right
+BUTTON_COL = 5
 BUTTON_FIRST_ROW = 1
+BUTTON_INSTRUCTION_COL = 7
+#: the buttons' size in pixels (F and G are at least `BUTTON_MIN_WIDTH` characters wide)
+BUTTON_WIDTH_PX = 150
+BUTTON_HEIGHT_PX = 28
+BUTTON_MIN_WIDTH = 11
 
 Value = str | int | float | bool | dt.date | dt.datetime | dt.time | None
 
@@ -157,7 +164,7 @@ class ChartSpec:
 CellSink = Callable[[int, int, Cell], None]
 
 #: styles whose text may overflow its column: not measured for the column widths
-_UNMEASURED = frozenset({"title", "note", "subtitle", "title_wrap"})
+_UNMEASURED = frozenset({"title", "note", "subtitle", "title_wrap", "instruction"})
 
 
 @dataclass

@@ -27,6 +27,8 @@ from piano_abitativo.master.layout import (
     _sheet_builders,
 )
 from piano_abitativo.master.model import (
+    BUTTON_HEIGHT_PX,
+    BUTTON_WIDTH_PX,
     SHEET_CRUSCOTTO,
     Cell,
     MasterButton,
@@ -125,7 +127,8 @@ STYLES: dict[str, dict[str, Any]] = {
         "num_format": "+#,##0;-#,##0;0",
     },
     "check": {"bold": True, "align": "center", "border": 1, "font_size": 12},
-    "instruction": {"italic": True, "font_color": "#404040", "text_wrap": True},
+    # one line, running over the empty cells to its right
+    "instruction": {"italic": True, "font_color": "#404040", "valign": "vcenter"},
 }
 #: conditional fills
 HIGHLIGHTS: dict[str, dict[str, Any]] = {
@@ -378,8 +381,8 @@ def render_master(
                 {
                     "macro": b.macro,
                     "caption": b.caption,
-                    "width": 180,
-                    "height": 28,
+                    "width": BUTTON_WIDTH_PX,
+                    "height": BUTTON_HEIGHT_PX,
                     "x_offset": 2,
                     "y_offset": 2,
                 },
@@ -434,8 +437,12 @@ def _conf_sheet(
     wb: Any, fmts: dict[str, Any], name: str, rows: Sequence[tuple[str, str, str]]
 ) -> None:
     """Keys in A from A1 down and values in B, as xlwings reads them; notes in D (not
-    adjacent, so not part of what xlwings reads)."""
+    adjacent, so not part of what xlwings reads). Hidden, so that it neither prints nor
+    clutters the tabs: xlwings' ``GetConfigFromSheet`` finds it by name
+    (``wb.Sheets("xlwings.conf")``), which works on a hidden sheet; IT shows it again with
+    right click on a tab > Scopri."""
     ws = wb.add_worksheet(name)
+    ws.hide()
     for r, (key, value, note) in enumerate(rows):
         ws.write_string(r, 0, key, fmts["label"])
         ws.write_string(r, 1, value)

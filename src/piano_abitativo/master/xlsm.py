@@ -47,6 +47,10 @@ from piano_abitativo.master.vba import (
 BUTTONS_MODULE = "Pulsanti"
 #: sheet read by xlwings for its settings (keys in column A from A1 down, values in B)
 CONF_SHEET = "xlwings.conf"
+#: xlwings' RunPython (standalone module, Windows) runs the command in its COM server
+#: (``XLPy.Exec``) when this is True, started once and reused by later clicks, instead of a
+#: new pythonw.exe per click; ignored on the Mac
+USE_UDF_SERVER = "USE UDF SERVER"
 #: where IT is told to create the Python environment (see docs/installazione_windows.md)
 DEFAULT_INTERPRETER_WIN = r"%LOCALAPPDATA%\piano-abitativo\venv\Scripts\pythonw.exe"
 #: the committed blank master for the built-in Ambito Cremasco
@@ -75,31 +79,31 @@ BUTTONS: tuple[Button, ...] = (
         "Importa",
         "Importa",
         "importa",
-        "Archivia e valida i file messi nella cartella «arrivi» della raccolta.",
+        "Archivia e valida i file della cartella «arrivi» della raccolta.",
     ),
     Button(
         "Valida",
         "Valida",
         "valida",
-        "Rivaluta tutte le risposte con le regole attuali: Cruscotto e Anomalie.",
+        "Rivaluta le risposte con le regole in vigore: Stato e Anomalie.",
     ),
     Button(
         "Consolida",
         "Consolida",
         "consolida",
-        "Aggiorna tabelle a)–k), totali, Report programmazione, Dati e grafici.",
+        "Aggiorna tabelle a)–k), totali, Report, Dati e grafici.",
     ),
     Button(
         "GeneraModelli",
         "Genera modelli",
         "genera_modelli",
-        "Scrive un modello personalizzato per ogni ente nella cartella «modelli».",
+        "Scrive un modello per ogni ente nella cartella «modelli».",
     ),
     Button(
         "Solleciti",
         "Solleciti",
         "solleciti",
-        "Prepara i solleciti per chi non ha risposto o deve correggere (prova).",
+        "Prepara i solleciti (non inviati): mancanti e da correggere.",
     ),
     Button(
         "Documento",
@@ -186,7 +190,12 @@ def default_conf(
         if name.lower() == "python.exe":
             name = "pythonw.exe"
         interpreter = ntpath.join(folder, name)
-    return {"INTERPRETER_WIN": interpreter, "PYTHONPATH": "", "ADD_WORKBOOK_TO_PYTHONPATH": "False"}
+    return {
+        "INTERPRETER_WIN": interpreter,
+        "PYTHONPATH": "",
+        "ADD_WORKBOOK_TO_PYTHONPATH": "False",
+        USE_UDF_SERVER: "True",
+    }
 
 
 CONF_NOTES: dict[str, str] = {
@@ -195,6 +204,9 @@ CONF_NOTES: dict[str, str] = {
     "PYTHONPATH": "Cartelle aggiuntive per Python: di norma vuoto.",
     "ADD_WORKBOOK_TO_PYTHONPATH": "False: non eseguire file .py che si trovassero accanto "
     "a questa cartella di lavoro.",
+    USE_UDF_SERVER: "True: Python resta avviato tra un clic e l'altro (clic successivi più "
+    "rapidi); dopo un aggiornamento di piano-abitativo chiudere e riaprire Excel. False: un "
+    "nuovo Python a ogni clic.",
 }
 
 
@@ -216,6 +228,13 @@ def read_conf(path: Path) -> dict[str, str]:
     return out
 
 
+def master_buttons(buttons: Sequence[Button] = BUTTONS) -> list[MasterButton]:
+    """The buttons as the Cruscotto's layout places them (caption, macro, instruction): the
+    `excel` refresh lays the Cruscotto out with them too, so that rewriting its grid from
+    A1 writes back the instructions beside the buttons instead of emptying them."""
+    return [MasterButton(b.macro, b.caption, b.istruzione) for b in buttons]
+
+
 def _xlsm_parts(
     cons: Consolidation, conf: Mapping[str, str] | None = None, stub: bool = False
 ) -> dict[str, Any]:
@@ -226,7 +245,7 @@ def _xlsm_parts(
     n_sheets = len(sheet_names(cons)) + 1  # + xlwings.conf
     return {
         "vba_project": vba_project(n_sheets, stub=stub),
-        "buttons": [MasterButton(b.macro, b.caption, b.istruzione) for b in BUTTONS],
+        "buttons": master_buttons(),
         "conf_sheet": (CONF_SHEET, rows),
     }
 
