@@ -683,7 +683,8 @@ def test_cli_valida_json_on_bad_files(
     assert rc == 1
     assert "Traceback" not in out + err
     doc = json.loads(out)
-    assert list(doc) == ["files"]
+    assert list(doc) == ["files", "non_esaminati"]
+    assert doc["non_esaminati"] == []  # every file in the folder is a workbook
     entries = {Path(e["file"]).name: e for e in doc["files"]}
     assert sorted(entries) == sorted(files)
     for name, (_, code) in files.items():
