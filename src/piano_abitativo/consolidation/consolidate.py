@@ -24,7 +24,7 @@ from piano_abitativo.archive.decisions import Decision, Decisions, Rettifica
 from piano_abitativo.archive.store import CANALE_CARTELLA, TZ, LedgerDamage, Receipt, now
 from piano_abitativo.core.problems import Problem, Report, Severity, problem
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.core.registry import Ente
+from piano_abitativo.core.registry import Ente, addresses_of
 from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema
 
 if TYPE_CHECKING:
@@ -331,16 +331,6 @@ class Held:
     mittente_ente: str | None = None
 
 
-def address_book(r: Raccolta) -> dict[str, Ente]:
-    """Every registered pec and email, lower case → the ente."""
-    out: dict[str, Ente] = {}
-    for e in r.registry:
-        for addr in (e.pec, e.email):
-            if addr:
-                out.setdefault(addr.strip().lower(), e)
-    return out
-
-
 def sender_kind(rc: Receipt, codice: str | None, addresses: dict[str, Ente]) -> str:
     """Who sent a version, compared with the ente it is attributed to."""
     if rc.canale == CANALE_CARTELLA and "mittente" not in rc.extra:
@@ -472,7 +462,7 @@ def consolidate(
     `EnteStatus`). `damage` is the list the stream fills with damaged ledger lines."""
     dec = decisions if decisions is not None else Decisions()
     scartati, accettati = dec.scartati, dec.accettati
-    addresses = address_book(r)
+    addresses = addresses_of(r.registry)
     by_ente = {e.codice: _Versions(e, r.schema) for e in r.registry}
     stray: list[Receipt] = []
     set_aside: list[tuple[Receipt, Decision]] = []

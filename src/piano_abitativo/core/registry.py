@@ -6,7 +6,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -218,3 +218,13 @@ def default_registry() -> Registry:
         encoding="utf-8"
     )
     return parse_registry(text, source="elenco enti dell'Ambito Cremasco (predefinito)")
+
+
+def addresses_of(enti: Iterable[Ente]) -> dict[str, Ente]:
+    """Every registered pec and email, lower case → its ente (the first one if shared)."""
+    out: dict[str, Ente] = {}
+    for e in enti:
+        for addr in (e.pec, e.email):
+            if addr:
+                out.setdefault(addr.strip().lower(), e)
+    return out

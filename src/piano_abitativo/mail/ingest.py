@@ -27,7 +27,6 @@ import datetime as dt
 import email.parser
 import email.policy
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.raccolta import Raccolta
-from piano_abitativo.core.registry import Ente
+from piano_abitativo.core.registry import Ente, addresses_of
 from piano_abitativo.mail.p7m import Signature
 from piano_abitativo.mail.parse import MessageKind, ParsedMessage, parse_message
 from piano_abitativo.mail.pec_signature import CERTIFYING, trust_for
@@ -165,7 +164,7 @@ class IngestState:
         self.known = known
         self.ctx = ctx or validation_context(r)
         self.fp = fingerprint or context_fingerprint(r)
-        self.addresses = known_addresses(r.registry)
+        self.addresses = addresses_of(r.registry)
         self.locations = locations if locations is not None else set()
         #: the trusted gestori PEC of ``[posta] gestori_pec`` (None: not configured)
         self.trusted = trust_for(r)
@@ -196,19 +195,6 @@ def location_key(imap: Any) -> tuple[Any, ...] | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def known_addresses(enti: Iterable[Ente]) -> dict[str, Ente]:
-    """Every ente's pec and email, lower case → the ente."""
-    out: dict[str, Ente] = {}
-    for e in enti:
-        for addr in (e.pec, e.email):
-            if addr:
-                out.setdefault(addr.strip().lower(), e)
-    return out
-
-
-# --------------------------------------------------------------------------- one message
 
 
 def originals_dir(raccolta_path: Path) -> Path:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from xlsxwriter.utility import xl_rowcol_to_cell
 
@@ -43,6 +42,8 @@ from piano_abitativo.master.model import (
     _q,
     _rng,
     _si_no,
+    cell_value,
+    start_list_sheet,
 )
 from piano_abitativo.master.review import review_rows
 from piano_abitativo.master.tables import (
@@ -294,24 +295,16 @@ def _anomalie_rows(cons: Consolidation) -> list[tuple[str, Receipt | None, Probl
     return review_rows(cons) + rows
 
 
-def _cell_value(v: Any) -> Value:
-    if v is None or isinstance(v, str | int | float):
-        return v
-    return str(v)
-
-
 def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetLayout:
-    sh = SheetLayout(SHEET_ANOMALIE, header_row=ANOMALIE_HEADER_ROW, landscape=True, sink=sink)
-    sh.put(0, 0, "Anomalie aperte", style="title")
-    sh.put(
-        1,
-        0,
+    sh = start_list_sheet(
+        SHEET_ANOMALIE,
+        ANOMALIE_HEADER_ROW,
+        "Anomalie aperte",
         "Errori e avvisi dell'ultima versione ricevuta da ogni ente, enti che non "
         "hanno risposto e ritorni non attribuiti.",
-        style="note",
+        ANOMALIE_HEADERS,
+        sink,
     )
-    for c, h in enumerate(ANOMALIE_HEADERS):
-        sh.put(ANOMALIE_HEADER_ROW, c, h, style="header")
     r = ANOMALIE_HEADER_ROW
     rows = _anomalie_rows(cons)
     for ente, rc, p in rows:
@@ -325,7 +318,7 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
             p.sheet,
             p.cell,
             p.field,
-            _cell_value(p.value),
+            cell_value(p.value),
             p.message,
             p.hint,
         )

@@ -4,7 +4,7 @@ the helpers that place them (references, widths). See `master.sheets`."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,6 +286,30 @@ def _local(t: dt.datetime | None) -> dt.datetime | None:
     if t.tzinfo is not None:
         t = t.astimezone(TZ)
     return t.replace(tzinfo=None)
+
+
+def cell_value(v: object) -> Value:
+    """A value as a cell holds it: text, a number or empty; anything else as its text."""
+    if v is None or isinstance(v, str | int | float):
+        return v
+    return str(v)
+
+
+def start_list_sheet(
+    name: str,
+    header_row: int,
+    title: str,
+    note: str,
+    headers: Sequence[str],
+    sink: CellSink | None = None,
+) -> SheetLayout:
+    """A landscape sheet listing records: title, note, then the header row."""
+    sh = SheetLayout(name, header_row=header_row, landscape=True, sink=sink)
+    sh.put(0, 0, title, style="title")
+    sh.put(1, 0, note, style="note")
+    for c, h in enumerate(headers):
+        sh.put(header_row, c, h, style="header")
+    return sh
 
 
 def _q(text: str) -> str:

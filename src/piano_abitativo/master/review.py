@@ -20,6 +20,8 @@ from piano_abitativo.master.model import (
     Value,
     _fit_widths,
     _local,
+    cell_value,
+    start_list_sheet,
 )
 
 DECISIONI_HEADER_ROW = 2
@@ -56,24 +58,16 @@ def _files(cons: Consolidation) -> dict[str, str]:
     return out
 
 
-def _show(v: object) -> Value:
-    if v is None or isinstance(v, str | int | float):
-        return v
-    return str(v)
-
-
 def decisioni_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetLayout:
-    sh = SheetLayout(SHEET_DECISIONI, header_row=DECISIONI_HEADER_ROW, landscape=True, sink=sink)
-    sh.put(0, 0, "Decisioni e rettifiche del Comune capofila", style="title")
-    sh.put(
-        1,
-        0,
+    sh = start_list_sheet(
+        SHEET_DECISIONI,
+        DECISIONI_HEADER_ROW,
+        "Decisioni e rettifiche del Comune capofila",
         "Ogni decisione sui file ricevuti e ogni correzione di un valore, in ordine, con chi, "
         "quando e perché. Nulla si cancella: una decisione si annulla con un'altra.",
-        style="note",
+        DECISIONI_HEADERS,
+        sink,
     )
-    for c, h in enumerate(DECISIONI_HEADERS):
-        sh.put(DECISIONI_HEADER_ROW, c, h, style="header")
     names = {s.ente.codice: s.ente.nome_completo for s in cons.enti}
     files = _files(cons)
     used = {s.ente.codice: s.used.sha256 for s in cons.enti if s.used is not None}
@@ -108,8 +102,8 @@ def decisioni_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
                     names.get(rt.ente, rt.ente),
                     f"{short_id(rt.versione)} — {files.get(rt.versione, '')}",
                     rt.campo,
-                    _show(rt.valore_precedente),
-                    _show(rt.valore),
+                    cell_value(rt.valore_precedente),
+                    cell_value(rt.valore),
                     rt.motivo,
                     rt.utente,
                     "applicata" if applied else "non più applicata (versione più recente)",
