@@ -144,6 +144,19 @@ def test_summary_prints_the_plans_totals_counts_and_where_each_file_is(run: Demo
     assert "ufficiodipiano@pec.comune.crema.example" in s
 
 
+def test_summary_never_breaks_a_path_across_lines(run: DemoRun) -> None:
+    """The progress lines and the notes name folders whole: a path longer than what is
+    left of an 80-column line goes on as one line for the terminal to wrap, never cut by
+    the console between "creata in" and the path (the demo folder here is long enough)."""
+    folder = run.folder
+    lines = run.stdout.splitlines()
+    assert len(f"Raccolta 2025 dell'Ambito Cremasco creata in {folder}") > 80
+    assert f"Raccolta 2025 dell'Ambito Cremasco creata in {folder}" in lines
+    assert f"Modelli personalizzati: 49 in {folder / 'modelli'}" in lines
+    assert f"Documento del Piano scritto in {folder / 'documento'}" in lines
+    assert not [ln for ln in lines if ln.rstrip().endswith(" in")]
+
+
 def test_mail_folder_holds_signed_pec_envelopes_and_plain_mail(run: DemoRun) -> None:
     """posta_in_arrivo/ has 23 PEC envelopes, signed by the demo gestore, certified at the
     plan's time, and 4 ordinary e-mails dated at it; every address is under .example."""

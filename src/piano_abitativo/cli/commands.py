@@ -95,11 +95,12 @@ def _console(*, stderr: bool = False) -> Console:
     return console(stderr=stderr)
 
 
-def _print(con: Console, text: object, style: str = "") -> None:
-    """`text` printed as written, its control characters escaped (`cli.safe`)."""
+def _print(con: Console, text: object, style: str = "", *, soft_wrap: bool = False) -> None:
+    """`text` printed as written, its control characters escaped (`cli.safe`);
+    `soft_wrap` leaves a long line to the terminal, so a path in it is never broken."""
     from piano_abitativo.cli.safe import plain
 
-    con.print(plain(text, style))
+    con.print(plain(text, style), soft_wrap=soft_wrap)
 
 
 def _json(data: Any) -> None:
@@ -417,7 +418,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     con = _console()
     with step_progress(con) as progress:
-        res = run_demo(args.cartella, log=lambda m: _print(con, m), progress=progress)
+        res = run_demo(
+            args.cartella, log=lambda m: _print(con, m, soft_wrap=True), progress=progress
+        )
     print_demo(res, con)
     return 0
 

@@ -371,7 +371,7 @@ def print_demo(res: DemoResult, console: Console | None = None) -> None:
     for label, where in rows:
         con.print(plain(f"  {label}: {where}"), soft_wrap=True, highlight=False)
     for note in doc.note if doc is not None else ():
-        con.print(plain(f"  Nota sul documento: {note}"))
+        con.print(plain(f"  Nota sul documento: {note}"), soft_wrap=True)
     con.print(
         plain(
             f"Nessun messaggio è stato inviato: la casella PEC del capofila "
