@@ -139,3 +139,32 @@ def test_stato_at_80_columns_never_splits_a_code_or_a_date_and_drops_empty_colum
     dates = re.findall(r"\d\d/\d\d/\d{4}", out)
     assert dates, out
     assert not re.search(r"\d\d/\d\d/?\s*$", out, re.MULTILINE), out
+
+
+def test_importa_of_a_folder_lists_the_files_it_skipped_and_the_counts_add_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``importa --da CARTELLA`` with a letter, a PDF and a note beside a return says
+    what it left alone and why, and found = examined + not examined (before, the three
+    vanished from the counts)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    raccolta = tmp_path / "raccolta"
+    assert main(["crea", str(raccolta), "--anno", "2026", "--scadenza", "15/12/2025"]) == 0
+    folder = tmp_path / "arrivi"
+    folder.mkdir()
+    (folder / "risposta.xlsx").write_text("non un xlsx", encoding="utf-8")
+    skipped = ["lettera.docx", "piano.pdf", "nota.txt", ".DS_Store"]
+    for name in skipped:
+        (folder / name).write_text("x", encoding="utf-8")
+    capsys.readouterr()
+    main(["importa", str(raccolta), "--da", str(folder)])
+    out = capsys.readouterr().out
+    assert "File non esaminati (4;" in out
+    assert "lettera.docx: non è una cartella di lavoro né un messaggio (.docx)" in out
+    assert ".DS_Store: file nascosto" in out
+    assert "File trovati: 5; esaminati: 1; non esaminati: 4." in out
+
+    main(["importa", str(raccolta), "--da", str(folder), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["file"]) + len(data["non_esaminati"]) == 5
+    assert {Path(s["file"]).name for s in data["non_esaminati"]} == set(skipped)

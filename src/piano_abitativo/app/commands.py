@@ -203,7 +203,7 @@ def importa(
         if files
         else archive.ImportResult()
     )
-    res = ImportaResult(got.outcomes, got.recovered)
+    res = ImportaResult(got.outcomes, got.recovered, got.non_esaminati)
     res.nuovo = any(o.esito == "importato" for o in got.outcomes)
     if imap:
         from piano_abitativo.mail.imap import import_imap

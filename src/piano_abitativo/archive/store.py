@@ -554,6 +554,9 @@ class ImportOutcome:
 class ImportResult:
     outcomes: list[ImportOutcome] = field(default_factory=list)
     recovered: list[Receipt] = field(default_factory=list)
+    #: files found in the given folders and not examined, each with the Italian reason
+    #: (another kind of file, hidden, a lock file): listed, never silently dropped
+    non_esaminati: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def imported(self) -> list[Receipt]:

@@ -242,6 +242,7 @@ def _importa_json(res: ImportaResult, files: bool) -> dict[str, Any]:
     if files:
         out["file"] = [_outcome_json(o) for o in res.outcomes]
         out["recuperati"] = [_receipt_json(x) for x in res.recovered]
+        out["non_esaminati"] = [{"file": f, "motivo": why} for f, why in res.non_esaminati]
     if res.posta is not None:
         out["posta"] = res.posta.to_json()
     if res.esiti is not None:

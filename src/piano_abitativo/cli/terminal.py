@@ -25,6 +25,7 @@ from piano_abitativo.cli.safe import console as plain_console
 from piano_abitativo.cli.safe import plain, quanti, safe
 from piano_abitativo.cli.terminal_decisioni import print_attention
 from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
+from piano_abitativo.core.files import skip_reason
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
 from piano_abitativo.core.schema import Schema
@@ -57,9 +58,7 @@ def _value(v: Any) -> Text:
     return Text(s if len(s) <= 30 else s[:29] + "…")
 
 
-#: why a file found in a folder given to ``valida`` is not validated
-_SKIP_HIDDEN = "file nascosto"
-_SKIP_LOCK = "file temporaneo (di un documento aperto in Excel, Word o LibreOffice)"
+#: why a file of another kind found in a folder given to ``valida`` is not validated
 _SKIP_KIND = "non è una cartella di lavoro"
 #: at most this many skipped files are named one by one
 MAX_SKIPPED_SHOWN = 30
@@ -76,14 +75,8 @@ def skipped_files(paths: Sequence[Path], validated: Sequence[Path]) -> list[tupl
         for f in sorted(folder.rglob("*")):
             if f in done or not f.is_file():
                 continue
-            if f.name.startswith("~$"):
-                why = _SKIP_LOCK
-            elif f.name.startswith("."):
-                why = _SKIP_HIDDEN
-            else:
-                kind = f.suffix.lower() or "senza estensione"
-                why = f"{_SKIP_KIND} ({kind})"
-            out.append((f, why))
+            # nothing is accepted here: every file not validated gets its reason
+            out.append((f, skip_reason(f, (), _SKIP_KIND) or _SKIP_KIND))
     return out
 
 
@@ -175,7 +168,11 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
     """What `importa` did, one row per file, then the problems of the files with errors."""
     con = console or plain_console()
     if not res.outcomes and not res.recovered:
-        con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
+        con.print(
+            "Nessun file da importare trovato (.xlsx, .xlsm, .xls, .ods, messaggi .eml e "
+            ".msg, file firmati .p7m)."
+        )
+        _print_not_examined(res, con)
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("ID", "File", "Ente", "Ricevuto il", "Esito"):
@@ -228,8 +225,29 @@ def print_import(res: ImportResult, r: Raccolta, console: Console | None = None)
             "piano-abitativo (modelli non compilati, cartella di lavoro riepilogativa, "
             "documento): non sono risposte degli enti, non importati."
         )
+    _print_not_examined(res, con)
     if new:
         con.print(plain(f"Passo successivo: piano-abitativo consolida {r.path}"))
+
+
+def _print_not_examined(res: ImportResult, con: Console) -> None:
+    """The files found in the folders and left alone, with why, and counts that add up
+    (found = examined + not examined)."""
+    if not res.non_esaminati:
+        return
+    con.print(
+        f"File non esaminati ({len(res.non_esaminati)}; si importano solo i file .xlsx, "
+        ".xlsm, .xls, .ods, i messaggi .eml e .msg e i file firmati .p7m):"
+    )
+    for f, why in res.non_esaminati[:MAX_SKIPPED_SHOWN]:
+        con.print(plain(f"  {Path(f).name}: {why}"), soft_wrap=True)
+    if len(res.non_esaminati) > MAX_SKIPPED_SHOWN:
+        con.print(f"  … e altri {len(res.non_esaminati) - MAX_SKIPPED_SHOWN}.")
+    examined = len(res.outcomes)
+    con.print(
+        f"File trovati: {examined + len(res.non_esaminati)}; esaminati: {examined}; "
+        f"non esaminati: {len(res.non_esaminati)}."
+    )
 
 
 def _ente_label(rc: Receipt, r: Raccolta) -> Text:

@@ -42,6 +42,7 @@ from piano_abitativo.archive.store import (
 )
 from piano_abitativo.consolidation.context import context_fingerprint, validation_context
 from piano_abitativo.core.errors import os_reason
+from piano_abitativo.core.files import skip_reason
 from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import p7m, probe
@@ -69,23 +70,35 @@ ESITO_GENERATO = "generato"
 _ORA_ESCLUSO = " (era stato registrato come risposta: ora è escluso)"
 
 
-def iter_sources(paths: Iterable[Path], *, exclude: Sequence[Path] = ()) -> Iterator[Path]:
+#: why a file of another kind found in a folder given to `importa --da` is not examined
+NOT_A_RETURN = "non è una cartella di lavoro né un messaggio"
+
+
+def iter_sources(
+    paths: Iterable[Path],
+    *,
+    exclude: Sequence[Path] = (),
+    skipped: list[tuple[Path, str]] | None = None,
+) -> Iterator[Path]:
     """Files given explicitly, and the returnable files found in given folders, except
-    those inside the `exclude` folders (the raccolta's archive and outbox)."""
+    those inside the `exclude` folders (the raccolta's archive and outbox). The other
+    files found in the folders are appended to `skipped` with the reason."""
     skip = [x.resolve() for x in exclude]
+    accepted = (*RETURN_SUFFIXES, *MAIL_SUFFIXES)
     for p in paths:
         if p.is_dir():
             for child in sorted(p.rglob("*")):
                 if child.is_symlink():  # never followed: import_files notes it
-                    if child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES):
+                    if child.suffix.lower() in accepted:
                         yield child
-                elif (
-                    child.is_file()
-                    and not child.name.startswith((".", "~$"))
-                    and child.suffix.lower() in (*RETURN_SUFFIXES, *MAIL_SUFFIXES)
-                    and not any(child.resolve().is_relative_to(x) for x in skip)
-                ):
+                    continue
+                if not child.is_file() or any(child.resolve().is_relative_to(x) for x in skip):
+                    continue
+                why = skip_reason(child, accepted, NOT_A_RETURN)
+                if why is None:
                     yield child
+                elif skipped is not None:
+                    skipped.append((child, why))
         else:
             yield p
 
@@ -119,7 +132,8 @@ def import_files(
         received = {rec["sha256"]: rec for rec in records if rec.get("tipo") == "ricezione"}
         del records
         own_dirs = [archive_dir(r.path), r.path / POSTA_DIR / OUTBOX_DIR]
-        for src in iter_sources(paths, exclude=own_dirs):
+        skipped: list[tuple[Path, str]] = []
+        for src in iter_sources(paths, exclude=own_dirs, skipped=skipped):
             if progress is not None:
                 progress(src)
             nome = readable(src.name)
@@ -201,6 +215,7 @@ def import_files(
             if motivo is not None:
                 generati[sha] = motivo
         result.recovered = _recover_orphans(r, known, ctx, fp, (marked, suspects))
+    result.non_esaminati = [(readable(str(f)), why) for f, why in skipped]
     return result
 
 
