@@ -537,9 +537,6 @@ def _missing(rc: Receipt) -> LedgerDamage:
     )
 
 
-# --------------------------------------------------------------------------- import
-
-
 @dataclass(frozen=True)
 class ImportOutcome:
     """What happened to one file given to `import_files`."""
@@ -554,8 +551,7 @@ class ImportOutcome:
 class ImportResult:
     outcomes: list[ImportOutcome] = field(default_factory=list)
     recovered: list[Receipt] = field(default_factory=list)
-    #: files found in the given folders and not examined, each with the Italian reason
-    #: (another kind of file, hidden, a lock file): listed, never silently dropped
+    #: files found in the folders and not examined, each with the Italian reason
     non_esaminati: list[tuple[str, str]] = field(default_factory=list)
 
     @property
