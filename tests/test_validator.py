@@ -267,3 +267,15 @@ def test_another_name_in_the_sheet_is_the_avviso_m14(
     assert hits and hits[0].severity is Severity.AVVISO
     assert hits[0].cell == LAYOUT.cell("ente_denominazione")
     assert "M08" not in _codes(rep) and rep.valid
+
+
+def test_a_number_typed_as_text_is_said_in_the_plans_number_format(
+    make_return: MakeReturn, vctx: ValidationContext, crema_values: dict[str, Any]
+) -> None:
+    """«1.008» typed as text in a count is read as 1008 and the message writes it as
+    the plan and the Valore column do (1.008), not as 1008 or 1,008."""
+    values = {**crema_values, "a_sap": "1.008", "a_totale": 1008 + crema_values["a_sas"]}
+    rep = validate_file(make_return(values), vctx)
+    assert rep.values["a_sap"] == 1008
+    (hit,) = [p for p in rep.problems if p.code == "L01"]
+    assert hit.message.endswith("«1.008» scritto come testo, letto come il numero 1.008")

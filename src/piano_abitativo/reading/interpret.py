@@ -10,6 +10,7 @@ from typing import Any
 
 from piano_abitativo.core.layout import NOT_APPLICABLE
 from piano_abitativo.core.rules.typed import NO, YES, as_text, parse_number_text
+from piano_abitativo.core.rules.typed import fmt as _fmt
 from piano_abitativo.core.schema import SCHEMA, Field, Kind, Role, Schema
 from piano_abitativo.reading.cells import RawCell, Reading
 
@@ -123,15 +124,11 @@ def _interpret_number(rd: Reading, f: Field, raw: Any, where: dict[str, Any]) ->
         return _num(round(parsed * 100, 6))
     rd.add(
         "L01",
-        f"{f.header}: «{_short(text)}» scritto come testo, letto come {_fmt(parsed)}",
+        f"{f.header}: «{_short(text)}» scritto come testo, letto come il numero {_fmt(parsed)}",
         value=raw,
         **where,
     )
     return _num(parsed)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}".replace(".", ",")
 
 
 def _short(text: str, n: int = 40) -> str:
