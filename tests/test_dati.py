@@ -9,6 +9,8 @@ import datetime as dt
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +284,22 @@ def test_a_wrong_output_is_one_italian_line(
     code, _, err = _esporta(capsys, racc, "--formato", "xlsx", "--separatore", ",")
     assert code == 2 and "vale solo per il formato csv" in err
     assert not (racc.path / f"Dati_piano_abitativo_{racc.anno}.xlsx").exists()
+
+
+def test_help_and_valida_do_not_import_pandas(tmp_path: Path) -> None:
+    """pandas is loaded by the data functions only: ``esporta --help`` and ``valida`` of a
+    workbook, in a fresh interpreter, never import it."""
+    blank = pa.modello_vuoto(tmp_path / "modello.xlsx")
+    code = (
+        "import sys\n"
+        "from piano_abitativo.cli import main\n"
+        "assert main(['esporta', '--help']) == 0\n"
+        f"main(['valida', {str(blank)!r}])\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    src = Path(pa.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    p = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert p.stdout.strip().splitlines()[-1] == "False"
