@@ -20,10 +20,12 @@ import pandas.testing as pdt
 import pytest
 
 import piano_abitativo as pa
+from piano_abitativo.app.dati import frame
 from piano_abitativo.cli.commands import main
+from piano_abitativo.consolidation.consolidate import consolidate
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core import raccolta as rc
-from piano_abitativo.core.schema import Kind
+from piano_abitativo.core.schema import SCHEMA, Field, Kind
 from piano_abitativo.master.model import SHEET_DATI, dati_header, master_path
 from piano_abitativo.master.tables import DATI_HEADER_ROW
 
@@ -303,3 +305,16 @@ def test_help_and_valida_do_not_import_pandas(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert p.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_field_added_to_the_schema_is_a_typed_column(tmp_path: Path) -> None:
+    """A percentage added to section j) of the schema is a Float64 column after j_sat,
+    with no change to the data module."""
+    new = Field("j_quota_nuove", "j", "Quota di nuova destinazione (%)", Kind.PERCENT)
+    r = pa.crea(tmp_path / "raccolta", anno=2026)
+    r.schema = SCHEMA.with_field(new)
+    got = frame(consolidate(r, []))
+    cols = list(got.columns)
+    assert cols[cols.index("j_sat") + 1] == "j_quota_nuove"
+    assert got["j_quota_nuove"].dtype == "Float64"
+    assert len(got) == len(r.registry) and got["j_quota_nuove"].isna().all()
