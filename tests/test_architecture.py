@@ -24,8 +24,6 @@ MAX_MODULE_LINES = 600
 NOT_IMPORTED = {
     # the time zone database for zoneinfo: Windows has none of its own
     "tzdata",
-    # the DataFrame face is the subject of a later issue; xlwings uses it when installed
-    "pandas",
 }
 
 

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from piano_abitativo.app.commands import modelli as modelli
     from piano_abitativo.app.commands import modello_vuoto as modello_vuoto
     from piano_abitativo.app.commands import valida as valida
+    from piano_abitativo.app.dati import dati as dati
+    from piano_abitativo.app.dati import esporta as esporta
+    from piano_abitativo.app.dati import storico as storico
     from piano_abitativo.app.decisioni import accetta as accetta
     from piano_abitativo.app.decisioni import rettifica as rettifica
     from piano_abitativo.app.decisioni import ripristina as ripristina
@@ -57,6 +60,9 @@ _LAZY = {
     "stato": ("piano_abitativo.app.stato", "stato"),
     "consolida": ("piano_abitativo.app.commands", "consolida"),
     "documento": ("piano_abitativo.app.commands", "documento"),
+    "dati": ("piano_abitativo.app.dati", "dati"),
+    "storico": ("piano_abitativo.app.dati", "storico"),
+    "esporta": ("piano_abitativo.app.dati", "esporta"),
     "master_vuoto": ("piano_abitativo.app.commands", "master_vuoto"),
     "modello_vuoto": ("piano_abitativo.app.commands", "modello_vuoto"),
     "accetta": ("piano_abitativo.app.decisioni", "accetta"),
@@ -73,9 +79,11 @@ __all__ = [
     "collega",
     "consolida",
     "crea",
+    "dati",
     "demo",
     "documento",
     "esiti",
+    "esporta",
     "importa",
     "invia",
     "master_vuoto",
@@ -86,6 +94,7 @@ __all__ = [
     "scarta",
     "solleciti",
     "stato",
+    "storico",
     "valida",
 ]
 

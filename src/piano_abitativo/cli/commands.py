@@ -343,6 +343,17 @@ def _consolida(args: argparse.Namespace) -> int:
     return 0
 
 
+def _esporta(args: argparse.Namespace) -> int:
+    from piano_abitativo.app.dati import esporta
+
+    res = esporta(
+        args.cartella, formato=args.formato, output=args.output, separatore=args.separatore
+    )
+    enti = "1 ente" if res.righe == 1 else f"{res.righe} enti"
+    _print(_console(), f"Dati esportati in {res.path} ({res.formato}, {enti}).")
+    return 0
+
+
 def _decisione(args: argparse.Namespace) -> int:
     from piano_abitativo.app import decisioni
     from piano_abitativo.cli.terminal_decisioni import print_decision
@@ -437,6 +448,7 @@ _HANDLERS = {
     "esiti": _posta,
     "stato": _stato,
     "consolida": _consolida,
+    "esporta": _esporta,
     "accetta": _decisione,
     "scarta": _decisione,
     "ripristina": _decisione,

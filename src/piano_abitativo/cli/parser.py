@@ -289,6 +289,35 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--motivo", metavar="TESTO", help="il motivo delle rettifiche registrate")
 
     c = cmd(
+        "esporta",
+        "Esporta i dati della raccolta, una riga per ente (valori della versione usata, "
+        "con le rettifiche; stato, ricezione, canale, errori e avvisi), come CSV, xlsx o "
+        "JSON.",
+    )
+    cartella(c)
+    c.add_argument(
+        "--formato",
+        choices=("csv", "xlsx", "json"),
+        default="csv",
+        help="csv (predefinito), xlsx (tabella con filtro) o json (un oggetto per ente)",
+    )
+    c.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="file da scrivere (predefinito: Dati_piano_abitativo_ANNO.<formato> nella "
+        "cartella della raccolta)",
+    )
+    c.add_argument(
+        "--separatore",
+        choices=(";", ","),
+        default=";",
+        metavar="SEPARATORE",
+        help="solo csv: ; con la virgola decimale (predefinito, per Excel in italiano) "
+        "oppure , con il punto decimale",
+    )
+
+    c = cmd(
         "accetta",
         "Usa un file in verifica (mittente o ente in conflitto) o non attribuito: i suoi "
         "dati entrano nel Piano per l'ente che dichiara, o per quello indicato con --ente. "
