@@ -49,8 +49,7 @@ ROOTS: dict[str, str] = {
         "{http://schemas.openxmlformats.org/package/2006/relationships}Relationships"
     ),
     "application/vnd.openxmlformats-package.core-properties+xml": (
-        "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
-        "coreProperties"
+        "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}coreProperties"
     ),
     "application/vnd.openxmlformats-officedocument.extended-properties+xml": (
         "{http://schemas.openxmlformats.org/officeDocument/2006/extended-properties}Properties"
@@ -85,9 +84,7 @@ ROOTS: dict[str, str] = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml": (
         f"{{{_SML}}}sst"
     ),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.table+xml": (
-        f"{{{_SML}}}table"
-    ),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.table+xml": (f"{{{_SML}}}table"),
     "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml": (
         f"{{{_SML}}}comments"
     ),
@@ -121,12 +118,8 @@ ROOTS: dict[str, str] = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml": (
         f"{{{_WML}}}numbering"
     ),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml": (
-        f"{{{_WML}}}hdr"
-    ),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml": (
-        f"{{{_WML}}}ftr"
-    ),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml": (f"{{{_WML}}}hdr"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml": (f"{{{_WML}}}ftr"),
     "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml": (
         f"{{{_WML}}}footnotes"
     ),
@@ -377,4 +370,3 @@ def summary(found: list[str], limit: int = 40) -> str:
     shown = "\n".join(found[:limit])
     more = len(found) - limit
     return shown + (f"\n… and {more} more" if more > 0 else "")
-
