@@ -24,6 +24,7 @@ from piano_abitativo.simulation import demo
 from piano_abitativo.template.workbook import template_filename
 
 from . import ooxml
+from .lo_runner import require_libreoffice
 from .ooxml import summary, violations
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,9 +94,19 @@ def test_the_consolidated_master_of_the_demo_is_schema_valid(
     assert violations(master) == [], summary(violations(master))
 
 
-def test_the_document_of_the_demo_is_schema_valid(schemas: Path, demo_run: demo.DemoResult) -> None:
-    assert demo_run.documento is not None
+@pytest.mark.libreoffice
+def test_the_document_of_the_demo_with_its_page_numbers_is_schema_valid(
+    schemas: Path, demo_run: demo.DemoResult
+) -> None:
+    """The .docx written with the PDF: its index fields carry the pages as cached results
+    (PAGEREF) and Word is not asked to update them."""
+    require_libreoffice()
+    assert demo_run.documento is not None and demo_run.documento.pdf is not None
     written = demo_run.documento.docx
+    with zipfile.ZipFile(written) as package:
+        body = package.read("word/document.xml").decode()
+        settings = package.read("word/settings.xml").decode()
+    assert "PAGEREF" in body and "w:updateFields" not in settings
     assert violations(written) == [], summary(violations(written))
 
 
