@@ -138,6 +138,17 @@ def test_the_document_with_the_comparison_and_no_page_numbers_is_schema_valid(
     assert violations(target) == [], summary(violations(target))
 
 
+def test_before_any_return_the_master_and_the_document_are_schema_valid(
+    schemas: Path, tmp_path: Path
+) -> None:
+    """No return yet: empty lists in the master, every section of the document says none."""
+    r = crea(tmp_path / "raccolta", anno=2026)
+    master = actions.consolida(r).master
+    document = actions.documento(r, pdf=False).docx
+    for path in (master, document):
+        assert violations(path) == [], summary(violations(path))
+
+
 # --------------------------------------------------------------------------- the checker
 
 
