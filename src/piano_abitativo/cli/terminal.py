@@ -8,31 +8,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
-from piano_abitativo.archive.decisions import short_id
 from piano_abitativo.cli.safe import console as plain_console
 from piano_abitativo.cli.safe import plain, quanti, safe
-from piano_abitativo.cli.terminal_decisioni import print_attention
-from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
-from piano_abitativo.core.schema import Schema
 
+# what `valida` does not use (the archive, the consolidation, rich's progress bars) is
+# imported by the functions that use it: ``valida`` imports only what it needs
+# (tests/test_imports.py)
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from piano_abitativo.archive.store import ImportResult, Receipt
     from piano_abitativo.consolidation.consolidate import Consolidation
     from piano_abitativo.core.raccolta import Raccolta
+    from piano_abitativo.core.schema import Schema
     from piano_abitativo.simulation.demo import DemoResult
 
 
@@ -173,6 +166,8 @@ def report_text(rep: Report) -> str:
 
 def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:
     """What `importa` did, one row per file, then the problems of the files with errors."""
+    from piano_abitativo.archive.decisions import short_id
+
     con = console or plain_console()
     if not res.outcomes and not res.recovered:
         con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")
@@ -276,6 +271,9 @@ def print_consolidation(
     cons: Consolidation, master: Path | None, console: Console | None = None
 ) -> None:
     """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
+    from piano_abitativo.cli.terminal_decisioni import print_attention
+    from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
+
     con = console or plain_console()
     t = {k: it_number(v) for k, v in cons.totals.items()}
     n = len(cons.enti)
@@ -305,6 +303,15 @@ def print_consolidation(
 def step_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars for the long steps: yields ``update(step, done, total)``, one bar per
     step. Shown only on a terminal (nothing when the output goes to a file or a program)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
