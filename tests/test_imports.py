@@ -109,18 +109,22 @@ def test_help_imports_no_command_module(tmp_path: Path) -> None:
     assert forbidden(modules, NOT_FOR_HELP) == []
 
 
-@pytest.mark.parametrize("json_out", [False, True], ids=["tabella", "json"])
+@pytest.mark.parametrize(
+    ("json_out", "not_needed"),
+    [(False, NOT_FOR_VALIDA), (True, (*NOT_FOR_VALIDA, "rich"))],
+    ids=["tabella", "json"],
+)
 def test_valida_of_one_file_imports_only_the_reader_and_the_rules(
-    tmp_path: Path, json_out: bool
+    tmp_path: Path, json_out: bool, not_needed: tuple[str, ...]
 ) -> None:
     """``valida`` of the blank template (outside any raccolta, so it has errors: exit 1)
     imports neither the mail stack, the writers, the consolidation nor the archive's
-    decisions, as a table and as JSON."""
+    decisions; as JSON, not even rich (nothing is drawn)."""
     argv = ["valida", *(["--json"] if json_out else []), str(TEMPLATE)]
     code, modules = imported_by(argv, tmp_path)
     assert code == 1
     assert "piano_abitativo.validation.validate" in modules  # it did validate
-    assert forbidden(modules, NOT_FOR_VALIDA) == []
+    assert forbidden(modules, not_needed) == []
 
 
 def test_stato_imports_no_pec_verification_nor_document(tmp_path: Path) -> None:

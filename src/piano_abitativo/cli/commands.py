@@ -158,7 +158,7 @@ def _modelli(args: argparse.Namespace) -> int:
 
 def _valida(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import valida
-    from piano_abitativo.cli.terminal import print_reports, skipped_files
+    from piano_abitativo.cli.skipped import skipped_files
 
     reports = valida(args.percorsi, raccolta=args.raccolta)
     skipped = skipped_files(args.percorsi, [Path(r.file) for r in reports])
@@ -170,6 +170,8 @@ def _valida(args: argparse.Namespace) -> int:
             }
         )
     else:
+        from piano_abitativo.cli.terminal import print_reports
+
         con = _console()
         if not reports:
             con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")

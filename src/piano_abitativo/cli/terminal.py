@@ -13,6 +13,8 @@ from rich.text import Text
 
 from piano_abitativo.cli.safe import console as plain_console
 from piano_abitativo.cli.safe import plain, quanti, safe
+from piano_abitativo.cli.skipped import MAX_SKIPPED_SHOWN
+from piano_abitativo.cli.skipped import skipped_files as skipped_files
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
 
@@ -48,36 +50,6 @@ def _value(v: Any) -> Text:
         return Text(number_text(v))
     s = safe(v, newlines=False)
     return Text(s if len(s) <= 30 else s[:29] + "…")
-
-
-#: why a file found in a folder given to ``valida`` is not validated
-_SKIP_HIDDEN = "file nascosto"
-_SKIP_LOCK = "file temporaneo (di un documento aperto in Excel, Word o LibreOffice)"
-_SKIP_KIND = "non è una cartella di lavoro"
-#: at most this many skipped files are named one by one
-MAX_SKIPPED_SHOWN = 30
-
-
-def skipped_files(paths: Sequence[Path], validated: Sequence[Path]) -> list[tuple[Path, str]]:
-    """The files inside the folders of `paths` that are not among `validated`, each with
-    the reason in Italian (hidden, temporary lock file, not a workbook)."""
-    done = set(validated)
-    out: list[tuple[Path, str]] = []
-    for folder in paths:
-        if not folder.is_dir():
-            continue
-        for f in sorted(folder.rglob("*")):
-            if f in done or not f.is_file():
-                continue
-            if f.name.startswith("~$"):
-                why = _SKIP_LOCK
-            elif f.name.startswith("."):
-                why = _SKIP_HIDDEN
-            else:
-                kind = f.suffix.lower() or "senza estensione"
-                why = f"{_SKIP_KIND} ({kind})"
-            out.append((f, why))
-    return out
 
 
 def print_reports(
