@@ -1,6 +1,7 @@
 """Each command imports only what it uses: ``--help``, ``valida`` and ``stato`` run in a
 fresh interpreter do not load the mail stack, the document, the master, the writers of
-workbooks or the libraries behind them (the start-up a clerk waits for at every command).
+workbooks or the libraries behind them (the start-up a clerk waits for at every command);
+importing the buttons of the master (``piano_abitativo.excel``) loads no button's work.
 
 Each check runs ``main([...])`` in a new ``python`` process and compares its
 ``sys.modules`` with a list of modules the command must not import: a module-level import
@@ -153,6 +154,32 @@ def test_stato_imports_no_pec_verification_nor_document(tmp_path: Path) -> None:
         "xlwings",
     )
     assert forbidden(modules, not_for_stato) == []
+
+
+def test_importing_the_buttons_loads_neither_xlwings_nor_what_a_click_needs(
+    tmp_path: Path,
+) -> None:
+    """``import piano_abitativo.excel`` (what the UDF server runs before the first click)
+    imports neither xlwings nor the application layer, the consolidation, the master or the
+    mail: each button imports what it needs on its first click."""
+    out = tmp_path / "modules.json"
+    code = (
+        "import json, sys\nimport piano_abitativo.excel\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), "HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    modules = json.loads(out.read_text(encoding="utf-8"))
+    assert "piano_abitativo.excel.buttons" in modules
+    not_yet = (
+        *(m for m in NOT_FOR_READING if m != "piano_abitativo.excel"),
+        "piano_abitativo.app",
+        "piano_abitativo.archive",
+        "piano_abitativo.consolidation",
+        "piano_abitativo.validation",
+        "rich",
+    )
+    assert forbidden(modules, not_yet) == []
 
 
 def test_layout_addresses_are_xlsxwriters() -> None:
