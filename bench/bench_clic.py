@@ -104,8 +104,15 @@ def build(folder: Path) -> tuple[Path, Path]:
 
 
 def _env(raccolta: Path, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIANO_ABITATIVO_")}
+    """The children's environment: compiled files allowed, in `home` (an installed package
+    has its own; with PYTHONDONTWRITEBYTECODE every click would compile the sources)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PIANO_ABITATIVO_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
+        PYTHONPYCACHEPREFIX=str(home / "pycache"),
         PYTHONPATH=str(SRC),
         PIANO_ABITATIVO_RACCOLTA=str(raccolta),
         XLWINGS_LICENSE_KEY="noncommercial",
