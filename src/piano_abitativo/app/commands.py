@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from piano_abitativo.app.decisioni import Modifica
 from piano_abitativo.app.loading import (
     PathLike,
     RaccoltaLike,
@@ -27,15 +26,18 @@ from piano_abitativo.app.loading import (
     load_raccolta,
 )
 from piano_abitativo.archive import store as archive
-from piano_abitativo.archive.decisions import Rettifica
-from piano_abitativo.consolidation.consolidate import Consolidation
-from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.errors import MasterEdited, RaccoltaError
-from piano_abitativo.core.problems import Report
 from piano_abitativo.core.raccolta import Raccolta
 
+# the decisions, the consolidation, the mail, the document and the master are imported
+# by the functions that use them: ``valida`` imports only what it needs
+# (tests/test_imports.py)
 if TYPE_CHECKING:
+    from piano_abitativo.app.decisioni import Modifica
+    from piano_abitativo.archive.decisions import Rettifica
+    from piano_abitativo.consolidation.consolidate import Consolidation
+    from piano_abitativo.core.problems import Report
     from piano_abitativo.document.docx import DocumentResult
     from piano_abitativo.mail.imap import IngestResult
     from piano_abitativo.mail.send import SendResult
@@ -116,7 +118,6 @@ def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None
     .xlsx/.xlsm/.xls/.ods), one report each; nothing is archived. They are checked against
     `raccolta` (year, id, enti, rules, last year's data), by default the raccolta that
     contains the first of them, else against the rules alone."""
-    from piano_abitativo.consolidation.context import validation_context
     from piano_abitativo.reading.reader import iter_workbook_files
     from piano_abitativo.validation.validate import ValidationContext, validate_file
 
@@ -130,7 +131,11 @@ def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None
             if found is not None:
                 r = rc.load(found)
                 break
-    ctx = validation_context(r) if r is not None else ValidationContext()
+    ctx = ValidationContext()
+    if r is not None:  # last year's values come from the raccolta's consolidation
+        from piano_abitativo.consolidation.context import validation_context
+
+        ctx = validation_context(r)
     return [validate_file(f, ctx, display_name=str(f)) for f in iter_workbook_files(paths)]
 
 
@@ -221,6 +226,7 @@ def consolidation(raccolta: RaccoltaLike) -> Consolidation:
     return of each ente, validated again with the current rules, and the comparison with
     last year's raccolta when it is linked and usable."""
     from piano_abitativo.consolidation.confronto import confronta
+    from piano_abitativo.consolidation.context import consolidate_raccolta
 
     r = load_raccolta(raccolta)
     cons = consolidate_raccolta(r)
@@ -244,6 +250,7 @@ class ConsolidaResult:
 
 def master_modifiche(r: Raccolta, cons: Consolidation | None = None) -> list[Modifica]:
     """The values of the master's *Dati* changed by hand since `consolida` wrote them."""
+    from piano_abitativo.app.decisioni import Modifica
     from piano_abitativo.master.edits import master_edits_on_disk
     from piano_abitativo.master.model import dati_header
 

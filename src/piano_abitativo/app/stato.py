@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from piano_abitativo.app.loading import RaccoltaLike, load_raccolta
 from piano_abitativo.archive import store as archive
@@ -20,7 +20,9 @@ from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
 from piano_abitativo.consolidation.context import consolidate_raccolta
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import send as mail
-from piano_abitativo.mail.pec_signature import CERTIFYING
+
+if TYPE_CHECKING:
+    from piano_abitativo.archive.store import Receipt
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,16 @@ def _iso(x: dt.datetime) -> str:
     return x.astimezone(archive.TZ).isoformat()
 
 
+def _certificato(last: Receipt | None) -> bool:
+    """Whether the latest return came by PEC with a certification that holds; the PEC
+    verification (cryptography) is imported only for a return that came by PEC."""
+    if last is None or not last.certificato:
+        return False
+    from piano_abitativo.mail.pec_signature import CERTIFYING
+
+    return last.extra.get("verifica_pec") in CERTIFYING
+
+
 def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
     last = s.latest
     e = s.ente
@@ -230,9 +242,7 @@ def _row(s: EnteStatus, sent: dict[tuple[str, str], dt.datetime]) -> EnteStato:
         ricevuto=last is not None,
         ricevuto_il=last.ricevuto_il if last else None,
         fonte_data=last.fonte_data if last else None,
-        certificato=bool(
-            last and last.certificato and last.extra.get("verifica_pec") in CERTIFYING
-        ),
+        certificato=_certificato(last),
         verifica_pec=str(last.extra["verifica_pec"])
         if last and last.extra.get("verifica_pec")
         else None,

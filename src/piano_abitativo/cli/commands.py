@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,6 +103,8 @@ def _print(con: Console, text: object, style: str = "", *, soft_wrap: bool = Fal
 
 
 def _json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
@@ -158,7 +159,7 @@ def _modelli(args: argparse.Namespace) -> int:
 
 def _valida(args: argparse.Namespace) -> int:
     from piano_abitativo.app.commands import valida
-    from piano_abitativo.cli.terminal import print_reports, skipped_files
+    from piano_abitativo.cli.skipped import skipped_files
 
     reports = valida(args.percorsi, raccolta=args.raccolta)
     skipped = skipped_files(args.percorsi, [Path(r.file) for r in reports])
@@ -170,6 +171,8 @@ def _valida(args: argparse.Namespace) -> int:
             }
         )
     else:
+        from piano_abitativo.cli.terminal import print_reports
+
         con = _console()
         if not reports:
             con.print("Nessun file .xlsx, .xlsm, .xls o .ods trovato.")

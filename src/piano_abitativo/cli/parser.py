@@ -12,6 +12,7 @@ modules are loaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Sequence
@@ -52,13 +53,19 @@ _MESSAGES: list[tuple[str, str]] = [
     (r"can't open (.+?): (.*)", "impossibile aprire {0}: {1}"),
     (r"option (.+?) is deprecated", "l'opzione {0} è deprecata"),
 ]
-_COMPILED = [(re.compile(rf"^{pattern}$", re.DOTALL), it) for pattern, it in _MESSAGES]
+
+
+@functools.cache
+def _compiled() -> list[tuple[re.Pattern[str], str]]:
+    """`_MESSAGES` compiled, on the first error only (``--help`` and a right command
+    line do not pay for it)."""
+    return [(re.compile(rf"^{pattern}$", re.DOTALL), it) for pattern, it in _MESSAGES]
 
 
 def translate(message: str) -> str:
     """argparse's error `message` in Italian (an unknown one becomes a generic sentence,
     never English)."""
-    for pattern, italian in _COMPILED:
+    for pattern, italian in _compiled():
         m = pattern.match(message)
         if m is not None:
             groups = list(m.groups())

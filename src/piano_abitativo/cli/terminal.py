@@ -8,32 +8,26 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
-from piano_abitativo.archive.decisions import short_id
 from piano_abitativo.cli.safe import console as plain_console
 from piano_abitativo.cli.safe import plain, quanti, safe
-from piano_abitativo.cli.terminal_decisioni import print_attention
-from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
-from piano_abitativo.core.files import skip_reason
+from piano_abitativo.cli.skipped import MAX_SKIPPED_SHOWN
+from piano_abitativo.cli.skipped import skipped_files as skipped_files
 from piano_abitativo.core.formatting import it_number
 from piano_abitativo.core.problems import Report, Severity
-from piano_abitativo.core.schema import Schema
 
+# what `valida` does not use (the archive, the consolidation, rich's progress bars) is
+# imported by the functions that use it: ``valida`` imports only what it needs
+# (tests/test_imports.py)
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from piano_abitativo.archive.store import ImportResult, Receipt
     from piano_abitativo.consolidation.consolidate import Consolidation
     from piano_abitativo.core.raccolta import Raccolta
+    from piano_abitativo.core.schema import Schema
     from piano_abitativo.simulation.demo import DemoResult
 
 
@@ -56,28 +50,6 @@ def _value(v: Any) -> Text:
         return Text(number_text(v))
     s = safe(v, newlines=False)
     return Text(s if len(s) <= 30 else s[:29] + "…")
-
-
-#: why a file of another kind found in a folder given to ``valida`` is not validated
-_SKIP_KIND = "non è una cartella di lavoro"
-#: at most this many skipped files are named one by one
-MAX_SKIPPED_SHOWN = 30
-
-
-def skipped_files(paths: Sequence[Path], validated: Sequence[Path]) -> list[tuple[Path, str]]:
-    """The files inside the folders of `paths` that are not among `validated`, each with
-    the reason in Italian (hidden, temporary lock file, not a workbook)."""
-    done = set(validated)
-    out: list[tuple[Path, str]] = []
-    for folder in paths:
-        if not folder.is_dir():
-            continue
-        for f in sorted(folder.rglob("*")):
-            if f in done or not f.is_file():
-                continue
-            # nothing is accepted here: every file not validated gets its reason
-            out.append((f, skip_reason(f, (), _SKIP_KIND) or _SKIP_KIND))
-    return out
 
 
 def print_reports(
@@ -166,6 +138,8 @@ def report_text(rep: Report) -> str:
 
 def print_import(res: ImportResult, r: Raccolta, console: Console | None = None) -> None:
     """What `importa` did, one row per file, then the problems of the files with errors."""
+    from piano_abitativo.archive.decisions import short_id
+
     con = console or plain_console()
     if not res.outcomes and not res.recovered:
         con.print(
@@ -294,6 +268,9 @@ def print_consolidation(
     cons: Consolidation, master: Path | None, console: Console | None = None
 ) -> None:
     """The outcome of `consolida`: who answered, the plan's totals, where the file is."""
+    from piano_abitativo.cli.terminal_decisioni import print_attention
+    from piano_abitativo.consolidation.consolidate import STATO_CON_ERRORI, STATO_IN_VERIFICA
+
     con = console or plain_console()
     t = {k: it_number(v) for k, v in cons.totals.items()}
     n = len(cons.enti)
@@ -323,6 +300,15 @@ def print_consolidation(
 def step_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars for the long steps: yields ``update(step, done, total)``, one bar per
     step. Shown only on a terminal (nothing when the output goes to a file or a program)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

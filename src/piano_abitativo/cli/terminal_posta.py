@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -15,9 +16,12 @@ from piano_abitativo.cli.safe import console as plain_console
 from piano_abitativo.cli.safe import plain
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail import send as mail
-from piano_abitativo.mail.imap import IngestResult
-from piano_abitativo.mail.ingest import GIA_IMPORTATO, MessageOutcome
-from piano_abitativo.mail.outbox import outbox_dir
+
+# the mailbox's side (imap, ingest: the PEC verification, cryptography) is imported by the
+# functions of `importa --imap`: ``stato`` does not need it (tests/test_imports.py)
+if TYPE_CHECKING:
+    from piano_abitativo.mail.imap import IngestResult
+    from piano_abitativo.mail.ingest import MessageOutcome
 
 _GENERE = {"invio": "invii del modello", "sollecito": "solleciti", "esito": "esiti"}
 _STYLE = {
@@ -36,6 +40,8 @@ def _when(x: dt.datetime | None) -> str:
 
 def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None) -> None:
     """One row per message, then the totals and what to do next."""
+    from piano_abitativo.mail.outbox import outbox_dir
+
     con = console or plain_console()
     if res.outcomes:
         table = Table(show_header=True, header_style="bold")
@@ -92,6 +98,8 @@ def print_send(res: mail.SendResult, r: Raccolta, console: Console | None = None
 
 
 def _message_label(m: MessageOutcome) -> Text:
+    from piano_abitativo.mail.ingest import GIA_IMPORTATO
+
     if m.esito == GIA_IMPORTATO:
         return Text("già importato", style="dim")
     if m.receipts:
@@ -106,6 +114,8 @@ def _message_label(m: MessageOutcome) -> Text:
 
 def print_ingest(res: IngestResult, r: Raccolta, console: Console | None = None) -> None:
     """The new messages of the mailbox, then the totals and the messages to look at."""
+    from piano_abitativo.mail.ingest import GIA_IMPORTATO
+
     con = console or plain_console()
     fresh = [m for m in [*res.messages, *res.recuperati] if m.esito != GIA_IMPORTATO]
     if fresh:

@@ -33,8 +33,6 @@ import datetime as dt
 import errno
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -192,6 +190,8 @@ def unexpected_message(exc: BaseException, log: Path | None) -> str:
 
 
 def _log_folders(folder: Path | None) -> Iterable[Path]:
+    import tempfile  # only when something went wrong: the start-up of every command pays
+
     if folder is not None:
         yield folder
     with contextlib.suppress(RuntimeError, KeyError):  # no home folder (a service user)
@@ -206,6 +206,8 @@ def log_unexpected(
     raccolta's, when known), else in the per-user folder ``~/.piano-abitativo/``, else in
     the temp folder; the log's path, None when none of them can be written. `what` names
     the operation (the command, the button) in the log's header."""
+    import traceback  # only when something went wrong: the start-up of every command pays
+
     now = dt.datetime.now(dt.UTC).astimezone()
     header = (
         f"--- {now:%Y-%m-%d %H:%M:%S %z} {what} "

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from xlsxwriter.utility import xl_rowcol_to_cell
-
 from piano_abitativo.core.rules.book import BAD, NA, OK, WARN
 from piano_abitativo.core.rules.rows import Check, check_rows
 from piano_abitativo.core.schema import SCHEMA, Role, Schema
@@ -30,6 +28,19 @@ IDENT_FIRST_ROW = 3
 KEY_HEADER = "#campo"
 VALUE_HEADER = "Valore"
 NOT_APPLICABLE = "non applicabile"
+
+
+def xl_rowcol_to_cell(row: int, col: int, row_abs: bool = False, col_abs: bool = False) -> str:
+    """The A1 address of a 0-based (row, col), ``$`` before an absolute part: what
+    `xlsxwriter.utility.xl_rowcol_to_cell` gives (a test checks it), without importing
+    XlsxWriter, which reading and validating a file do not need (tests/test_imports.py)."""
+    letters = ""
+    n = col + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{'$' if col_abs else ''}{letters}{'$' if row_abs else ''}{row + 1}"
+
 
 __all__ = [
     "BAD",

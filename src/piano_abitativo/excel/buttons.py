@@ -34,14 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from piano_abitativo.app import commands as actions
-from piano_abitativo.app import posta
-from piano_abitativo.consolidation.consolidate import (
-    STATO_CON_AVVISI,
-    STATO_CON_ERRORI,
-    STATO_NON_RICEVUTO,
-    Consolidation,
-)
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.errors import (
     LOG_NAME,
@@ -55,15 +47,15 @@ from piano_abitativo.excel.grid import datetime_format_runs as datetime_format_r
 from piano_abitativo.excel.grid import layout_grids as layout_grids
 from piano_abitativo.excel.grid import refresh as refresh
 from piano_abitativo.excel.grid import sheet_grid as sheet_grid
-from piano_abitativo.master.sheets import (
-    SHEET_ANOMALIE,
-    SHEET_CRUSCOTTO,
-    master_layout,
-)
-from piano_abitativo.master.xlsm import master_buttons
 
+# what a button needs (the application layer, the consolidation, the master's layout, the
+# mail, the document) is imported by that button, on its first click: importing this
+# module costs only the raccolta's loading, and with the UDF server a later click costs
+# no import at all (bench/bench_clic.py measures it)
 if TYPE_CHECKING:
     import xlwings as xw
+
+    from piano_abitativo.consolidation.consolidate import Consolidation
 
 __all__ = [
     "ARRIVI_DIR",
@@ -233,6 +225,12 @@ def _n(count: int, one: str, many: str) -> str:
 
 
 def _summary(cons: Consolidation) -> str:
+    from piano_abitativo.consolidation.consolidate import (
+        STATO_CON_AVVISI,
+        STATO_CON_ERRORI,
+        STATO_NON_RICEVUTO,
+    )
+
     n = len(cons.enti)
     answered = n - cons.count(STATO_NON_RICEVUTO)
     text = (
@@ -255,6 +253,8 @@ SAVE_NOTE = (
 def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
     """Write the whole consolidation into the open workbook and remember its Dati."""
     from piano_abitativo.master.edits import write_snapshot
+    from piano_abitativo.master.sheets import master_layout
+    from piano_abitativo.master.xlsm import master_buttons
 
     done = refresh(s.book, master_layout(cons, buttons=master_buttons()), status=s.status)
     if s.raccolta is not None:
@@ -268,6 +268,8 @@ def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
 def _importa(s: _Session) -> str:
     """Archive and validate the files dropped in the raccolta's «arrivi» folder, then
     refresh the whole workbook."""
+    from piano_abitativo.app import commands as actions
+
     r = _find_raccolta(s)
     arrivi = r.path / ARRIVI_DIR
     if not arrivi.is_dir():
@@ -338,6 +340,10 @@ def _importa(s: _Session) -> str:
 def _valida(s: _Session) -> str:
     """Validate again every archived return with the current rules of the raccolta and
     refresh the Cruscotto and the Anomalie."""
+    from piano_abitativo.app import commands as actions
+    from piano_abitativo.master.sheets import SHEET_ANOMALIE, SHEET_CRUSCOTTO, master_layout
+    from piano_abitativo.master.xlsm import master_buttons
+
     r = _find_raccolta(s)
     s.status("Piano abitativo: validazione delle risposte con le regole attuali…")
     cons = actions.consolidation(r)
@@ -358,6 +364,7 @@ def _valida(s: _Session) -> str:
 def _consolida(s: _Session) -> str:
     """Consolidate the latest valid return of each ente into every sheet of this
     workbook."""
+    from piano_abitativo.app import commands as actions
     from piano_abitativo.excel.dati import resolve
 
     r = _find_raccolta(s)
@@ -380,6 +387,8 @@ def _consolida(s: _Session) -> str:
 
 def _genera_modelli(s: _Session) -> str:
     """Write one personalised template per ente of the registry into «modelli»."""
+    from piano_abitativo.app import commands as actions
+
     r = _find_raccolta(s)
     paths = actions.modelli(r, progress=lambda nome: s.status(f"Modello per {nome}…"))
     return (
@@ -390,6 +399,8 @@ def _genera_modelli(s: _Session) -> str:
 
 def _solleciti(s: _Session) -> str:
     """Prepare the reminders as a dry run (written to the outbox, never sent)."""
+    from piano_abitativo.app import posta
+
     r = _find_raccolta(s)
     s.status("Piano abitativo: preparazione dei solleciti (prova, nessun invio)…")
     result = posta.solleciti(r, davvero=False)
@@ -421,6 +432,7 @@ def _solleciti(s: _Session) -> str:
 def _documento(s: _Session) -> str:
     """Write the document of the Piano annuale (.docx, and .pdf through LibreOffice) into
     the raccolta's «documento» folder."""
+    from piano_abitativo.app import commands as actions
     from piano_abitativo.document.docx import TESTI_DIR
 
     r = _find_raccolta(s)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from piano_abitativo.master.sheets import STYLES, MasterLayout, SheetLayout
-
+# the master's styles are imported by the functions that write a layout: importing the
+# buttons (which re-export these functions) does not load the master
 if TYPE_CHECKING:
     import xlwings as xw
+
+    from piano_abitativo.master.sheets import MasterLayout, SheetLayout
 
 Grid = list[list[Any]]
 
@@ -63,8 +65,8 @@ def layout_grids(layout: MasterLayout) -> dict[str, Grid]:
     return {sh.name: sheet_grid(sh) for sh in layout.sheets}
 
 
-def _is_datetime_format(style: str) -> bool:
-    fmt = str(STYLES.get(style, {}).get("num_format", ""))
+def _is_datetime_format(style: str, styles: Mapping[str, Mapping[str, object]]) -> bool:
+    fmt = str(styles.get(style, {}).get("num_format", ""))
     return "yy" in fmt or "hh" in fmt
 
 
@@ -72,10 +74,12 @@ def datetime_format_runs(sheet: SheetLayout) -> list[tuple[int, int, int, str]]:
     """(column, first row, last row, number format) of the vertical runs of date and time
     cells: they get their format again, so that rows added since the master was built show
     a date and not a serial number. Pure."""
+    from piano_abitativo.master.sheets import STYLES
+
     cells = sorted(
         (c, r, str(STYLES[cell.style]["num_format"]))
         for (r, c), cell in sheet.cells.items()
-        if _is_datetime_format(cell.style)
+        if _is_datetime_format(cell.style, STYLES)
     )
     runs: list[tuple[int, int, int, str]] = []
     for c, r, fmt in cells:
