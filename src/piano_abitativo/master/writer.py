@@ -110,6 +110,13 @@ STYLES: dict[str, dict[str, Any]] = {
     "datetime_bold": {"num_format": "dd/mm/yyyy hh:mm", "bold": True, "align": "left"},
     "datetime_s": {"num_format": "dd/mm/yyyy hh:mm:ss", "border": 1, "border_color": "#BFBFBF"},
     "total_label": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1},
+    "total_label_wrap": {
+        "bold": True,
+        "bg_color": "#D9E1F2",
+        "top": 2,
+        "border": 1,
+        "text_wrap": True,
+    },
     "total_count": {
         "bold": True,
         "bg_color": "#D9E1F2",
