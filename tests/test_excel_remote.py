@@ -190,7 +190,11 @@ def test_consolida_fills_table_b_from_dati_with_a_sum_total(world: World) -> Non
 def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> None:
     """Every totale_* name moves to the row where its table now ends, and that cell of the
     written grid holds the total's formula."""
-    added = {a["args"][0]: a["args"][1] for a in world.acts if a["func"] == "namesAdd"}
+    added = {
+        a["args"][0]: a["args"][1]
+        for a in world.acts
+        if a["func"] == "namesAdd" and a["args"][0].startswith("totale_")
+    }
     # e) stays empty in 2025: its total keeps its row, so its name is left as it was
     assert set(added) == {f"totale_{f.id}" for f in TOTAL_FIELDS} - {"totale_e_conferite_privati"}
     assert added["totale_b_carenza_manutentiva"] == "='b) Carenza manutentiva'!$B$7"
@@ -202,6 +206,44 @@ def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> No
             name,
             formula,
         )
+
+
+def _block(grid: list[list[Any]], target: str) -> tuple[str, list[Any]]:
+    """The sheet and the written values of a name's block (``='a) X'!$A$3:$A$7``)."""
+    m = re.fullmatch(r"='(.+)'!\$([A-Z]+)\$(\d+)(?::\$([A-Z]+)\$(\d+))?", target)
+    assert m is not None, target
+    sheet, col, r1, col2, r2 = m.groups()
+    assert col2 in (None, col)
+    r2 = r2 or r1
+    return sheet, [cell_of(grid, f"{col}{r}") for r in range(int(r1), int(r2) + 1)]
+
+
+def test_consolida_points_the_charts_at_the_rows_the_tables_now_have(world: World) -> None:
+    """The charts read the grafico_* names. Before any return they point at an empty cell
+    of Grafici; Consolida moves them onto the rows of f) and a) as now written, the ALER
+    apart from the Comuni, so that the charts follow the rows."""
+    before = {n["name"]: (n["sheet_index"], n["address"]) for n in world.before["names"]}
+    grafici = index_of(world.before, "Grafici")
+    assert before["grafico_f_enti"] == before["grafico_a_comuni_sap"] == (grafici, "Z1")
+    added = {a["args"][0]: a["args"][1] for a in world.acts if a["func"] == "namesAdd"}
+    charts = {k: v for k, v in added.items() if k.startswith("grafico_")}
+    assert set(charts) == {
+        f"grafico_{c}_{p}"
+        for c, parts in (("f", ("enti", "assegnabili")), ("a_comuni", ("enti", "sap", "sas")))
+        for p in parts
+    } | {f"grafico_a_altri_{p}" for p in ("enti", "sap", "sas")}
+    a_grid = grid_written(world.acts, world.before, TABLE_SHEETS["a"])
+    sheet, altri = _block(a_grid, charts["grafico_a_altri_enti"])
+    assert sheet == TABLE_SHEETS["a"] and altri == [ALER]
+    sheet, comuni = _block(a_grid, charts["grafico_a_comuni_enti"])
+    entries = [row[0] for row in a_grid[2:]]
+    assert sheet == TABLE_SHEETS["a"] and altri + comuni == entries[: entries.index("Totale")]
+    assert len(comuni) > 20 and all(str(c).startswith("Comune di ") for c in comuni)
+    _, sap = _block(a_grid, charts["grafico_a_comuni_sap"])
+    assert all(str(v).startswith("='Dati'!") or str(v).startswith("=Dati!") for v in sap), sap
+    f_grid = grid_written(world.acts, world.before, TABLE_SHEETS["f"])
+    _, enti_f = _block(f_grid, charts["grafico_f_enti"])
+    assert enti_f[0] == ALER and len(enti_f) == 5 and cell_of(f_grid, f"A{3 + 5}") == "Totale"
 
 
 def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> None:

@@ -30,6 +30,7 @@ from piano_abitativo.master.model import (
     CellRef,
     CellSink,
     Highlight,
+    NameTarget,
     SheetLayout,
     TableSpec,
     _fit_widths,
@@ -122,6 +123,7 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
         TableSpec(TABLE_DATI, DATI_HEADER_ROW, 0, last, len(headers) - 1, tuple(headers))
     )
     _fit_widths(sh, {1: 40, DATI_COL_RICEVUTO: 19})
+    sh.repeat_cols = (0, 1)
     return sh
 
 
@@ -207,7 +209,7 @@ def _table_sheet(
     cons: Consolidation,
     td: TableDef,
     pos: _Dati,
-    names: dict[str, CellRef],
+    names: dict[str, NameTarget],
     sink: CellSink | None = None,
 ) -> SheetLayout:
     schema = cons.schema
@@ -354,6 +356,7 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None)
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")
     _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(columns) - 1: 30}, header_cap=14)
+    sh.repeat_cols = (0, 0)
     return sh
 
 
@@ -502,5 +505,6 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)", "bad"))
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)", "good"))
     _fit_widths(sh, {0: 40}, header_cap=12)
+    sh.repeat_cols = (0, 0)
     sh.row_heights[top] = 17.0  # its labels span three columns: one line
     return sh

@@ -4,12 +4,14 @@ the workbook is open."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import math
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -78,6 +80,12 @@ STYLES: dict[str, dict[str, Any]] = {
     "header": _HEADER,
     "header_bad": {**_HEADER, "bg_color": "#9C0006"},
     "count": {"num_format": "#,##0", "border": 1, "border_color": "#BFBFBF"},
+    "count_center": {
+        "num_format": "#,##0",
+        "border": 1,
+        "border_color": "#BFBFBF",
+        "align": "center",
+    },
     # a value corrected by the capofila (rettifica): blue, with a comment
     "count_rett": {
         "num_format": "#,##0",
@@ -173,6 +181,34 @@ def _cached(v: Value) -> Any:
     if isinstance(v, dt.date | dt.time):
         return _excel_serial(v)
     return v
+
+
+#: the printable width of an A4 page, in points, with the margins of `_finish_sheet`
+#: (0.4" left and right)
+_PRINTABLE_PT = {True: (11.69 - 0.8) * 72, False: (8.27 - 0.8) * 72}
+#: the smallest scale at which a printed sheet stays readable: wider sheets are printed
+#: on more than one page across (fit to that many pages wide, as tall as needed)
+MIN_PRINT_SCALE = 0.7
+
+
+def printed_width_pt(sh: SheetLayout, last_col: int) -> float:
+    """The width of columns A..`last_col` on paper at 100%, in points (a column of width
+    w is w * 7 + 5 pixels in Excel's default font; a pixel is 0.75 pt)."""
+    return sum(int(sh.widths.get(c, 8.43) * 7 + 5) for c in range(last_col + 1)) * 0.75
+
+
+def pages_across(sh: SheetLayout, last_col: int) -> int:
+    """How many pages across the sheet is printed on: one, unless fitting its width to
+    one page would shrink it below `MIN_PRINT_SCALE`."""
+    page = _PRINTABLE_PT[sh.landscape] / MIN_PRINT_SCALE
+    return max(1, math.ceil(printed_width_pt(sh, last_col) / page))
+
+
+def fixed_print_scale(sh: SheetLayout, last_col: int) -> int:
+    """The print scale (%) at which columns A..`last_col` fit one page across, with a
+    margin for the programs' rounding: at most 100."""
+    fit = 0.95 * _PRINTABLE_PT[sh.landscape] / printed_width_pt(sh, last_col)
+    return max(10, min(100, int(100 * fit)))
 
 
 def _header_footer(text: str) -> str:
@@ -285,12 +321,14 @@ def _finish_sheet(
                 "categories": s.categories,
                 "values": s.values,
             }
-            if ch.kind == "bar":
-                series["data_labels"] = {"value": True}
-            chart.add_series(series)
+            if ch.kind == "bar":  # the value beside (or inside) each bar; zeros left out
+                series["data_labels"] = {"value": True, "num_format": "#,##0;;;"}
+            with _names_in_charts():
+                chart.add_series(series)
         chart.set_title({"name": ch.title, "name_font": {"size": 12}})
         value_axis = {
             "name": ch.y_title,
+            "min": 0,  # a bar starts at nought, or the ALER's 997 would look like 7
             "num_format": "#,##0",
             "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
         }
@@ -309,7 +347,6 @@ def _finish_sheet(
         ws.set_landscape()
     else:
         ws.set_portrait()
-    ws.fit_to_pages(1, 0)
     ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
     last_row = sh.last_row
     last_col = sh.last_col if sh.print_last_col is None else sh.print_last_col
@@ -317,6 +354,15 @@ def _finish_sheet(
         last_row = max(last_row, ch.anchor_row + ch.height // 20 + 1)
         last_col = max(last_col, ch.anchor_col + ch.width // 64)
     ws.print_area(0, 0, last_row, last_col)
+    if sh.page_breaks:
+        # Excel ignores manual page breaks on a sheet fitted to pages: a fixed scale
+        ws.set_h_pagebreaks(sh.page_breaks)
+        ws.set_print_scale(fixed_print_scale(sh, last_col))
+    else:
+        pages = pages_across(sh, last_col)
+        ws.fit_to_pages(pages, 0)
+        if pages > 1 and sh.repeat_cols is not None:
+            ws.repeat_columns(*sh.repeat_cols)
     ws.set_header(f"&C&9{_header_footer(f'Piano annuale {anno} — Ambito {ambito}')}")
     ws.set_footer("&L&8" + _header_footer(sh.name) + "&R&8Pagina &P di &N")
     if sh.header_row is not None:
@@ -398,7 +444,8 @@ def render_master(
     first.activate()
     first.set_first_sheet()
     try:
-        wb.close()
+        with _names_in_charts():
+            wb.close()
     except xlsxwriter.exceptions.FileCreateError as exc:
         # a full disk: XlsxWriter leaves its ZipFile open in the traceback's frames; when
         # it is collected after `out` is closed it prints "Exception ignored … seek of
@@ -408,6 +455,16 @@ def render_master(
         if isinstance(cause, OSError):
             raise cause from None
         raise
+
+
+@contextlib.contextmanager
+def _names_in_charts() -> Iterator[None]:
+    """Quiet XlsxWriter's warning about chart series that read a workbook name
+    (``[0]!grafico_f_enti``): not a range it can cache, it writes the reference as given,
+    which is what Excel itself writes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Unknown worksheet reference '\\[0\\]'")
+        yield
 
 
 def _forget_open_zips(exc: BaseException | None) -> None:
