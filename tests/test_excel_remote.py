@@ -246,6 +246,48 @@ def test_consolida_points_the_charts_at_the_rows_the_tables_now_have(world: Worl
     assert enti_f[0] == ALER and len(enti_f) == 5 and cell_of(f_grid, f"A{3 + 5}") == "Totale"
 
 
+def test_consolida_formats_the_rows_it_adds_as_the_writer_does(world: World) -> None:
+    """Table f) had one row "nessuna" and its Totale; now it has 5 entries: Consolida gives
+    the entries the writer's thin grey borders and no fill, and the Totale row, moved
+    down to row 8, its blue fill and bold font; below the shrunk Anomalie, the formats of
+    the rows left over are cleared with their contents."""
+    ix = index_of(world.before, TABLE_SHEETS["f"])
+    acts = [a for a in world.acts if a["sheet_position"] == ix]
+
+    def covers(a: Action, row: int, col: int) -> bool:
+        return a["start_row"] <= row < a["start_row"] + a["row_count"] and (
+            a["start_column"] <= col < a["start_column"] + a["column_count"]
+        )
+
+    def fills(row: int, col: int) -> list[Any]:
+        return [a["args"] for a in acts if a["func"] == "setRangeColor" and covers(a, row, col)]
+
+    def borders(row: int, col: int) -> list[Any]:
+        return [a["args"] for a in acts if a["func"] == "setBorderProperty" and covers(a, row, col)]
+
+    grid = grid_written(world.acts, world.before, TABLE_SHEETS["f"])
+    assert grid[7][0] == "Totale" and "nessuna" not in [r[0] for r in grid]
+    thin_grey = [
+        ["edge_top", "weight", "thin"],
+        ["inside_horizontal", "line_style", "continuous"],
+        ["inside_horizontal", "color", "#bfbfbf"],
+    ]
+    for row in range(2, 7):  # the 5 entries (rows 3 to 7)
+        assert fills(row, 0) == [[None]]
+        assert all(b in borders(row, 1) for b in thin_grey), borders(row, 1)
+    assert fills(7, 0) == [["#D9E1F2"]]
+    assert borders(7, 1)[-1] == ["edge_top", "weight", "medium"]
+    fonts = [a["args"] for a in acts if a["func"] == "setFontProperty" and covers(a, 7, 0)]
+    assert ["bold", True] in fonts, fonts
+    an = index_of(world.before, SHEET_ANOMALIE)
+    cleared = [
+        (a["start_row"], a["row_count"])
+        for a in world.acts
+        if a["func"] == "rangeClearFormats" and a["sheet_position"] == an
+    ]
+    assert cleared == [(26, 49 - 23)]
+
+
 def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> None:
     """The Report has one row per return (26), its times read from Dati, and the Cruscotto
     counts the enti by formulas over its state column."""
