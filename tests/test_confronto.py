@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -459,6 +460,10 @@ def test_master_compares_each_ente_with_last_year_after_recalculation(
     assert res.consolidation.confronto is not None
     plain = tmp_path / "confronto.xlsm"
     plain.write_bytes(_without_cached_results(res.master.read_bytes()))
+    with zipfile.ZipFile(res.master) as zf:
+        wbxml = zf.read("xl/workbook.xml").decode("utf-8")
+    # printed on pages across and down: the ente's name and both header rows on each page
+    assert "$A:$A,'Confronto 2025'!$3:$4</definedName>" in wbxml
     [out] = recalculate([plain], tmp_path / "lo")
     ws = openpyxl.load_workbook(out, data_only=True)["Confronto 2025"]
     rows = {row[0]: row[1:] for row in ws.iter_rows(min_row=5, values_only=True) if row[0]}

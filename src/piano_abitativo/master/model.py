@@ -217,6 +217,9 @@ class SheetLayout:
     data_rows: tuple[int, int] | None = None
     #: the last column printed, when not the last column with a cell
     print_last_col: int | None = None
+    #: the first row repeated at the top of every printed page, when the header spans
+    #: more than `header_row` (the Confronto's field names above the years)
+    print_titles_from: int | None = None
     #: columns repeated on the left of every printed page when the sheet is printed
     #: on more than one page across (the ente's name)
     repeat_cols: tuple[int, int] | None = None

@@ -506,5 +506,6 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)", "good"))
     _fit_widths(sh, {0: 40}, header_cap=12)
     sh.repeat_cols = (0, 0)
+    sh.print_titles_from = top
     sh.row_heights[top] = 17.0  # its labels span three columns: one line
     return sh

@@ -339,7 +339,8 @@ def _finish_sheet(
     ws.set_header(f"&C&9{_header_footer(f'Piano annuale {anno} — Ambito {ambito}')}")
     ws.set_footer("&L&8" + _header_footer(sh.name) + "&R&8Pagina &P di &N")
     if sh.header_row is not None:
-        ws.repeat_rows(sh.header_row)
+        top = sh.header_row if sh.print_titles_from is None else sh.print_titles_from
+        ws.repeat_rows(top, sh.header_row)
         ws.freeze_panes(sh.header_row + 1, 0)
 
 
