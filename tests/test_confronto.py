@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -459,6 +460,10 @@ def test_master_compares_each_ente_with_last_year_after_recalculation(
     assert res.consolidation.confronto is not None
     plain = tmp_path / "confronto.xlsm"
     plain.write_bytes(_without_cached_results(res.master.read_bytes()))
+    with zipfile.ZipFile(res.master) as zf:
+        wbxml = zf.read("xl/workbook.xml").decode("utf-8")
+    # printed on pages across and down: the ente's name and both header rows on each page
+    assert "$A:$A,'Confronto 2025'!$3:$4</definedName>" in wbxml
     [out] = recalculate([plain], tmp_path / "lo")
     ws = openpyxl.load_workbook(out, data_only=True)["Confronto 2025"]
     rows = {row[0]: row[1:] for row in ws.iter_rows(min_row=5, values_only=True) if row[0]}
@@ -468,10 +473,40 @@ def test_master_compares_each_ente_with_last_year_after_recalculation(
     assert aler[3:6] == (11, 25, 14)
     montodine = rows["Comune di Montodine"]
     assert montodine[0] is not None and montodine[1] is None and montodine[2] is None
-    sap_2025, sap_2026, change = rows["Totale"][0:3]
+    y = res.consolidation.confronto
+    both = [e for e in y.enti if e.answered_previous and e.answered_current]
+    same = rows[f"Totale dei {len(both)} enti presenti in entrambi gli anni"]
+    assert same[0:3] == (
+        sum(int(e.field("a_sap").previous or 0) for e in both),
+        sum(int(e.field("a_sap").current or 0) for e in both),
+        sum(int(e.field("a_sap").delta or 0) for e in both),
+    )
+    [everyone] = [v for k, v in rows.items() if str(k).startswith("Totale di tutti")]
+    sap_2025, sap_2026, change = everyone[0:3]
     assert sap_2025 == 1680
     assert sap_2026 == sum(int(s.values["a_sap"]) for s in res.consolidation.enti if s.values)
-    assert change == sap_2026 - sap_2025
+    assert change is None  # all of 2025 against the answers so far is not a change
+
+
+def test_confronto_totals_compare_only_the_enti_present_in_both_years(
+    make_2026: Make2026,
+) -> None:
+    """The like-with-like totals add up only the enti with a valid return in both years,
+    and say how many answered last year and not yet this year (Vailate) or only now."""
+    r = make_2026(linked=True)
+    y = confronto.confronta(r, actions.consolidation(r))
+    assert y is not None
+    same = confronto.like_for_like(y)
+    both = [e for e in y.enti if e.answered_previous and e.answered_current]
+    assert same.both == len(both) and 0 < same.both < len(y.enti)
+    assert same.waiting == sum(1 for e in y.enti if e.answered_previous and not e.answered_current)
+    assert same.waiting >= 1  # Vailate answered in 2025 only
+    assert same.totals["a_sap"] == (
+        sum(int(e.field("a_sap").previous or 0) for e in both),
+        sum(int(e.field("a_sap").current or 0) for e in both),
+    )
+    assert same.totals["a_sap"][0] < y.totals["a_sap"][0]  # Vailate and Montodine left out
+    assert set(same.totals) == set(y.totals)
 
 
 def test_master_has_no_comparison_sheet_without_a_link(make_2026: Make2026) -> None:

@@ -369,9 +369,10 @@ def test_the_capofila_takes_its_article_after_da(world: World) -> None:
 
 
 def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: World) -> None:
-    """With the 2024 raccolta linked, section 2.2 shows the totals of both years (b 20 →
-    22, +2) and per ente only what changed (Crema b 5 → 7 and f 8 → 10), and names
-    Madignano as answering only in 2025."""
+    """With the 2024 raccolta linked, section 2.2 shows the totals of both years over the
+    25 enti present in both, like with like (b 20 → 22, +2; Madignano, new in 2025, left
+    out and counted), and per ente only what changed (Crema b 5 → 7 and f 8 → 10), and
+    names Madignano as answering only in 2025."""
     items = _content(world.doc)
     start = next(
         i
@@ -389,8 +390,12 @@ def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: Worl
         ["Comune di Crema", "b) Carenza manutentiva", "5", "7", "+2"],
         ["", "f) Totale assegnabili", "8", "10", "+2"],
     ]
-    assert "Hanno trasmesso i dati nel 2025 ma non nel 2024: Comune di Madignano." in _paragraphs(
-        world.doc
+    texts = _paragraphs(world.doc)
+    assert "Hanno trasmesso i dati nel 2025 ma non nel 2024: Comune di Madignano." in texts
+    assert "Totali dei 25 enti presenti in entrambi gli anni" in texts
+    assert (
+        "Tutti gli enti che avevano risposto nel 2024 hanno risposto. 1 ente ha risposto "
+        "solo nel 2025 (escluso dalla variazione)." in texts
     )
 
 

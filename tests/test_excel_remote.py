@@ -190,7 +190,11 @@ def test_consolida_fills_table_b_from_dati_with_a_sum_total(world: World) -> Non
 def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> None:
     """Every totale_* name moves to the row where its table now ends, and that cell of the
     written grid holds the total's formula."""
-    added = {a["args"][0]: a["args"][1] for a in world.acts if a["func"] == "namesAdd"}
+    added = {
+        a["args"][0]: a["args"][1]
+        for a in world.acts
+        if a["func"] == "namesAdd" and a["args"][0].startswith("totale_")
+    }
     # e) stays empty in 2025: its total keeps its row, so its name is left as it was
     assert set(added) == {f"totale_{f.id}" for f in TOTAL_FIELDS} - {"totale_e_conferite_privati"}
     assert added["totale_b_carenza_manutentiva"] == "='b) Carenza manutentiva'!$B$7"
@@ -202,6 +206,86 @@ def test_consolida_points_every_total_name_at_its_total_cell(world: World) -> No
             name,
             formula,
         )
+
+
+def _block(grid: list[list[Any]], target: str) -> tuple[str, list[Any]]:
+    """The sheet and the written values of a name's block (``='a) X'!$A$3:$A$7``)."""
+    m = re.fullmatch(r"='(.+)'!\$([A-Z]+)\$(\d+)(?::\$([A-Z]+)\$(\d+))?", target)
+    assert m is not None, target
+    sheet, col, r1, col2, r2 = m.groups()
+    assert col2 in (None, col)
+    r2 = r2 or r1
+    return sheet, [cell_of(grid, f"{col}{r}") for r in range(int(r1), int(r2) + 1)]
+
+
+def test_consolida_points_the_charts_at_the_rows_the_tables_now_have(world: World) -> None:
+    """The charts read the grafico_* names. Before any return they point at an empty cell
+    of Grafici; Consolida moves them onto the rows of f) and a) as now written, the ALER
+    apart from the Comuni, so that the charts follow the rows."""
+    before = {n["name"]: (n["sheet_index"], n["address"]) for n in world.before["names"]}
+    grafici = index_of(world.before, "Grafici")
+    assert before["grafico_f_enti"] == before["grafico_a_comuni_sap"] == (grafici, "Z1")
+    added = {a["args"][0]: a["args"][1] for a in world.acts if a["func"] == "namesAdd"}
+    charts = {k: v for k, v in added.items() if k.startswith("grafico_")}
+    assert set(charts) == {
+        f"grafico_{c}_{p}"
+        for c, parts in (("f", ("enti", "assegnabili")), ("a_comuni", ("enti", "sap", "sas")))
+        for p in parts
+    } | {f"grafico_a_altri_{p}" for p in ("enti", "sap", "sas")}
+    a_grid = grid_written(world.acts, world.before, TABLE_SHEETS["a"])
+    sheet, altri = _block(a_grid, charts["grafico_a_altri_enti"])
+    assert sheet == TABLE_SHEETS["a"] and altri == [ALER]
+    sheet, comuni = _block(a_grid, charts["grafico_a_comuni_enti"])
+    entries = [row[0] for row in a_grid[2:]]
+    assert sheet == TABLE_SHEETS["a"] and altri + comuni == entries[: entries.index("Totale")]
+    assert len(comuni) > 20 and all(str(c).startswith("Comune di ") for c in comuni)
+    _, sap = _block(a_grid, charts["grafico_a_comuni_sap"])
+    assert all(str(v).startswith("='Dati'!") or str(v).startswith("=Dati!") for v in sap), sap
+    f_grid = grid_written(world.acts, world.before, TABLE_SHEETS["f"])
+    _, enti_f = _block(f_grid, charts["grafico_f_enti"])
+    assert enti_f[0] == ALER and len(enti_f) == 5 and cell_of(f_grid, f"A{3 + 5}") == "Totale"
+
+
+def test_consolida_formats_the_rows_it_adds_as_the_writer_does(world: World) -> None:
+    """Table f) had one row "nessuna" and its Totale; now it has 5 entries: Consolida gives
+    the entries the writer's thin grey borders and no fill, and the Totale row, moved
+    down to row 8, its blue fill and bold font; below the shrunk Anomalie, the formats of
+    the rows left over are cleared with their contents."""
+    ix = index_of(world.before, TABLE_SHEETS["f"])
+    acts = [a for a in world.acts if a["sheet_position"] == ix]
+
+    def covers(a: Action, row: int, col: int) -> bool:
+        return a["start_row"] <= row < a["start_row"] + a["row_count"] and (
+            a["start_column"] <= col < a["start_column"] + a["column_count"]
+        )
+
+    def fills(row: int, col: int) -> list[Any]:
+        return [a["args"] for a in acts if a["func"] == "setRangeColor" and covers(a, row, col)]
+
+    def borders(row: int, col: int) -> list[Any]:
+        return [a["args"] for a in acts if a["func"] == "setBorderProperty" and covers(a, row, col)]
+
+    grid = grid_written(world.acts, world.before, TABLE_SHEETS["f"])
+    assert grid[7][0] == "Totale" and "nessuna" not in [r[0] for r in grid]
+    thin_grey = [
+        ["edge_top", "weight", "thin"],
+        ["inside_horizontal", "line_style", "continuous"],
+        ["inside_horizontal", "color", "#bfbfbf"],
+    ]
+    for row in range(2, 7):  # the 5 entries (rows 3 to 7)
+        assert fills(row, 0) == [[None]]
+        assert all(b in borders(row, 1) for b in thin_grey), borders(row, 1)
+    assert fills(7, 0) == [["#D9E1F2"]]
+    assert borders(7, 1)[-1] == ["edge_top", "weight", "medium"]
+    fonts = [a["args"] for a in acts if a["func"] == "setFontProperty" and covers(a, 7, 0)]
+    assert ["bold", True] in fonts, fonts
+    an = index_of(world.before, SHEET_ANOMALIE)
+    cleared = [
+        (a["start_row"], a["row_count"])
+        for a in world.acts
+        if a["func"] == "rangeClearFormats" and a["sheet_position"] == an
+    ]
+    assert cleared == [(26, 49 - 23)]
 
 
 def test_consolida_writes_the_report_and_the_cruscotto_counts(world: World) -> None:

@@ -440,6 +440,89 @@ def test_each_total_has_a_workbook_name_on_its_total_cell(world: World) -> None:
             ), cell.value
 
 
+def _sheet_xml(data: bytes) -> dict[str, str]:
+    """Each sheet's XML by sheet name, and "workbook" for the workbook part."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        wbxml = zf.read("xl/workbook.xml").decode("utf-8")
+        rels = zf.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+        targets = dict(re.findall(r'Id="(rId\d+)"[^>]*Target="([^"]+)"', rels))
+        targets |= {k: v for v, k in re.findall(r'Target="([^"]+)"[^>]*Id="(rId\d+)"', rels)}
+        out = {"workbook": wbxml}
+        for name, rid in re.findall(r'<sheet name="([^"]+)" sheetId="\d+" r:id="(rId\d+)"', wbxml):
+            out[html.unescape(name)] = zf.read(
+                "xl/" + targets[rid].lstrip("/").removeprefix("xl/")
+            ).decode("utf-8")
+        return out
+
+
+def test_wide_sheets_print_landscape_on_pages_across_with_repeated_headers(
+    world: World,
+) -> None:
+    """Report, Dati and Anomalie print landscape, fitted to as many pages across as keep
+    them readable (Dati's 20 columns on 3, not one unreadable page), as many pages down
+    as needed, the header row and the ente's name repeated on every page; the Cruscotto
+    on one page across."""
+    xml = _sheet_xml(build_master(world.cons))
+    titles = dict(
+        (html.unescape(sheet), ref)
+        for sheet, ref in re.findall(
+            r'<definedName name="_xlnm.Print_Titles" localSheetId="\d+">([^!]+)!([^<]+)<',
+            xml["workbook"],
+        )
+    )
+    for sheet, across, titles_ref in (
+        (SHEET_REPORT, "2", "$A:$A,'Report programmazione'!$3:$3"),
+        (SHEET_DATI, "3", "$A:$B,Dati!$3:$3"),
+        (SHEET_ANOMALIE, "2", "$A:$A,Anomalie!$3:$3"),
+        (SHEET_CRUSCOTTO, None, "$9:$9"),
+    ):
+        setup = re.search(r"<pageSetup [^>]*/>", xml[sheet])
+        assert setup is not None, sheet
+        assert 'orientation="landscape"' in setup.group(0) and 'fitToHeight="0"' in setup.group(0)
+        if across is None:
+            assert "fitToWidth" not in setup.group(0), sheet  # 1, the default
+        else:
+            assert f'fitToWidth="{across}"' in setup.group(0), (sheet, setup.group(0))
+        assert '<pageSetUpPr fitToPage="1"/>' in xml[sheet]
+        quoted = "'Report programmazione'" if sheet == SHEET_REPORT else sheet
+        assert titles[quoted] == titles_ref, (sheet, titles[quoted])
+
+
+def test_each_chart_prints_on_its_own_page_and_reads_workbook_names(world: World) -> None:
+    """The Grafici sheet breaks the page before each chart and prints at a fixed scale
+    (Excel ignores page breaks when fitting); every series reads a grafico_* name, defined
+    at workbook level on the rows of its table: f) all its entries, a) the ALER apart
+    from the Comuni; the value axes start at nought."""
+    data = build_master(world.cons)
+    xml = _sheet_xml(data)
+    grafici = xml["Grafici"]
+    assert re.findall(r'<brk id="(\d+)"', grafici) and "fitToPage" not in grafici
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        charts = [zf.read(n).decode() for n in sorted(zf.namelist()) if "charts/chart" in n]
+    assert len(charts) == 3
+    refs = [f for c in charts for f in re.findall(r"<c:f>([^<]+)</c:f>", c)]
+    assert refs and all(re.fullmatch(r"\[0\]!grafico_\w+", f) for f in refs), refs
+    assert all('<c:min val="0"/>' in c for c in charts)
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    a = wb[TABLE_SHEETS["a"]]
+    for f in refs:
+        name = f.removeprefix("[0]!")
+        assert name in wb.defined_names, name
+
+    def block(name: str) -> list[Any]:
+        ((sheet, coord),) = list(wb.defined_names[name].destinations)
+        got = wb[sheet][coord.replace("$", "")]
+        return [c.value for row in got for c in row] if ":" in coord else [got.value]
+
+    entries = [r[0] for r in a.iter_rows(min_row=3, max_col=1, values_only=True)]
+    entries = entries[: entries.index("Totale")]
+    altri, comuni = block("grafico_a_altri_enti"), block("grafico_a_comuni_enti")
+    assert altri == ["ALER Brescia-Cremona-Mantova"] and altri + comuni == entries
+    assert len(block("grafico_a_comuni_sap")) == len(comuni)
+    f_rows = [r[0] for r in wb[TABLE_SHEETS["f"]].iter_rows(min_row=3, max_col=1, values_only=True)]
+    assert block("grafico_f_enti") == f_rows[: f_rows.index("Totale")]
+
+
 def test_two_builds_are_byte_identical(world: World) -> None:
     """The same Consolidation gives the same bytes, dated by its generation time."""
     first = build_master(world.faulty)

@@ -9,10 +9,13 @@ import openpyxl
 
 
 def named_values(path: Path) -> dict[str, Any]:
-    """The cached value of each workbook-level defined name of the workbook at `path`."""
+    """The cached value of each workbook-level defined name of one cell (the totals) of
+    the workbook at `path`; names of a block of cells (the charts' series) are left out."""
     wb = openpyxl.load_workbook(path, data_only=True)
     out = {}
     for name, dn in wb.defined_names.items():
         ((sheet, coord),) = list(dn.destinations)
+        if ":" in coord:
+            continue
         out[name] = wb[sheet][coord.replace("$", "")].value
     return out

@@ -28,10 +28,11 @@ Loads are kept in `Raccolta.cache`: last year's ledger is read once per raccolta
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from piano_abitativo.consolidation.changes import Confronto, EnteChange, FieldChange
+from piano_abitativo.consolidation.changes import Confronto, EnteChange, FieldChange, _num
 from piano_abitativo.consolidation.consolidate import Consolidation
 from piano_abitativo.consolidation.context import (
     LOADED_FROM,
@@ -101,6 +102,38 @@ def compare(
             f.id: (prev_totals.get(f.id, 0), cur_totals[f.id]) for f in current.schema.total_fields
         },
         solo_precedente=tuple(_change(s.ente, s.values, {}, fields) for s in unmatched),
+    )
+
+
+@dataclass(frozen=True)
+class LikeForLike:
+    """The totals of the enti with a valid return in both years: the only ones whose
+    change means something while the raccolta is still open (26 enti last year against
+    the 6 that have answered so far is not a drop)."""
+
+    #: enti of this year's registry with a valid return in both years
+    both: int
+    #: enti of this year's registry that answered last year and not (yet) this year
+    waiting: int
+    #: enti that answered this year only
+    new: int
+    #: field id -> (previous, current) summed over the `both` enti, for every total field
+    totals: dict[str, tuple[int | float, int | float]]
+
+
+def like_for_like(confronto: Confronto) -> LikeForLike:
+    """`confronto`'s totals restricted to the enti present in both years."""
+    both = [e for e in confronto.enti if e.answered_previous and e.answered_current]
+
+    def total(fid: str, year: str) -> int | float:
+        values = (getattr(fc, year) for e in both for fc in e.fields if fc.field_id == fid)
+        return sum(v for v in values if _num(v))
+
+    return LikeForLike(
+        both=len(both),
+        waiting=sum(1 for e in confronto.enti if e.answered_previous and not e.answered_current),
+        new=sum(1 for e in confronto.enti if e.answered_current and not e.answered_previous),
+        totals={fid: (total(fid, "previous"), total(fid, "current")) for fid in confronto.totals},
     )
 
 

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 
+from piano_abitativo.consolidation.confronto import like_for_like
 from piano_abitativo.core.schema import Kind
 from piano_abitativo.document.measure import _signed, _value_text, number_text
-from piano_abitativo.master.sheets import dati_header
+from piano_abitativo.master.sheets import confronto_waiting_note, dati_header
 
 if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
@@ -48,8 +49,11 @@ def write_comparison(self: ChapterWriter, number: str) -> None:
         f"positiva è un aumento nel {cur}.",
         after=6,
     ).alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+    # like with like: only the enti with a valid return in both years (while the raccolta
+    # is open, last year's 26 against this year's first 6 is not a drop)
+    same = like_for_like(confronto)
     rows = []
-    for fid, (before, after) in confronto.totals.items():
+    for fid, (before, after) in same.totals.items():
         f = self.cons.schema.field_by_id.get(fid)
         if f is None:
             continue
@@ -57,12 +61,23 @@ def write_comparison(self: ChapterWriter, number: str) -> None:
             [dati_header(f), number_text(before), number_text(after), _signed(after - before)]
         )
     if rows:
-        self.para("Totali dell'ambito", bold=True, keep=True, before=6, after=4)
+        self.para(
+            f"Totali dei {same.both} enti presenti in entrambi gli anni",
+            bold=True,
+            keep=True,
+            before=6,
+            after=4,
+        )
         self.table(
             ("Voce", str(prev), str(cur), "Variazione"),
             rows,
             (8.5, 2.5, 2.5, 3.0),
             numeric={1, 2, 3},
+        )
+        self.para(
+            confronto_waiting_note(same.waiting, same.new, prev, cur),
+            italic=True,
+            before=4,
         )
     only_now = [
         e.ente.nome_completo

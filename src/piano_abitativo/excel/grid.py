@@ -90,6 +90,76 @@ def datetime_format_runs(sheet: SheetLayout) -> list[tuple[int, int, int, str]]:
     return runs
 
 
+#: styles of titles, notes and labels: above the tables, never on rows a refresh adds
+_UNFORMATTED = frozenset({"title", "title_wrap", "subtitle", "note", "label", "instruction"})
+
+
+@dataclass(frozen=True)
+class StyleBlock:
+    """A rectangle of cells of one style (zero-based, inclusive)."""
+
+    first_row: int
+    first_col: int
+    last_row: int
+    last_col: int
+    style: str
+
+
+def style_blocks(sheet: SheetLayout) -> list[StyleBlock]:
+    """The cells of the tables of a sheet as rectangles of one style, for `refresh` to
+    format rows it adds as the writer formats them: runs of a row, then identical runs
+    of consecutive rows merged. Titles, notes and labels are left out. Pure."""
+    rows: dict[int, list[tuple[int, int, str]]] = {}
+    for (r, c), cell in sorted(sheet.cells.items()):
+        if cell.style in _UNFORMATTED:
+            continue
+        runs = rows.setdefault(r, [])
+        if runs and runs[-1][1] == c - 1 and runs[-1][2] == cell.style:
+            runs[-1] = (runs[-1][0], c, cell.style)
+        else:
+            runs.append((c, c, cell.style))
+    open_blocks: dict[tuple[int, int, str], StyleBlock] = {}
+    done: list[StyleBlock] = []
+    for r in sorted(rows):
+        current = {}
+        for c1, c2, style in rows[r]:
+            key = (c1, c2, style)
+            prev = open_blocks.pop(key, None)
+            if prev is not None and prev.last_row == r - 1:
+                current[key] = StyleBlock(prev.first_row, c1, r, c2, style)
+            else:
+                if prev is not None:
+                    done.append(prev)
+                current[key] = StyleBlock(r, c1, r, c2, style)
+        done += open_blocks.values()
+        open_blocks = current
+    done += open_blocks.values()
+    return sorted(done, key=lambda b: (b.first_row, b.first_col))
+
+
+def _apply_style(rng: Any, style: str) -> None:
+    """Give `rng` the borders, fill, font and number format the writer gives the cells of
+    `style` (`master.writer.STYLES`, over Calibri 10). Not the alignment: xlwings sets it
+    only from Office.js, not from the VBA client of the buttons."""
+    props = STYLES.get(style, {})
+    rng.number_format = str(props.get("num_format", "General"))
+    rng.color = props.get("bg_color")
+    font = rng.font
+    font.bold = bool(props.get("bold", False))
+    font.italic = bool(props.get("italic", False))
+    font.color = str(props.get("font_color", "#000000"))
+    font.size = props.get("font_size", 10)
+    rng.wrap_text = bool(props.get("text_wrap", False))
+    if props.get("border"):
+        rng.borders.line_style = "continuous"
+        rng.borders.weight = "thin"
+        rng.borders.color = str(props.get("border_color", "#000000"))
+        if props.get("top") == 2:  # the Totale row: a medium line above
+            rng.borders["edge_top"].weight = "medium"
+    else:
+        rng.borders.clear()
+
+
 def _a1(row: int, col: int, absolute: bool = False) -> str:
     """A1 reference of a zero-based cell."""
     letters = ""
@@ -117,6 +187,8 @@ class Refresh:
     added_sheets: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    #: sheets whose rows were formatted again (their number of rows changed)
+    formatted: list[str] = field(default_factory=list)
 
 
 def _extent(ws: Any) -> tuple[int, int]:
@@ -144,9 +216,11 @@ def refresh(
     or all), the Excel tables' extents and the ``totale_*`` names.
 
     On each sheet, the part of the old used range that the new grid does not cover is
-    cleared (contents only: formats stay), then the grid is written from A1 in one
-    assignment, where None empties a cell. The columns of the buttons on the Cruscotto are
-    never touched. Sheets that are not in the layout (``xlwings.conf``...) are left alone.
+    cleared (the rows below: contents and formats), then the grid is written from A1 in
+    one assignment, where None empties a cell; when the number of rows changed, the
+    table cells get the writer's formats again (`style_blocks`). The columns of the
+    buttons on the Cruscotto are never touched. Sheets that are not in the layout
+    (``xlwings.conf``...) are left alone.
     """
     done = Refresh()
     existing = {ws.name: ws for ws in book.sheets}
@@ -168,10 +242,22 @@ def refresh(
         grid = sheet_grid(sh)
         rows, cols = len(grid), len(grid[0])
         if old_rows > rows:
-            ws.range((rows + 1, 1), (old_rows, max(old_cols, 1))).clear_contents()
+            below = ws.range((rows + 1, 1), (old_rows, max(old_cols, 1)))
+            below.clear_contents()
+            below.clear_formats()  # a Totale row's fill and lines left below the table
         if old_cols > cols:
             ws.range((1, cols + 1), (min(rows, old_rows), old_cols)).clear_contents()
         ws["A1"].value = grid
+        if rows != old_rows:
+            # the rows moved: each table's rows get the writer's borders, fills and
+            # fonts again, so added rows look like the others and a Totale row moved
+            # down leaves no plain row behind it
+            for b in style_blocks(sh):
+                _apply_style(
+                    ws.range((b.first_row + 1, b.first_col + 1), (b.last_row + 1, b.last_col + 1)),
+                    b.style,
+                )
+            done.formatted.append(sh.name)
         for col, first, last, fmt in datetime_format_runs(sh):
             ws.range((first + 1, col + 1), (last + 1, col + 1)).number_format = fmt
         for t in sh.tables:

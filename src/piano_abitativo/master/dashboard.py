@@ -33,6 +33,8 @@ from piano_abitativo.master.model import (
     ChartSpec,
     Highlight,
     MasterButton,
+    NameTarget,
+    RangeRef,
     Series,
     SheetLayout,
     TableSpec,
@@ -43,6 +45,7 @@ from piano_abitativo.master.model import (
     _rng,
     _si_no,
     cell_value,
+    chart_ref,
     start_list_sheet,
 )
 from piano_abitativo.master.review import review_rows
@@ -209,10 +212,10 @@ def _cruscotto_sheet(
         sh.put(r, 3, s.stato, style="bold")
         sh.put(r, 4, _local(last_rc.ricevuto_il) if last_rc else None, style="datetime_s")
         sh.put(r, 5, _si_no(last_rc.certificato) if last_rc else None, style="center")
-        sh.put(r, 6, len(s.versions), style="count")
+        sh.put(r, 6, len(s.versions), style="count_center")
         sh.put(r, 7, last_rc.canale if last_rc else None)
-        sh.put(r, 8, s.errori, style="count")
-        sh.put(r, 9, s.avvisi, style="count")
+        sh.put(r, 8, s.errori, style="count_center")
+        sh.put(r, 9, s.avvisi, style="count_center")
         sh.put(r, 10, last_rc.nome if last_rc else None)
         sh.put(r, 11, _note(s), style="wrap")
     if not cons.enti:
@@ -240,16 +243,18 @@ def _cruscotto_sheet(
                 (STATO_NON_ATTRIBUITO, "bold_bad"),
                 (_local(rc.ricevuto_il), "datetime_s"),
                 (_si_no(rc.certificato), "center"),
-                (None, "count"),
+                (None, "count_center"),
                 (rc.canale, "text"),
-                (len(rep.errors), "count"),
-                (len(rep.warnings), "count"),
+                (len(rep.errors), "count_center"),
+                (len(rep.warnings), "count_center"),
                 (rc.nome, "text"),
                 (_stray_message(rc), "wrap"),
             )
             for c, (v, style) in enumerate(stray):
                 sh.put(r, c, v, style=style)
-    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 56, 11: 60}, header_cap=12)
+    # at most one page across in print (see `writer.pages_across`): the file names
+    # run over an empty Note
+    _fit_widths(sh, {0: 14, 1: 40, 3: 22, 4: 19, 5: 11, 10: 48, 11: 60}, header_cap=12)
     sh.print_last_col = len(STRAY_HEADERS) - 1 if cons.non_attribuiti else last_col
     if buttons:
         for c in (BUTTON_COL, BUTTON_COL + 1):
@@ -342,22 +347,63 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
         Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.AVVISO.value}"', "warn")
     )
     _fit_widths(sh, {0: 34, 1: 36, 2: 19, 9: 60, 10: 60}, header_cap=12)
+    sh.repeat_cols = (0, 0)
     return sh
 
 
 # --------------------------------------------------------------------------- Grafici
 
 
+#: a cell of the Grafici sheet that stays empty: what the names of a chart with no
+#: entries point at (a chart of nothing rather than of the "nessuna" row)
+GRAFICI_EMPTY = (0, 25)
+#: the rows a chart takes per entry, and at most (one chart per landscape page)
+_BAR_PX, _CHART_MIN_PX, _CHART_MAX_PX = 24, 240, 560
+#: the charts' width: one landscape A4 page at 100%, with room for a font wider than
+#: Calibri (LibreOffice without Carlito widens the columns a chart is anchored to)
+GRAFICI_WIDTH_PX = 860
+
+
+def grafico_name(chart: str, part: str) -> str:
+    """The workbook name a chart's series read: ``grafico_a_comuni_sap``."""
+    return f"grafico_{chart}_{part}"
+
+
+def _bar_height(n: int) -> int:
+    return min(_CHART_MAX_PX, max(_CHART_MIN_PX, 70 + _BAR_PX * n))
+
+
 def _grafici_sheet(
-    spans: dict[str, tuple[int, int]], tds: dict[str, TableDef], sink: CellSink | None = None
+    cons: Consolidation,
+    spans: dict[str, tuple[int, int]],
+    tds: dict[str, TableDef],
+    names: dict[str, NameTarget],
+    sink: CellSink | None = None,
 ) -> SheetLayout:
-    """Charts of tables f) and a); `spans` are their entries' first and last rows."""
+    """Charts of tables f) and a), each on its own printed page; the ALER (and any other
+    ente that is not a Comune) apart from the Comuni in a), whose hundreds of alloggi
+    would flatten the Comuni's bars. The series read workbook names (``grafico_*``) that
+    point at the tables' rows, so that a refresh of the open workbook (Consolida), which
+    rewrites the names, moves the charts with the rows."""
     sh = SheetLayout(SHEET_GRAFICI, landscape=True, sink=sink)
     sh.put(0, 0, "Grafici (si aggiornano con le tabelle)", style="title")
-    f1, f2 = spans["f"]
-    fs = tds["f"].sheet
-    f_height = max(300, 60 + 32 * (f2 - f1 + 1))
-    f_rows_end = 2 + f_height // 20 + 2
+    empty = RangeRef(SHEET_GRAFICI, *GRAFICI_EMPTY, *GRAFICI_EMPTY)
+
+    def block(letter: str, first: int, last: int, col: int) -> RangeRef:
+        if last < first:
+            return empty
+        return RangeRef(tds[letter].sheet, first, col, last, col)
+
+    def name(chart: str, part: str, target: RangeRef) -> str:
+        key = grafico_name(chart, part)
+        names[key] = target
+        return chart_ref(key)
+
+    f1 = spans["f"][0]
+    nf = len(cons.table("f"))
+    f_last = f1 + nf - 1
+    row = 2
+    f_height = _bar_height(nf)
     sh.charts.append(
         ChartSpec(
             "bar",
@@ -365,41 +411,66 @@ def _grafici_sheet(
             "f) Unità abitative SAP assegnabili nell'anno, per ente",
             (
                 Series(
-                    "Unità assegnabili", "=" + _rng(fs, f1, 0, f2, 0), "=" + _rng(fs, f1, 1, f2, 1)
+                    "Unità assegnabili",
+                    name("f", "enti", block("f", f1, f_last, 0)),
+                    name("f", "assegnabili", block("f", f1, f_last, 1)),
                 ),
             ),
-            anchor_row=2,
+            anchor_row=row,
             anchor_col=0,
             y_title="Numero unità immobiliari",
             height=f_height,
+            width=GRAFICI_WIDTH_PX,
         )
     )
-    a1, a2 = spans["a"]
-    as_ = tds["a"].sheet
+    a1, _ = spans["a"]
+    rows_a = cons.table("a")
+    others = sum(1 for s in rows_a if not s.ente.is_comune)  # listed first (plan order)
+    comuni = len(rows_a) - others
     sap = 1 + tds["a"].fields.index("a_sap")
     sas = 1 + tds["a"].fields.index("a_sas")
-    sh.charts.append(
-        ChartSpec(
-            "column",
-            "stacked",
-            "a) Alloggi SAP e SAS per ente proprietario",
-            (
-                Series(
-                    "N. alloggi SAP",
-                    "=" + _rng(as_, a1, 0, a2, 0),
-                    "=" + _rng(as_, a1, sap, a2, sap),
-                ),
-                Series(
-                    "N. alloggi SAS",
-                    "=" + _rng(as_, a1, 0, a2, 0),
-                    "=" + _rng(as_, a1, sas, a2, sas),
-                ),
-            ),
-            anchor_row=f_rows_end,
-            anchor_col=0,
-            y_title="Numero alloggi",
-            height=520,
-        )
+    groups = (
+        ("a_comuni", "a) Alloggi SAP e SAS dei Comuni", a1 + others, a1 + others + comuni - 1),
+        (
+            "a_altri",
+            "a) Alloggi SAP e SAS degli altri enti proprietari (ALER)",
+            a1,
+            a1 + others - 1,
+        ),
     )
+    for chart, title, first, last in groups:
+        row += (sh.charts[-1].height + 19) // 20 + 2
+        sh.page_breaks.append(row)
+        n = last - first + 1
+        sh.charts.append(
+            ChartSpec(
+                "bar",
+                "stacked",
+                title,
+                (
+                    Series(
+                        "N. alloggi SAP",
+                        name(chart, "enti", block("a", first, last, 0)),
+                        name(chart, "sap", block("a", first, last, sap)),
+                    ),
+                    Series(
+                        "N. alloggi SAS",
+                        name(chart, "enti", block("a", first, last, 0)),
+                        name(chart, "sas", block("a", first, last, sas)),
+                    ),
+                ),
+                anchor_row=row,
+                anchor_col=0,
+                y_title="Numero alloggi",
+                height=_bar_height(n),
+                width=GRAFICI_WIDTH_PX,
+            )
+        )
+    # every column the charts cover has its width, so that every program measures the
+    # printed page alike (the default width differs between Excel and LibreOffice)
+    last_col = max(ch.anchor_col + ch.width // 64 for ch in sh.charts)
+    for c in range(last_col + 1):
+        sh.widths[c] = 8.57  # not 8.43: XlsxWriter leaves the default unmarked
     sh.widths[0] = 12
+    sh.print_last_col = last_col
     return sh

@@ -28,6 +28,7 @@ from piano_abitativo.master.model import (
     CellSink,
     MasterButton,
     MasterLayout,
+    NameTarget,
     SheetLayout,
     table_sheets,
     total_name,
@@ -72,11 +73,11 @@ SheetBuilder = Callable[[CellSink | None], SheetLayout]
 
 def _sheet_builders(
     cons: Consolidation, buttons: Sequence[MasterButton] = ()
-) -> tuple[list[SheetBuilder], dict[str, CellRef]]:
+) -> tuple[list[SheetBuilder], dict[str, NameTarget]]:
     """One builder per sheet, in order (run them in that order: the tables fill the names
     and the spans the charts need), and the defined names they fill. A builder can run
     more than once and places the same cells each time."""
-    names: dict[str, CellRef] = {}
+    names: dict[str, NameTarget] = {}
     spans: dict[str, tuple[int, int]] = {}
     pos = _dati_positions(cons)
     tds = {td.letter: td for td in table_defs(cons.anno, cons.schema)}
@@ -98,12 +99,12 @@ def _sheet_builders(
         lambda sink: _dati_sheet(cons, pos, sink),
         lambda sink: _anomalie_sheet(cons, sink),
         lambda sink: decisioni_sheet(cons, sink),
-        lambda sink: _grafici_sheet(spans, tds, sink),
+        lambda sink: _grafici_sheet(cons, spans, tds, names, sink),
     ]
     return builders, names
 
 
-def _check_names(schema: Schema, names: dict[str, CellRef]) -> dict[str, CellRef]:
+def _check_names(schema: Schema, names: dict[str, NameTarget]) -> dict[str, NameTarget]:
     missing = {total_name(f.id) for f in schema.total_fields} - set(names)
     if missing:  # pragma: no cover - every total field has a table with a total row
         raise ValueError(f"totali senza cella: {sorted(missing)}")
@@ -111,7 +112,7 @@ def _check_names(schema: Schema, names: dict[str, CellRef]) -> dict[str, CellRef
 
 
 def _layout(
-    cons: Consolidation, sheets: list[SheetLayout], names: dict[str, CellRef]
+    cons: Consolidation, sheets: list[SheetLayout], names: dict[str, NameTarget]
 ) -> MasterLayout:
     created = cons.generated_at
     if created.tzinfo is not None:

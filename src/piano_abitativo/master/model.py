@@ -115,6 +115,35 @@ class CellRef:
 
 
 @dataclass(frozen=True)
+class RangeRef:
+    """A block of cells (a column of a table, for a chart's series)."""
+
+    sheet: str
+    first_row: int
+    first_col: int
+    last_row: int
+    last_col: int
+
+    @property
+    def ref(self) -> str:
+        """Absolute, sheet-qualified: ``'f) Assegnabili'!$A$3:$A$7``; one cell as Excel
+        writes it (``Grafici!$Z$1``)."""
+        if (self.first_row, self.first_col) == (self.last_row, self.last_col):
+            return _ref(self.sheet, self.first_row, self.first_col)
+        return _rng(self.sheet, self.first_row, self.first_col, self.last_row, self.last_col)
+
+
+#: what a defined name of the master points at
+NameTarget = CellRef | RangeRef
+
+
+def chart_ref(name: str) -> str:
+    """A chart series' reference to the workbook-level name `name`, as Excel writes it in
+    a chart (``[0]!name``: the workbook itself); LibreOffice reads it too."""
+    return f"=[0]!{name}"
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """An Excel table (ListObject) with autofilter over a header row and data rows."""
 
@@ -188,6 +217,15 @@ class SheetLayout:
     data_rows: tuple[int, int] | None = None
     #: the last column printed, when not the last column with a cell
     print_last_col: int | None = None
+    #: the first row repeated at the top of every printed page, when the header spans
+    #: more than `header_row` (the Confronto's field names above the years)
+    print_titles_from: int | None = None
+    #: columns repeated on the left of every printed page when the sheet is printed
+    #: on more than one page across (the ente's name)
+    repeat_cols: tuple[int, int] | None = None
+    #: rows that begin a printed page (each chart on its own page); a sheet with page
+    #: breaks prints at a fixed scale instead of fitting its width
+    page_breaks: list[int] = field(default_factory=list)
     sink: CellSink | None = field(default=None, repr=False, compare=False)
     _wide: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
     _headers: list[tuple[int, int, str]] = field(default_factory=list, repr=False, compare=False)
@@ -247,8 +285,8 @@ class MasterLayout:
     created: dt.datetime
     capofila: str
     sheets: list[SheetLayout]
-    #: workbook-level defined names → their target cell
-    names: dict[str, CellRef]
+    #: workbook-level defined names → their target cell or block (the charts' series)
+    names: dict[str, NameTarget]
     #: the Cruscotto cell where the buttons of the .xlsm begin
     buttons_anchor: CellRef
 

@@ -11,6 +11,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from piano_abitativo.archive.decisions import Rettifica
 from piano_abitativo.archive.store import TZ
+from piano_abitativo.consolidation.confronto import like_for_like
 from piano_abitativo.consolidation.consolidate import (
     Consolidation,
 )
@@ -29,6 +30,7 @@ from piano_abitativo.master.model import (
     CellRef,
     CellSink,
     Highlight,
+    NameTarget,
     SheetLayout,
     TableSpec,
     _fit_widths,
@@ -121,6 +123,7 @@ def _dati_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -
         TableSpec(TABLE_DATI, DATI_HEADER_ROW, 0, last, len(headers) - 1, tuple(headers))
     )
     _fit_widths(sh, {1: 40, DATI_COL_RICEVUTO: 19})
+    sh.repeat_cols = (0, 1)
     return sh
 
 
@@ -206,7 +209,7 @@ def _table_sheet(
     cons: Consolidation,
     td: TableDef,
     pos: _Dati,
-    names: dict[str, CellRef],
+    names: dict[str, NameTarget],
     sink: CellSink | None = None,
 ) -> SheetLayout:
     schema = cons.schema
@@ -353,6 +356,7 @@ def _report_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None)
     if not cons.answered:
         sh.put(r, 0, NESSUNA, style="empty")
     _fit_widths(sh, {0: 40, 1: 12, 2: 10, len(columns) - 1: 30}, header_cap=14)
+    sh.repeat_cols = (0, 0)
     return sh
 
 
@@ -366,6 +370,32 @@ CONFRONTO_HEADER_ROW = 3
 
 def confronto_sheet_name(anno_precedente: int) -> str:
     return f"Confronto {anno_precedente}"
+
+
+def confronto_total_label(both: int) -> str:
+    """The label of the like-with-like total row of the comparison."""
+    return f"Totale dei {both} enti presenti in entrambi gli anni"
+
+
+def confronto_waiting_note(waiting: int, new: int, anno_precedente: int, anno: int) -> str:
+    """How many enti of last year have not answered yet (and who answered only now)."""
+    if waiting == 1:
+        text = (
+            f"Non ha ancora risposto per il {anno} 1 ente che aveva risposto nel "
+            f"{anno_precedente} (escluso dalla variazione)."
+        )
+    elif waiting:
+        text = (
+            f"Non hanno ancora risposto per il {anno} {waiting} enti che avevano risposto "
+            f"nel {anno_precedente} (esclusi dalla variazione)."
+        )
+    else:
+        text = f"Tutti gli enti che avevano risposto nel {anno_precedente} hanno risposto."
+    if new == 1:
+        text += f" 1 ente ha risposto solo nel {anno} (escluso dalla variazione)."
+    elif new:
+        text += f" {new} enti hanno risposto solo nel {anno} (esclusi dalla variazione)."
+    return text
 
 
 def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = None) -> SheetLayout:
@@ -427,7 +457,37 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
         sh.put(r, 0, NESSUNA, style="empty")
         r += 1
     last = r - 1
-    sh.put(r, 0, TOTALE, style="total_label")
+    # like with like: the change is the one of the enti with a valid return in both years
+    # (a delta cell is filled only for them); the totals of all who answered follow,
+    # without a change, and how many have not answered yet
+    same = like_for_like(confronto)
+    total_row = r
+    sh.put(r, 0, confronto_total_label(same.both), style="total_label")
+    for i, fid in enumerate(fields):
+        c = 1 + 3 * i
+        prev_same, cur_same = same.totals.get(fid, (0, 0))
+        deltas = _rng(None, first, c + 2, last, c + 2)
+        for k, v in ((0, prev_same), (1, cur_same)):
+            col = _rng(None, first, c + k, last, c + k)
+            sh.put(r, c + k, v, formula=f'=SUMIFS({col},{deltas},"<>")', style="total_count")
+        sh.put(
+            r,
+            c + 2,
+            cur_same - prev_same,
+            style="total_delta",
+            formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}",
+        )
+    r += 1
+    answered_prev = sum(1 for ch in rows if ch.answered_previous)
+    answered_cur = sum(1 for ch in confronto.enti if ch.answered_current)
+    sh.put(
+        r,
+        0,
+        f"Totale di tutti gli enti che hanno risposto ({answered_prev} nel {prev_anno}, "
+        f"{answered_cur} nel {cons.anno})",
+        style="total_label_wrap",
+    )
+    sh.row_heights[r] = 28.0
     for i, fid in enumerate(fields):
         c = 1 + 3 * i
         prev_total, cur_total = confronto.totals.get(fid, (0, 0))
@@ -435,18 +495,17 @@ def _confronto_sheet(cons: Consolidation, pos: _Dati, sink: CellSink | None = No
             r, c, prev_total, formula=f"=SUM({_rng(None, first, c, last, c)})", style="total_count"
         )
         sh.put(r, c + 1, cur_total, formula=f"={total_name(fid)}", style="total_count")
-        sh.put(
-            r,
-            c + 2,
-            cur_total - prev_total,
-            style="total_delta",
-            formula=f"={xl_rowcol_to_cell(r, c + 1)}-{xl_rowcol_to_cell(r, c)}",
-        )
+        sh.put(r, c + 2, None, style="total_label")
+    r += 1
+    sh.put(r, 0, confronto_waiting_note(same.waiting, same.new, prev_anno, cons.anno), style="note")
     for i in range(len(fields)):
         c = 3 + 3 * i
         cell = xl_rowcol_to_cell(first, c)
+        r = total_row
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}<0)", "bad"))
         sh.highlights.append(Highlight(first, c, r, c, f"AND(ISNUMBER({cell}),{cell}>0)", "good"))
     _fit_widths(sh, {0: 40}, header_cap=12)
+    sh.repeat_cols = (0, 0)
+    sh.print_titles_from = top
     sh.row_heights[top] = 17.0  # its labels span three columns: one line
     return sh

@@ -4,12 +4,14 @@ the workbook is open."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import math
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +38,7 @@ from piano_abitativo.master.model import (
     SheetLayout,
     Value,
 )
+from piano_abitativo.master.printing import fixed_print_scale, pages_across
 
 # --------------------------------------------------------------------------- rendering
 
@@ -78,6 +81,12 @@ STYLES: dict[str, dict[str, Any]] = {
     "header": _HEADER,
     "header_bad": {**_HEADER, "bg_color": "#9C0006"},
     "count": {"num_format": "#,##0", "border": 1, "border_color": "#BFBFBF"},
+    "count_center": {
+        "num_format": "#,##0",
+        "border": 1,
+        "border_color": "#BFBFBF",
+        "align": "center",
+    },
     # a value corrected by the capofila (rettifica): blue, with a comment
     "count_rett": {
         "num_format": "#,##0",
@@ -110,6 +119,13 @@ STYLES: dict[str, dict[str, Any]] = {
     "datetime_bold": {"num_format": "dd/mm/yyyy hh:mm", "bold": True, "align": "left"},
     "datetime_s": {"num_format": "dd/mm/yyyy hh:mm:ss", "border": 1, "border_color": "#BFBFBF"},
     "total_label": {"bold": True, "bg_color": "#D9E1F2", "top": 2, "border": 1},
+    "total_label_wrap": {
+        "bold": True,
+        "bg_color": "#D9E1F2",
+        "top": 2,
+        "border": 1,
+        "text_wrap": True,
+    },
     "total_count": {
         "bold": True,
         "bg_color": "#D9E1F2",
@@ -278,12 +294,14 @@ def _finish_sheet(
                 "categories": s.categories,
                 "values": s.values,
             }
-            if ch.kind == "bar":
-                series["data_labels"] = {"value": True}
-            chart.add_series(series)
+            if ch.kind == "bar":  # the value beside (or inside) each bar; zeros left out
+                series["data_labels"] = {"value": True, "num_format": "#,##0;;;"}
+            with _names_in_charts():
+                chart.add_series(series)
         chart.set_title({"name": ch.title, "name_font": {"size": 12}})
         value_axis = {
             "name": ch.y_title,
+            "min": 0,  # a bar starts at nought, or the ALER's 997 would look like 7
             "num_format": "#,##0",
             "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
         }
@@ -302,7 +320,6 @@ def _finish_sheet(
         ws.set_landscape()
     else:
         ws.set_portrait()
-    ws.fit_to_pages(1, 0)
     ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
     last_row = sh.last_row
     last_col = sh.last_col if sh.print_last_col is None else sh.print_last_col
@@ -310,10 +327,20 @@ def _finish_sheet(
         last_row = max(last_row, ch.anchor_row + ch.height // 20 + 1)
         last_col = max(last_col, ch.anchor_col + ch.width // 64)
     ws.print_area(0, 0, last_row, last_col)
+    if sh.page_breaks:
+        # Excel ignores manual page breaks on a sheet fitted to pages: a fixed scale
+        ws.set_h_pagebreaks(sh.page_breaks)
+        ws.set_print_scale(fixed_print_scale(sh, last_col))
+    else:
+        pages = pages_across(sh, last_col)
+        ws.fit_to_pages(pages, 0)
+        if pages > 1 and sh.repeat_cols is not None:
+            ws.repeat_columns(*sh.repeat_cols)
     ws.set_header(f"&C&9{_header_footer(f'Piano annuale {anno} — Ambito {ambito}')}")
     ws.set_footer("&L&8" + _header_footer(sh.name) + "&R&8Pagina &P di &N")
     if sh.header_row is not None:
-        ws.repeat_rows(sh.header_row)
+        top = sh.header_row if sh.print_titles_from is None else sh.print_titles_from
+        ws.repeat_rows(top, sh.header_row)
         ws.freeze_panes(sh.header_row + 1, 0)
 
 
@@ -391,7 +418,8 @@ def render_master(
     first.activate()
     first.set_first_sheet()
     try:
-        wb.close()
+        with _names_in_charts():
+            wb.close()
     except xlsxwriter.exceptions.FileCreateError as exc:
         # a full disk: XlsxWriter leaves its ZipFile open in the traceback's frames; when
         # it is collected after `out` is closed it prints "Exception ignored … seek of
@@ -401,6 +429,16 @@ def render_master(
         if isinstance(cause, OSError):
             raise cause from None
         raise
+
+
+@contextlib.contextmanager
+def _names_in_charts() -> Iterator[None]:
+    """Quiet XlsxWriter's warning about chart series that read a workbook name
+    (``[0]!grafico_f_enti``): not a range it can cache, it writes the reference as given,
+    which is what Excel itself writes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Unknown worksheet reference '\\[0\\]'")
+        yield
 
 
 def _forget_open_zips(exc: BaseException | None) -> None:

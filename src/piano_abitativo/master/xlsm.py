@@ -79,7 +79,7 @@ BUTTONS: tuple[Button, ...] = (
         "Importa",
         "Importa",
         "importa",
-        "Archivia e valida i file della cartella «arrivi» della raccolta.",
+        "Archivia e valida i file messi nella cartella «arrivi», accanto a questo file.",
     ),
     Button(
         "Valida",
