@@ -141,6 +141,8 @@ def _apply_style(rng: Any, style: str) -> None:
     """Give `rng` the borders, fill, font and number format the writer gives the cells of
     `style` (`master.writer.STYLES`, over Calibri 10). Not the alignment: xlwings sets it
     only from Office.js, not from the VBA client of the buttons."""
+    from piano_abitativo.master.sheets import STYLES
+
     props = STYLES.get(style, {})
     rng.number_format = str(props.get("num_format", "General"))
     rng.color = props.get("bg_color")
