@@ -685,3 +685,14 @@ def test_macros_need_an_xlsm_name_and_buttons_need_macros(world: World, tmp_path
     with pytest.raises(ValueError, match="vba_project"):
         build_master(world.cons, buttons=[MasterButton("M", "m", "m")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_anomalie_colours_reach_the_rows_a_refresh_may_add(world: World) -> None:
+    """The severity colours of *Anomalie* cover 5000 rows below the header, not just the
+    rows written when the master was built: rows the *Consolida* button adds later are
+    coloured like the others."""
+    wb = openpyxl.load_workbook(io.BytesIO(build_master(world.cons)))
+    ws = wb[SHEET_ANOMALIE]
+    ranges = {str(cf.sqref) for cf in ws.conditional_formatting}
+    assert ranges == {"D4:D5003"}
+    assert ws.max_row < 5003

@@ -88,6 +88,9 @@ STRAY_HEADERS = (
 STATO_NON_ATTRIBUITO = "non attribuito"
 
 
+#: how many rows below its header the Anomalie's severity colours cover
+ANOMALIE_HIGHLIGHT_ROWS = 5000
+
 def _declared(rc: Receipt) -> str:
     rep = rc.report
     if rep.ente_denominazione and rep.ente:
@@ -340,12 +343,13 @@ def _anomalie_sheet(cons: Consolidation, sink: CellSink | None = None) -> SheetL
         TableSpec(TABLE_ANOMALIE, ANOMALIE_HEADER_ROW, 0, r, last_col, ANOMALIE_HEADERS)
     )
     top = xl_rowcol_to_cell(ANOMALIE_HEADER_ROW + 1, 3)
-    sh.highlights.append(
-        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.ERRORE.value}"', "bad")
-    )
-    sh.highlights.append(
-        Highlight(ANOMALIE_HEADER_ROW + 1, 3, r, 3, f'{top}="{Severity.AVVISO.value}"', "warn")
-    )
+    # the severity colours reach well below the table: the Consolida button may write more
+    # rows than the master was built with, and nothing else lies below it on this sheet
+    end = max(r, ANOMALIE_HEADER_ROW + ANOMALIE_HIGHLIGHT_ROWS)
+    for severity, style in ((Severity.ERRORE, "bad"), (Severity.AVVISO, "warn")):
+        sh.highlights.append(
+            Highlight(ANOMALIE_HEADER_ROW + 1, 3, end, 3, f'{top}="{severity.value}"', style)
+        )
     _fit_widths(sh, {0: 34, 1: 36, 2: 19, 9: 60, 10: 60}, header_cap=12)
     sh.repeat_cols = (0, 0)
     return sh
