@@ -91,6 +91,7 @@ STATO_NON_ATTRIBUITO = "non attribuito"
 #: how many rows below its header the Anomalie's severity colours cover
 ANOMALIE_HIGHLIGHT_ROWS = 5000
 
+
 def _declared(rc: Receipt) -> str:
     rep = rc.report
     if rep.ente_denominazione and rep.ente:
