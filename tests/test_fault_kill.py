@@ -48,11 +48,13 @@ sys.exit(10 * imported + consolidated)
 """
 
 
-def _run(raccolta: Path, sources: list[Path]) -> subprocess.Popen[bytes]:
+def _run(
+    raccolta: Path, sources: list[Path], *, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", _RUN, str(raccolta), *map(str, sources)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 
@@ -109,8 +111,9 @@ def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
         proc.wait(30)
         _check_invariants(r)
     assert kills >= KILLS // 2, "most runs ended before their kill"
-    final = _run(r.path, [p for batch in batches for p in batch])
-    assert final.wait(120) == 0
+    final = _run(r.path, [p for batch in batches for p in batch], stderr=subprocess.PIPE)
+    _, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err.decode("utf-8", "replace")
     _check_invariants(r)
     shas = [rec["sha256"] for rec in archive.read_ledger(r.path).records]
     expected = {hashlib.sha256(p.read_bytes()).hexdigest() for batch in batches for p in batch}
@@ -119,3 +122,54 @@ def test_random_kills_never_lose_or_corrupt_anything(tmp_path: Path) -> None:
     assert cons.totals["a_sap"] == sum(latest.values())
     wb = openpyxl.load_workbook(master_path(r.path, r.anno, ".xlsm"), read_only=True)
     wb.close()
+
+
+#: consolida with one step replaced by the death of the process (os._exit: no cleanup)
+_DIE = """
+import os, sys
+import piano_abitativo.master.edits as edits
+import piano_abitativo.master.xlsm as xlsm
+from piano_abitativo.cli.commands import main
+if sys.argv[2] == "dopo-il-file":
+    edits.write_snapshot = lambda *a, **k: os._exit(9)
+else:
+    xlsm.write_master_xlsm = lambda *a, **k: os._exit(9)
+sys.exit(main(["consolida", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("where", ["dopo-il-file", "prima-del-file"])
+def test_a_consolida_killed_while_writing_never_takes_its_own_values_for_edits(
+    tmp_path: Path, where: str
+) -> None:
+    """Killed after the master is written and before its values are noted (or the other
+    way round), the next consolida writes again: it does not report the program's own
+    values as changed by hand, and a value really typed in Dati is still caught."""
+    from piano_abitativo.cli.commands import main
+
+    r = crea(tmp_path / "raccolta", anno=2026)
+    (ente, *_) = list(r.registry)
+    blank = TemplateFactory(context_for(r)).render(ente)
+    for k, sap in enumerate((10, 20, 30, 40)):
+        path = tmp_path / f"v{k}" / f"{ente.codice}.xlsx"
+        path.parent.mkdir()
+        path.write_bytes(fill_template(blank, CREMA | {"a_sap": sap}))
+        when = (T0 + dt.timedelta(hours=k)).timestamp()
+        os.utime(path, (when, when))
+        assert main(["importa", str(r.path), "--da", str(path.parent)]) == 0
+        if k == 0:
+            assert main(["consolida", str(r.path)]) == 0
+            continue
+        died = subprocess.run(
+            [sys.executable, "-c", _DIE, str(r.path), where], capture_output=True, timeout=120
+        )
+        assert died.returncode == 9, died.stderr.decode("utf-8", "replace")
+    assert main(["consolida", str(r.path)]) == 0
+    master = master_path(r.path, r.anno, ".xlsm")
+    wb = openpyxl.load_workbook(master, keep_vba=True)
+    ws = wb["Dati"]
+    row = next(x for x in ws.iter_rows() if x[0].value == ente.codice)
+    cell = next(c for c in row if c.value == 40)
+    cell.value = 41
+    wb.save(master)
+    assert main(["consolida", str(r.path)]) == 2

@@ -311,7 +311,7 @@ def consolida(
     from piano_abitativo.app.decisioni import registra_rettifiche as registra
     from piano_abitativo.archive.decisions import ORIGINE_MASTER
     from piano_abitativo.consolidation.context import previous_notice
-    from piano_abitativo.master.edits import write_snapshot
+    from piano_abitativo.master.edits import begin_write, write_snapshot
     from piano_abitativo.master.xlsm import write_master_xlsm
 
     r = load_raccolta(raccolta)
@@ -327,6 +327,7 @@ def consolida(
         raise MasterEdited(modifiche_text(r, modifiche))
     with archive.locked(r.path, waiting=waiting):
         cons = consolidation(r)
+        begin_write(cons, r.path)  # killed after the master is written: still known
         target = write_master_xlsm(cons, r.path)
         write_snapshot(cons, r.path)
     notice = previous_notice(r)

@@ -252,10 +252,12 @@ SAVE_NOTE = (
 
 def _refresh_all(s: _Session, cons: Consolidation) -> Refresh:
     """Write the whole consolidation into the open workbook and remember its Dati."""
-    from piano_abitativo.master.edits import write_snapshot
+    from piano_abitativo.master.edits import begin_write, write_snapshot
     from piano_abitativo.master.sheets import master_layout
     from piano_abitativo.master.xlsm import master_buttons
 
+    if s.raccolta is not None:
+        begin_write(cons, s.raccolta.path)
     done = refresh(s.book, master_layout(cons, buttons=master_buttons()), status=s.status)
     if s.raccolta is not None:
         write_snapshot(cons, s.raccolta.path)

@@ -70,35 +70,71 @@ def dati_values(cons: Consolidation) -> dict[str, dict[str, Any]]:
 #: how many earlier writes are remembered: the file on disk and the workbook open in Excel
 #: (refreshed by a button, maybe not saved) may each hold one of them
 KEEP_WRITES = 3
+#: how many writes begun and never finished (the program killed while writing) are kept
+KEEP_PENDING = 16
 
 
-def write_snapshot(cons: Consolidation, raccolta_path: Path) -> None:
-    """Keep the values of *Dati* as just written (call after writing the master, or after
-    a button refreshed the open workbook), with those of the last few writes."""
-    earlier = read_snapshot(raccolta_path) or []
+def _entries(raccolta_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(confirmed writes latest first, writes begun and not confirmed latest first)."""
+    try:
+        data = json.loads(snapshot_path(raccolta_path).read_text(encoding="utf-8"))
+        confirmed = [data["valori"], *(data.get("precedenti") or [])]
+        pending = list(data.get("in_sospeso") or [])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return [], []
+    return (
+        [x for x in confirmed if isinstance(x, dict)],
+        [x for x in pending if isinstance(x, dict)],
+    )
+
+
+def _save(
+    cons: Consolidation,
+    raccolta_path: Path,
+    confirmed: list[dict[str, Any]],
+    pending: list[dict[str, Any]],
+) -> None:
     data = {
         "anno": cons.anno,
         "raccolta": cons.raccolta_id,
         "scritto_il": cons.generated_at.isoformat(),
-        "valori": dati_values(cons),
-        "precedenti": earlier[: KEEP_WRITES - 1],
+        "valori": confirmed[0],
+        "precedenti": confirmed[1:KEEP_WRITES],
+        "in_sospeso": pending[:KEEP_PENDING],
     }
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
     atomic_write_bytes(snapshot_path(raccolta_path), text.encode("utf-8"))
 
 
+def begin_write(cons: Consolidation, raccolta_path: Path) -> None:
+    """Note the values of *Dati* about to be written, before writing the master (or
+    refreshing the open workbook): if the program is killed after the master is written
+    and before `write_snapshot`, the new master's values are still known as written by
+    the program, not taken for changes by hand."""
+    confirmed, pending = _entries(raccolta_path)
+    if not confirmed:
+        return  # nothing written before: the first write has nothing to compare with
+    new = dati_values(cons)
+    _save(cons, raccolta_path, confirmed, [new, *(p for p in pending if p != new)])
+
+
+def write_snapshot(cons: Consolidation, raccolta_path: Path) -> None:
+    """Keep the values of *Dati* as just written (call after writing the master, or after
+    a button refreshed the open workbook), with those of the last few writes; the writes
+    begun and never finished are forgotten (none of them is in a workbook any more)."""
+    confirmed, _pending = _entries(raccolta_path)
+    new = dati_values(cons)
+    _save(cons, raccolta_path, [new, *(c for c in confirmed if c != new)], [])
+
+
 def read_snapshot(raccolta_path: Path) -> list[dict[str, dict[str, Any]]] | None:
-    """The values of *Dati* of the last writes, latest first; None when there is none (or
-    it is unreadable: then nothing can be compared and nothing is reported)."""
-    try:
-        data = json.loads(snapshot_path(raccolta_path).read_text(encoding="utf-8"))
-        valori = data["valori"]
-        earlier = data.get("precedenti") or []
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    """The values of *Dati* of the last writes, latest first, then those of writes begun
+    and not finished; None when there is none (or it is unreadable: then nothing can be
+    compared and nothing is reported)."""
+    confirmed, pending = _entries(raccolta_path)
+    if not confirmed:
         return None
-    if not isinstance(valori, dict) or not isinstance(earlier, list):
-        return None
-    return [valori, *(x for x in earlier if isinstance(x, dict))]
+    return [*confirmed, *pending]
 
 
 def grid_values(grid: Grid, schema: Schema) -> dict[str, dict[str, Any]]:
