@@ -22,6 +22,7 @@ from piano_abitativo.core.layout import (
     Layout,
     layout_for,
 )
+from piano_abitativo.core.rules.book import UNKNOWN
 from piano_abitativo.core.schema import (
     META_KEYS,
     SHEET_ISTRUZIONI,
@@ -324,7 +325,7 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
         ws.conditional_format(
             target, {"type": "formula", "criteria": f'={sym_cell}="{WARN}"', "format": fmt.warn}
         )
-    for style, symbol in ((fmt.bad, BAD), (fmt.warn, WARN), (fmt.good, OK)):
+    for style, symbol in ((fmt.bad, BAD), (fmt.warn, WARN), (fmt.warn, UNKNOWN), (fmt.good, OK)):
         ws.conditional_format(
             first,
             COL_LETTER,
