@@ -32,8 +32,8 @@ def check_formulas(chk: Check, lay: Layout, aler: bool, settings: Settings) -> t
             g = guard.xl(ctx)
             deps = depends_on(case.code, case.field, lay.schema, settings)
             cells = ", ".join(lay.cell(d) for d in deps)
-            verb = "contiene un numero" if len(deps) == 1 else "contengono numeri"
-            text = f"{chk.description}: non verificabile finché {cells} non {verb}"
+            where = f"la cella {cells}" if len(deps) == 1 else f"una delle celle {cells}"
+            text = f"{chk.description}: non verificabile, {where} non contiene un numero"
             sym = f"IF({g},{q(UNKNOWN)},{sym})"
             msg = f"IF({g},{q(text)},{msg})"
     return "=" + sym, "=" + msg

@@ -86,12 +86,12 @@ class Formats:
 
 #: the widths (in Excel's character units) of the Scheda's columns
 _WIDTH_LETTER, _WIDTH_LABEL, _WIDTH_VALUE, _WIDTH_HELP = 5, 58, 18, 46
-#: characters per line of wrapped text: a column of width W holds W digits of Calibri 11;
-#: bold or capital text runs wider, so a line is counted as W characters (Calibri 11)
-#: and 1.15 W (the 9 pt help), on the safe side for LibreOffice's Carlito too
-_LABEL_CHARS = _WIDTH_LABEL - 2
-_HELP_CHARS = int(_WIDTH_HELP * 1.15) - 2
-_SECTION_CHARS = _WIDTH_LABEL + _WIDTH_VALUE + _WIDTH_HELP - 6
+#: characters per line of wrapped text, measured on the rendered template (Carlito,
+#: metric-compatible with Calibri): a bold 11 pt label line holds ~66 characters in the
+#: 58-wide column, a 9 pt help line ~75 in the 46-wide one; a little under, to be safe
+_LABEL_CHARS = int(_WIDTH_LABEL * 1.07)
+_HELP_CHARS = int(_WIDTH_HELP * 1.48)
+_SECTION_CHARS = int((_WIDTH_LABEL + _WIDTH_VALUE + _WIDTH_HELP) * 1.05)
 _LINE_PT, _HELP_LINE_PT, _PAD_PT = 15.0, 12.0, 3.0
 
 
@@ -175,8 +175,9 @@ def write_istruzioni(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateConte
         ("5. Le lettere a) Totale e f) Totale si calcolano da sole.", fmt.para),
         (
             "6. In fondo alla scheda i «Controlli automatici» segnalano subito gli errori (✖, "
-            "in rosso) e i dati da verificare (!, in giallo). Correggere gli errori prima "
-            "dell'invio.",
+            "in rosso) e i dati da verificare (!, in giallo); ? indica un controllo non "
+            "verificabile perché una cella da cui dipende non contiene un numero. Correggere "
+            "gli errori prima dell'invio.",
             fmt.para,
         ),
         ("7. Indicare il referente da contattare per chiarimenti.", fmt.para),
