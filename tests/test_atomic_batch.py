@@ -54,3 +54,12 @@ def test_write_templates_gives_valid_personalised_workbooks(
         assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None
         ws = openpyxl.load_workbook(io.BytesIO(data))["Scheda"]
         assert ente.denominazione in [c.value for row in ws.iter_rows() for c in row]
+
+
+def test_many_files_are_flushed_together_and_all_put_in_place(tmp_path: Path) -> None:
+    """Forty files (past the one-sync threshold) all land with their content."""
+    with atomic_write_files(tmp_path) as put:
+        for i in range(40):
+            put(f"f{i:02d}.txt", f"contenuto {i}".encode())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"f{i:02d}.txt" for i in range(40)]
+    assert (tmp_path / "f39.txt").read_text() == "contenuto 39"

@@ -121,13 +121,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: from how many files one system-wide `sync` is used instead of an fsync of each
+_SYNC_FROM = 16
+
+
 def _flush_all(paths: list[str]) -> None:
-    """Put the content of freshly written files on disk: one `sync` where the system has
-    it (one call instead of one fsync per file), else an fsync of each."""
-    if hasattr(os, "sync"):
+    """Put the content of freshly written files on disk: for many files one `sync` where
+    the system has it (one call instead of one fsync per file), else an fsync of each."""
+    if len(paths) >= _SYNC_FROM and hasattr(os, "sync"):
         os.sync()
         return
-    for p in paths:  # pragma: no cover - Windows
+    for p in paths:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             os.fsync(fd)
