@@ -379,9 +379,11 @@ def _unverified(rd: Reading, env: Env, codes: list[str]) -> Problem:
         f for f in numbers(env.schema) if truth(not_a_number(f, scope), env)
     )  # a guard held, so one exists
     cell = rd.cell_of(bad.id) or bad.id
+    what = "1 controllo che usa" if len(codes) == 1 else f"{len(codes)} controlli che usano"
     message = (
-        f"Controlli non verificabili ({', '.join(codes)}): dipendono dalla cella {cell}, "
-        "che non contiene un numero."
+        f"{what} la cella {cell} "
+        f"{'non è verificabile' if len(codes) == 1 else 'non sono verificabili'} finché "
+        f"la cella non contiene un numero ({', '.join(codes)})"
     )
     return _p(rd, "L08", bad.id, message, value=env.values.get(bad.id))
 
