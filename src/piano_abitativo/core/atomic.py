@@ -6,7 +6,7 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -119,3 +119,61 @@ def atomic_write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+#: from how many files one system-wide `sync` is used instead of an fsync of each
+_SYNC_FROM = 16
+
+
+def _flush_all(paths: list[str]) -> None:
+    """Put the content of freshly written files on disk: for many files one `sync` where
+    the system has it (one call instead of one fsync per file), else an fsync of each."""
+    if len(paths) >= _SYNC_FROM and hasattr(os, "sync"):
+        os.sync()
+        return
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write_files(folder: Path) -> Iterator[Callable[[str, bytes], Path]]:
+    """Write many files into one folder atomically and fast: the block gets a
+    ``put(name, data)`` that writes each into a temp file beside its target; when the
+    block ends without an exception the contents are flushed to disk once, every temp
+    file is put in place with `os.replace` and the folder is flushed once (instead of
+    two fsyncs and a folder scan per file). On an exception no target is touched and the
+    temp files are removed. Leftover temp files of interrupted earlier writes of the
+    same names are removed, as `atomic_writer` does, from one listing of the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    leftovers = [
+        e.name for e in os.scandir(folder) if e.name.startswith(".") and e.name.endswith(".tmp")
+    ]
+    pending: list[tuple[str, Path]] = []
+
+    def put(name: str, data: bytes) -> Path:
+        path = folder / name
+        for old in [o for o in leftovers if o.startswith(f".{name}.")]:
+            leftovers.remove(old)
+            remove_leftovers(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        pending.append((tmp, path))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return path
+
+    try:
+        yield put
+        _flush_all([tmp for tmp, _ in pending])
+        for tmp, path in pending:
+            _put_in_place(tmp, path, None)
+        fsync_dir(folder)
+    except BaseException:
+        for tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise

@@ -7,15 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import struct
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import xlsxwriter
 
-from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.atomic import atomic_write_bytes, atomic_write_files
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente
 from piano_abitativo.core.schema import TEMPLATE_MARK
@@ -90,19 +93,109 @@ def _without_cached_results(data: bytes) -> bytes:
 _PERSONAL_MEMBERS = ("xl/sharedStrings.xml", "docProps/core.xml", "docProps/custom.xml")
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One zip member of a variant, compressed once (the ente's parts: per copy)."""
+
+    name: bytes
+    dos_time: int
+    dos_date: int
+    text: str | None  # the XML with placeholders, for the ente's parts
+    deflated: bytes
+    crc: int
+    size: int
+
+
+def _deflate(data: bytes) -> bytes:
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return z.compress(data) + z.flush()
+
+
+def _member(info: zipfile.ZipInfo, data: bytes) -> _Member:
+    y, mo, d, h, mi, sec = info.date_time
+    personal = info.filename in _PERSONAL_MEMBERS
+    return _Member(
+        info.filename.encode("utf-8"),
+        h << 11 | mi << 5 | sec // 2,
+        (y - 1980) << 9 | mo << 5 | d,
+        data.decode("utf-8") if personal else None,
+        _deflate(data),
+        zlib.crc32(data),
+        len(data),
+    )
+
+
+_LOCAL = struct.Struct("<4s5H3L2H")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+_END = struct.Struct("<4s4H2LH")
+
+
+def _zip(members: list[tuple[_Member, bytes, int, int]]) -> bytes:
+    """A zip of deflated members (member, deflated data, crc, size), written directly so
+    the unchanged parts of a variant are not compressed again for each ente."""
+    out = io.BytesIO()
+    central = io.BytesIO()
+    for m, data, crc, size in members:
+        offset = out.tell()
+        out.write(
+            _LOCAL.pack(
+                b"PK\x03\x04",
+                20,
+                0,
+                8,
+                m.dos_time,
+                m.dos_date,
+                crc,
+                len(data),
+                size,
+                len(m.name),
+                0,
+            )
+        )
+        out.write(m.name)
+        out.write(data)
+        central.write(
+            _CENTRAL.pack(
+                b"PK\x01\x02",
+                0x0314,
+                20,
+                0,
+                8,
+                m.dos_time,
+                m.dos_date,
+                crc,
+                len(data),
+                size,
+                len(m.name),
+                0,
+                0,
+                0,
+                0,
+                0o600 << 16,
+                offset,
+            )
+        )
+        central.write(m.name)
+    start = out.tell()
+    cd = central.getvalue()
+    out.write(cd)
+    out.write(_END.pack(b"PK\x05\x06", 0, 0, len(members), len(members), len(cd), start, 0))
+    return out.getvalue()
+
+
 class TemplateFactory:
-    """Makes personalised templates fast: each variant is built once, then each ente's
-    copy only replaces the placeholder strings."""
+    """Makes personalised templates fast: each variant is built and compressed once,
+    then each ente's copy only replaces the placeholder strings of three small parts."""
 
     def __init__(self, ctx: TemplateContext) -> None:
         self.ctx = ctx
-        self._variants: dict[str, list[tuple[zipfile.ZipInfo, bytes]]] = {}
+        self._variants: dict[str, list[_Member]] = {}
 
-    def _members(self, variant: Variant) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    def _members(self, variant: Variant) -> list[_Member]:
         if variant not in self._variants:
             data = build_variant(variant, self.ctx)
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                self._variants[variant] = [(i, zf.read(i)) for i in zf.infolist()]
+                self._variants[variant] = [_member(i, zf.read(i)) for i in zf.infolist()]
         return self._variants[variant]
 
     def render(self, ente: Ente) -> bytes:
@@ -111,20 +204,17 @@ class TemplateFactory:
             PH_NAME: escape(ente.denominazione),
             PH_FULLNAME: escape(ente.nome_completo),
         }
-        pattern = re.compile("|".join(re.escape(k) for k in subs))
+        parts: list[tuple[_Member, bytes, int, int]] = []
+        for m in self._members("ALER" if ente.tipo == "ALER" else "COMUNE"):
+            if m.text is None:
+                parts.append((m, m.deflated, m.crc, m.size))
+                continue
+            body = _PLACEHOLDERS.sub(lambda g: subs[g.group(0)], m.text).encode("utf-8")
+            parts.append((m, _deflate(body), zlib.crc32(body), len(body)))
+        return _zip(parts)
 
-        def replace(m: re.Match[str]) -> str:
-            return subs[m.group(0)]
 
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-            for info, data in self._members("ALER" if ente.tipo == "ALER" else "COMUNE"):
-                if info.filename in _PERSONAL_MEMBERS:
-                    data = pattern.sub(replace, data.decode("utf-8")).encode("utf-8")
-                zi = zipfile.ZipInfo(info.filename, info.date_time)
-                zi.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(zi, data, compresslevel=6)
-        return out.getvalue()
+_PLACEHOLDERS = re.compile("|".join(re.escape(k) for k in (PH_CODE, PH_NAME, PH_FULLNAME)))
 
 
 def template_filename(ente: Ente, anno: int | None) -> str:
@@ -143,16 +233,15 @@ def write_templates(
     *,
     progress: Callable[[Ente], None] | None = None,
 ) -> list[Path]:
-    """Write one personalised template per ente into `outdir` (atomically, each file)."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    """Write one personalised template per ente into `outdir` (atomically, all together:
+    the files are put in place when every one has been written)."""
     factory = TemplateFactory(ctx)
     paths: list[Path] = []
-    for ente in enti:
-        path = outdir / template_filename(ente, ctx.anno)
-        atomic_write_bytes(path, factory.render(ente))
-        paths.append(path)
-        if progress:
-            progress(ente)
+    with atomic_write_files(outdir) as put:
+        for ente in enti:
+            paths.append(put(template_filename(ente, ctx.anno), factory.render(ente)))
+            if progress:
+                progress(ente)
     return paths
 
 

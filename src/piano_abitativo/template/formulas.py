@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from piano_abitativo.core.layout import BAD, NA, OK, WARN, Check, Layout
 from piano_abitativo.core.rules import Scope
+from piano_abitativo.core.rules.book import UNKNOWN, depends_on
 from piano_abitativo.core.rules.expr import XlCtx, q
 from piano_abitativo.core.settings import Settings
 
@@ -25,6 +26,16 @@ def check_formulas(chk: Check, lay: Layout, aler: bool, settings: Settings) -> t
         field = lay.schema.field_by_id[case.field]
         sym = f"IF({cond},{q(case.symbol())},{sym})"
         msg = f"IF({cond},{q(case.rule.row_text(field, settings))},{msg})"
+        guard = case.unverifiable(scope)
+        if guard is not None:
+            # a number the case reads cannot be read: "?", not a verdict as if it were 0
+            g = guard.xl(ctx)
+            deps = depends_on(case.code, case.field, lay.schema, settings)
+            cells = ", ".join(lay.cell(d) for d in deps)
+            where = f"la cella {cells}" if len(deps) == 1 else f"una delle celle {cells}"
+            text = f"{chk.description}: non verificabile, {where} non contiene un numero"
+            sym = f"IF({g},{q(UNKNOWN)},{sym})"
+            msg = f"IF({g},{q(text)},{msg})"
     return "=" + sym, "=" + msg
 
 

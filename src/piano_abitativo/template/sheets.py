@@ -3,6 +3,7 @@ hidden metadata, all laid out from the schema the context carries."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from xlsxwriter.utility import xl_rowcol_to_cell
@@ -21,6 +22,7 @@ from piano_abitativo.core.layout import (
     Layout,
     layout_for,
 )
+from piano_abitativo.core.rules.book import UNKNOWN
 from piano_abitativo.core.schema import (
     META_KEYS,
     SHEET_ISTRUZIONI,
@@ -58,7 +60,7 @@ class Formats:
         self.letter = f(bold=True, align="center", border=1, bg_color="#D9E1F2")
         self.label = f(text_wrap=True, border=1)
         self.help = f(text_wrap=True, font_size=9, font_color="#595959", border=1)
-        self.ident = f(bold=True, border=1, bg_color="#F2F2F2", num_format="@")
+        self.ident = f(bold=True, border=1, bg_color="#F2F2F2", num_format="@", text_wrap=True)
         self.ident_label = f(bold=True, border=1, bg_color="#D9E1F2", align="right")
         self.ident_year = f(bold=True, border=1, bg_color="#F2F2F2", num_format="0", align="left")
         self.input_count = f(border=1, bg_color="#FFF2CC", locked=False, num_format="#,##0")
@@ -82,9 +84,42 @@ class Formats:
         self.key = f(font_size=8, font_color="#A6A6A6")
 
 
-def _setup_print(ws: Any, last_row: int, last_col: int, *, first_col: int = 0) -> None:
+#: the widths (in Excel's character units) of the Scheda's columns
+_WIDTH_LETTER, _WIDTH_LABEL, _WIDTH_VALUE, _WIDTH_HELP = 5, 58, 18, 46
+#: characters per line of wrapped text, measured on the rendered template (Carlito,
+#: metric-compatible with Calibri): a bold 11 pt label line holds ~66 characters in the
+#: 58-wide column, a 9 pt help line ~75 in the 46-wide one; a little under, to be safe
+_LABEL_CHARS = int(_WIDTH_LABEL * 1.07)
+_HELP_CHARS = int(_WIDTH_HELP * 1.48)
+_SECTION_CHARS = int((_WIDTH_LABEL + _WIDTH_VALUE + _WIDTH_HELP) * 1.05)
+_LINE_PT, _HELP_LINE_PT, _PAD_PT = 15.0, 12.0, 3.0
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """How many lines `text` takes when word-wrapped at `width` characters.
+
+    Excel and LibreOffice do not grow the rows of merged or pre-sized cells, so the
+    template sizes them itself."""
+    return max(1, len(textwrap.wrap(text, width, break_long_words=True)))
+
+
+def _row_height(label: str, help_text: str) -> float:
+    """The height (points) of a field row: enough for its wrapped label and help."""
+    return max(
+        _LINE_PT,
+        _LINE_PT * _wrapped_lines(label, _LABEL_CHARS) + _PAD_PT,
+        _HELP_LINE_PT * _wrapped_lines(help_text, _HELP_CHARS) + _PAD_PT,
+    )
+
+
+def _setup_print(
+    ws: Any, last_row: int, last_col: int, *, first_col: int = 0, landscape: bool = False
+) -> None:
     ws.set_paper(9)  # A4
-    ws.set_portrait()
+    if landscape:
+        ws.set_landscape()
+    else:
+        ws.set_portrait()
     ws.fit_to_pages(1, 0)
     ws.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
     ws.print_area(0, first_col, last_row, last_col)
@@ -140,8 +175,9 @@ def write_istruzioni(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateConte
         ("5. Le lettere a) Totale e f) Totale si calcolano da sole.", fmt.para),
         (
             "6. In fondo alla scheda i «Controlli automatici» segnalano subito gli errori (✖, "
-            "in rosso) e i dati da verificare (!, in giallo). Correggere gli errori prima "
-            "dell'invio.",
+            "in rosso) e i dati da verificare (!, in giallo); ? indica un controllo non "
+            "verificabile perché una cella da cui dipende non contiene un numero. Correggere "
+            "gli errori prima dell'invio.",
             fmt.para,
         ),
         ("7. Indicare il referente da contattare per chiarimenti.", fmt.para),
@@ -175,11 +211,12 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
     lay = layout_for(ctx.schema)
     schema = ctx.schema
     aler = variant == "ALER"
+    blank = variant == "VUOTO"
     ws.set_column(COL_KEY, COL_KEY, 14, fmt.key, {"hidden": True})
-    ws.set_column(COL_LETTER, COL_LETTER, 5)
-    ws.set_column(COL_LABEL, COL_LABEL, 58)
-    ws.set_column(COL_VALUE, COL_VALUE, 18)
-    ws.set_column(COL_HELP, COL_HELP, 46)
+    ws.set_column(COL_LETTER, COL_LETTER, _WIDTH_LETTER)
+    ws.set_column(COL_LABEL, COL_LABEL, _WIDTH_LABEL)
+    ws.set_column(COL_VALUE, COL_VALUE, _WIDTH_VALUE)
+    ws.set_column(COL_HELP, COL_HELP, _WIDTH_HELP)
     anno = f" {ctx.anno}" if ctx.anno else ""
     ws.write_string(
         0, COL_LETTER, f"Piano annuale dell'offerta abitativa pubblica e sociale{anno}", fmt.title
@@ -210,7 +247,7 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
                 ws.write_string(row, COL_LABEL, title, fmt.section)
             else:
                 ws.merge_range(row, COL_LABEL, row, COL_HELP, title, fmt.section)
-                ws.set_row(row, 15 * (len(title) // 110 + 1))
+                ws.set_row(row, _LINE_PT * _wrapped_lines(title, _SECTION_CHARS) + _PAD_PT)
         elif letter == "referente":
             ws.merge_range(
                 row, COL_LETTER, row, COL_HELP, "Referente per la compilazione", fmt.section
@@ -230,10 +267,14 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
         ws.write_string(row, COL_KEY, f.id)
         if f.role is Role.IDENT:
             # the identification box above the table: label over C:D, value in E
-            ws.merge_range(row, COL_LABEL, row, COL_VALUE, f.label, fmt.ident_label)
+            label = f.label
+            if f.id == "ente_codice" and aler:
+                label = "Codice ente"  # the ISTAT code is the comuni's only
+            ws.merge_range(row, COL_LABEL, row, COL_VALUE, label, fmt.ident_label)
             _write_value_cell(ws, fmt, f, row, variant, lay, ctx.anno)
             wb.define_name(f.id, f"={SHEET_SCHEDA}!{lay.abs_ref(f.id)}")
-            ws.set_row(row, 18)
+            # the ente's name wraps in its cell rather than being cut: room for two lines
+            ws.set_row(row, 30 if f.id == "ente_denominazione" and not blank else 18)
             continue
         single = len(schema.fields_of_section(f.section)) == 1 if f.section else False
         if not single:
@@ -254,8 +295,7 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
             ws.set_row(row, 45)
         else:
             label = schema.sections[f.section] if single and f.section else f.label
-            lines = max(-(-len(help_text) // 52), -(-len(label) // 55), 1)
-            ws.set_row(row, max(15, 12.5 * lines))
+            ws.set_row(row, _row_height(label, help_text))
 
     # live checks, rendered from the rule book
     first = min(lay.check_rows.values())
@@ -286,7 +326,7 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
         ws.conditional_format(
             target, {"type": "formula", "criteria": f'={sym_cell}="{WARN}"', "format": fmt.warn}
         )
-    for style, symbol in ((fmt.bad, BAD), (fmt.warn, WARN), (fmt.good, OK)):
+    for style, symbol in ((fmt.bad, BAD), (fmt.warn, WARN), (fmt.warn, UNKNOWN), (fmt.good, OK)):
         ws.conditional_format(
             first,
             COL_LETTER,
@@ -312,10 +352,28 @@ def write_scheda(wb: Any, fmt: Formats, variant: Variant, ctx: TemplateContext) 
             "format_rows": True,
         },
     )
-    _setup_print(ws, lay.last_row, COL_HELP, first_col=COL_LETTER)
+    # landscape: the four columns (127 characters) fit an A4 at 100%, so the 9 pt
+    # Indicazioni print at 9 pt (portrait fitted to width shrank them to ~7 pt)
+    _setup_print(ws, lay.last_row, COL_HELP, first_col=COL_LETTER, landscape=True)
     ws.repeat_rows(h)
+    # open on the Scheda with the cursor on its first input cell, so the first keystroke
+    # never hits a protected cell; no firstSheet, so the Istruzioni tab stays in view
+    row, col = _first_input(lay, variant)
+    ws.set_selection(row, col, row, col)
     ws.activate()
-    ws.set_first_sheet()
+
+
+def _first_input(lay: Layout, variant: Variant) -> tuple[int, int]:
+    """(row, col) of the first cell the ente types into in this variant."""
+    aler = variant == "ALER"
+    cells = [
+        (lay.field_rows[f.id], lay.col(f.id))
+        for f in lay.schema.fields
+        if f.role is not Role.FORMULA
+        and (f.role is not Role.IDENT or variant == "VUOTO")
+        and not (f.comuni_only and aler)
+    ]
+    return min(cells)
 
 
 def _write_value_cell(
@@ -374,7 +432,7 @@ def _write_value_cell(
         # (the help beside it says "Non applicabile all'ALER.")
         ws.write_blank(row, col, None, fmt.na)
         return
-    opts: dict[str, Any] = {"input_title": _trim(f.header, 32), "input_message": _trim(f.help, 255)}
+    opts: dict[str, Any] = {"input_title": _trim(f.header, 32), "input_message": _prompt(f)}
     if f.kind is Kind.COUNT:
         ws.write_blank(row, col, None, fmt.input_count)
         opts.update(
@@ -436,6 +494,19 @@ _IDENT_HELP = {
     "ente_codice": "Codice ISTAT del Comune (6 cifre, es. 019035) o codice dell'ALER.",
     "ente_denominazione": "Nome del Comune o dell'ALER che compila la scheda.",
 }
+
+
+#: the longest input message (the yellow prompt beside a selected cell): about two lines
+PROMPT_MAX = 100
+
+
+def _prompt(f: Field) -> str:
+    """The short prompt of an input cell; the full help is in the Indicazioni column."""
+    if f.kind is Kind.COUNT:
+        return "Numero intero, es. 12. Se non ci sono unità scrivere 0."
+    if f.id == "g_soglia_indigenti":
+        return "Solo se oltre il 20%: punti percentuali, es. 25. Altrimenti lasciare vuoto."
+    return _trim(f.help, PROMPT_MAX)
 
 
 def _trim(text: str, n: int) -> str:

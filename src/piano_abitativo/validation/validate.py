@@ -18,7 +18,14 @@ from piano_abitativo.core.layout import BAD, NA, OK, WARN, layout_for
 from piano_abitativo.core.problems import Problem, Report, problem
 from piano_abitativo.core.registry import Ente, Registry, normalise_name
 from piano_abitativo.core.rules import RULE_BY_CODE, RULES, Rule, Stage
-from piano_abitativo.core.rules.book import condition_of
+from piano_abitativo.core.rules.book import (
+    UNKNOWN,
+    condition_of,
+    depends_on,
+    numbers,
+    unverifiable_of,
+)
+from piano_abitativo.core.rules.conditions import Scope, not_a_number
 from piano_abitativo.core.rules.expr import Env, truth
 from piano_abitativo.core.rules.messages import MESSAGES, hint_for
 from piano_abitativo.core.schema import (
@@ -310,13 +317,22 @@ def _targets(code: str, schema: Schema) -> tuple[Field, ...]:
     return RULE_BY_CODE[code].targets(schema)
 
 
-def _findings(rd: Reading, env: Env, rules: Iterable[Rule]) -> list[Problem]:
-    """The problems of the rules whose condition holds, in the rule book's order."""
+def _findings(
+    rd: Reading, env: Env, rules: Iterable[Rule], unverified: list[str] | None = None
+) -> list[Problem]:
+    """The problems of the rules whose condition holds, in the rule book's order; a rule
+    that cannot be verified (a number it reads cannot be read) is skipped, its code
+    noted in `unverified`."""
     out: list[Problem] = []
     for rule in rules:
         if not rule.applies_to(env.aler):
             continue
         for f in _targets(rule.code, env.schema):
+            guard = unverifiable_of(rule.code, f.id, env.schema, env.settings)
+            if guard is not None and truth(guard, env):
+                if unverified is not None and rule.code not in unverified:
+                    unverified.append(rule.code)
+                continue
             if truth(condition_of(rule.code, f.id, env.schema, env.settings), env):
                 value = env.values.get(f.id)
                 out.append(
@@ -344,11 +360,32 @@ def check_values(
     env = _env(v, rd, tipo=tipo, settings=settings, schema=schema)
     rules = [r for r in RULES if r.stage is Stage.VALIDATOR]
     totals = [r for r in rules if r.code in ("R1", "R2")]
-    out = _findings(rd, env, [r for r in rules if r.code == "R0"])
-    out += _findings(rd, env, totals)
+    unverified: list[str] = []
+    out = _findings(rd, env, [r for r in rules if r.code == "R0"], unverified)
+    out += _findings(rd, env, totals, unverified)
     _settle_totals(v, env, {p.field for p in out if p.code in ("R1", "R2")})
-    out += _findings(rd, env, [r for r in rules if r.code != "R0" and r not in totals])
+    rest = [r for r in rules if r.code != "R0" and r not in totals]
+    out += _findings(rd, env, rest, unverified)
+    if unverified:
+        out.append(_unverified(rd, env, unverified))
     return out
+
+
+def _unverified(rd: Reading, env: Env, codes: list[str]) -> Problem:
+    """L08: the one avviso for the rules a number that cannot be read kept unverified,
+    on the first such cell (L05 is reported there)."""
+    scope = Scope(env.schema, env.settings)
+    bad = next(
+        f for f in numbers(env.schema) if truth(not_a_number(f, scope), env)
+    )  # a guard held, so one exists
+    cell = rd.cell_of(bad.id) or bad.id
+    what = "1 controllo che usa" if len(codes) == 1 else f"{len(codes)} controlli che usano"
+    message = (
+        f"{what} la cella {cell} "
+        f"{'non è verificabile' if len(codes) == 1 else 'non sono verificabili'} finché "
+        f"la cella non contiene un numero ({', '.join(codes)})"
+    )
+    return _p(rd, "L08", bad.id, message, value=env.values.get(bad.id))
 
 
 def _settle_totals(v: Mapping[str, Any], env: Env, wrong: set[str | None]) -> None:
@@ -411,17 +448,33 @@ def rule_env(rd: Reading, context: ValidationContext | None = None, *, aler: boo
     )
 
 
-def row_symbols(report: Report, schema: Schema = SCHEMA, *, aler: bool) -> dict[str, str]:
+def row_symbols(
+    report: Report,
+    schema: Schema = SCHEMA,
+    *,
+    aler: bool,
+    settings: Settings | None = None,
+) -> dict[str, str]:
     """The symbol each live check row of the template must show for this report: ✖ when
-    one of the row's errori is reported on its field, ! for one of its avvisi, else ✔
-    (– for the Comuni's rows in the ALER's template)."""
+    one of the row's errori is reported on its field, ? when one of its cases reads a
+    number the reader could not read (L05), ! for one of its avvisi, else ✔ (– for the
+    Comuni's rows in the ALER's template)."""
     out: dict[str, str] = {}
+    unread = {p.field for p in report.problems if p.code == "L05"}
+    s = settings or Settings()
     for chk in layout_for(schema).checks:
         codes = {p.code for p in report.problems if p.field == chk.field}
+        unknown = any(
+            unverifiable_of(c.code, c.field, schema, s) is not None
+            and unread & set(depends_on(c.code, c.field, schema, s))
+            for c in chk.cases
+        )
         if chk.comuni_only and aler:
             out[chk.id] = NA
         elif codes & chk.errors:
             out[chk.id] = BAD
+        elif unknown:
+            out[chk.id] = UNKNOWN
         elif codes & chk.warnings:
             out[chk.id] = WARN
         else:

@@ -63,6 +63,8 @@ from piano_abitativo.core.settings import Settings
 
 E, A = Severity.ERRORE, Severity.AVVISO
 OK, WARN, BAD, NA = "✔", "!", "✖", "–"
+#: a check that cannot be verified: a number it depends on cannot be read
+UNKNOWN = "?"
 
 
 class Stage(StrEnum):
@@ -486,3 +488,33 @@ RULE_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
 def condition_of(code: str, field_id: str, schema: Schema, settings: Settings) -> Expr:
     """The tree of a rule on a field, built once per schema and settings."""
     return RULE_BY_CODE[code].when(schema.field_by_id[field_id], Scope(schema, settings))
+
+
+def depends_on(code: str, field_id: str, schema: Schema, settings: Settings) -> tuple[str, ...]:
+    """The typed numbers a rule on a field reads besides the field itself (a computed
+    total stands for its parts), in the schema's order."""
+    read: set[str] = set()
+    for k in condition_of(code, field_id, schema, settings).fields():
+        f = schema.field_by_id.get(k)
+        if f is not None and f.role is Role.FORMULA and f.sum_of:
+            read |= set(f.sum_of)
+        else:
+            read.add(k)
+    return tuple(f.id for f in numbers(schema) if f.id in read and f.id != field_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def unverifiable_of(code: str, field_id: str, schema: Schema, settings: Settings) -> Expr | None:
+    """When a validator's rule on a field cannot be verified: a number it reads besides
+    the field cannot be read (L05 there). Written once: the validator skips the rule
+    (one L08 avviso instead) and the template's row shows ? ("non verificabile"), so a
+    D10 = "12 alloggi" does not fire the rules as if the alloggi SAP were 0. The field's
+    own value is left out: L05 is reported on it, and the rules read it as 0 only in
+    ways that do not fire."""
+    if RULE_BY_CODE[code].stage is not Stage.VALIDATOR:
+        return None
+    deps = depends_on(code, field_id, schema, settings)
+    if not deps:
+        return None
+    scope = Scope(schema, settings)
+    return any_of(*(not_a_number(schema.field_by_id[d], scope) for d in deps))

@@ -167,6 +167,13 @@ PLAIN_CODES: tuple[ProblemType, ...] = (
         "Riassumere il testo; eventuali dettagli possono essere inviati a parte.",
     ),
     _t(
+        "L08",
+        A,
+        "Controlli non verificabili",
+        "Correggere prima le celle segnalate come non numeriche: i controlli che ne "
+        "dipendono saranno verificati sul file corretto.",
+    ),
+    _t(
         "R9",
         A,
         "Ente che non ha risposto",

@@ -16,9 +16,11 @@ from piano_abitativo.core.rules.book import (
     NA,
     OK,
     RULE_BY_CODE,
+    UNKNOWN,
     WARN,
     Rule,
     condition_of,
+    unverifiable_of,
 )
 from piano_abitativo.core.rules.codes import Severity
 from piano_abitativo.core.rules.conditions import Scope
@@ -39,6 +41,10 @@ class Case:
 
     def condition(self, scope: Scope) -> Expr:
         return condition_of(self.code, self.field, scope.schema, scope.settings)
+
+    def unverifiable(self, scope: Scope) -> Expr | None:
+        """When the case cannot be verified (a number it reads is not a number)."""
+        return unverifiable_of(self.code, self.field, scope.schema, scope.settings)
 
     def symbol(self) -> str:
         return BAD if self.rule.severity is Severity.ERRORE else WARN
@@ -78,6 +84,9 @@ class Check:
             return NA
         scope = Scope(env.schema, env.settings)
         for case in self.cases:
+            guard = case.unverifiable(scope)
+            if guard is not None and truth(guard, env):
+                return UNKNOWN
             if truth(case.condition(scope), env):
                 return case.symbol()
         return OK
