@@ -141,41 +141,80 @@ def _ref(ref: bytes) -> tuple[int, int] | None:
 
 
 def scan_xlsx_sheet(data: bytes, ext: _Extent) -> None:
-    """Check the <dimension>, <row r> and <c r> of one worksheet part."""
+    """Check the <dimension>, <row r> and <c r> of one worksheet part.
+
+    The loop keeps the extent in locals and leaves it to `_Extent` only to raise: a
+    filled template has a few hundred cells per sheet and every return is scanned."""
     row = -1
     col = -1
-    for m in _X_TAG.finditer(data):
-        closing, name, attrs = m.group(1), m.group(2), m.group(3)
-        empty = attrs.endswith(b"/")
+    last_row, last_col = ext.area.last_row, ext.area.last_col
+    max_row, max_col = ext.max_row, ext.max_col
+    scanned = ext.budget[0]
+    search_r = _X_R.search
+    columns = _COLUMNS
+    for closing, name, attrs in _X_TAG.findall(data):
         if closing:
             continue
-        r = _X_R.search(attrs)
-        if name == b"dimension":
-            ref = _X_R_REF.search(attrs)
-            for part in ref.group(1).split(b":") if ref else []:
-                pos = _ref(part)
-                if pos is not None:
-                    ext.cell(*pos, what="area dichiarata")
+        if name == b"c":
+            scanned += 1
+            if scanned > SCAN_BUDGET:
+                ext.budget[0] = scanned - 1
+                ext.tick()
+            r = search_r(attrs)
+            if r is not None:
+                ref = r.group(1)
+                m = _X_REF.fullmatch(ref.strip())
+                if m is None:
+                    raise OutOfArea(
+                        f"riferimento di cella non valido «{ref[:20].decode('latin-1')}» "
+                        f"nel foglio «{ext.sheet}»",
+                        ext.sheet,
+                    )
+                letters = m.group(1)
+                c = columns.get(letters)
+                if c is None:
+                    c = _column(letters)
+                    if len(columns) < 4096:
+                        columns[letters] = c
+                row, col = int(m.group(2)) - 1, c
+            else:
+                col += 1
+                row = max(row, 0)
+            if not attrs.endswith(b"/"):
+                if row > last_row or col > last_col or row < 0 or col < 0:
+                    ext.cell(row, col)  # raises
+                if row > max_row:
+                    max_row = row
+                if col > max_col:
+                    max_col = col
+                if (max_row + 1) * (max_col + 1) > CELL_BUDGET:
+                    ext.max_row, ext.max_col = max_row, max_col
+                    ext.cell(row, col)  # raises
         elif name == b"row":
+            r = search_r(attrs)
             # a row only places the cells that follow: by itself it is never materialised
             row = int(r.group(1)) - 1 if r and r.group(1).strip().isdigit() else row + 1
             col = -1
         else:
-            ext.tick()
-            if r is not None:
-                pos = _ref(r.group(1))
-                if pos is None:
-                    raise OutOfArea(
-                        f"riferimento di cella non valido «{r.group(1)[:20].decode('latin-1')}» "
-                        f"nel foglio «{ext.sheet}»",
-                        ext.sheet,
-                    )
-                row, col = pos
-            else:
-                col += 1
-                row = max(row, 0)
-            if not empty:
-                ext.cell(row, col)
+            ext.max_row, ext.max_col, ext.budget[0] = max_row, max_col, scanned
+            ref_m = _X_R_REF.search(attrs)
+            for part in ref_m.group(1).split(b":") if ref_m else []:
+                pos = _ref(part)
+                if pos is not None:
+                    ext.cell(*pos, what="area dichiarata")
+            max_row, max_col = ext.max_row, ext.max_col
+    ext.max_row, ext.max_col, ext.budget[0] = max_row, max_col, scanned
+
+
+#: column letters already converted (bounded: a hostile file may have any letters)
+_COLUMNS: dict[bytes, int] = {}
+
+
+def _column(letters: bytes) -> int:
+    col = 0
+    for ch in letters.upper():
+        col = col * 26 + (ch - 64)
+    return col - 1
 
 
 _X_R_REF = re.compile(rb"""(?:^|\s)ref\s*=\s*["']([^"']*)["']""")
