@@ -123,9 +123,6 @@ def check_sheets(rd: Reading, scans: Iterable[tuple[str, str, bytes]], schema: S
 
 # --- OOXML ------------------------------------------------------------------------------
 
-# a tag name with an optional prefix; [^<>]* keeps every match within one tag, so the
-# scan is linear even on garbage
-_X_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c|dimension)(?=[\s/>])([^<>]*)>")
 _X_R = re.compile(rb"""(?:^|\s)r\s*=\s*["']([^"']*)["']""")
 _X_REF = re.compile(rb"\$?([A-Za-z]{1,10})\$?(\d{1,12})")
 
@@ -140,19 +137,30 @@ def _ref(ref: bytes) -> tuple[int, int] | None:
     return int(m.group(2)) - 1, col - 1
 
 
+#: a row, cell or dimension tag (its name with an optional prefix): closing slash, name,
+#: attributes and, when `r` is the first attribute, its value (what `_X_R.search` would
+#: find in the attributes); [^<>] keeps every match within one tag, so the scan is
+#: linear even on garbage
+_X_TAG_R = re.compile(
+    rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c|dimension)(?=[\s/>])"
+    rb"""((?:\s+r\s*=\s*["']([^"'<>]*)["'])?[^<>]*)>"""
+)
+
+
 def scan_xlsx_sheet(data: bytes, ext: _Extent) -> None:
     """Check the <dimension>, <row r> and <c r> of one worksheet part.
 
-    The loop keeps the extent in locals and leaves it to `_Extent` only to raise: a
-    filled template has a few hundred cells per sheet and every return is scanned."""
+    The loop keeps the extent in locals and leaves it to `_Extent` only to raise (with
+    its messages): a filled template has a few hundred cells per sheet, every return is
+    scanned, and the references of the template's cells are converted once."""
     row = -1
     col = -1
     last_row, last_col = ext.area.last_row, ext.area.last_col
     max_row, max_col = ext.max_row, ext.max_col
     scanned = ext.budget[0]
     search_r = _X_R.search
-    columns = _COLUMNS
-    for closing, name, attrs in _X_TAG.findall(data):
+    refs = _REFS
+    for closing, name, attrs, first_r in _X_TAG_R.findall(data):
         if closing:
             continue
         if name == b"c":
@@ -160,23 +168,24 @@ def scan_xlsx_sheet(data: bytes, ext: _Extent) -> None:
             if scanned > SCAN_BUDGET:
                 ext.budget[0] = scanned - 1
                 ext.tick()
-            r = search_r(attrs)
-            if r is not None:
-                ref = r.group(1)
-                m = _X_REF.fullmatch(ref.strip())
-                if m is None:
-                    raise OutOfArea(
-                        f"riferimento di cella non valido «{ref[:20].decode('latin-1')}» "
-                        f"nel foglio «{ext.sheet}»",
-                        ext.sheet,
-                    )
-                letters = m.group(1)
-                c = columns.get(letters)
-                if c is None:
-                    c = _column(letters)
-                    if len(columns) < 4096:
-                        columns[letters] = c
-                row, col = int(m.group(2)) - 1, c
+            if first_r:
+                ref: bytes | None = first_r
+            else:
+                found = search_r(attrs)
+                ref = found.group(1) if found is not None else None
+            if ref is not None:
+                pos = refs.get(ref)
+                if pos is None:
+                    pos = _ref(ref)
+                    if pos is None:
+                        raise OutOfArea(
+                            f"riferimento di cella non valido «{ref[:20].decode('latin-1')}» "
+                            f"nel foglio «{ext.sheet}»",
+                            ext.sheet,
+                        )
+                    if len(refs) < 65536:
+                        refs[ref] = pos
+                row, col = pos
             else:
                 col += 1
                 row = max(row, 0)
@@ -206,15 +215,8 @@ def scan_xlsx_sheet(data: bytes, ext: _Extent) -> None:
     ext.max_row, ext.max_col, ext.budget[0] = max_row, max_col, scanned
 
 
-#: column letters already converted (bounded: a hostile file may have any letters)
-_COLUMNS: dict[bytes, int] = {}
-
-
-def _column(letters: bytes) -> int:
-    col = 0
-    for ch in letters.upper():
-        col = col * 26 + (ch - 64)
-    return col - 1
+#: cell references already converted (bounded: a hostile file may hold any)
+_REFS: dict[bytes, tuple[int, int]] = {}
 
 
 _X_R_REF = re.compile(rb"""(?:^|\s)ref\s*=\s*["']([^"']*)["']""")
@@ -378,7 +380,7 @@ def xlsx_sheet_parts(
     names: dict[str, str] = {}
     try:
         wb = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
-        rels = zf.read("xl/_rels/workbook.xml.rels") if _RELS in members else b""
+        rels = (inflated.get(_RELS) or zf.read(_RELS)) if _RELS in members else b""
     except KeyError:
         wb, rels = b"", b""
     targets: dict[bytes, str] = {}
