@@ -323,8 +323,10 @@ def measure(args: argparse.Namespace, root: Path) -> list[Row]:
     from piano_abitativo.app import commands as actions
 
     small_r, small_paths = build(root / "piccola", small, args.seed)
+    t = time.perf_counter()
     actions.importa(small_r, small_paths, esiti=False)
     actions.importa(raccolta, paths, esiti=False)
+    print(f"importazione di {small} + {n} risposte per consolida: {time.perf_counter() - t:.1f} s")
     rows.append(
         flat_row(
             "memoria di picco di consolida (tracemalloc, processo nuovo)",
