@@ -14,10 +14,8 @@ runs other threads (forking them is unsafe), the batch stays in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -53,6 +51,9 @@ def cores() -> int:
 
 def can_fork() -> bool:
     """Whether a pool of forked workers is safe here: Linux, and no other thread."""
+    import multiprocessing  # 25 ms: only for a batch large enough to use it
+    import threading
+
     return (
         sys.platform.startswith("linux")
         and "fork" in multiprocessing.get_all_start_methods()
@@ -74,6 +75,7 @@ def validate_files(
     n = min(workers or cores(), max(1, len(paths) // _CHUNK))
     if n < 2 or len(paths) < PARALLEL_FROM or not can_fork():
         return [validate_file(p, context, display_name=display_name(p)) for p in paths]
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     items = [(str(p), display_name(p)) for p in paths]
