@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zipfile
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,9 @@ from hypothesis import strategies as st
 from piano_abitativo.reading import bounds
 from piano_abitativo.reading.bounds import Area, OutOfArea, _Extent, _ref, scan_xlsx_sheet
 from piano_abitativo.reading.safety import _inflate_plain
+from piano_abitativo.validation.validate import ValidationContext, validate_file
+
+from .sample_returns import MakeReturn
 
 _X_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c|dimension)(?=[\s/>])([^<>]*)>")
 
@@ -140,3 +145,29 @@ def test_a_member_inflated_without_zipfile_is_what_zipfile_reads(at: int, byte: 
         fast = _inflate_plain(bytes(data), info)
         if fast is not None:
             assert fast == zf.read(info.filename)
+
+
+def test_of_a_part_given_twice_the_last_entry_is_read_as_zipfile_does(
+    make_return: MakeReturn, crema_values: dict[str, Any], vctx: ValidationContext
+) -> None:
+    """A return whose workbook part is preceded by a stale copy without defined names
+    reads as the return itself: zipfile's `read` takes the last entry of a name, and so
+    does the fast path."""
+    path = make_return(crema_values)
+    with zipfile.ZipFile(path) as src:
+        parts = [(i.filename, src.read(i)) for i in src.infolist()]
+    stale = re.sub(rb"<definedNames>.*</definedNames>", b"", dict(parts)["xl/workbook.xml"])
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr("xl/workbook.xml", stale)
+            for name, body in parts:
+                out.writestr(name, body)
+    twice = path.with_name("due_volte.xlsx")
+    twice.write_bytes(buf.getvalue())
+
+    report = validate_file(twice, vctx)
+
+    assert report.to_json()["problemi"] == validate_file(path, vctx).to_json()["problemi"]
+    assert report.valid

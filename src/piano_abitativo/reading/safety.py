@@ -110,6 +110,7 @@ def inspect_zip(
         return None
     total = 0
     inflated: dict[str, bytes] = {}
+    plain: dict[str, bytes | None] = {}
     for info in infos:
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
@@ -137,9 +138,11 @@ def inspect_zip(
             inflated[info.filename] = body
         elif info.filename.endswith((".xml", ".rels")):
             # read below anyway: inflated here without zipfile's per-member machinery
-            body = _inflate_plain(data, info)
-            if body is not None:
-                inflated[info.filename] = body
+            # (of a name given twice, the last entry: the one zipfile reads)
+            plain[info.filename] = _inflate_plain(data, info)
+    for name, body in plain.items():
+        if body is not None and name not in inflated:
+            inflated[name] = body
     members = {i.filename for i in infos}
     try:
         if "xl/workbook.xml" in members:
