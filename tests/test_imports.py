@@ -59,9 +59,12 @@ NOT_FOR_READING = (
 
 #: what validating a file outside a raccolta does not need beyond that: the archive's
 #: decisions and quarantine, the consolidation, rich's progress bars (the archive's store
-#: is imported by `app.commands`, whose `ImportaResult` extends `archive.ImportResult`)
+#: is imported by `app.commands`, whose `ImportaResult` extends `archive.ImportResult`),
+#: the process pool of a large batch
 NOT_FOR_VALIDA = (
     *NOT_FOR_READING,
+    "concurrent.futures",
+    "multiprocessing",
     "piano_abitativo.archive.decisions",
     "piano_abitativo.archive.quarantine",
     "piano_abitativo.consolidation",

@@ -119,7 +119,8 @@ def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None
     `raccolta` (year, id, enti, rules, last year's data), by default the raccolta that
     contains the first of them, else against the rules alone."""
     from piano_abitativo.reading.reader import iter_workbook_files
-    from piano_abitativo.validation.validate import ValidationContext, validate_file
+    from piano_abitativo.validation.batch import validate_files
+    from piano_abitativo.validation.validate import ValidationContext
 
     paths = existing_paths(percorsi)
     r: Raccolta | None = None
@@ -136,7 +137,7 @@ def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None
         from piano_abitativo.consolidation.context import validation_context
 
         ctx = validation_context(r)
-    return [validate_file(f, ctx, display_name=str(f)) for f in iter_workbook_files(paths)]
+    return validate_files(list(iter_workbook_files(paths)), ctx)
 
 
 @dataclass

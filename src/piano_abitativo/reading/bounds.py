@@ -123,9 +123,6 @@ def check_sheets(rd: Reading, scans: Iterable[tuple[str, str, bytes]], schema: S
 
 # --- OOXML ------------------------------------------------------------------------------
 
-# a tag name with an optional prefix; [^<>]* keeps every match within one tag, so the
-# scan is linear even on garbage
-_X_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c|dimension)(?=[\s/>])([^<>]*)>")
 _X_R = re.compile(rb"""(?:^|\s)r\s*=\s*["']([^"']*)["']""")
 _X_REF = re.compile(rb"\$?([A-Za-z]{1,10})\$?(\d{1,12})")
 
@@ -140,42 +137,86 @@ def _ref(ref: bytes) -> tuple[int, int] | None:
     return int(m.group(2)) - 1, col - 1
 
 
+#: a row, cell or dimension tag (its name with an optional prefix): closing slash, name,
+#: attributes and, when `r` is the first attribute, its value (what `_X_R.search` would
+#: find in the attributes); [^<>] keeps every match within one tag, so the scan is
+#: linear even on garbage
+_X_TAG_R = re.compile(
+    rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c|dimension)(?=[\s/>])"
+    rb"""((?:\s+r\s*=\s*["']([^"'<>]*)["'])?[^<>]*)>"""
+)
+
+
 def scan_xlsx_sheet(data: bytes, ext: _Extent) -> None:
-    """Check the <dimension>, <row r> and <c r> of one worksheet part."""
+    """Check the <dimension>, <row r> and <c r> of one worksheet part.
+
+    The loop keeps the extent in locals and leaves it to `_Extent` only to raise (with
+    its messages): a filled template has a few hundred cells per sheet, every return is
+    scanned, and the references of the template's cells are converted once."""
     row = -1
     col = -1
-    for m in _X_TAG.finditer(data):
-        closing, name, attrs = m.group(1), m.group(2), m.group(3)
-        empty = attrs.endswith(b"/")
+    last_row, last_col = ext.area.last_row, ext.area.last_col
+    max_row, max_col = ext.max_row, ext.max_col
+    scanned = ext.budget[0]
+    search_r = _X_R.search
+    refs = _REFS
+    for closing, name, attrs, first_r in _X_TAG_R.findall(data):
         if closing:
             continue
-        r = _X_R.search(attrs)
-        if name == b"dimension":
-            ref = _X_R_REF.search(attrs)
-            for part in ref.group(1).split(b":") if ref else []:
-                pos = _ref(part)
-                if pos is not None:
-                    ext.cell(*pos, what="area dichiarata")
-        elif name == b"row":
-            # a row only places the cells that follow: by itself it is never materialised
-            row = int(r.group(1)) - 1 if r and r.group(1).strip().isdigit() else row + 1
-            col = -1
-        else:
-            ext.tick()
-            if r is not None:
-                pos = _ref(r.group(1))
+        if name == b"c":
+            scanned += 1
+            if scanned > SCAN_BUDGET:
+                ext.budget[0] = scanned - 1
+                ext.tick()
+            if first_r:
+                ref: bytes | None = first_r
+            else:
+                found = search_r(attrs)
+                ref = found.group(1) if found is not None else None
+            if ref is not None:
+                pos = refs.get(ref)
                 if pos is None:
-                    raise OutOfArea(
-                        f"riferimento di cella non valido «{r.group(1)[:20].decode('latin-1')}» "
-                        f"nel foglio «{ext.sheet}»",
-                        ext.sheet,
-                    )
+                    pos = _ref(ref)
+                    if pos is None:
+                        raise OutOfArea(
+                            f"riferimento di cella non valido «{ref[:20].decode('latin-1')}» "
+                            f"nel foglio «{ext.sheet}»",
+                            ext.sheet,
+                        )
+                    if len(refs) < 65536:
+                        refs[ref] = pos
                 row, col = pos
             else:
                 col += 1
                 row = max(row, 0)
-            if not empty:
-                ext.cell(row, col)
+            if not attrs.endswith(b"/"):
+                if row > last_row or col > last_col or row < 0 or col < 0:
+                    ext.cell(row, col)  # raises
+                if row > max_row:
+                    max_row = row
+                if col > max_col:
+                    max_col = col
+                if (max_row + 1) * (max_col + 1) > CELL_BUDGET:
+                    ext.max_row, ext.max_col = max_row, max_col
+                    ext.cell(row, col)  # raises
+        elif name == b"row":
+            r = search_r(attrs)
+            # a row only places the cells that follow: by itself it is never materialised
+            row = int(r.group(1)) - 1 if r and r.group(1).strip().isdigit() else row + 1
+            col = -1
+        else:
+            ext.max_row, ext.max_col, ext.budget[0] = max_row, max_col, scanned
+            ref_m = _X_R_REF.search(attrs)
+            for part in ref_m.group(1).split(b":") if ref_m else []:
+                pos = _ref(part)
+                if pos is not None:
+                    ext.cell(*pos, what="area dichiarata")
+            max_row, max_col = ext.max_row, ext.max_col
+    ext.max_row, ext.max_col, ext.budget[0] = max_row, max_col, scanned
+
+
+#: cell references already converted (bounded: a hostile file may hold any)
+_REFS: dict[bytes, tuple[int, int]] = {}
 
 
 _X_R_REF = re.compile(rb"""(?:^|\s)ref\s*=\s*["']([^"']*)["']""")
@@ -339,7 +380,7 @@ def xlsx_sheet_parts(
     names: dict[str, str] = {}
     try:
         wb = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
-        rels = zf.read("xl/_rels/workbook.xml.rels") if _RELS in members else b""
+        rels = (inflated.get(_RELS) or zf.read(_RELS)) if _RELS in members else b""
     except KeyError:
         wb, rels = b"", b""
     targets: dict[bytes, str] = {}

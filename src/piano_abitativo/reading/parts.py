@@ -43,6 +43,9 @@ def _xml_unescape(b: bytes) -> str:
     )
 
 
+_RELS = "xl/_rels/workbook.xml.rels"
+
+
 def xlsx_names_formulas(
     zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
 ) -> tuple[dict[str, str], set[str]]:
@@ -57,8 +60,8 @@ def xlsx_names_formulas(
     formulas: set[str] = set()
     sheets = {_xml_unescape(n): rid for n, rid in _SHEET.findall(wbxml)}
     rid = sheets.get(SHEET_SCHEDA)
-    if rid and "xl/_rels/workbook.xml.rels" in members:
-        rels_xml = zf.read("xl/_rels/workbook.xml.rels")
+    if rid and _RELS in members:
+        rels_xml = inflated.get(_RELS) or zf.read(_RELS)
         rels = {i: t for i, t in _REL.findall(rels_xml)}
         rels.update({i: t for t, i in _REL2.findall(rels_xml)})
         target = rels.get(rid, b"").decode("utf-8")

@@ -110,6 +110,7 @@ def inspect_zip(
         return None
     total = 0
     inflated: dict[str, bytes] = {}
+    plain: dict[str, bytes | None] = {}
     for info in infos:
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
@@ -135,6 +136,13 @@ def inspect_zip(
                 )
                 return None
             inflated[info.filename] = body
+        elif info.filename.endswith((".xml", ".rels")):
+            # read below anyway: inflated here without zipfile's per-member machinery
+            # (of a name given twice, the last entry: the one zipfile reads)
+            plain[info.filename] = _inflate_plain(data, info)
+    for name, body in plain.items():
+        if body is not None and name not in inflated:
+            inflated[name] = body
     members = {i.filename for i in infos}
     try:
         if "xl/workbook.xml" in members:
@@ -210,3 +218,28 @@ def _inflate_bounded(data: bytes, info: zipfile.ZipInfo) -> bytes | None:
     if len(out) != info.file_size or zlib.crc32(out) != info.CRC:
         return None
     return out
+
+
+#: general-purpose flags that leave a member's bytes as they are stored (deflate
+#: options, data descriptor, UTF-8 names): with any other flag zipfile reads it
+_PLAIN_FLAGS = 0x2 | 0x4 | 0x8 | 0x800
+
+
+def _inflate_plain(data: bytes, info: zipfile.ZipInfo) -> bytes | None:
+    """The member's bytes exactly as `zipfile.ZipFile.read` would return them, or None
+    when anything is unusual (a flag, a name that differs in the local header, a size or
+    CRC that does not match): then zipfile reads it, and fails as it always did."""
+    if info.flag_bits & ~_PLAIN_FLAGS:
+        return None
+    off = info.header_offset
+    if data[off : off + 4] != ZIP_MAGIC or len(data) < off + 30:
+        return None
+    name_len = struct.unpack_from("<H", data, off + 26)[0]
+    raw_name = data[off + 30 : off + 30 + name_len]
+    try:
+        name = raw_name.decode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    except UnicodeDecodeError:
+        return None
+    if name != info.orig_filename:
+        return None
+    return _inflate_bounded(data, info)
