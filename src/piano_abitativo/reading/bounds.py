@@ -16,10 +16,11 @@ as LibreOffice writes at the end of every row; a BLANK record) and rows without 
 
 from __future__ import annotations
 
+import operator
 import re
 import struct
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from piano_abitativo.core.layout import COL_HELP, layout_for
@@ -101,14 +102,21 @@ class _Extent:
             )
 
 
-def check_sheets(rd: Reading, scans: Iterable[tuple[str, str, bytes]], schema: Schema) -> bool:
+def check_sheets(
+    rd: Reading,
+    scans: Iterable[tuple[str, str, bytes | Sequence[tuple[int, int]]]],
+    schema: Schema,
+) -> bool:
     """Run the scan of every (kind, sheet, data); add F06 and return False when one is
-    out of the area."""
+    out of the area. Kind "cells": the data are the (row, col) of the cells with a value
+    of a sheet already read (`xlsx_fast`), in the order of the sheet."""
     area = Area.of(schema)
     budget = [0]
     try:
         for kind, sheet, data in scans:
-            if kind == "xlsx":
+            if not isinstance(data, bytes):
+                check_cells(data, _Extent(sheet, area, budget))
+            elif kind == "xlsx":
                 scan_xlsx_sheet(data, _Extent(sheet, area, budget))
             elif kind == "ods":
                 scan_ods_content(data, area, budget)
@@ -119,6 +127,29 @@ def check_sheets(rd: Reading, scans: Iterable[tuple[str, str, bytes]], schema: S
         rd.add("F06", f"{message}: file rifiutato senza leggerlo", sheet=exc.sheet)
         return False
     return True
+
+
+_second = operator.itemgetter(1)
+
+
+def check_cells(cells: Sequence[tuple[int, int]], ext: _Extent) -> None:
+    """The check of `scan_xlsx_sheet` on the cells of a sheet already located: each
+    counts once in the budget; the first cell out of the area is the one reported."""
+    ext.budget[0] += len(cells)
+    if ext.budget[0] > SCAN_BUDGET:
+        ext.budget[0] = SCAN_BUDGET
+        ext.tick()  # raises
+    if not cells:
+        return
+    max_row = max(cells)[0]
+    max_col = max(map(_second, cells))
+    inside = max_row <= ext.area.last_row and max_col <= ext.area.last_col
+    positive = min(cells)[0] >= 0 and min(map(_second, cells)) >= 0
+    if inside and positive and (max_row + 1) * (max_col + 1) <= CELL_BUDGET:
+        ext.max_row, ext.max_col = max(ext.max_row, max_row), max(ext.max_col, max_col)
+        return
+    for row, col in cells:
+        ext.cell(row, col)  # raises on the first cell that breaks a limit
 
 
 # --- OOXML ------------------------------------------------------------------------------
@@ -369,31 +400,53 @@ _WB_RID = re.compile(rb"""\br:id\s*=\s*["']([^"']*)["']""")
 _REL = re.compile(rb"<(?:\w+:)?Relationship\b([^<>]*)>")
 _REL_ID = re.compile(rb"""\bId\s*=\s*["']([^"']*)["']""")
 _REL_TARGET = re.compile(rb"""\bTarget\s*=\s*["']([^"']*)["']""")
+_REL_TYPE = re.compile(rb"""\bType\s*=\s*["']([^"']*)["']""")
 
 
-def xlsx_sheet_parts(
-    zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
-) -> list[tuple[str, str, bytes]]:
-    """("xlsx", sheet name, part) for every part that holds sheet data: the sheets named
-    by the workbook, and any other part with a <sheetData> (a parser may follow
-    relationships this reading does not)."""
-    names: dict[str, str] = {}
-    try:
-        wb = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
-        rels = (inflated.get(_RELS) or zf.read(_RELS)) if _RELS in members else b""
-    except KeyError:
-        wb, rels = b"", b""
+def workbook_sheets(wb: bytes, rels: bytes) -> list[tuple[str, str]]:
+    """(sheet name, part) of every sheet the workbook names whose relationship is found,
+    in the workbook's order."""
     targets: dict[bytes, str] = {}
     for attrs in _REL.findall(rels):
         i, t = _REL_ID.search(attrs), _REL_TARGET.search(attrs)
         if i and t:
             tgt = t.group(1).decode("utf-8", "replace")
             targets[i.group(1)] = tgt.lstrip("/") if tgt.startswith("/") else "xl/" + tgt
+    out: list[tuple[str, str]] = []
     for attrs in _WB_SHEET.findall(wb):
         nm, rid = _WB_NAME.search(attrs), _WB_RID.search(attrs)
         if nm and rid and rid.group(1) in targets:
-            names[targets[rid.group(1)]] = _unescape(nm.group(1).decode("utf-8", "replace"))
-    parts: list[tuple[str, str, bytes]] = []
+            out.append((_unescape(nm.group(1).decode("utf-8", "replace")), targets[rid.group(1)]))
+    return out
+
+
+def workbook_part(rels: bytes, kind: str) -> str | bool | None:
+    """The part of the workbook's relationship of `kind` ("sharedStrings", "styles"):
+    its name, None when there is none, False when there are several."""
+    found: list[str] = []
+    for attrs in _REL.findall(rels):
+        ty, t = _REL_TYPE.search(attrs), _REL_TARGET.search(attrs)
+        if ty and t and ty.group(1).decode("utf-8", "replace").endswith("/" + kind):
+            tgt = t.group(1).decode("utf-8", "replace")
+            found.append(tgt.lstrip("/") if tgt.startswith("/") else "xl/" + tgt)
+    if len(found) > 1:
+        return False
+    return found[0] if found else None
+
+
+def xlsx_sheet_parts(
+    zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
+) -> list[tuple[str, str, bytes | Sequence[tuple[int, int]]]]:
+    """("xlsx", sheet name, part) for every part that holds sheet data: the sheets named
+    by the workbook, and any other part with a <sheetData> (a parser may follow
+    relationships this reading does not)."""
+    try:
+        wb = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
+        rels = (inflated.get(_RELS) or zf.read(_RELS)) if _RELS in members else b""
+    except KeyError:
+        wb, rels = b"", b""
+    names = {part: name for name, part in workbook_sheets(wb, rels)}
+    parts: list[tuple[str, str, bytes | Sequence[tuple[int, int]]]] = []
     for member in sorted(members):
         if not member.lower().endswith(".xml") or member == "xl/workbook.xml":
             continue
@@ -403,4 +456,4 @@ def xlsx_sheet_parts(
     return parts
 
 
-_RELS = "xl/_rels/workbook.xml.rels"
+WORKBOOK_RELS = _RELS = "xl/_rels/workbook.xml.rels"

@@ -46,17 +46,25 @@ def _xml_unescape(b: bytes) -> str:
 _RELS = "xl/_rels/workbook.xml.rels"
 
 
-def xlsx_names_formulas(
-    zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
-) -> tuple[dict[str, str], set[str]]:
-    wbxml = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
+def xlsx_defined_names(wbxml: bytes) -> dict[str, str]:
+    """The workbook-level defined names of workbook.xml: name -> reference."""
     names: dict[str, str] = {}
     for attrs, ref in _DEFINED.findall(wbxml):
         if b"localSheetId" in attrs:
             continue
         m = _ATTR_NAME.search(attrs)
         if m:
-            names[m.group(1).decode("utf-8")] = _xml_unescape(ref)
+            names[m.group(1).decode("utf-8")] = (
+                _xml_unescape(ref) if b"&" in ref else ref.decode("utf-8")
+            )
+    return names
+
+
+def xlsx_names_formulas(
+    zf: zipfile.ZipFile, members: set[str], inflated: dict[str, bytes]
+) -> tuple[dict[str, str], set[str]]:
+    wbxml = inflated.get("xl/workbook.xml") or zf.read("xl/workbook.xml")
+    names = xlsx_defined_names(wbxml)
     formulas: set[str] = set()
     sheets = {_xml_unescape(n): rid for n, rid in _SHEET.findall(wbxml)}
     rid = sheets.get(SHEET_SCHEDA)

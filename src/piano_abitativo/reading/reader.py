@@ -2,7 +2,9 @@
 
 The reader never raises on bad input: everything it finds wrong is a `Problem`. It
 refuses dangerous files (zip bombs, oversized files) before decompressing them, reads
-values with python-calamine, and locates each field by its workbook-level defined name,
+values with python-calamine (a plain .xlsx, as Excel and LibreOffice save the template:
+its two sheets straight from their XML, `xlsx_fast`, with the same values), and locates
+each field by its workbook-level defined name,
 cross-checked with the hidden key column of the template, so a clerk who inserts a row
 gets either a correct reading or a clear error.
 
@@ -115,7 +117,10 @@ def _read(data: bytes, rd: Reading, schema: Schema) -> None:
         opened = inspect_zip(data, rd, schema)
         if opened is None:
             return
-        names, formulas = opened
+        names, formulas = opened.names, opened.formulas
+        if opened.book is not None:  # a plain .xlsx: its two sheets are already read
+            read_grid(opened.book, rd, names, formulas, schema)
+            return
     elif head == OLE_MAGIC:
         if not inspect_ole(data, rd, schema):
             return

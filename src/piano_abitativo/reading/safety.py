@@ -7,12 +7,25 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
-from piano_abitativo.core.schema import SCHEMA, Schema
-from piano_abitativo.reading.bounds import check_sheets, xlsx_sheet_parts
+from piano_abitativo.core.schema import SCHEMA, SHEET_META, SHEET_SCHEDA, Schema
+from piano_abitativo.reading.bounds import (
+    WORKBOOK_RELS,
+    check_sheets,
+    workbook_part,
+    workbook_sheets,
+    xlsx_sheet_parts,
+)
 from piano_abitativo.reading.cells import Reading
-from piano_abitativo.reading.parts import ods_names_formulas, xlsx_names_formulas
+from piano_abitativo.reading.parts import (
+    ods_names_formulas,
+    xlsx_defined_names,
+    xlsx_names_formulas,
+)
+from piano_abitativo.reading.xlsx_fast import FastBook, fast_book
 
 #: Limits that make hostile files harmless (a filled template is ~20 KB).
 MAX_FILE_BYTES = 15 * 1024 * 1024
@@ -95,14 +108,68 @@ def _xls_has_filepass(stream: bytes) -> bool:
     return False
 
 
-def inspect_zip(
-    data: bytes, rd: Reading, schema: Schema = SCHEMA
-) -> tuple[dict[str, str], set[str]] | None:
-    """Check the archive is a sane spreadsheet; return (defined names, formula cells)."""
+@dataclass(frozen=True)
+class Opened:
+    """What the checks of an archive found: its defined names, the cells of the Scheda
+    that hold a formula, and the sheets the reader needs when read here (`xlsx_fast`)."""
+
+    names: dict[str, str]
+    formulas: set[str]
+    book: FastBook | None = None
+
+
+#: what `_fast_xlsx` returns for a plain file refused by the area check (F06 added)
+REFUSED = Opened({}, set())
+
+
+def _fast_xlsx(rd: Reading, member: Callable[[str], bytes | None], schema: Schema) -> Opened | None:
+    """The fast path of a plain .xlsx (`xlsx_fast`): the Scheda and _meta read from their
+    XML, their cells and the other sheets checked against the area, the defined names.
+    None when the file is not plain: the caller checks and reads it as any other."""
+    wb, rels = member("xl/workbook.xml"), member(WORKBOOK_RELS)
+    if wb is None or rels is None:
+        return None
+    shared, styles = workbook_part(rels, "sharedStrings"), workbook_part(rels, "styles")
+    if shared is False or styles is False:
+        return None
+    sheets = workbook_sheets(wb, rels)
+    parts = dict(sheets)
+    if len(parts) != len(sheets) or wb.count(b"<sheet ") != len(sheets):
+        return None
+    book = fast_book(
+        [name for name, _ in sheets],
+        parts,
+        (SHEET_SCHEDA, SHEET_META),
+        member,
+        shared if isinstance(shared, str) else None,
+        styles if isinstance(styles, str) else None,
+    )
+    if book is None:
+        return None
+    scans: list[tuple[str, str, bytes | Sequence[tuple[int, int]]]] = []
+    for name, part in sheets:
+        if name in book.sheets:
+            scans.append(("cells", name, list(book.sheets[name].cells)))
+        else:
+            body = member(part)
+            if body is None:
+                return None
+            scans.append(("xlsx", name, body))
+    if not check_sheets(rd, scans, schema):
+        return REFUSED
+    names = xlsx_defined_names(wb)
+    scheda = book.sheets.get(SHEET_SCHEDA)
+    return Opened(names, scheda.formulas if scheda else set(), book)
+
+
+def inspect_zip(data: bytes, rd: Reading, schema: Schema = SCHEMA) -> Opened | None:
+    """Check the archive is a sane spreadsheet; return its defined names and formula
+    cells (and the sheets, when read here)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError):
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError):
+        # (NotImplementedError: a "version needed to extract" zipfile does not know)
         rd.add("F03", "Il file è danneggiato o incompleto (archivio compresso non valido)")
         return None
     if len(infos) > MAX_MEMBERS:
@@ -110,7 +177,7 @@ def inspect_zip(
         return None
     total = 0
     inflated: dict[str, bytes] = {}
-    plain: dict[str, bytes | None] = {}
+    small: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
@@ -137,22 +204,36 @@ def inspect_zip(
                 return None
             inflated[info.filename] = body
         elif info.filename.endswith((".xml", ".rels")):
-            # read below anyway: inflated here without zipfile's per-member machinery
+            # small parts, inflated when needed without zipfile's per-member machinery
             # (of a name given twice, the last entry: the one zipfile reads)
-            plain[info.filename] = _inflate_plain(data, info)
-    for name, body in plain.items():
-        if body is not None and name not in inflated:
-            inflated[name] = body
+            small[info.filename] = info
     members = {i.filename for i in infos}
+
+    def member(name: str) -> bytes | None:
+        """A part inflated directly (None when it is missing or unusual)."""
+        if name not in inflated and name in small:
+            body = _inflate_plain(data, small.pop(name))
+            if body is not None:
+                inflated[name] = body
+        return inflated.get(name)
+
     try:
         if "xl/workbook.xml" in members:
             rd.format = "xlsm" if "xl/vbaProject.bin" in members else "xlsx"
             if "xl/vbaProject.bin" in members:
                 rd.add("F05")
+            fast = _fast_xlsx(rd, member, schema)
+            if fast is REFUSED:
+                return None
+            if fast is not None:
+                return fast
+            for name in list(small):
+                member(name)
             parts = xlsx_sheet_parts(zf, members, inflated)
             if not check_sheets(rd, parts, schema):
                 return None
-            return xlsx_names_formulas(zf, members, inflated)
+            names, formulas = xlsx_names_formulas(zf, members, inflated)
+            return Opened(names, formulas)
         if "mimetype" in members and zf.read("mimetype").strip().startswith(_ODS_MIME):
             rd.format = "ods"
             manifest = (
@@ -173,7 +254,7 @@ def inspect_zip(
             content = inflated.get("content.xml") or zf.read("content.xml")
             if not check_sheets(rd, [("ods", "content.xml", content)], schema):
                 return None
-            return ods_names_formulas(content)
+            return Opened(*ods_names_formulas(content))
     except (
         zipfile.BadZipFile,
         EOFError,
