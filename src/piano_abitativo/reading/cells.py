@@ -49,6 +49,7 @@ def col_letter(col: int) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=8192)
 def a1(row: int, col: int) -> str:
     return f"{col_letter(col)}{row + 1}"
 

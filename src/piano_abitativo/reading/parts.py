@@ -3,6 +3,7 @@ Scheda's key column and value column, and so the cell of every field of the sche
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
@@ -17,6 +18,7 @@ from piano_abitativo.core.schema import (
     SHEET_META,
     SHEET_SCHEDA,
     TEMPLATE_MARK,
+    Field,
     Role,
     Schema,
 )
@@ -127,6 +129,7 @@ def ods_names_formulas(content: bytes) -> tuple[dict[str, str], set[str]]:
     return names, formulas
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_ref(ref: str) -> tuple[str, str] | None:
     """'Scheda!$D$10' (OOXML) or '$Scheda.$D$10' (ODF) -> ('Scheda', 'D10')."""
     ref = ref.strip().lstrip("=")
@@ -215,15 +218,24 @@ def _key_index(
     found: dict[str, tuple[int, int]] = {}
     header: tuple[int, int] | None = None
     ids = set(schema.field_ids)
+    wanted = ids | {KEY_HEADER}
     for r, row in enumerate(grid):
-        for c in range(min(len(row), 6)):
-            v = row[c]
-            if isinstance(v, str) and v:
+        for c, v in enumerate(row[:6]):
+            # membership first: a number or a date is never a key (and is hashable)
+            if v in wanted and isinstance(v, str):
                 if v in ids and v not in found:
                     found[v] = (r, c)
                 elif v == KEY_HEADER and header is None:
                     header = (r, c)
     return found, header
+
+
+@functools.cache
+def _field_places(schema: Schema) -> tuple[tuple[Field, str, int], ...]:
+    """Each field, the cell the template puts it in, and its column's offset from the
+    column of the values (the identification stands beside it: core.layout)."""
+    lay = layout_for(schema)
+    return tuple((f, lay.cell(f.id), lay.col(f.id) - COL_VALUE) for f in schema.fields)
 
 
 def _locate_and_read(
@@ -233,7 +245,6 @@ def _locate_and_read(
     formulas: set[str] | None,
     schema: Schema,
 ) -> None:
-    lay = layout_for(schema)
     keys, header = _key_index(grid, schema)
     shifted = False
     ok = True
@@ -241,11 +252,8 @@ def _locate_and_read(
     if header is not None:
         row = grid[header[0]]
         value_col = next((c for c in range(len(row)) if row[c] == VALUE_HEADER), None)
-    for f in schema.fields:
-        expected = lay.cell(f.id)
+    for f, expected, shift in _field_places(schema):
         key = keys.get(f.id)
-        # the identification's values stand beside the column of the values (core.layout)
-        shift = lay.col(f.id) - COL_VALUE
         loc: tuple[int, int] | None = None
         if names is not None:
             ref = names.get(f.id)

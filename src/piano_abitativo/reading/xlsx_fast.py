@@ -99,6 +99,14 @@ def shared_strings(sst: bytes | None) -> list[str]:
     found = _SI.findall(sst)
     if len(found) != sst.count(b"<si") or b"<si/>" in sst:
         raise NotPlain
+    if not (b"&" in sst or b"\r" in sst or b"_x" in sst or b"<r>" in sst):
+        try:  # the usual table: plain items, nothing to resolve
+            return [
+                kept.decode("utf-8") if kept else trimmed.strip(_XML_SPACE).decode("utf-8")
+                for trimmed, kept, _ in found
+            ]
+        except UnicodeDecodeError:
+            raise NotPlain from None
     text = _decode if not (b"&" in sst or b"\r" in sst or b"_x" in sst) else _text
     out: list[str] = []
     for plain, preserved, runs in found:
