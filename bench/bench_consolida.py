@@ -43,7 +43,8 @@ ANNO = 2026
 TARGET_S = 5.0
 
 
-def _registry_csv(n: int) -> str:
+def registry_csv(n: int) -> str:
+    """The registry of a synthetic ambito of `n` enti: one ALER and n-1 comuni."""
     lines = ["codice,tipo,denominazione,provincia,codice_catastale,capofila"]
     lines.append("ALER-BENCH,ALER,ALER Bench,,,")
     for i in range(1, n):
@@ -55,7 +56,7 @@ def build(folder: Path, n: int) -> rc.Raccolta:
     """A raccolta of n enti and one filled return each, in folder/arrivi."""
     csv_path = folder / "enti.csv"
     folder.mkdir(parents=True, exist_ok=True)
-    csv_path.write_text(_registry_csv(n), encoding="utf-8")
+    csv_path.write_text(registry_csv(n), encoding="utf-8")
     r = crea(folder / "raccolta", anno=ANNO, registry_csv=csv_path, ambito="Bench")
     factory = TemplateFactory(context_for(r))
     arrivi = folder / "arrivi"

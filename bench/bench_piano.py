@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(SRC))  # runs from a checkout without installing
 
 ANNO = 2026
 #: goals of issue 15
@@ -71,19 +72,12 @@ _BARE_MANY = (
 # --- the raccolta and its returns ----------------------------------------------------
 
 
-def _registry_csv(n: int) -> str:
-    lines = ["codice,tipo,denominazione,provincia,codice_catastale,capofila"]
-    lines.append("ALER-BENCH,ALER,ALER Bench,,,")
-    for i in range(1, n):
-        lines.append(f"{i:06d},COMUNE,Comune Prova {i:05d},XX,X{i:03d},{'SI' if i == 1 else ''}")
-    return "\n".join(lines) + "\n"
-
-
 def build(folder: Path, n: int, seed: int) -> tuple[Path, list[Path]]:
     """A raccolta of `n` enti in folder/raccolta and one filled return each in
     folder/risposte (outside the raccolta: `valida` is given ``--raccolta``)."""
     import random
 
+    from bench_consolida import registry_csv
     from bench_modelli_validazione import make_values
     from piano_abitativo.app.commands import crea
     from piano_abitativo.core.atomic import atomic_write_bytes
@@ -92,7 +86,7 @@ def build(folder: Path, n: int, seed: int) -> tuple[Path, list[Path]]:
 
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / "enti.csv"
-    csv_path.write_text(_registry_csv(n), encoding="utf-8")
+    csv_path.write_text(registry_csv(n), encoding="utf-8")
     r = crea(folder / "raccolta", anno=ANNO, registry_csv=csv_path, ambito="Bench")
     factory = TemplateFactory(context_for(r))
     out = folder / "risposte"
