@@ -140,7 +140,15 @@ def cells(draw: st.DrawFn) -> tuple[str, list[str]]:
                 st.sampled_from(["", ' s="0"', ' s="2"', ' s="4"'] * 6 + [' s="1"', ' s="3"'])
             )
             formula = draw(
-                st.sampled_from(["", "<f>SUM(A1:A2)&lt;3</f>", '<f t="shared" si="0"/>'])
+                st.sampled_from(
+                    [
+                        "",
+                        "<f>SUM(A1:A2)&lt;3</f>",
+                        '<f t="shared" si="0"/>',
+                        '<f t="shared" ref="A1:A3" si="0">B1*2</f>',
+                        "<f></f>",
+                    ]
+                )
             )
             kind = draw(st.sampled_from(["n", "s", "is", "str", "b", "empty"] * 8 + ["e", "d"]))
             if kind == "n":
@@ -215,6 +223,8 @@ def test_plain_cells_of_every_kind_are_read_here() -> None:
         ("a prefixed cell", '<row r="1"><x:c r="A1"><x:v>1</x:v></x:c></row>', None),
         ("a cell without reference", "<row><c><v>1</v></c></row>", None),
         ("a number as text", '<row r="1"><c r="A1"><v> 12 </v></c></row>', None),
+        ("markup in a formula", '<row r="1"><c r="A1"><f>1<x/>+1</f><v>2</v></c></row>', None),
+        ("an unclosed formula", '<row r="1"><c r="A1"><f>1+1<v>2</v></c></row>', None),
         ("a string out of the table", '<row r="1"><c r="A1" t="s"><v>9</v></c></row>', None),
     ],
 )

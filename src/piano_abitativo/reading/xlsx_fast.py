@@ -189,18 +189,22 @@ def _without_formula_text(region: bytes) -> bytes:
     """The region with the text of every formula dropped (``<f>SUM(D11,D12)</f>`` becomes
     ``<f></f>``): formulas are most of a template's bytes, and only their presence counts
     here. The text dropped must be plain character data (no markup in it)."""
-    if b"</f>" not in region:
+    if b"<f" not in region:
         return region
-    pieces = region.split(b"</f>")
-    out: list[bytes] = []
-    for piece in pieces[:-1]:
-        at = piece.rfind(b"<f")
-        close = piece.find(b">", at)
-        if at < 0 or close < 0 or b"<" in piece[close:]:
+    pieces = region.split(b"<f")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        close = piece.find(b">")
+        if close < 0:
             raise NotPlain
-        out.append(piece[: close + 1])
-    out.append(pieces[-1])
-    return b"</f>".join(out)
+        if close > 0 and piece[close - 1] == 0x2F:  # <f .../>: no text
+            out.append(piece)
+            continue
+        lt = piece.find(b"<", close)  # the first markup after the tag must end it
+        if not piece.startswith(b"</f>", lt):
+            raise NotPlain
+        out.append(piece[: close + 1] + piece[lt:])
+    return b"<f".join(out)
 
 
 def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> FastSheet:
