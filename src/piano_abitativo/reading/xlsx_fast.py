@@ -223,30 +223,27 @@ def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> Fas
     if sum(map(len, map(_first, tokens))) != len(region):
         raise NotPlain
     cells: dict[tuple[int, int], Any] = {}
-    formulas: set[str] = set()
+    with_formula: list[bytes] = []
     max_row = max_col = -1
     n_strings = len(strings)
     valued = 0
+    col_of = _col
     for _, letters, digits, style, typ, formula, value, inline, trimmed, kept in tokens:
-        if not letters:
-            continue  # a row: calamine places cells by their own reference
+        if formula:
+            with_formula.append(letters + digits)
+        if not value and not inline:
+            continue  # a row (calamine places cells by their own reference), an empty cell
         if digits[0] == 0x30:  # row 0 or a leading zero: not a reference Excel writes
             raise NotPlain
-        row, col = int(digits) - 1, _col(letters)
-        if formula:
-            formulas.add((letters + digits).decode("ascii"))
         v: Any
-        if inline:
+        if typ == b"s":
+            if not value.isdigit() or int(value) >= n_strings or inline:
+                raise NotPlain
+            v = strings[int(value)]
+        elif inline:
             if typ != b"inlineStr":
                 raise NotPlain
             v = _text(kept) if kept else _text(trimmed.strip(_XML_SPACE))
-        elif not value:
-            continue  # empty: no value, and nothing calamine materialises
-        elif typ == b"s":
-            index = int(value) if value.isdigit() else -1
-            if not 0 <= index < n_strings:
-                raise NotPlain
-            v = strings[index]
         elif typ in (b"", b"n"):
             if not _NUMBER.fullmatch(value) or (style and int(style) not in plain):
                 raise NotPlain
@@ -256,7 +253,8 @@ def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> Fas
         elif typ == b"b":
             v = value != b"0"
         else:
-            raise NotPlain  # errors, ISO dates, inline strings
+            raise NotPlain  # errors, ISO dates
+        row, col = int(digits) - 1, col_of(letters)
         cells[row, col] = v
         valued += 1
         if row > max_row:
@@ -265,6 +263,7 @@ def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> Fas
             max_col = col
     if valued != len(cells):  # a cell given twice
         raise NotPlain
+    formulas = {ref.decode("ascii") for ref in with_formula}
     return FastSheet(cells, formulas, max_row, max_col)
 
 
