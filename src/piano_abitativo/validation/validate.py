@@ -25,8 +25,9 @@ from piano_abitativo.core.rules.book import (
     numbers,
     unverifiable_of,
 )
+from piano_abitativo.core.rules.compiled import Program, verdict
 from piano_abitativo.core.rules.conditions import Scope, not_a_number
-from piano_abitativo.core.rules.expr import Env, truth
+from piano_abitativo.core.rules.expr import Env, Expr, truth
 from piano_abitativo.core.rules.messages import MESSAGES, hint_for
 from piano_abitativo.core.schema import (
     SCHEMA,
@@ -317,6 +318,30 @@ def _targets(code: str, schema: Schema) -> tuple[Field, ...]:
     return RULE_BY_CODE[code].targets(schema)
 
 
+@functools.lru_cache(maxsize=64)
+def _program(
+    codes: tuple[str, ...], schema: Schema, settings: Settings, aler: bool
+) -> tuple[Program, tuple[tuple[Rule, Field, int | None, int], ...]]:
+    """The conditions (and "non verificabile" guards) of the rules `codes` that apply to
+    the variant, compiled together; for each (rule, target field) the index of its guard
+    (None: always verifiable) and of its condition among the program's roots."""
+    roots: list[Expr] = []
+    plan: list[tuple[Rule, Field, int | None, int]] = []
+    for code in codes:
+        rule = RULE_BY_CODE[code]
+        if not rule.applies_to(aler):
+            continue
+        for f in _targets(code, schema):
+            guard = unverifiable_of(code, f.id, schema, settings)
+            at: int | None = None
+            if guard is not None:
+                at = len(roots)
+                roots.append(guard)
+            roots.append(condition_of(code, f.id, schema, settings))
+            plan.append((rule, f, at, len(roots) - 1))
+    return Program(roots, schema, settings, aler=aler), tuple(plan)
+
+
 def _findings(
     rd: Reading, env: Env, rules: Iterable[Rule], unverified: list[str] | None = None
 ) -> list[Problem]:
@@ -324,27 +349,24 @@ def _findings(
     that cannot be verified (a number it reads cannot be read) is skipped, its code
     noted in `unverified`."""
     out: list[Problem] = []
-    for rule in rules:
-        if not rule.applies_to(env.aler):
+    program, plan = _program(tuple(r.code for r in rules), env.schema, env.settings, env.aler)
+    values = program.values(env)
+    for rule, f, guard, condition in plan:
+        if guard is not None and verdict(values[guard]):
+            if unverified is not None and rule.code not in unverified:
+                unverified.append(rule.code)
             continue
-        for f in _targets(rule.code, env.schema):
-            guard = unverifiable_of(rule.code, f.id, env.schema, env.settings)
-            if guard is not None and truth(guard, env):
-                if unverified is not None and rule.code not in unverified:
-                    unverified.append(rule.code)
-                continue
-            if truth(condition_of(rule.code, f.id, env.schema, env.settings), env):
-                value = env.values.get(f.id)
-                out.append(
-                    _p(
-                        rd,
-                        rule.code,
-                        f.id,
-                        MESSAGES[rule.code](f, env),
-                        value=value,
-                        hint=hint_for(rule.code, f, env),
-                    )
+        if verdict(values[condition]):
+            out.append(
+                _p(
+                    rd,
+                    rule.code,
+                    f.id,
+                    MESSAGES[rule.code](f, env),
+                    value=env.values.get(f.id),
+                    hint=hint_for(rule.code, f, env),
                 )
+            )
     return out
 
 
