@@ -3,6 +3,7 @@ workbook, encrypted, macro-bearing, oversized or a zip bomb)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zipfile
@@ -122,27 +123,45 @@ class Opened:
 REFUSED = Opened({}, set())
 
 
-def _fast_xlsx(rd: Reading, member: Callable[[str], bytes | None], schema: Schema) -> Opened | None:
-    """The fast path of a plain .xlsx (`xlsx_fast`): the Scheda and _meta read from their
-    XML, their cells and the other sheets checked against the area, the defined names.
-    None when the file is not plain: the caller checks and reads it as any other."""
-    wb, rels = member("xl/workbook.xml"), member(WORKBOOK_RELS)
-    if wb is None or rels is None:
-        return None
+@functools.lru_cache(maxsize=32)
+def _workbook_facts(
+    wb: bytes, rels: bytes
+) -> tuple[str | None, str | None, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] | None:
+    """(shared strings part, styles part, (sheet, part) in order, defined names) of a
+    workbook part and its relationships, or None when they are not of the plain shape.
+    Cached: the returns of a raccolta share them (the bytes are the key)."""
     shared, styles = workbook_part(rels, "sharedStrings"), workbook_part(rels, "styles")
     if shared is False or styles is False:
         return None
     sheets = workbook_sheets(wb, rels)
-    parts = dict(sheets)
-    if len(parts) != len(sheets) or wb.count(b"<sheet ") != len(sheets):
+    if len(dict(sheets)) != len(sheets) or wb.count(b"<sheet ") != len(sheets):
         return None
-    book = fast_book(
-        [name for name, _ in sheets],
-        parts,
-        (SHEET_SCHEDA, SHEET_META),
-        member,
+    return (
         shared if isinstance(shared, str) else None,
         styles if isinstance(styles, str) else None,
+        tuple(sheets),
+        tuple(xlsx_defined_names(wb).items()),
+    )
+
+
+def _fast_xlsx(rd: Reading, member: Callable[[str], bytes | None], schema: Schema) -> Opened | None:
+    """The fast path of a plain .xlsx (`xlsx_fast`): the Scheda and _meta read from their
+    XML, their cells checked against the area, the defined names. None when the file is
+    not plain: the caller checks and reads it as any other.
+
+    The area check protects what parses a sheet: here only the two sheets read are
+    parsed (by `xlsx_fast`, into cells, never a grid sized by the file), so the other
+    sheets need only be present, as calamine would require."""
+    wb, rels = member("xl/workbook.xml"), member(WORKBOOK_RELS)
+    if wb is None or rels is None:
+        return None
+    facts = _workbook_facts(wb, rels)
+    if facts is None:
+        return None
+    shared, styles, sheets, names = facts
+    parts = dict(sheets)
+    book = fast_book(
+        [name for name, _ in sheets], parts, (SHEET_SCHEDA, SHEET_META), member, shared, styles
     )
     if book is None:
         return None
@@ -150,16 +169,12 @@ def _fast_xlsx(rd: Reading, member: Callable[[str], bytes | None], schema: Schem
     for name, part in sheets:
         if name in book.sheets:
             scans.append(("cells", name, list(book.sheets[name].cells)))
-        else:
-            body = member(part)
-            if body is None:
-                return None
-            scans.append(("xlsx", name, body))
+        elif member(part) is None:
+            return None
     if not check_sheets(rd, scans, schema):
         return REFUSED
-    names = xlsx_defined_names(wb)
     scheda = book.sheets.get(SHEET_SCHEDA)
-    return Opened(names, scheda.formulas if scheda else set(), book)
+    return Opened(dict(names), scheda.formulas if scheda else set(), book)
 
 
 def inspect_zip(data: bytes, rd: Reading, schema: Schema = SCHEMA) -> Opened | None:
