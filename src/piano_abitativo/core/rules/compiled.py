@@ -3,22 +3,25 @@
 The validator asks 44 conditions of every return (the rule book's conditions and their
 "non verificabile" guards): 900 nodes, of which only about 230 are distinct, because the
 conditions share how a cell is read, the totals, the bounds. `Program` evaluates each
-distinct node once per return, in an order where its children come first, by calling the
-node's own `py` (the one semantics of `core.rules.expr`) on a shadow copy whose children
-are replaced by `Slot` leaves holding their values. Nothing of the meaning of a node is
-written here: only the sharing.
+distinct node once per return, in an order where its children come first, as one
+generated straight-line function: a `Strict` node is its own `apply` called on its
+children's values; a leaf is its own `py`; a node that decides which child counts (IF,
+IFERROR, ISERROR...) is its own `py` on a shadow copy whose children are `Slot` leaves
+holding their values. Nothing of the meaning of a node is written here: only the
+sharing and the order.
 
-A node that raises leaves its exception in its slot, raised again when (and only when) a
-parent reads it: so a branch of IF that is not taken, evaluated here anyway, changes
-nothing, and a verdict is exactly `truth(condition, env)`. Nodes that read nothing of the
-return (numbers, texts, settings, the variant) are evaluated once when the program is
-built.
+A node that raises leaves its exception in its slot: a `Strict` parent takes it as its
+own value (the first of its children's, in order), a shadow reads it again from its
+slot (and only where it reads it): so a branch of IF that is not taken, evaluated here
+anyway, changes nothing, and a verdict is exactly `truth(condition, env)`. Nodes that
+read nothing of the return (numbers, texts, settings, the variant) are evaluated once
+when the program is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,7 @@ from piano_abitativo.core.rules.expr import (
     IsAler,
     Number,
     Param,
+    Strict,
     Text,
     XlCtx,
     XlError,
@@ -65,15 +69,6 @@ class Slot(Expr):
         raise TypeError("a slot of a compiled program has no Excel rendering")
 
 
-def _children(node: Expr) -> list[Expr]:
-    out: list[Expr] = []
-    for value in vars(node).values():
-        for item in value if isinstance(value, tuple) else (value,):
-            if isinstance(item, Expr):
-                out.append(item)
-    return out
-
-
 def _shadow(node: Expr, index_of: dict[str, int]) -> Expr:
     """The node with each child replaced by the slot of its value."""
 
@@ -98,6 +93,9 @@ class _RunEnv(Env):
     slots: list[Any] = dataclasses.field(default_factory=list)
 
 
+_ENV_FIELDS = tuple(f.name for f in dataclasses.fields(Env))
+
+
 class Program:
     """`roots` compiled for one schema, settings and variant (ALER or not)."""
 
@@ -107,6 +105,7 @@ class Program:
         self.schema, self.settings, self.aler = schema, settings, aler
         index_of: dict[str, int] = {}
         order: list[Expr] = []
+        kids_of: list[list[int]] = []
         constant: list[bool] = []
 
         def visit(node: Expr) -> int:
@@ -114,9 +113,10 @@ class Program:
             found = index_of.get(key)
             if found is not None:
                 return found
-            kids = [visit(c) for c in _children(node)]
+            kids = [visit(c) for c in node.children()]
             index_of[key] = len(order)
             order.append(node)
+            kids_of.append(kids)
             constant.append(
                 all(constant[k] for k in kids) if kids else isinstance(node, _CONSTANT_LEAVES)
             )
@@ -129,38 +129,67 @@ class Program:
         for i, (node, fixed) in enumerate(zip(shadows, constant, strict=True)):
             if fixed:
                 self._initial[i] = _evaluate(node, probe)
-        self._steps = [
-            (i, n) for i, (n, fixed) in enumerate(zip(shadows, constant, strict=True)) if not fixed
-        ]
+        never_raised = {
+            i for i, fixed in enumerate(constant) if fixed and type(self._initial[i]) is not _Raised
+        }
+        #: the nodes evaluated per return (the distinct ones that read it)
+        self.steps = constant.count(False)
+        self._run = _generate(order, shadows, kids_of, constant, never_raised)
 
     def values(self, env: Env) -> list[Any]:
         """The value of each root on `env` (an exception is held, as `_Raised`): read a
         root's verdict with `verdict`, exactly `truth(root, env)`."""
         self.check(env)
         slots = list(self._initial)
-        run = _RunEnv(
-            env.schema,
-            env.raw,
-            env.values,
-            env.settings,
-            aler=env.aler,
-            previous=env.previous,
-            anno=env.anno,
-            anno_precedente=env.anno_precedente,
-            cells=env.cells,
-            slots=slots,
-        )
-        for i, node in self._steps:
-            try:
-                slots[i] = node.py(run)
-            except Exception as exc:  # held: raised again only where it is read
-                slots[i] = _Raised(exc)
+        run = _RunEnv(**{name: getattr(env, name) for name in _ENV_FIELDS}, slots=slots)
+        self._run(run, slots)
         return [slots[r] for r in self.roots]
 
     def check(self, env: Env) -> None:
         """Refuse an env the program was not compiled for."""
         if env.settings != self.settings or env.aler != self.aler or env.schema is not self.schema:
             raise ValueError("program compiled for other settings, variant or schema")
+
+
+def _generate(
+    order: Sequence[Expr],
+    shadows: Sequence[Expr],
+    kids_of: Sequence[Sequence[int]],
+    constant: Sequence[bool],
+    never_raised: set[int],
+) -> Callable[[Env, list[Any]], None]:
+    """The function that fills a run's slots, one statement per node not constant:
+    ``s[i] = A_i(env, s[a], s[b])`` for a `Strict` node (its first child that raised
+    instead, when one did), ``s[i] = P_i(env)`` for any other (its own `py`, or its
+    shadow's); an exception is held in the slot as `_Raised`."""
+    names: dict[str, Any] = {"R": _Raised}
+    lines = ["def run(env, s):"]
+    for i, node in enumerate(order):
+        if constant[i]:
+            continue
+        if isinstance(node, Strict):
+            names[f"A{i}"] = node.apply
+            checks = [k for k in dict.fromkeys(kids_of[i]) if k not in never_raised]
+            for n, k in enumerate(checks):
+                lines.append(f"    {'if' if n == 0 else 'elif'} type(s[{k}]) is R: s[{i}] = s[{k}]")
+            args = "".join(f", s[{k}]" for k in kids_of[i])
+            call = f"s[{i}] = A{i}(env{args})"
+        else:
+            names[f"P{i}"] = shadows[i].py
+            call = f"s[{i}] = P{i}(env)"
+        pad = "        " if isinstance(node, Strict) and checks else "    "
+        if pad != "    ":
+            lines.append("    else:")
+        lines += [
+            f"{pad}try:",
+            f"{pad}    {call}",
+            f"{pad}except Exception as e:",  # held: raised again only where it is read
+            f"{pad}    s[{i}] = R(e)",
+        ]
+    lines.append("    return None")
+    exec(compile("\n".join(lines), "<compiled rules>", "exec"), names)  # noqa: S102
+    run: Callable[[Env, list[Any]], None] = names["run"]
+    return run
 
 
 def _evaluate(node: Expr, env: Env) -> Any:

@@ -11,6 +11,8 @@ become the formula that reads the cell the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -130,15 +132,42 @@ class Expr(ABC):
     def xl(self, ctx: XlCtx) -> str:
         """The node as an Excel formula fragment, cells from the schema's layout."""
 
+    def children(self) -> tuple[Expr, ...]:
+        """The node's sub-trees, in the order of its fields (a tuple field in order)."""
+        out: list[Expr] = []
+        for name in _field_names(type(self)):
+            v = getattr(self, name)
+            if isinstance(v, tuple):
+                out.extend(i for i in v if isinstance(i, Expr))
+            elif isinstance(v, Expr):
+                out.append(v)
+        return tuple(out)
+
     def fields(self) -> set[str]:
         """The fields the tree reads."""
         out: set[str] = set()
-        for v in vars(self).values():
-            items = v if isinstance(v, tuple) else (v,)
-            for item in items:
-                if isinstance(item, Expr):
-                    out |= item.fields()
+        for child in self.children():
+            out |= child.fields()
         return out
+
+
+class Strict(Expr):
+    """A node whose value is a function of its children's values (`apply`): each child
+    is evaluated, in the order of `children`, and an error in one is the node's error,
+    as a spreadsheet function's arguments. A compiled program (`core.rules.compiled`)
+    calls `apply` on values it already has."""
+
+    def py(self, env: Env) -> Any:
+        return self.apply(env, *[c.py(env) for c in self.children()])
+
+    @abstractmethod
+    def apply(self, env: Env, *values: Any) -> Any:
+        """The node's value given its children's values, in the order of `children`."""
+
+
+@functools.cache
+def _field_names(cls: type[Expr]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
 
 def truth(e: Expr, env: Env) -> bool:
@@ -237,13 +266,13 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 @dataclass(frozen=True)
-class Compare(Expr):
+class Compare(Strict):
     left: Expr
     op: str
     right: Expr
 
-    def py(self, env: Env) -> Any:
-        a, b = self.left.py(env), self.right.py(env)
+    def apply(self, env: Env, *values: Any) -> Any:
+        a, b = values
         if type(a) is float and type(b) is float:  # the common case, without ranking
             if self.op in ("=", "<>"):
                 same = math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
@@ -264,33 +293,34 @@ class Compare(Expr):
 
 
 @dataclass(frozen=True)
-class And(Expr):
+class And(Strict):
     args: tuple[Expr, ...]
 
-    def py(self, env: Env) -> Any:
-        return all([to_bool(a.py(env)) for a in self.args])  # every argument, as AND()
+    def apply(self, env: Env, *values: Any) -> Any:
+        return all([to_bool(v) for v in values])  # every argument, as AND()
 
     def xl(self, ctx: XlCtx) -> str:
         return _nary("AND", self.args, ctx)
 
 
 @dataclass(frozen=True)
-class Or(Expr):
+class Or(Strict):
     args: tuple[Expr, ...]
 
-    def py(self, env: Env) -> Any:
-        return any([to_bool(a.py(env)) for a in self.args])
+    def apply(self, env: Env, *values: Any) -> Any:
+        return any([to_bool(v) for v in values])
 
     def xl(self, ctx: XlCtx) -> str:
         return _nary("OR", self.args, ctx)
 
 
 @dataclass(frozen=True)
-class Not(Expr):
+class Not(Strict):
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        return not to_bool(self.arg.py(env))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return not to_bool(v)
 
     def xl(self, ctx: XlCtx) -> str:
         return f"NOT({self.arg.xl(ctx)})"
@@ -325,13 +355,14 @@ class IfError(Expr):
 
 
 @dataclass(frozen=True)
-class IsBlank(Expr):
+class IsBlank(Strict):
     """Nothing but spaces in it (LEN(TRIM(x))=0)."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        return not to_text(self.arg.py(env)).strip(" ")
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return not to_text(v).strip(" ")
 
     def xl(self, ctx: XlCtx) -> str:
         return f"LEN(TRIM({self.arg.xl(ctx)}))=0"
@@ -381,13 +412,14 @@ class IsError(Expr):
 
 
 @dataclass(frozen=True)
-class IsWholeCount(Expr):
+class IsWholeCount(Strict):
     """A number, integer and ≥ 0 (last year's values are checked with it)."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        v = _finite(self.arg.py(env))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (x,) = values
+        v = _finite(x)
         return v is not None and v >= 0 and v.is_integer()
 
     def xl(self, ctx: XlCtx) -> str:

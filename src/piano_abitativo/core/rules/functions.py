@@ -10,6 +10,7 @@ from piano_abitativo.core.rules.expr import (
     Env,
     Expr,
     Number,
+    Strict,
     XlCtx,
     XlError,
     _checked,
@@ -25,38 +26,41 @@ from piano_abitativo.core.settings import Settings
 
 
 @dataclass(frozen=True)
-class Add(Expr):
+class Add(Strict):
     args: tuple[Expr, ...]
 
-    def py(self, env: Env) -> Any:
-        return _checked(sum(to_num(a.py(env)) for a in self.args))
+    def apply(self, env: Env, *values: Any) -> Any:
+        return _checked(sum(to_num(v) for v in values))
 
     def xl(self, ctx: XlCtx) -> str:
         return "(" + "+".join(a.xl(ctx) for a in self.args) + ")"
 
 
 @dataclass(frozen=True)
-class Mul(Expr):
+class Mul(Strict):
     left: Expr
     right: Expr
 
-    def py(self, env: Env) -> Any:
-        return _checked(to_num(self.left.py(env)) * to_num(self.right.py(env)))
+    def apply(self, env: Env, *values: Any) -> Any:
+        a, b = values
+        return _checked(to_num(a) * to_num(b))
 
     def xl(self, ctx: XlCtx) -> str:
         return f"{self.left.xl(ctx)}*{self.right.xl(ctx)}"
 
 
 @dataclass(frozen=True)
-class Div(Expr):
+class Div(Strict):
     left: Expr
     right: Expr
 
-    def py(self, env: Env) -> Any:
-        d = to_num(self.right.py(env))
+    def apply(self, env: Env, *values: Any) -> Any:
+        a, b = values
+        n = to_num(a)
+        d = to_num(b)
         if d == 0:
             raise XlError("#DIV/0!")
-        return _checked(to_num(self.left.py(env)) / d)
+        return _checked(n / d)
 
     def xl(self, ctx: XlCtx) -> str:
         return f"({self.left.xl(ctx)})/({self.right.xl(ctx)})"
@@ -68,35 +72,37 @@ def percent_of(base: Expr, pct: Expr) -> Expr:
 
 
 @dataclass(frozen=True)
-class Max(Expr):
+class Max(Strict):
     args: tuple[Expr, ...]
 
-    def py(self, env: Env) -> Any:
-        return max(to_num(a.py(env)) for a in self.args)
+    def apply(self, env: Env, *values: Any) -> Any:
+        return max(to_num(v) for v in values)
 
     def xl(self, ctx: XlCtx) -> str:
         return _nary("MAX", self.args, ctx)
 
 
 @dataclass(frozen=True)
-class Int(Expr):
+class Int(Strict):
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        return float(math.floor(_checked(to_num(self.arg.py(env)))))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return float(math.floor(_checked(to_num(v))))
 
     def xl(self, ctx: XlCtx) -> str:
         return f"INT({self.arg.xl(ctx)})"
 
 
 @dataclass(frozen=True)
-class RoundUp(Expr):
+class RoundUp(Strict):
     """To the next integer away from zero (ROUNDUP(x,0))."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        x = _checked(to_num(self.arg.py(env)))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        x = _checked(to_num(v))
         return float(math.copysign(math.ceil(abs(x) - 1e-9), x))
 
     def xl(self, ctx: XlCtx) -> str:
@@ -104,13 +110,14 @@ class RoundUp(Expr):
 
 
 @dataclass(frozen=True)
-class RoundDown(Expr):
+class RoundDown(Strict):
     """To the integer towards zero (ROUNDDOWN(x,0))."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        x = _checked(to_num(self.arg.py(env)))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        x = _checked(to_num(v))
         return float(math.copysign(math.floor(abs(x) + 1e-9), x))
 
     def xl(self, ctx: XlCtx) -> str:
@@ -118,31 +125,31 @@ class RoundDown(Expr):
 
 
 @dataclass(frozen=True)
-class RoundBySetting(Expr):
+class RoundBySetting(Strict):
     """Rounded up ("eccesso") or down ("difetto") as the setting `name` says."""
 
     arg: Expr
     name: str
 
-    def _node(self, settings: Settings) -> Expr:
+    def _node(self, settings: Settings) -> Strict:
         up = getattr(settings, self.name) == "eccesso"
         return RoundUp(self.arg) if up else RoundDown(self.arg)
 
-    def py(self, env: Env) -> Any:
-        return self._node(env.settings).py(env)
+    def apply(self, env: Env, *values: Any) -> Any:
+        return self._node(env.settings).apply(env, *values)
 
     def xl(self, ctx: XlCtx) -> str:
         return self._node(ctx.settings).xl(ctx)
 
 
 @dataclass(frozen=True)
-class N(Expr):
+class N(Strict):
     """The number in a cell, 0 for text or blank (N())."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        v = self.arg.py(env)
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
         return float(v) if _is_num(v) else (1.0 if v is True else 0.0)
 
     def xl(self, ctx: XlCtx) -> str:
@@ -150,36 +157,39 @@ class N(Expr):
 
 
 @dataclass(frozen=True)
-class Trim(Expr):
+class Trim(Strict):
     """TRIM: spaces removed at both ends, runs of inner spaces made single."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        return " ".join(p for p in to_text(self.arg.py(env)).split(" ") if p)
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return " ".join(p for p in to_text(v).split(" ") if p)
 
     def xl(self, ctx: XlCtx) -> str:
         return f"TRIM({self.arg.xl(ctx)})"
 
 
 @dataclass(frozen=True)
-class Len(Expr):
+class Len(Strict):
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        return float(len(to_text(self.arg.py(env))))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return float(len(to_text(v)))
 
     def xl(self, ctx: XlCtx) -> str:
         return f"LEN({self.arg.xl(ctx)})"
 
 
 @dataclass(frozen=True)
-class Right(Expr):
+class Right(Strict):
     arg: Expr
     count: int = 1
 
-    def py(self, env: Env) -> Any:
-        t = to_text(self.arg.py(env))
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        t = to_text(v)
         return t[-self.count :] if self.count else ""
 
     def xl(self, ctx: XlCtx) -> str:
@@ -187,29 +197,30 @@ class Right(Expr):
 
 
 @dataclass(frozen=True)
-class Substitute(Expr):
+class Substitute(Strict):
     arg: Expr
     old: str
     new: str
 
-    def py(self, env: Env) -> Any:
-        return to_text(self.arg.py(env)).replace(self.old, self.new)
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return to_text(v).replace(self.old, self.new)
 
     def xl(self, ctx: XlCtx) -> str:
         return f"SUBSTITUTE({self.arg.xl(ctx)},{q(self.old)},{q(self.new)})"
 
 
 @dataclass(frozen=True)
-class Find(Expr):
+class Find(Strict):
     """1-based position of `needle` in `arg` from `start` (an error when absent)."""
 
     needle: str
     arg: Expr
     start: Expr | None = None
 
-    def py(self, env: Env) -> Any:
-        t = to_text(self.arg.py(env))
-        s = 1 if self.start is None else int(to_num(self.start.py(env)))
+    def apply(self, env: Env, *values: Any) -> Any:
+        t = to_text(values[0])
+        s = 1 if self.start is None else int(to_num(values[1]))
         if s < 1 or s > len(t) + 1:
             raise XlError("#VALUE!")
         pos = t.find(self.needle, s - 1)
@@ -223,12 +234,13 @@ class Find(Expr):
 
 
 @dataclass(frozen=True)
-class Exact(Expr):
+class Exact(Strict):
     arg: Expr
     text: str
 
-    def py(self, env: Env) -> Any:
-        return to_text(self.arg.py(env)) == self.text
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
+        return to_text(v) == self.text
 
     def xl(self, ctx: XlCtx) -> str:
         return f"EXACT({self.arg.xl(ctx)},{q(self.text)})"

@@ -9,6 +9,7 @@ from typing import Any
 from piano_abitativo.core.rules.expr import (
     Env,
     Expr,
+    Strict,
     XlCtx,
     XlError,
     _finite,
@@ -117,14 +118,14 @@ class Value(Expr):
 
 
 @dataclass(frozen=True)
-class TextValue(Expr):
+class TextValue(Strict):
     """VALUE(): the number written in a text (an error when there is none). Python reads
     it as the reader reads a percentage typed as text (decimal comma or point)."""
 
     arg: Expr
 
-    def py(self, env: Env) -> Any:
-        v = self.arg.py(env)
+    def apply(self, env: Env, *values: Any) -> Any:
+        (v,) = values
         if _is_num(v):
             return float(v)
         parsed = parse_number_text(to_text(v), kind=Kind.PERCENT)
