@@ -115,3 +115,23 @@ def test_a_program_refuses_an_env_of_other_settings() -> None:
     env = Env(SCHEMA, {}, {}, _SETTINGS[1])
     with pytest.raises(ValueError):
         program.values(env)
+
+
+def test_a_run_that_meets_excel_errors_leaves_no_garbage_cycle() -> None:
+    """Numbers as text make #VALUE! in many nodes: the errors held in the slots must not
+    keep the run's frames alive (a cycle per return: a batch's memory grew with N)."""
+    import gc
+
+    program = _program(Stage.VALIDATOR, 0, False)[0]
+    raw = {f.id: "tre" for f in SCHEMA.fields}
+    env = Env(SCHEMA, raw, dict(raw), _SETTINGS[0], anno=2026, anno_precedente=2025)
+    program.values(env)  # compiled code and caches in place
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        program.values(env)
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()

@@ -349,7 +349,7 @@ def _findings(
     that cannot be verified (a number it reads cannot be read) is skipped, its code
     noted in `unverified`."""
     out: list[Problem] = []
-    program, plan = _program(tuple(r.code for r in rules), env.schema, env.settings, env.aler)
+    program, plan = _program(tuple([r.code for r in rules]), env.schema, env.settings, env.aler)
     values = program.values(env)
     for rule, f, guard, condition in plan:
         if guard is not None and verdict(values[guard]):

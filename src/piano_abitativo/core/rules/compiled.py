@@ -143,6 +143,12 @@ class Program:
         slots = list(self._initial)
         run = _RunEnv(**{name: getattr(env, name) for name in _ENV_FIELDS}, slots=slots)
         self._run(run, slots)
+        for v in slots:
+            # an Excel error is expected (read as "no finding"); its traceback holds the
+            # frames that hold the slots that hold it: a cycle per return, left to the
+            # garbage collector (memory grew with the batch). Other exceptions keep it.
+            if type(v) is _Raised and isinstance(v.exc, XlError):
+                v.exc.__traceback__ = None
         return [slots[r] for r in self.roots]
 
     def check(self, env: Env) -> None:
