@@ -57,18 +57,18 @@ NOT_FOR_READING = (
     "xlwings",
 )
 
-#: what validating a file outside a raccolta does not need beyond that: the archive's
-#: decisions and quarantine, the consolidation, rich's progress bars (the archive's store
-#: is imported by `app.commands`, whose `ImportaResult` extends `archive.ImportResult`),
-#: the process pool of a large batch
+#: what validating a file does not need beyond that: the archive (its store, decisions,
+#: quarantine: nothing is archived), the consolidation, rich's progress bars, the process
+#: pool of a large batch, the socket and time zones the archive's records use
 NOT_FOR_VALIDA = (
     *NOT_FOR_READING,
     "concurrent.futures",
     "multiprocessing",
-    "piano_abitativo.archive.decisions",
-    "piano_abitativo.archive.quarantine",
+    "piano_abitativo.archive",
     "piano_abitativo.consolidation",
     "rich.progress",
+    "socket",
+    "zoneinfo",
 )
 
 #: ``--help`` is answered by argparse alone: no command's module, no reader, no rich
@@ -129,6 +129,23 @@ def test_valida_of_one_file_imports_only_the_reader_and_the_rules(
     assert code == 1
     assert "piano_abitativo.validation.validate" in modules  # it did validate
     assert forbidden(modules, not_needed) == []
+
+
+def test_valida_against_a_raccolta_not_linked_imports_neither_archive_nor_consolidation(
+    tmp_path: Path,
+) -> None:
+    """With ``--raccolta`` (not linked to last year's) the context is the raccolta's year,
+    id, registry and rules: last year's consolidation, and so the archive, is loaded only
+    for a linked raccolta (R13–R15)."""
+    racc = tmp_path / "raccolta"
+    code, _ = imported_by(["crea", str(racc), "--anno", "2026"], tmp_path)
+    assert code == 0
+    argv = ["valida", "--json", "--raccolta", str(racc), str(TEMPLATE)]
+    code, modules = imported_by(argv, tmp_path)
+    assert code == 1
+    assert "piano_abitativo.consolidation.checking" in modules  # the raccolta's context
+    allowed = {"piano_abitativo.consolidation", "piano_abitativo.consolidation.checking"}
+    assert [m for m in forbidden(modules, (*NOT_FOR_VALIDA, "rich")) if m not in allowed] == []
 
 
 def test_stato_imports_no_pec_verification_nor_document(tmp_path: Path) -> None:

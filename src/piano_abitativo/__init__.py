@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from piano_abitativo.app.commands import consolida as consolida
     from piano_abitativo.app.commands import crea as crea
     from piano_abitativo.app.commands import documento as documento
-    from piano_abitativo.app.commands import importa as importa
     from piano_abitativo.app.commands import master_vuoto as master_vuoto
     from piano_abitativo.app.commands import modelli as modelli
     from piano_abitativo.app.commands import modello_vuoto as modello_vuoto
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from piano_abitativo.app.decisioni import rettifica as rettifica
     from piano_abitativo.app.decisioni import ripristina as ripristina
     from piano_abitativo.app.decisioni import scarta as scarta
+    from piano_abitativo.app.importing import importa as importa
     from piano_abitativo.app.posta import esiti as esiti
     from piano_abitativo.app.posta import invia as invia
     from piano_abitativo.app.posta import solleciti as solleciti
@@ -53,7 +53,7 @@ _LAZY = {
     "collega": ("piano_abitativo.app.commands", "collega"),
     "modelli": ("piano_abitativo.app.commands", "modelli"),
     "valida": ("piano_abitativo.app.commands", "valida"),
-    "importa": ("piano_abitativo.app.commands", "importa"),
+    "importa": ("piano_abitativo.app.importing", "importa"),
     "invia": ("piano_abitativo.app.posta", "invia"),
     "solleciti": ("piano_abitativo.app.posta", "solleciti"),
     "esiti": ("piano_abitativo.app.posta", "esiti"),

@@ -25,7 +25,6 @@ from piano_abitativo.app.loading import (
     folder,
     load_raccolta,
 )
-from piano_abitativo.archive import store as archive
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.errors import MasterEdited, RaccoltaError
 from piano_abitativo.core.raccolta import Raccolta
@@ -35,12 +34,12 @@ from piano_abitativo.core.raccolta import Raccolta
 # (tests/test_imports.py)
 if TYPE_CHECKING:
     from piano_abitativo.app.decisioni import Modifica
+    from piano_abitativo.app.importing import ImportaResult as ImportaResult
+    from piano_abitativo.app.importing import importa as importa
     from piano_abitativo.archive.decisions import Rettifica
     from piano_abitativo.consolidation.consolidate import Consolidation
     from piano_abitativo.core.problems import Report
     from piano_abitativo.document.docx import DocumentResult
-    from piano_abitativo.mail.imap import IngestResult
-    from piano_abitativo.mail.send import SendResult
     from piano_abitativo.master.xlsm import BlankMaster
 
 __all__ = [
@@ -134,92 +133,20 @@ def valida(percorsi: Iterable[PathLike], *, raccolta: RaccoltaLike | None = None
                 break
     ctx = ValidationContext()
     if r is not None:  # last year's values come from the raccolta's consolidation
-        from piano_abitativo.consolidation.context import validation_context
+        from piano_abitativo.consolidation.checking import validation_context
 
         ctx = validation_context(r)
     return validate_files(list(iter_workbook_files(paths)), ctx)
 
 
-@dataclass
-class ImportaResult(archive.ImportResult):
-    """What `importa` did: the files given (`outcomes`, `recovered`, as
-    `archive.ImportResult`), the mailbox read (`posta`, with ``imap``) and the replies to
-    the enti prepared as drafts (`esiti`, None when nothing new came in)."""
+def __getattr__(name: str) -> object:
+    """`importa` and `ImportaResult` live in `app.importing` (the archive's store, which
+    ``valida`` does not need); they are still found here (PEP 562)."""
+    if name in ("importa", "ImportaResult"):
+        from piano_abitativo.app import importing
 
-    posta: IngestResult | None = None
-    esiti: SendResult | None = None
-    #: whether something new came in (a workbook, or a message without its file)
-    nuovo: bool = False
-
-    @property
-    def receipts(self) -> list[archive.Receipt]:
-        """Every return recorded now, from files and from the mailbox."""
-        return [*self.imported, *(self.posta.receipts if self.posta else [])]
-
-    @property
-    def valid(self) -> bool:
-        """Whether every return recorded now is valid."""
-        return all(x.report.valid for x in self.receipts)
-
-    @property
-    def esiti_preparati(self) -> int:
-        """How many replies to the enti were written to the outbox (not sent)."""
-        from piano_abitativo.mail.send import PROVA
-
-        return self.esiti.count(PROVA) if self.esiti is not None else 0
-
-    @property
-    def cartella_esiti(self) -> Path | None:
-        """Where the replies prepared are (the raccolta's outbox), None if none was."""
-        if self.esiti is None:
-            return None
-        return next((o.eml.parent for o in self.esiti.outcomes if o.eml is not None), None)
-
-
-def importa(
-    raccolta: RaccoltaLike,
-    paths: Sequence[PathLike] = (),
-    *,
-    imap: bool = False,
-    sposta: bool = False,
-    esiti: bool = True,
-    progress: Callable[[Path], None] | None = None,
-    waiting: Callable[[str], None] | None = None,
-) -> ImportaResult:
-    """Archive, validate and record the returned files found at `paths` (files or folders,
-    mail messages .eml/.msg and signed .p7m included) and, with ``imap``, the new messages
-    of the mailbox configured in ``[posta]`` (read-only; with ``sposta`` the imported ones
-    are moved to ``cartella_importati``). The ente is recognised from the content.
-
-    When something new came in and ``esiti`` is true, the replies to the enti (outcome of
-    their file, or a request for the missing file) are prepared as drafts in
-    ``posta/uscita/``: they leave only with ``esiti(..., davvero=True)``. `progress` gets
-    each file as it is imported; `waiting` what the raccolta's lock is waiting for."""
-    from piano_abitativo.mail import send as outbox
-    from piano_abitativo.mail.folder import import_files
-
-    r = load_raccolta(raccolta)
-    if not paths and not imap:
-        raise RaccoltaError("indicare cosa importare: --da PERCORSO... e/o --imap")
-    if sposta and not imap:
-        raise RaccoltaError("--sposta vale solo con --imap")
-    files = existing_paths(paths)
-    got = (
-        import_files(r, files, progress=progress, waiting=waiting)
-        if files
-        else archive.ImportResult()
-    )
-    res = ImportaResult(got.outcomes, got.recovered, got.non_esaminati)
-    res.nuovo = any(o.esito == "importato" for o in got.outcomes)
-    if imap:
-        from piano_abitativo.mail.imap import import_imap
-
-        res.posta = import_imap(r, sposta=sposta, waiting=waiting)
-        news = [*res.posta.messages, *res.posta.recuperati]
-        res.nuovo = res.nuovo or any(m.esito in ("importato", "senza allegati") for m in news)
-    if esiti and res.nuovo:
-        res.esiti = outbox.esiti(r, waiting=waiting)
-    return res
+        return getattr(importing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def consolidation(raccolta: RaccoltaLike) -> Consolidation:
@@ -326,6 +253,8 @@ def consolida(
         recorded = registra(r, modifiche, motivo=motivo or "", origine=ORIGINE_MASTER).rettifiche
     elif modifiche and not scarta_modifiche:
         raise MasterEdited(modifiche_text(r, modifiche))
+    from piano_abitativo.archive import store as archive
+
     with archive.locked(r.path, waiting=waiting):
         cons = consolidation(r)
         begin_write(cons, r.path)  # killed after the master is written: still known

@@ -28,7 +28,7 @@ from piano_abitativo.core.version import __version__
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from piano_abitativo.app.commands import ImportaResult
+    from piano_abitativo.app.importing import ImportaResult
     from piano_abitativo.archive.store import ImportOutcome, Receipt
 
 #: exit code of an error (a wrong argument, a PianoError, an unexpected exception)
@@ -181,7 +181,7 @@ def _valida(args: argparse.Namespace) -> int:
 
 
 def _importa(args: argparse.Namespace) -> int:
-    from piano_abitativo.app.commands import importa
+    from piano_abitativo.app.importing import importa
     from piano_abitativo.app.loading import load_raccolta
 
     r = load_raccolta(args.cartella)

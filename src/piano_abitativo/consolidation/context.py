@@ -27,12 +27,12 @@ from piano_abitativo.archive.decisions import (
     Decisions,
 )
 from piano_abitativo.archive.store import Receipt
+from piano_abitativo.consolidation.checking import validation_context as validation_context
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError, load
 from piano_abitativo.core.registry import Registry
 from piano_abitativo.core.schema import TEMPLATE_VERSION
 from piano_abitativo.core.version import __version__
-from piano_abitativo.validation.validate import ValidationContext
 
 _RACCOLTA = "confronto.raccolta"
 _CONSOLIDATION = "confronto.consolidation"
@@ -42,21 +42,6 @@ _FINGERPRINT = "confronto.fingerprint"
 
 #: folder of every previous raccolta loaded here, by raccolta id (for `compare`)
 LOADED_FROM: dict[str, Path] = {}
-
-
-def validation_context(r: Raccolta, ente_atteso: str | None = None) -> ValidationContext:
-    """What a return of `r` is checked against (last year's values included)."""
-    anno_precedente, previous = previous_for_validation(r)
-    return ValidationContext(
-        anno=r.anno,
-        raccolta_id=r.id,
-        registry=r.registry,
-        settings=r.settings,
-        ente_atteso=ente_atteso,
-        previous=previous,
-        anno_precedente=anno_precedente,
-        schema=r.schema,
-    )
 
 
 def context_fingerprint(r: Raccolta) -> str:

@@ -35,6 +35,7 @@ from piano_abitativo.core.rules.expr import (
     Text,
     XlCtx,
     XlError,
+    _field_names,
     to_bool,
 )
 from piano_abitativo.core.schema import Schema
@@ -69,21 +70,34 @@ class Slot(Expr):
         raise TypeError("a slot of a compiled program has no Excel rendering")
 
 
-def _shadow(node: Expr, index_of: dict[str, int]) -> Expr:
-    """The node with each child replaced by the slot of its value."""
+def _shadow(node: Expr, index_of: dict[int, int]) -> Expr:
+    """The node with each child replaced by the slot of its value (`index_of`: by id)."""
 
     def slot(item: Any) -> Any:
-        return Slot(index_of[repr(item)]) if isinstance(item, Expr) else item
+        return Slot(index_of[id(item)]) if isinstance(item, Expr) else item
 
     changes = {}
-    for f in dataclasses.fields(node):  # type: ignore[arg-type]
-        value = getattr(node, f.name)
+    for name in _field_names(type(node)):
+        value = getattr(node, name)
         if isinstance(value, tuple):
             if any(isinstance(i, Expr) for i in value):
-                changes[f.name] = tuple(slot(i) for i in value)
+                changes[name] = tuple(slot(i) for i in value)
         elif isinstance(value, Expr):
-            changes[f.name] = slot(value)
+            changes[name] = slot(value)
     return dataclasses.replace(node, **changes) if changes else node  # type: ignore[type-var]
+
+
+def _key(node: Expr, kids: Sequence[int]) -> tuple[Any, ...]:
+    """What makes two nodes the same: their type, their literal fields by `repr` (1 and
+    1.0 kept apart) and the distinct nodes of their children, in order."""
+    literal: list[Any] = []
+    for name in _field_names(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, tuple):
+            literal.append(tuple(None if isinstance(i, Expr) else repr(i) for i in v))
+        else:
+            literal.append(None if isinstance(v, Expr) else repr(v))
+    return (type(node), tuple(literal), tuple(kids))
 
 
 @dataclass(frozen=True)
@@ -103,27 +117,31 @@ class Program:
         self, roots: Sequence[Expr], schema: Schema, settings: Settings, *, aler: bool
     ) -> None:
         self.schema, self.settings, self.aler = schema, settings, aler
-        index_of: dict[str, int] = {}
+        by_key: dict[tuple[Any, ...], int] = {}
+        by_id: dict[int, int] = {}  # the same object met again (the nodes stay alive)
         order: list[Expr] = []
         kids_of: list[list[int]] = []
         constant: list[bool] = []
 
         def visit(node: Expr) -> int:
-            key = repr(node)  # structural, and literal types kept apart (1 and 1.0)
-            found = index_of.get(key)
+            found = by_id.get(id(node))
             if found is not None:
                 return found
             kids = [visit(c) for c in node.children()]
-            index_of[key] = len(order)
-            order.append(node)
-            kids_of.append(kids)
-            constant.append(
-                all(constant[k] for k in kids) if kids else isinstance(node, _CONSTANT_LEAVES)
-            )
-            return index_of[key]
+            key = _key(node, kids)
+            found = by_key.get(key)
+            if found is None:
+                found = by_key[key] = len(order)
+                order.append(node)
+                kids_of.append(kids)
+                constant.append(
+                    all(constant[k] for k in kids) if kids else isinstance(node, _CONSTANT_LEAVES)
+                )
+            by_id[id(node)] = found
+            return found
 
         self.roots = [visit(r) for r in roots]
-        shadows = [_shadow(n, index_of) for n in order]
+        shadows = [_shadow(n, by_id) for n in order]
         self._initial: list[Any] = [None] * len(order)
         probe = _RunEnv(schema, {}, {}, settings, aler=aler, slots=self._initial)
         for i, (node, fixed) in enumerate(zip(shadows, constant, strict=True)):
