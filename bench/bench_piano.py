@@ -151,7 +151,7 @@ def _valida_peak(raccolta: str, paths: list[str], warm: list[str]) -> int:
     ALER's) validated first: each variant's rule program is compiled once, on its first
     return (a few MiB, once per process), and that is not growth in N."""
     from piano_abitativo.app.loading import load_raccolta
-    from piano_abitativo.consolidation.context import validation_context
+    from piano_abitativo.consolidation.checking import validation_context
     from piano_abitativo.validation.validate import validate_file
 
     ctx = validation_context(load_raccolta(raccolta))

@@ -21,8 +21,9 @@ from piano_abitativo.app import commands as actions
 from piano_abitativo.app.commands import crea
 from piano_abitativo.cli.commands import main
 from piano_abitativo.consolidation import confronto, context
+from piano_abitativo.consolidation.checking import validation_context
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus
-from piano_abitativo.consolidation.context import receipts, validation_context
+from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.problems import Severity

@@ -15,7 +15,8 @@ import pytest
 from piano_abitativo.app import stato as status
 from piano_abitativo.archive import store as archive
 from piano_abitativo.cli.commands import main
-from piano_abitativo.consolidation.context import receipts, validation_context
+from piano_abitativo.consolidation.checking import validation_context
+from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.mail import imap, ingest, outbox, send, settings

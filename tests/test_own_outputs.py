@@ -16,7 +16,8 @@ import pytest
 from piano_abitativo.archive import store as archive
 from piano_abitativo.archive.decisions import TIPO_GENERATO
 from piano_abitativo.cli.commands import main
-from piano_abitativo.consolidation.context import context_fingerprint, validation_context
+from piano_abitativo.consolidation.checking import validation_context
+from piano_abitativo.consolidation.context import context_fingerprint
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.document.base import DOCUMENT_DIR
 from piano_abitativo.mail import generated

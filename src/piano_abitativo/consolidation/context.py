@@ -27,7 +27,7 @@ from piano_abitativo.archive.decisions import (
     Decisions,
 )
 from piano_abitativo.archive.store import Receipt
-from piano_abitativo.consolidation.checking import validation_context as validation_context
+from piano_abitativo.consolidation.checking import validation_context
 from piano_abitativo.consolidation.consolidate import Consolidation, EnteStatus, consolidate
 from piano_abitativo.core.raccolta import Raccolta, RaccoltaError, load
 from piano_abitativo.core.registry import Registry

@@ -40,7 +40,8 @@ from piano_abitativo.archive.store import (
     read_ledger,
     store_blob,
 )
-from piano_abitativo.consolidation.context import context_fingerprint, validation_context
+from piano_abitativo.consolidation.checking import validation_context
+from piano_abitativo.consolidation.context import context_fingerprint
 from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.files import skip_reason
 from piano_abitativo.core.problems import Report

@@ -33,7 +33,8 @@ from typing import Any
 
 from piano_abitativo.archive import quarantine
 from piano_abitativo.archive import store as archive
-from piano_abitativo.consolidation.context import context_fingerprint, validation_context
+from piano_abitativo.consolidation.checking import validation_context
+from piano_abitativo.consolidation.context import context_fingerprint
 from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.core.registry import Ente, addresses_of
 from piano_abitativo.mail.p7m import Signature

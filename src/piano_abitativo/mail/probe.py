@@ -32,7 +32,7 @@ data = sys.stdin.buffer.read()
 folder, kind, nome = sys.argv[1:4]
 if os.environ.get(CRASH_ENV) == nome:
     os._exit(134)
-from piano_abitativo.consolidation.context import validation_context
+from piano_abitativo.consolidation.checking import validation_context
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.validation.validate import validate_bytes
 ctx = validation_context(rc.load(Path(folder)))

@@ -349,7 +349,8 @@ def _findings(
     that cannot be verified (a number it reads cannot be read) is skipped, its code
     noted in `unverified`."""
     out: list[Problem] = []
-    program, plan = _program(tuple([r.code for r in rules]), env.schema, env.settings, env.aler)
+    codes = tuple([r.code for r in rules])  # from a list: a generator's tuple is resized
+    program, plan = _program(codes, env.schema, env.settings, env.aler)
     values = program.values(env)
     for rule, f, guard, condition in plan:
         if guard is not None and verdict(values[guard]):

@@ -35,7 +35,7 @@ from piano_abitativo.core.rules.expr import (
     Text,
     XlCtx,
     XlError,
-    _field_names,
+    field_names,
     to_bool,
 )
 from piano_abitativo.core.schema import Schema
@@ -70,34 +70,32 @@ class Slot(Expr):
         raise TypeError("a slot of a compiled program has no Excel rendering")
 
 
+def _fields(node: Expr, child: Callable[[Expr], Any], literal: Callable[[Any], Any]) -> list[Any]:
+    """The node's field values in order, each sub-tree (also inside a tuple field) given
+    to `child` and any other value to `literal`."""
+    out: list[Any] = []
+    for name in field_names(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, tuple):
+            out.append(tuple(child(i) if isinstance(i, Expr) else literal(i) for i in v))
+        else:
+            out.append(child(v) if isinstance(v, Expr) else literal(v))
+    return out
+
+
 def _shadow(node: Expr, index_of: dict[int, int]) -> Expr:
     """The node with each child replaced by the slot of its value (`index_of`: by id)."""
-
-    def slot(item: Any) -> Any:
-        return Slot(index_of[id(item)]) if isinstance(item, Expr) else item
-
-    changes = {}
-    for name in _field_names(type(node)):
-        value = getattr(node, name)
-        if isinstance(value, tuple):
-            if any(isinstance(i, Expr) for i in value):
-                changes[name] = tuple(slot(i) for i in value)
-        elif isinstance(value, Expr):
-            changes[name] = slot(value)
-    return dataclasses.replace(node, **changes) if changes else node  # type: ignore[type-var]
+    if not node.children():
+        return node
+    values = _fields(node, lambda e: Slot(index_of[id(e)]), lambda v: v)
+    changes = dict(zip(field_names(type(node)), values, strict=True))
+    return dataclasses.replace(node, **changes)  # type: ignore[type-var]
 
 
 def _key(node: Expr, kids: Sequence[int]) -> tuple[Any, ...]:
     """What makes two nodes the same: their type, their literal fields by `repr` (1 and
     1.0 kept apart) and the distinct nodes of their children, in order."""
-    literal: list[Any] = []
-    for name in _field_names(type(node)):
-        v = getattr(node, name)
-        if isinstance(v, tuple):
-            literal.append(tuple(None if isinstance(i, Expr) else repr(i) for i in v))
-        else:
-            literal.append(None if isinstance(v, Expr) else repr(v))
-    return (type(node), tuple(literal), tuple(kids))
+    return (type(node), tuple(_fields(node, lambda e: None, repr)), tuple(kids))
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ class Expr(ABC):
     def children(self) -> tuple[Expr, ...]:
         """The node's sub-trees, in the order of its fields (a tuple field in order)."""
         out: list[Expr] = []
-        for name in _field_names(type(self)):
+        for name in field_names(type(self)):
             v = getattr(self, name)
             if isinstance(v, tuple):
                 out.extend(i for i in v if isinstance(i, Expr))
@@ -166,7 +166,7 @@ class Strict(Expr):
 
 
 @functools.cache
-def _field_names(cls: type[Expr]) -> tuple[str, ...]:
+def field_names(cls: type[Expr]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
 
