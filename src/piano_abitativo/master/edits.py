@@ -12,18 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from piano_abitativo.archive.store import archive_dir
 from piano_abitativo.consolidation.consolidate import Consolidation
-from piano_abitativo.core.atomic import atomic_write_bytes
+from piano_abitativo.core.atomic import atomic_writer
 from piano_abitativo.core.schema import Field, Kind, Role, Schema
 from piano_abitativo.master.model import SHEET_DATI, dati_header, master_path
 from piano_abitativo.master.tables import DATI_FIRST_FIELD_COL, DATI_HEADER_ROW
 
 SNAPSHOT_NAME = "dati-cartella-di-lavoro.json"
+#: the form of the file: 2 keeps a list of values per ente (1, a dict per ente, is still read)
+SNAPSHOT_FORMAT = 2
 
 #: one cell of Dati as compared: (ente codice, field id) → value
 Grid = Sequence[Sequence[Any]]
@@ -57,14 +60,61 @@ def _norm(f: Field, v: Any) -> Any:
     return text
 
 
-def dati_values(cons: Consolidation) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class Write:
+    """The values of *Dati* as one write of the master put them: for each ente (by
+    codice) one value per field of `campi`, in that order (compact: a tuple per ente)."""
+
+    campi: tuple[str, ...]
+    enti: dict[str, tuple[Any, ...]]
+    index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {c: i for i, c in enumerate(self.campi)})
+
+    def to_json_chunks(self) -> Iterator[str]:
+        """The write as JSON, one ente per line (the file stays readable and is written
+        without building its whole text)."""
+        yield '{"campi": ' + json.dumps(list(self.campi), ensure_ascii=False) + ', "enti": {'
+        sep = "\n  "
+        for codice, row in self.enti.items():
+            yield sep + json.dumps(codice, ensure_ascii=False) + ": "
+            yield json.dumps(list(row), ensure_ascii=False)
+            sep = ",\n  "
+        yield "}}"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Write | None:
+        """A write as saved (a list per ente), or as saved before (a dict field → value per
+        ente, codice → dict); None when it is neither."""
+        if not isinstance(data, dict):
+            return None
+        if isinstance(data.get("campi"), list) and isinstance(data.get("enti"), dict):
+            campi = tuple(str(c) for c in data["campi"])
+            enti = {str(k): tuple(v) for k, v in data["enti"].items() if isinstance(v, list)}
+            return cls(campi, enti)
+        rows = [v for v in data.values() if isinstance(v, dict)]
+        campi = tuple(dict.fromkeys(k for v in rows for k in v))
+        return cls(
+            campi,
+            {
+                str(k): tuple(v.get(c) for c in campi)
+                for k, v in data.items()
+                if isinstance(v, dict)
+            },
+        )
+
+
+def dati_values(cons: Consolidation) -> Write:
     """What the master's *Dati* shows for each ente (the values written), compared later."""
     fields = cons.schema.plan_fields
-    out: dict[str, dict[str, Any]] = {}
+    enti: dict[str, tuple[Any, ...]] = {}
     for s in cons.enti:
         vals = s.values
-        out[s.ente.codice] = {f.id: _norm(f, vals.get(f.id)) if vals else None for f in fields}
-    return out
+        enti[s.ente.codice] = (
+            tuple([_norm(f, vals.get(f.id)) for f in fields]) if vals else (None,) * len(fields)
+        )
+    return Write(tuple(f.id for f in fields), enti)
 
 
 #: how many earlier writes are remembered: the file on disk and the workbook open in Excel
@@ -74,36 +124,58 @@ KEEP_WRITES = 3
 KEEP_PENDING = 16
 
 
-def _entries(raccolta_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _entries(raccolta_path: Path) -> tuple[list[Write], list[Write]]:
     """(confirmed writes latest first, writes begun and not confirmed latest first)."""
     try:
-        data = json.loads(snapshot_path(raccolta_path).read_text(encoding="utf-8"))
+        data = json.loads(snapshot_path(raccolta_path).read_bytes())
         confirmed = [data["valori"], *(data.get("precedenti") or [])]
         pending = list(data.get("in_sospeso") or [])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return [], []
     return (
-        [x for x in confirmed if isinstance(x, dict)],
-        [x for x in pending if isinstance(x, dict)],
+        [w for w in map(Write.from_json, confirmed) if w is not None],
+        [w for w in map(Write.from_json, pending) if w is not None],
     )
 
 
 def _save(
     cons: Consolidation,
     raccolta_path: Path,
-    confirmed: list[dict[str, Any]],
-    pending: list[dict[str, Any]],
+    confirmed: list[Write],
+    pending: list[Write],
 ) -> None:
-    data = {
-        "anno": cons.anno,
-        "raccolta": cons.raccolta_id,
-        "scritto_il": cons.generated_at.isoformat(),
-        "valori": confirmed[0],
-        "precedenti": confirmed[1:KEEP_WRITES],
-        "in_sospeso": pending[:KEEP_PENDING],
-    }
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1)
-    atomic_write_bytes(snapshot_path(raccolta_path), text.encode("utf-8"))
+    def writes(ws: Sequence[Write]) -> Iterator[str]:
+        yield "["
+        for i, w in enumerate(ws):
+            yield ",\n " if i else "\n "
+            yield from w.to_json_chunks()
+        yield "\n ]" if ws else "]"
+
+    def chunks() -> Iterator[str]:
+        head = {
+            "anno": cons.anno,
+            "formato": SNAPSHOT_FORMAT,
+            "raccolta": cons.raccolta_id,
+            "scritto_il": cons.generated_at.isoformat(),
+        }
+        yield json.dumps(head, ensure_ascii=False)[:-1] + ',\n "valori": '
+        yield from confirmed[0].to_json_chunks()
+        yield ',\n "precedenti": '
+        yield from writes(confirmed[1:KEEP_WRITES])
+        yield ',\n "in_sospeso": '
+        yield from writes(pending[:KEEP_PENDING])
+        yield "\n}\n"
+
+    with atomic_writer(snapshot_path(raccolta_path)) as fh:
+        buf: list[str] = []
+        size = 0
+        for piece in chunks():
+            buf.append(piece)
+            size += len(piece)
+            if size >= 1 << 16:
+                fh.write("".join(buf).encode("utf-8"))
+                buf, size = [], 0
+        fh.write("".join(buf).encode("utf-8"))
 
 
 def begin_write(cons: Consolidation, raccolta_path: Path) -> None:
@@ -115,19 +187,23 @@ def begin_write(cons: Consolidation, raccolta_path: Path) -> None:
     if not confirmed:
         return  # nothing written before: the first write has nothing to compare with
     new = dati_values(cons)
-    _save(cons, raccolta_path, confirmed, [new, *(p for p in pending if p != new)])
+    if new in confirmed or new in pending:
+        return  # already known as written by the program
+    _save(cons, raccolta_path, confirmed, [new, *pending])
 
 
 def write_snapshot(cons: Consolidation, raccolta_path: Path) -> None:
     """Keep the values of *Dati* as just written (call after writing the master, or after
     a button refreshed the open workbook), with those of the last few writes; the writes
     begun and never finished are forgotten (none of them is in a workbook any more)."""
-    confirmed, _pending = _entries(raccolta_path)
+    confirmed, pending = _entries(raccolta_path)
     new = dati_values(cons)
+    if confirmed and confirmed[0] == new and not pending:
+        return  # the same values as the last write, nothing begun since
     _save(cons, raccolta_path, [new, *(c for c in confirmed if c != new)], [])
 
 
-def read_snapshot(raccolta_path: Path) -> list[dict[str, dict[str, Any]]] | None:
+def read_snapshot(raccolta_path: Path) -> list[Write] | None:
     """The values of *Dati* of the last writes, latest first, then those of writes begun
     and not finished; None when there is none (or it is unreadable: then nothing can be
     compared and nothing is reported)."""
@@ -180,7 +256,7 @@ def _same(f: Field, a: Any, b: Any) -> bool:
 
 
 def find_edits(
-    writes: Sequence[Mapping[str, Mapping[str, Any]]],
+    writes: Sequence[Write],
     current: Mapping[str, Mapping[str, Any]],
     cons: Consolidation,
 ) -> list[tuple[str, Field, Any, Any]]:
@@ -193,15 +269,18 @@ def find_edits(
     for s in cons.enti:
         codice = s.ente.codice
         now = current.get(codice)
-        was = [w[codice] for w in writes if codice in w]
+        was = [(w.index, row) for w in writes if (row := w.enti.get(codice)) is not None]
         if now is None or not was:
             continue
+        last_index, last_row = was[0]
         for f in cons.schema.plan_fields:
-            if f.role is Role.FORMULA or f.id not in now or f.id not in was[0]:
+            if f.role is Role.FORMULA or f.id not in now or f.id not in last_index:
                 continue
             b = now[f.id]
-            if not any(_same(f, w.get(f.id), b) for w in was):
-                edits.append((codice, f, was[0][f.id], b))
+            if not any(
+                _same(f, row[index[f.id]] if f.id in index else None, b) for index, row in was
+            ):
+                edits.append((codice, f, last_row[last_index[f.id]], b))
     return edits
 
 
