@@ -402,8 +402,9 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 # --------------------------------------------------------------------------- fixtures
-# Started once per session even when several test modules use them (the cache is global:
-# each module that lists this file in ``pytest_plugins`` shares it).
+# Dovecot is started once per session even when several test modules use it (the cache is
+# global: each module that lists this file in ``pytest_plugins`` shares it); the SMTP
+# server, a thread of this process, once per module.
 
 _STARTED: dict[str, Any] = {}
 
@@ -428,14 +429,13 @@ def mailbox(dovecot: Dovecot) -> Mailbox:
     return dovecot.new_mailbox()
 
 
-@pytest.fixture(scope="session")
-def smtp_session(request: pytest.FixtureRequest) -> SmtpServer:
-    if "smtp" not in _STARTED:
-        stack = contextlib.ExitStack()
-        _STARTED["smtp"] = stack.enter_context(smtp_server())
-        request.addfinalizer(stack.close)
-    server: SmtpServer = _STARTED["smtp"]
-    return server
+@pytest.fixture(scope="module")
+def smtp_session() -> Iterator[SmtpServer]:
+    """One SMTP server per test module, stopped (its thread joined) when the module ends:
+    a thread left running would keep later tests' processes from forking (see
+    `validation.batch.can_fork`)."""
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture
