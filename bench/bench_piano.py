@@ -9,7 +9,7 @@ process each time, compiled files present):
 * ``--help``;
 * ``valida --json`` over the N returns vs a bare calamine read of the same files in one
   process, and vs the naive ``pandas.read_excel(engine="openpyxl", sheet_name=None)`` loop
-  (measured on a sample, extrapolated per file);
+  (measured on a sample after each round of the two, extrapolated per file);
 * a button click cold vs warm (`bench_clic.measure_click`);
 * ``modelli`` for the N enti;
 * peak memory of ``valida`` and ``consolida`` for N/10 and N, each in a fresh process.
@@ -127,14 +127,23 @@ def run_s(argv: Sequence[str], env: dict[str, str]) -> float:
     return secs
 
 
-def interleaved(commands: Sequence[Sequence[str]], env: dict[str, str], runs: int) -> list[float]:
-    """Median seconds of each command, run `runs` times in turn after one warm-up each."""
+def interleaved(
+    commands: Sequence[Sequence[str]],
+    env: dict[str, str],
+    runs: int,
+    *,
+    between: Callable[[], object] | None = None,
+) -> list[float]:
+    """Median seconds of each command, run `runs` times in turn after one warm-up each;
+    `between` (a measure made in this process) is called after each round."""
     for argv in commands:
         run_s(argv, env)
     times: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
         for i, argv in enumerate(commands):
             times[i].append(run_s(argv, env))
+        if between is not None:
+            between()
     return [statistics.median(t) for t in times]
 
 
@@ -236,6 +245,20 @@ def measure(args: argparse.Namespace, root: Path) -> list[Row]:
         Row("--help (processo intero)", f"{t_help:.3f} s", f"≤ {HELP_S:g} s", t_help <= HELP_S)
     )
 
+    import pandas as pd
+
+    sample = paths[: max(1, min(args.sample, n))]
+
+    def naive_per_file() -> float:
+        """Seconds per file of the naive loop on the sample, in this process."""
+        start = time.perf_counter()
+        for f in sample:
+            pd.read_excel(f, engine="openpyxl", sheet_name=None)
+        return (time.perf_counter() - start) / len(sample)
+
+    pd.read_excel(sample[0], engine="openpyxl", sheet_name=None)
+    # the three in turn, so that each ratio compares times taken at the same moments
+    naive_runs: list[float] = []
     t_batch, t_bare_many = interleaved(
         [
             cli("valida", "--json", "--raccolta", str(raccolta), str(risposte)),
@@ -243,6 +266,7 @@ def measure(args: argparse.Namespace, root: Path) -> list[Row]:
         ],
         env,
         batch_runs,
+        between=lambda: naive_runs.append(naive_per_file()),
     )
     ratio = t_batch / t_bare_many
     rows.append(
@@ -254,14 +278,7 @@ def measure(args: argparse.Namespace, root: Path) -> list[Row]:
         )
     )
 
-    import pandas as pd
-
-    sample = paths[: max(1, min(args.sample, n))]
-    pd.read_excel(sample[0], engine="openpyxl", sheet_name=None)
-    start = time.perf_counter()
-    for f in sample:
-        pd.read_excel(f, engine="openpyxl", sheet_name=None)
-    per_file = (time.perf_counter() - start) / len(sample)
+    per_file = statistics.median(naive_runs)
     naive = per_file * n
     ratio = naive / t_batch
     rows.append(

@@ -185,28 +185,6 @@ class FastSheet:
         return grid
 
 
-def _without_formula_text(region: bytes) -> bytes:
-    """The region with the text of every formula dropped (``<f>SUM(D11,D12)</f>`` becomes
-    ``<f></f>``): formulas are most of a template's bytes, and only their presence counts
-    here. The text dropped must be plain character data (no markup in it)."""
-    if b"<f" not in region:
-        return region
-    pieces = region.split(b"<f")
-    out = [pieces[0]]
-    for piece in pieces[1:]:
-        close = piece.find(b">")
-        if close < 0:
-            raise NotPlain
-        if close > 0 and piece[close - 1] == 0x2F:  # <f .../>: no text
-            out.append(piece)
-            continue
-        lt = piece.find(b"<", close)  # the first markup after the tag must end it
-        if not piece.startswith(b"</f>", lt):
-            raise NotPlain
-        out.append(piece[: close + 1] + piece[lt:])
-    return b"<f".join(out)
-
-
 def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> FastSheet:
     """The cells of one worksheet part of the plain shape (raises NotPlain otherwise)."""
     start = xml.find(b"<sheetData>")
@@ -218,7 +196,7 @@ def read_sheet(xml: bytes, strings: Sequence[str], plain: frozenset[int]) -> Fas
     end = xml.find(b"</sheetData>", start)
     if end < 0 or xml.count(b"sheetData") != 2:
         raise NotPlain
-    region = _without_formula_text(xml[start:end])
+    region = xml[start:end]  # a formula's text is plain character data (_TOKEN)
     tokens = _TOKEN.findall(region)
     if sum(map(len, map(_first, tokens))) != len(region):
         raise NotPlain

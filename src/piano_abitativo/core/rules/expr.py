@@ -265,6 +265,10 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+#: the types compared as numbers without ranking (not bool: its type is not int)
+_PLAIN_NUMBERS = frozenset((float, int))
+
+
 @dataclass(frozen=True)
 class Compare(Strict):
     left: Expr
@@ -273,7 +277,8 @@ class Compare(Strict):
 
     def apply(self, env: Env, *values: Any) -> Any:
         a, b = values
-        if type(a) is float and type(b) is float:  # the common case, without ranking
+        if type(a) in _PLAIN_NUMBERS and type(b) in _PLAIN_NUMBERS:  # the common case
+            a, b = float(a), float(b)  # as `_rank` would (a literal is often an int)
             if self.op in ("=", "<>"):
                 same = math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
                 return same if self.op == "=" else not same
