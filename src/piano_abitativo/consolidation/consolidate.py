@@ -75,7 +75,7 @@ def table_selectors(schema: Schema, letter: str) -> tuple[Field, ...]:
 PLAN_KEYS: tuple[str, ...] = plan_keys(SCHEMA)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EnteStatus:
     """One ente of the registry and what it sent.
 

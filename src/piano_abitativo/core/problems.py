@@ -9,6 +9,7 @@ Italian message and an Italian hint saying what to do.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,10 @@ from piano_abitativo.core.rules import CATALOGUE, ProblemType, Severity
 __all__ = ["CATALOGUE", "Problem", "ProblemType", "Report", "Severity", "problem"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
-    """One finding about one returned file, with its exact location."""
+    """One finding about one returned file, with its exact location (slots: a
+    consolidation keeps the open problems of every ente)."""
 
     code: str
     severity: Severity
@@ -69,16 +71,22 @@ class Problem:
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Problem:
         return cls(
-            code=rec["codice"],
+            code=_shared(rec["codice"]),
             severity=Severity(rec["gravita"]),
-            file=rec["file"],
+            file=_shared(rec["file"]),
             message=rec["messaggio"],
-            hint=rec["suggerimento"],
-            sheet=rec["foglio"],
-            cell=rec["cella"],
-            field=rec["campo"],
+            hint=_shared(rec["suggerimento"]),
+            sheet=_shared(rec["foglio"]),
+            cell=_shared(rec["cella"]),
+            field=_shared(rec["campo"]),
             value=rec["valore"],
         )
+
+
+def _shared(text: Any) -> Any:
+    """One string object for each of the few texts that recur in every problem read from
+    the ledger (codes, cells, fields, hints): a consolidation keeps them all."""
+    return sys.intern(text) if type(text) is str else text
 
 
 def problem(

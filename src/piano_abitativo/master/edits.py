@@ -10,9 +10,10 @@ a rettifica or discards, explicitly.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,6 @@ from piano_abitativo.master.tables import DATI_FIRST_FIELD_COL, DATI_HEADER_ROW
 SNAPSHOT_NAME = "dati-cartella-di-lavoro.json"
 #: the form of the file: 2 keeps a list of values per ente (1, a dict per ente, is still read)
 SNAPSHOT_FORMAT = 2
-
-#: one cell of Dati as compared: (ente codice, field id) → value
-Grid = Sequence[Sequence[Any]]
 
 
 def snapshot_path(raccolta_path: Path) -> Path:
@@ -213,42 +211,55 @@ def read_snapshot(raccolta_path: Path) -> list[Write] | None:
     return [*confirmed, *pending]
 
 
-def grid_values(grid: Grid, schema: Schema) -> dict[str, dict[str, Any]]:
-    """The values of a *Dati* sheet given as rows of cells from A1: codice → field → value.
-    Columns are found by their header (a column moved by hand is still found)."""
-    if len(grid) <= DATI_HEADER_ROW:
-        return {}
-    header = [str(h or "").strip() for h in grid[DATI_HEADER_ROW]]
+def grid_values(rows: Iterable[Sequence[Any]], schema: Schema) -> Write:
+    """The values of a *Dati* sheet given as rows of cells from A1 (read once, in
+    order): for each ente by codice, the values of the fields whose column is found by
+    its header (a column moved by hand is still found)."""
     by_header = {dati_header(f): f for f in schema.plan_fields}
-    cols: dict[int, Field] = {}
-    for c, h in enumerate(header):
-        if c >= DATI_FIRST_FIELD_COL - 1 and h in by_header:
-            cols[c] = by_header[h]
-    out: dict[str, dict[str, Any]] = {}
-    for row in grid[DATI_HEADER_ROW + 1 :]:
+    cols: list[tuple[int, Field]] = []
+    enti: dict[str, tuple[Any, ...]] = {}
+    for r, row in enumerate(rows):
+        if r < DATI_HEADER_ROW:
+            continue
+        if r == DATI_HEADER_ROW:
+            header = [str(h or "").strip() for h in row]
+            cols = [
+                (c, by_header[h])
+                for c, h in enumerate(header)
+                if c >= DATI_FIRST_FIELD_COL - 1 and h in by_header
+            ]
+            continue
         if not row or row[0] in (None, ""):
             continue
         codice = row[0]
         if isinstance(codice, float) and codice.is_integer():
             codice = int(codice)
-        key = str(codice).strip()
-        out[key] = {f.id: _norm(f, row[c] if c < len(row) else None) for c, f in cols.items()}
-    return out
+        n = len(row)
+        enti[str(codice).strip()] = tuple([_norm(f, row[c] if c < n else None) for c, f in cols])
+    return Write(tuple(f.id for _, f in cols), enti)
 
 
-def read_master_grid(path: Path) -> Grid | None:
-    """The *Dati* sheet of the master file at `path`, rows from A1; None when there is no
-    such file or sheet."""
+def master_dati_values(path: Path, schema: Schema) -> Write | None:
+    """The values of the *Dati* sheet of the master file at `path` (`grid_values`), its
+    rows read one at a time; None when there is no such file or sheet."""
     import python_calamine as pc
 
     try:
         wb = pc.CalamineWorkbook.from_path(str(path))
-        if SHEET_DATI not in wb.sheet_names:
-            return None
-        rows: list[list[Any]] = wb.get_sheet_by_name(SHEET_DATI).to_python(skip_empty_area=False)
+        try:
+            if SHEET_DATI not in wb.sheet_names:
+                return None
+            sheet = wb.get_sheet_by_name(SHEET_DATI)
+            r0, c0 = sheet.start or (0, 0)  # the rows begin at the first cell used
+            pad = [""] * c0
+            rows = itertools.chain(
+                itertools.repeat([], r0), ([*pad, *row] for row in sheet.iter_rows())
+            )
+            return grid_values(rows, schema)
+        finally:
+            wb.close()
     except Exception:  # a damaged or foreign file: nothing to compare
         return None
-    return rows
 
 
 def _same(f: Field, a: Any, b: Any) -> bool:
@@ -257,7 +268,7 @@ def _same(f: Field, a: Any, b: Any) -> bool:
 
 def find_edits(
     writes: Sequence[Write],
-    current: Mapping[str, Mapping[str, Any]],
+    current: Write,
     cons: Consolidation,
 ) -> list[tuple[str, Field, Any, Any]]:
     """(ente, field, value last written, value now) for every typed cell whose value is
@@ -268,15 +279,15 @@ def find_edits(
         return edits
     for s in cons.enti:
         codice = s.ente.codice
-        now = current.get(codice)
+        now = current.enti.get(codice)
         was = [(w.index, row) for w in writes if (row := w.enti.get(codice)) is not None]
         if now is None or not was:
             continue
         last_index, last_row = was[0]
         for f in cons.schema.plan_fields:
-            if f.role is Role.FORMULA or f.id not in now or f.id not in last_index:
+            if f.role is Role.FORMULA or f.id not in current.index or f.id not in last_index:
                 continue
-            b = now[f.id]
+            b = now[current.index[f.id]]
             if not any(
                 _same(f, row[index[f.id]] if f.id in index else None, b) for index, row in was
             ):
@@ -292,7 +303,7 @@ def master_edits_on_disk(
     written = read_snapshot(raccolta_path)
     if not written:
         return []
-    grid = read_master_grid(master_path(raccolta_path, cons.anno, ".xlsm"))
-    if grid is None:
+    current = master_dati_values(master_path(raccolta_path, cons.anno, ".xlsm"), cons.schema)
+    if current is None:
         return []
-    return find_edits(written, grid_values(grid, cons.schema), cons)
+    return find_edits(written, current, cons)
