@@ -101,3 +101,16 @@ def test_the_writes_remembered_are_the_last_three_different_ones(racc: rc.Raccol
     assert all(isinstance(w, Write) for w in writes)
     _type_in_dati(racc, CREMA, "a_sap", 2)  # an earlier write, as an unsaved workbook holds
     assert actions.master_modifiche(racc) == []
+
+
+def test_a_damaged_row_of_the_snapshot_is_read_as_blanks_and_asked_about(
+    racc: rc.Raccolta, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row cut short (the file damaged by hand or by a disk) does not stop consolida:
+    its missing values are blanks, so the value in Dati is asked about, not overwritten."""
+    path = snapshot_path(racc.path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["valori"]["enti"][CREMA] = data["valori"]["enti"][CREMA][:1]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["consolida", str(racc.path)]) == 2
+    assert "997" in capsys.readouterr().err

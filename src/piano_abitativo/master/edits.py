@@ -89,7 +89,14 @@ class Write:
             return None
         if isinstance(data.get("campi"), list) and isinstance(data.get("enti"), dict):
             campi = tuple(str(c) for c in data["campi"])
-            enti = {str(k): tuple(v) for k, v in data["enti"].items() if isinstance(v, list)}
+            n = len(campi)
+            # a row of another length (a damaged file) is cut or filled with blanks: a
+            # value missing is then asked about, never taken as the program's own
+            enti = {
+                str(k): tuple(v[:n]) + (None,) * (n - len(v))
+                for k, v in data["enti"].items()
+                if isinstance(v, list)
+            }
             return cls(campi, enti)
         rows = [v for v in data.values() if isinstance(v, dict)]
         campi = tuple(dict.fromkeys(k for v in rows for k in v))
