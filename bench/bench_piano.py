@@ -111,7 +111,12 @@ def child_env(home: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("PIANO_ABITATIVO_") and k != "PYTHONDONTWRITEBYTECODE"
     }
-    env.update(PYTHONPYCACHEPREFIX=str(home / "pycache"), PYTHONPATH=str(SRC), HOME=str(home))
+    env.update(
+        PYTHONPYCACHEPREFIX=str(home / "pycache"),
+        PYTHONPATH=str(SRC),
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),  # the compiled rules' cache, as a user's
+    )
     return env
 
 

@@ -36,10 +36,13 @@ def crema_reference() -> Mapping[str, Any]:
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No test reads or writes the real user's home (keyring, xlwings config...)."""
+    """No test reads or writes the real user's home (keyring, xlwings config, the cache
+    of compiled rules...)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("USERPROFILE", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("LOCALAPPDATA", str(home / "AppData" / "Local"))
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from piano_abitativo.core.cache import compiled
 from piano_abitativo.core.rules.expr import (
     Env,
     Expr,
@@ -209,7 +210,7 @@ def _generate(
             f"{pad}    s[{i}] = R(e)",
         ]
     lines.append("    return None")
-    exec(compile("\n".join(lines), "<compiled rules>", "exec"), names)  # noqa: S102
+    exec(compiled("\n".join(lines), "<compiled rules>"), names)  # noqa: S102
     run: Callable[[Env, list[Any]], None] = names["run"]
     return run
 
