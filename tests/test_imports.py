@@ -59,15 +59,18 @@ NOT_FOR_READING = (
 
 #: what validating a file does not need beyond that: the archive (its store, decisions,
 #: quarantine: nothing is archived), the consolidation, rich's progress bars, the process
-#: pool of a large batch, the socket and time zones the archive's records use
+#: pool of a large batch, the socket and time zones the archive's records use, uuid (a
+#: new raccolta's id) and python-calamine (a file the fast path reads, as the template)
 NOT_FOR_VALIDA = (
     *NOT_FOR_READING,
     "concurrent.futures",
     "multiprocessing",
     "piano_abitativo.archive",
     "piano_abitativo.consolidation",
+    "python_calamine",
     "rich.progress",
     "socket",
+    "uuid",
     "zoneinfo",
 )
 

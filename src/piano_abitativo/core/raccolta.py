@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import re
 import tomllib
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +234,8 @@ def create(
         ambito = (
             "Cremasco" if registry_csv is None else (f"di {capo.denominazione}" if capo else "")
         )
+    import uuid  # (and platform, which it imports): only for a new raccolta
+
     r = Raccolta(
         path=path,
         id=f"{anno}-{uuid.uuid4().hex[:12]}",

@@ -19,8 +19,6 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import python_calamine as pc
-
 from piano_abitativo.core.errors import os_reason
 from piano_abitativo.core.schema import SCHEMA, Schema
 from piano_abitativo.reading.cells import RawCell, Reading, a1, col_letter, parse_a1
@@ -128,6 +126,8 @@ def _read(data: bytes, rd: Reading, schema: Schema) -> None:
     else:
         not_a_workbook(data, rd)
         return
+    import python_calamine as pc  # only for the files the fast path does not read
+
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except pc.PasswordError:
