@@ -20,10 +20,11 @@ import hashlib
 import marshal
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import CodeType
+
+from piano_abitativo.core.atomic import atomic_writer
 
 APP = "piano-abitativo"
 #: the first bytes of a cached code file: what the bytes after the digest are
@@ -93,21 +94,8 @@ def _load(path: Path) -> CodeType | None:
 
 
 def _store(path: Path, code: CodeType) -> None:
-    """Write the file whole or not at all (a temp file renamed); any failure is ignored:
-    the cache only saves time."""
+    """Write the file whole or not at all (`atomic_writer`); any failure is ignored: the
+    cache only saves time."""
     body = marshal.dumps(code)
-    data = _MAGIC + hashlib.sha256(body).digest() + body
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    with contextlib.suppress(OSError), atomic_writer(path) as fh:
+        fh.write(_MAGIC + hashlib.sha256(body).digest() + body)

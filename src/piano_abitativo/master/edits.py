@@ -260,7 +260,8 @@ def master_dati_values(path: Path, schema: Schema) -> Write | None:
             r0, c0 = sheet.start or (0, 0)  # the rows begin at the first cell used
             pad = [""] * c0
             rows = itertools.chain(
-                itertools.repeat([], r0), ([*pad, *row] for row in sheet.iter_rows())
+                itertools.repeat([], r0),
+                (pad + row for row in sheet.iter_rows()) if c0 else sheet.iter_rows(),
             )
             return grid_values(rows, schema)
         finally:
