@@ -29,7 +29,7 @@ from piano_abitativo.cli.parser import (
     subcommands,
     translate,
 )
-from piano_abitativo.core.errors import LOG_NAME
+from piano_abitativo.core.errors import LOG_NAME, unexpected_message
 
 SRC = Path(piano_abitativo.__file__).resolve().parents[1]
 #: what must never reach the user
@@ -52,6 +52,10 @@ ENGLISH = (
     "error:",
 )
 COMMANDS = sorted(subcommands())
+UNEXPECTED = (
+    "Errore imprevisto: l'operazione non è stata completata per un guasto del "
+    "programma, da segnalare all'assistenza. Dettagli in {log}"
+)
 
 
 @dataclass(frozen=True)
@@ -335,16 +339,28 @@ def test_an_unexpected_error_is_one_line_and_a_log_in_the_raccolta(
     naming piano-abitativo.log in the raccolta, where the traceback is; exit code 2."""
 
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("guasto\ninatteso")
+        raise RuntimeError("disk\nfailure")
 
     monkeypatch.setattr(app_commands, "consolidation", broken)
     code = main(["consolida", str(raccolta_2026)])
     err = capsys.readouterr().err
     log = raccolta_2026 / LOG_NAME
     assert code == 2
-    assert err == f"Errore imprevisto: RuntimeError: guasto inatteso. Dettagli in {log}\n"
+    assert err == UNEXPECTED.format(log=log) + "\n"  # the English text only in the log
     details = log.read_text(encoding="utf-8")
     assert "Traceback (most recent call last)" in details and "comando consolida" in details
+    assert "RuntimeError: disk\nfailure" in details
+
+
+def test_an_unexpected_error_without_a_log_leaves_only_its_type() -> None:
+    """When no log could be written, the line says so and keeps the exception's type
+    (the one trace left for the assistance), never its English text."""
+    text = unexpected_message(KeyError("missing key"), None)
+    assert text == (
+        "Errore imprevisto: l'operazione non è stata completata per un guasto del "
+        "programma, da segnalare all'assistenza. Non è stato possibile scrivere i "
+        "dettagli (tipo KeyError)."
+    )
 
 
 def test_an_unexpected_error_outside_a_raccolta_is_logged_for_the_user(
@@ -361,7 +377,7 @@ def test_an_unexpected_error_outside_a_raccolta_is_logged_for_the_user(
     assert main(["modello-vuoto", "--output", str(tmp_path / "m.xlsx")]) == 2
     err = capsys.readouterr().err
     log = tmp_path / ".piano-abitativo" / LOG_NAME
-    assert err == f"Errore imprevisto: KeyError: 'manca'. Dettagli in {log}\n"
+    assert err == UNEXPECTED.format(log=log) + "\n" and "manca" not in err
     assert "KeyError: 'manca'" in log.read_text(encoding="utf-8")
 
 

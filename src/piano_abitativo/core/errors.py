@@ -184,9 +184,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def unexpected_message(exc: BaseException, log: Path | None) -> str:
-    """The one Italian line a face shows for an unexpected error, with the log's path."""
-    where = f" Dettagli in {log}" if log else " Non è stato possibile scrivere i dettagli."
-    return f"Errore imprevisto: {_one_line(exc)}.{where}"
+    """The one Italian line a face shows for an unexpected error, with the log's path.
+
+    The exception's own text (English, a programmer's words) goes only to the log, for
+    whoever gives assistance; when no log could be written, its type is the one trace
+    left, in brackets."""
+    if log is not None:
+        where = f"Dettagli in {log}"
+    else:
+        where = f"Non è stato possibile scrivere i dettagli (tipo {type(exc).__name__})."
+    return (
+        "Errore imprevisto: l'operazione non è stata completata per un guasto del "
+        f"programma, da segnalare all'assistenza. {where}"
+    )
 
 
 def _log_folders(folder: Path | None) -> Iterable[Path]:
