@@ -114,3 +114,40 @@ def test_a_damaged_row_of_the_snapshot_is_read_as_blanks_and_asked_about(
     path.write_text(json.dumps(data), encoding="utf-8")
     assert main(["consolida", str(racc.path)]) == 2
     assert "997" in capsys.readouterr().err
+
+
+def _counting_consolidation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = actions.consolidation
+
+    def counted(r: Any) -> Any:
+        calls.append(1)
+        return real(r)
+
+    monkeypatch.setattr(actions, "consolidation", counted)
+    return calls
+
+
+def test_consolida_consolidates_once_for_the_check_of_dati_and_the_master(
+    racc: rc.Raccolta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check for values typed in Dati and the master use one consolidation (each
+    costs a pass over the ledger and every return: a second of 1500 enti)."""
+    calls = _counting_consolidation(monkeypatch)
+    actions.consolida(racc)
+    assert len(calls) == 1
+
+
+def test_rettifiche_recorded_by_consolida_are_in_the_master_it_writes(
+    racc: rc.Raccolta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --registra-rettifiche the master is written from a consolidation made after
+    the rettifiche were recorded: the value typed in Dati stays, now on record."""
+    _type_in_dati(racc, CREMA, "a_sap", 1001)
+    calls = _counting_consolidation(monkeypatch)
+    out = actions.consolida(racc, registra_rettifiche=True, motivo="verifica telefonica")
+    assert len(out.rettifiche) == 1 and out.rettifiche[0].valore == 1001
+    assert len(calls) == 2  # the check, then the master after the record
+    status = next(s for s in out.consolidation.enti if s.ente.codice == CREMA)
+    assert status.rettifiche and status.rettifiche[0].valore == 1001
+    assert actions.master_modifiche(racc) == []

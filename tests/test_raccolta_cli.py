@@ -11,6 +11,7 @@ from piano_abitativo.cli.commands import main
 from piano_abitativo.core import raccolta as rc
 from piano_abitativo.core.layout import LAYOUT
 from piano_abitativo.core.registry import (
+    Ente,
     RegistryError,
     default_registry,
     normalise_name,
@@ -63,6 +64,25 @@ def test_registry_accepts_excel_semicolon_csv_and_restores_zeros() -> None:
 def test_names_match_after_normalisation(variant: str) -> None:
     """R10: case, apostrophes, hyphens and 'Comune di' do not matter."""
     assert normalise_name(variant) == normalise_name("Rivolta d'Adda")
+
+
+@pytest.mark.parametrize(
+    ("denominazione", "tipo", "nome"),
+    [
+        ("Crema", "COMUNE", "Comune di Crema"),
+        ("Comune di Crema", "COMUNE", "Comune di Crema"),
+        ("COMUNE DI CREMA", "COMUNE", "COMUNE DI CREMA"),
+        ("  comune  di Rivolta d'Adda", "COMUNE", "  comune  di Rivolta d'Adda"),
+        ("Comunità Montana", "COMUNE", "Comune di Comunità Montana"),
+        ("ALER Brescia-Cremona-Mantova", "ALER", "ALER Brescia-Cremona-Mantova"),
+    ],
+)
+def test_the_full_name_of_a_comune_says_comune_di_once(
+    denominazione: str, tipo: str, nome: str
+) -> None:
+    """A registry that already writes «Comune di Crema» does not become «Comune di Comune
+    di Crema» in the master, the document and the subject of the mail."""
+    assert Ente("019035", tipo, denominazione).nome_completo == nome
 
 
 def test_crea_writes_commented_config_and_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -247,19 +247,31 @@ def consolida(
         raise RaccoltaError("--registra-rettifiche e --scarta-modifiche non vanno usati insieme")
     if registra_rettifiche and not (motivo or "").strip():
         raise RaccoltaError("con --registra-rettifiche indicare il motivo: --motivo TESTO")
-    modifiche = master_modifiche(r)
-    recorded: tuple[Rettifica, ...] = ()
-    if modifiche and registra_rettifiche:
-        recorded = registra(r, modifiche, motivo=motivo or "", origine=ORIGINE_MASTER).rettifiche
-    elif modifiche and not scarta_modifiche:
-        raise MasterEdited(modifiche_text(r, modifiche))
     from piano_abitativo.archive import store as archive
 
-    with archive.locked(r.path, waiting=waiting):
-        cons = consolidation(r)
+    def write(cons: Consolidation) -> Path:
         begin_write(cons, r.path)  # killed after the master is written: still known
         target = write_master_xlsm(cons, r.path)
         write_snapshot(cons, r.path)
+        return target
+
+    recorded: tuple[Rettifica, ...] = ()
+    # one consolidation, under the lock, both for the check of Dati and for the master
+    # (the check alone costs a consolidation); only rettifiche to record, which take the
+    # lock themselves, need another after them
+    with archive.locked(r.path, waiting=waiting):
+        cons = consolidation(r)
+        modifiche = master_modifiche(r, cons)
+        if modifiche and not (registra_rettifiche or scarta_modifiche):
+            raise MasterEdited(modifiche_text(r, modifiche))
+        if not (modifiche and registra_rettifiche):
+            target = write(cons)
+    if modifiche and registra_rettifiche:
+        del cons  # not held while the next one is computed
+        recorded = registra(r, modifiche, motivo=motivo or "", origine=ORIGINE_MASTER).rettifiche
+        with archive.locked(r.path, waiting=waiting):
+            cons = consolidation(r)
+            target = write(cons)
     notice = previous_notice(r)
     discarded = tuple(modifiche) if scarta_modifiche else ()
     return ConsolidaResult(target, cons, (notice,) if notice else (), recorded, discarded)

@@ -62,6 +62,12 @@ def plan_keys(schema: Schema) -> tuple[str, ...]:
 
 
 @cache
+def plan_index(schema: Schema) -> dict[str, int]:
+    """The position of each key of `plan_keys` in a plan tuple."""
+    return {k: i for i, k in enumerate(plan_keys(schema))}
+
+
+@cache
 def table_selectors(schema: Schema, letter: str) -> tuple[Field, ...]:
     """The fields whose value puts an ente in the plan's table `letter`: the section's
     `selector`, else every column of the table."""
@@ -164,7 +170,10 @@ class EnteStatus:
         return dict(zip(plan_keys(self.schema), self.plan, strict=True))
 
     def value(self, field_id: str) -> Any:
-        return self.values.get(field_id)
+        """The plan value of one field (None without a valid version): without building
+        `values`."""
+        at = plan_index(self.schema).get(field_id)
+        return None if self.plan is None or at is None else self.plan[at]
 
 
 def plan_values(raw: dict[str, Any], ente: Ente, schema: Schema = SCHEMA) -> dict[str, Any]:
@@ -204,11 +213,10 @@ def _num(x: Any) -> TypeGuard[int | float]:
 def in_table(status: EnteStatus, letter: str) -> bool:
     """Whether the plan's table `letter` lists this ente: a selecting field (see
     `table_selectors`) is non-zero, non-empty, or SI."""
-    v = status.values
-    if not v:
+    if status.plan is None:
         return False
     for f in table_selectors(status.schema, letter):
-        x = v.get(f.id)
+        x = status.value(f.id)
         if x == "SI" if f.kind is Kind.YESNO else bool(x):
             return True
     return False
@@ -269,10 +277,15 @@ class Consolidation:
     @property
     def totals(self) -> dict[str, int]:
         """Python's sums of every count field over the valid versions."""
-        return {
-            f.id: sum(int(s.values.get(f.id) or 0) for s in self.enti if s.values)
-            for f in self.schema.total_fields
-        }
+        at = plan_index(self.schema)
+        fields = [(f.id, at[f.id]) for f in self.schema.total_fields]
+        sums = dict.fromkeys((fid for fid, _ in fields), 0)
+        for s in self.enti:  # one pass: the master asks for them on every table
+            plan = s.plan
+            if plan is not None:
+                for fid, i in fields:
+                    sums[fid] += int(plan[i] or 0)
+        return sums
 
     def count(self, stato: str) -> int:
         return sum(1 for s in self.enti if s.stato == stato)

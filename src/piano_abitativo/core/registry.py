@@ -38,8 +38,9 @@ class Ente:
 
     @property
     def nome_completo(self) -> str:
-        """'Comune di Crema' for a comune, the denomination as it is otherwise."""
-        if self.is_comune and not normalise_name(self.denominazione).startswith("comunedi"):
+        """'Comune di Crema' for a comune (also when the registry already calls it
+        «Comune di Crema» or «COMUNE DI CREMA»), the denomination as it is otherwise."""
+        if self.is_comune and not _COMUNE_PREFIX.match(self.denominazione):
             return f"Comune di {self.denominazione}"
         return self.denominazione
 

@@ -39,6 +39,7 @@ from piano_abitativo.master.model import (
     Value,
 )
 from piano_abitativo.master.printing import fixed_print_scale, pages_across
+from piano_abitativo.master.worksheet import Worksheet
 
 # --------------------------------------------------------------------------- rendering
 
@@ -236,7 +237,7 @@ def _discard(r: int, c: int, cell: Cell) -> None:
 
 def _start_sheet(wb: Any, sh: SheetLayout, fmts: dict[str, Any]) -> Any:
     """A worksheet set up, before its cells, from the measured layout `sh`."""
-    ws = wb.add_worksheet(sh.name)
+    ws = wb.add_worksheet(sh.name, worksheet_class=Worksheet)
     for c, w in sorted(sh.widths.items()):
         ws.set_column(c, c, w)
     for r, h in sorted(sh.row_heights.items()):
@@ -479,7 +480,7 @@ def _conf_sheet(
     clutters the tabs: xlwings' ``GetConfigFromSheet`` finds it by name
     (``wb.Sheets("xlwings.conf")``), which works on a hidden sheet; IT shows it again with
     right click on a tab > Scopri."""
-    ws = wb.add_worksheet(name)
+    ws = wb.add_worksheet(name, worksheet_class=Worksheet)
     ws.hide()
     for r, (key, value, note) in enumerate(rows):
         ws.write_string(r, 0, key, fmts["label"])
