@@ -264,9 +264,10 @@ class Receipt:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any], seq: int) -> Receipt:
+        nome = rec["nome"]
         return cls(
             sha256=rec["sha256"],
-            nome=rec["nome"],
+            nome=nome,
             blob=rec["blob"],
             dimensione=int(rec["dimensione"]),
             ricevuto_il=dt.datetime.fromisoformat(rec["ricevuto_il"]),
@@ -277,7 +278,7 @@ class Receipt:
             origine=rec["origine"],
             utente=rec["utente"],
             contesto=rec["contesto"],
-            report=Report.from_record(rec["report"]),
+            report=Report.from_record(rec["report"], nome),
             extra=dict(rec.get("extra") or {}),
             seq=seq,
         )
@@ -505,15 +506,18 @@ def iter_receipts(
         seen.add(rc.sha256)
         fixed = corrections.get(rc.sha256) if corrections else None
         stale = fingerprint is not None and context is not None and rc.contesto != fingerprint
-        path = r.path / rc.blob
+        # a text, not a Path: a Path's parts (here the file's unique name) are kept in
+        # the interpreter's table of shared strings, which grew with the ledger
+        path = os.path.join(r.path, rc.blob)
         if not (stale or fixed):
-            if damage is not None and not path.is_file():
+            if damage is not None and not os.path.isfile(path):
                 damage.append(_missing(rc))
             yield rc
             continue
         ctx = ctx or (context() if context is not None else None)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except OSError:
             if damage is not None:
                 damage.append(_missing(rc))

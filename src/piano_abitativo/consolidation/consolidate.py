@@ -304,17 +304,42 @@ def _order(rc: Receipt) -> tuple[dt.datetime, int]:
 _KEPT_EXTRA = ("mittente", "verifica_pec")
 
 
-def _kept(rc: Receipt, *, problems: bool) -> Receipt:
+#: the metadata kept of a version, one dict for each distinct content; like every part
+#: of a kept version, read and never changed (shared by all the versions that have it)
+_METADATA: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+#: the empty values and mail facts of a kept version (shared, never changed)
+_NO_VALUES: dict[str, Any] = {}
+_NO_EXTRA: dict[str, Any] = {}
+
+
+def _metadata(rep: Report) -> dict[str, str]:
+    key = tuple((k, v) for k, v in rep.metadata.items() if k == "ente_tipo")
+    found = _METADATA.get(key)
+    if found is None:
+        found = _METADATA.setdefault(key, {sys.intern(k): sys.intern(v) for k, v in key})
+    return found
+
+
+def _same(text: str | None, known: str | None) -> str | None:
+    """`known` (a string kept anyway, the registry's) when `text` says the same."""
+    return known if text == known else text
+
+
+def _kept(rc: Receipt, ente: Ente | None, *, problems: bool) -> Receipt:
     """What consolidation keeps of a version (see `EnteStatus`): when, how, whether it has
-    errors; its problems and mail facts too when `problems`. Its values go in `plan`."""
+    errors; its problems and mail facts too when `problems`. Its values go in `plan`.
+    What every version says alike (the ente's code and name, the ente's kind, the
+    channel, no values) is one object shared by all: a few hundred bytes per ente."""
     rep = rc.report
     report = Report(
         rc.nome if rep.file == rc.nome else rep.file,
-        rep.ente,
-        rep.ente_denominazione,
+        _same(rep.ente, ente.codice if ente else None),
+        _same(rep.ente_denominazione, ente.denominazione if ente else None),
         problems=list(rep.problems) if problems else rep.errors[:1],
-        metadata={k: sys.intern(v) for k, v in rep.metadata.items() if k == "ente_tipo"},
+        values=_NO_VALUES,
+        metadata=_metadata(rep),
     )
+    extra = rc.extra if problems else {k: rc.extra[k] for k in _KEPT_EXTRA if k in rc.extra}
     when = rc.ricevuto_il.astimezone(TZ)  # one time zone object, not one per time
     return dataclasses.replace(
         rc,
@@ -326,7 +351,7 @@ def _kept(rc: Receipt, *, problems: bool) -> Receipt:
         canale=sys.intern(rc.canale),
         fonte_data=sys.intern(rc.fonte_data),
         report=report,
-        extra=rc.extra if problems else {k: rc.extra[k] for k in _KEPT_EXTRA if k in rc.extra},
+        extra=extra or _NO_EXTRA,
     )
 
 
@@ -386,45 +411,52 @@ def _intrinsic_hold(rc: Receipt, ente: Ente, kind: str, addresses: dict[str, Ent
     return None
 
 
-@dataclass
+@dataclass(slots=True)
+class _Version:
+    """One version while the receipts stream by: what is kept of it, who sent it
+    (`MITTENTE_*`), whether the capofila accepted it, its plan values when valid."""
+
+    receipt: Receipt
+    sender: str
+    accepted: bool
+    plan: tuple[Any, ...] | None
+
+
+def _version_order(v: _Version) -> tuple[dt.datetime, int]:
+    return _order(v.receipt)
+
+
+@dataclass(slots=True)
 class _Versions:
-    """The versions of one ente while the receipts stream by."""
+    """The versions of one ente while the receipts stream by (one small record each: a
+    consolidation holds all the enti's at once)."""
 
     ente: Ente
     schema: Schema
-    versions: list[Receipt] = field(default_factory=list)
-    #: plan values of each valid version, by sha256
-    plans: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    #: who sent each version (`MITTENTE_*`), by sha256
-    senders: dict[str, str] = field(default_factory=dict)
-    accepted: set[str] = field(default_factory=set)
+    versions: list[_Version] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
 
     def add(self, rc: Receipt, kind: str, *, accepted: bool, hold: Held | None) -> None:
         """Insert `rc` in reception order (or among the held ones). Only the latest
         version keeps its problems and mail facts; the plan values of each valid version
         are kept compactly, so the used one can be chosen once all have arrived."""
-        kept = _kept(rc, problems=True)
+        kept = _kept(rc, self.ente, problems=True)
         if hold is not None and not accepted:
             self.held.append(dataclasses.replace(hold, receipt=kept))
             return
-        bisect.insort(self.versions, kept, key=_order)
-        self.senders[rc.sha256] = kind
-        if accepted:
-            self.accepted.add(rc.sha256)
-        if rc.report.valid:
-            self.plans[rc.sha256] = plan_tuple(rc.report.values, self.ente, self.schema)
+        plan = plan_tuple(rc.report.values, self.ente, self.schema) if rc.report.valid else None
+        bisect.insort(self.versions, _Version(kept, kind, accepted, plan), key=_version_order)
 
     def status(self, rettifiche: Decisions) -> EnteStatus:
         """The ente as consolidated. A version from an address not in the registry that
         would replace one sent from the ente's own registered address is held."""
-        versions: list[Receipt] = []
+        versions: list[_Version] = []
         own_seen = False
         unsure = (MITTENTE_SCONOSCIUTO, MITTENTE_NON_VERIFICATO)
         for v in self.versions:
-            kind = self.senders.get(v.sha256)
-            if kind in unsure and own_seen and v.sha256 not in self.accepted:
-                mittente = str(v.extra.get("mittente") or "") or None
+            kind, rc = v.sender, v.receipt
+            if kind in unsure and own_seen and not v.accepted:
+                mittente = str(rc.extra.get("mittente") or "") or None
                 who = (
                     f"busta PEC senza una firma valida del gestore (mittente dichiarato "
                     f"{mittente}, non verificato)"
@@ -433,7 +465,7 @@ class _Versions:
                 )
                 self.held.append(
                     Held(
-                        v,
+                        rc,
                         self.ente.codice,
                         f"{who} e sostituirebbe la versione inviata dall'indirizzo "
                         f"registrato di {self.ente.nome_completo}",
@@ -442,21 +474,24 @@ class _Versions:
                     )
                 )
                 continue
-            if kind == MITTENTE_PROPRIO and v.report.valid:
+            if kind == MITTENTE_PROPRIO and rc.report.valid:
                 own_seen = True
             versions.append(v)
         latest = versions[-1] if versions else None
-        trimmed = tuple(v if v is latest else _kept(v, problems=False) for v in versions)
-        used = next((v for v in reversed(versions) if v.report.valid), None)
-        applied = tuple(rettifiche.rettifiche_of(used.sha256).values()) if used is not None else ()
+        trimmed = tuple(
+            v.receipt if v is latest else _kept(v.receipt, self.ente, problems=False)
+            for v in versions
+        )
+        used = next((v for v in reversed(versions) if v.receipt.report.valid), None)
+        applied = tuple(rettifiche.rettifiche_of(used.receipt.sha256).values()) if used else ()
         return EnteStatus(
             self.ente,
             trimmed,
-            plan=self.plans.get(used.sha256) if used is not None else None,
+            plan=used.plan if used else None,
             schema=self.schema,
             in_verifica=tuple(sorted(self.held, key=lambda h: _order(h.receipt))),
             rettifiche=applied,
-            mittente_usata=self.senders.get(used.sha256) if used is not None else None,
+            mittente_usata=used.sender if used else None,
         )
 
 
@@ -483,13 +518,13 @@ def consolidate(
         if rc.sha256 in dec.generati:
             continue
         if rc.sha256 in scartati:
-            set_aside.append((_kept(rc, problems=True), scartati[rc.sha256]))
+            set_aside.append((_kept(rc, None, problems=True), scartati[rc.sha256]))
             continue
         acc = accettati.get(rc.sha256)
         codice = acc.ente if acc is not None and acc.ente else rc.report.ente
         group = by_ente.get(codice) if codice is not None else None
         if group is None:
-            stray.append(_kept(rc, problems=True))
+            stray.append(_kept(rc, None, problems=True))
             continue
         kind = sender_kind(rc, codice, addresses)
         hold = _intrinsic_hold(rc, group.ente, kind, addresses)

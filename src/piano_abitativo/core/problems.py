@@ -69,11 +69,14 @@ class Problem:
         return {"file": self.file, **self.to_json()}
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Problem:
+    def from_record(cls, rec: dict[str, Any], file: str | None = None) -> Problem:
+        """The problem of a ledger record; its file name is `file` (the report's, one
+        string for all its problems) when the record says the same."""
+        name = rec["file"]
         return cls(
             code=_shared(rec["codice"]),
             severity=Severity(rec["gravita"]),
-            file=_shared(rec["file"]),
+            file=file if name == file and file is not None else name,
             message=rec["messaggio"],
             hint=_shared(rec["suggerimento"]),
             sheet=_shared(rec["foglio"]),
@@ -85,7 +88,9 @@ class Problem:
 
 def _shared(text: Any) -> Any:
     """One string object for each of the few texts that recur in every problem read from
-    the ledger (codes, cells, fields, hints): a consolidation keeps them all."""
+    the ledger (codes, cells, fields, hints): a consolidation keeps them all. Not a
+    file's name: one per file, they would only grow the interpreter's table of shared
+    strings."""
     return sys.intern(text) if type(text) is str else text
 
 
@@ -174,12 +179,17 @@ class Report:
         }
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Report:
+    def from_record(cls, rec: dict[str, Any], file: str | None = None) -> Report:
+        """The report of a ledger record; its file name (and its problems') is the string
+        `file` (the receipt's name) when the record says the same."""
+        name = rec["file"]
+        if name != file or file is None:
+            file = name
         return cls(
-            file=rec["file"],
+            file=file,
             ente=rec.get("ente"),
             ente_denominazione=rec.get("ente_denominazione"),
-            problems=[Problem.from_record(p) for p in rec.get("problemi", [])],
+            problems=[Problem.from_record(p, file) for p in rec.get("problemi", [])],
             values=dict(rec.get("valori", {})),
             metadata=dict(rec.get("metadati", {})),
         )
