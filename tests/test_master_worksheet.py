@@ -75,3 +75,18 @@ def test_the_master_prepares_all_its_formulas_without_the_substitutions(
     assert any(s.used for s in cons.enti)
     monkeypatch.setattr(xlsxwriter.worksheet.Worksheet, "_prepare_formula", refused)
     assert build_master_xlsm(cons, stub=True)[:2] == b"PK"
+
+
+def test_no_xlsxwriter_workbook_outlives_the_master_it_wrote(tmp_path: Path) -> None:
+    """XlsxWriter's workbook is a web of cycles: the writer frees it before returning,
+    instead of leaving it (with its sheets' rows and temporary files) to a later
+    collection."""
+    import gc
+
+    r = crea(tmp_path / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
+    import_files(r, demo.write_returns(r, tmp_path / "ritorni"))
+    cons = consolidate.consolidate(r, receipts(r))
+    gc.collect()
+    assert build_master_xlsm(cons, stub=True)[:2] == b"PK"
+    alive = [o for o in gc.get_objects() if isinstance(o, xlsxwriter.Workbook)]
+    assert alive == []

@@ -197,9 +197,7 @@ def store_blob(
     folder: str = FILES_DIR,
 ) -> tuple[str, str]:
     """Copy `data` into the archive (if not there yet); returns (sha256, relative path).
-
-    An existing archived copy is checked against its name and rewritten only if damaged.
-    """
+    An existing archived copy is checked against its name and rewritten only if damaged."""
     sha = hashlib.sha256(data).hexdigest()
     rel = blob_relpath(sha, suffix, folder)
     target = Path(raccolta_path) / rel
@@ -506,8 +504,7 @@ def iter_receipts(
         seen.add(rc.sha256)
         fixed = corrections.get(rc.sha256) if corrections else None
         stale = fingerprint is not None and context is not None and rc.contesto != fingerprint
-        # a text, not a Path: a Path's parts (here the file's unique name) are kept in
-        # the interpreter's table of shared strings, which grew with the ledger
+        # a text: a Path's parts (a unique name per file) would grow Python's interned table
         path = os.path.join(r.path, rc.blob)
         if not (stale or fixed):
             if damage is not None and not os.path.isfile(path):
@@ -516,8 +513,7 @@ def iter_receipts(
             continue
         ctx = ctx or (context() if context is not None else None)
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = Path(path).read_bytes()  # (rare: a file validated again)
         except OSError:
             if damage is not None:
                 damage.append(_missing(rc))

@@ -61,10 +61,13 @@ def _norm(f: Field, v: Any) -> Any:
 @dataclass(frozen=True)
 class Write:
     """The values of *Dati* as one write of the master put them: for each ente (by
-    codice) one value per field of `campi`, in that order (compact: a tuple per ente)."""
+    codice) one value per field of `campi`, in that order (compact: a list per ente; not
+    a tuple: CPython keeps up to 2,000 freed tuples of each length for reuse, and the
+    rows of the comparisons of one `consolida`, 1,500 of 20 values, stayed in memory
+    while the master was written)."""
 
     campi: tuple[str, ...]
-    enti: dict[str, tuple[Any, ...]]
+    enti: dict[str, list[Any]]
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,7 +96,7 @@ class Write:
             # a row of another length (a damaged file) is cut or filled with blanks: a
             # value missing is then asked about, never taken as the program's own
             enti = {
-                str(k): tuple(v[:n]) + (None,) * (n - len(v))
+                str(k): v if len(v) == n else v[:n] + [None] * (n - len(v))
                 for k, v in data["enti"].items()
                 if isinstance(v, list)
             }
@@ -102,22 +105,18 @@ class Write:
         campi = tuple(dict.fromkeys(k for v in rows for k in v))
         return cls(
             campi,
-            {
-                str(k): tuple(v.get(c) for c in campi)
-                for k, v in data.items()
-                if isinstance(v, dict)
-            },
+            {str(k): [v.get(c) for c in campi] for k, v in data.items() if isinstance(v, dict)},
         )
 
 
 def dati_values(cons: Consolidation) -> Write:
     """What the master's *Dati* shows for each ente (the values written), compared later."""
     fields = cons.schema.plan_fields
-    enti: dict[str, tuple[Any, ...]] = {}
+    enti: dict[str, list[Any]] = {}
     for s in cons.enti:
         vals = s.values
         enti[s.ente.codice] = (
-            tuple([_norm(f, vals.get(f.id)) for f in fields]) if vals else (None,) * len(fields)
+            [_norm(f, vals.get(f.id)) for f in fields] if vals else [None] * len(fields)
         )
     return Write(tuple(f.id for f in fields), enti)
 
@@ -224,7 +223,7 @@ def grid_values(rows: Iterable[Sequence[Any]], schema: Schema) -> Write:
     its header (a column moved by hand is still found)."""
     by_header = {dati_header(f): f for f in schema.plan_fields}
     cols: list[tuple[int, Field]] = []
-    enti: dict[str, tuple[Any, ...]] = {}
+    enti: dict[str, list[Any]] = {}
     for r, row in enumerate(rows):
         if r < DATI_HEADER_ROW:
             continue
@@ -242,7 +241,7 @@ def grid_values(rows: Iterable[Sequence[Any]], schema: Schema) -> Write:
         if isinstance(codice, float) and codice.is_integer():
             codice = int(codice)
         n = len(row)
-        enti[str(codice).strip()] = tuple([_norm(f, row[c] if c < n else None) for c, f in cols])
+        enti[str(codice).strip()] = [_norm(f, row[c] if c < n else None) for c, f in cols]
     return Write(tuple(f.id for _, f in cols), enti)
 
 

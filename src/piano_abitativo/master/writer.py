@@ -5,8 +5,8 @@ the workbook is open."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
+import gc
 import io
 import math
 import warnings
@@ -28,6 +28,7 @@ from piano_abitativo.master.layout import (
     _layout,
     _sheet_builders,
 )
+from piano_abitativo.master.locks import check_not_open
 from piano_abitativo.master.model import (
     BUTTON_HEIGHT_PX,
     BUTTON_WIDTH_PX,
@@ -353,6 +354,24 @@ def render_master(
     buttons: Sequence[MasterButton] = (),
     conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None = None,
 ) -> None:
+    """Write the master workbook into `out` (see `_render`), then free XlsxWriter's
+    workbook: a web of cycles (its sheets' rows, columns, formats and temporary files,
+    0.6 MiB at 1,500 enti) that only the cycle collector frees — now (~15 ms), not under
+    what the caller does next."""
+    try:
+        _render(cons, out, vba_project=vba_project, buttons=buttons, conf_sheet=conf_sheet)
+    finally:
+        gc.collect()
+
+
+def _render(
+    cons: Consolidation,
+    out: BinaryIO | str,
+    *,
+    vba_project: bytes | None,
+    buttons: Sequence[MasterButton],
+    conf_sheet: tuple[str, Sequence[tuple[str, str, str]]] | None,
+) -> None:
     """Write the master workbook into `out` (a binary file or a path): .xlsx, or .xlsm
     when `vba_project` (a vbaProject.bin) is given, with `buttons` bound to its macros on
     the Cruscotto. `conf_sheet` adds a last sheet of (key, value, note) rows from A1
@@ -494,47 +513,6 @@ def _conf_sheet(
 # --------------------------------------------------------------------------- writing
 
 
-def _excel_owner(path: Path) -> str | None:
-    """The user name in Excel's owner file "~$<name>" next to `path`, or None.
-
-    Excel writes the name's length in byte 0 and the name in the next bytes (up to 54);
-    some versions replace the first two characters of a long name instead of prefixing."""
-    for cand in (path.with_name("~$" + path.name), path.with_name("~$" + path.name[2:])):
-        try:
-            data = cand.read_bytes()
-        except OSError:
-            continue
-        n = data[0] if data else 0
-        name = data[1 : 1 + min(n, 54)].decode("cp1252", "replace").strip("\x00 ").strip()
-        return name or "un altro utente"
-    return None
-
-
-def _libreoffice_owner(path: Path) -> str | None:
-    """The user name in LibreOffice's lock file ".~lock.<name>#" (CSV, user first)."""
-    lock = path.with_name(f".~lock.{path.name}#")
-    try:
-        text = lock.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return None
-    first = next(csv.reader(io.StringIO(text)), [])
-    name = first[0].strip() if first else ""
-    return name or "un altro utente"
-
-
-def _check_not_open(path: Path) -> None:
-    for owner, program, lockname in (
-        (_excel_owner(path), "Excel", f"~${path.name}"),
-        (_libreoffice_owner(path), "LibreOffice", f".~lock.{path.name}#"),
-    ):
-        if owner is not None:
-            raise MasterLocked(
-                f"Il file {path.name} è aperto da {owner} in {program}: chiuderlo e ripetere. "
-                f"Se nessuno lo ha aperto (ad esempio dopo un arresto del programma), "
-                f"eliminare il file di blocco «{lockname}» nella cartella {path.parent}."
-            )
-
-
 _SHARING_VIOLATION = {5, 32, 33}  # Windows: access denied, sharing/lock violation
 
 
@@ -554,7 +532,7 @@ def write_master(
     macro = vba_project is not None or (data is not None and b"vbaProject.bin" in data)
     if macro and path.suffix.lower() != ".xlsm":
         raise ValueError(f"{path.name}: a workbook with macros must be saved as .xlsm")
-    _check_not_open(path)
+    check_not_open(path)
     try:
         with atomic_writer(path) as fh:
             if data is None:
@@ -564,7 +542,7 @@ def write_master(
             else:
                 fh.write(data)
             # Excel or LibreOffice may have opened it while it was being built
-            _check_not_open(path)
+            check_not_open(path)
     except PermissionError as exc:
         raise MasterLocked(
             f"Impossibile sostituire il file {path.name}: probabilmente è aperto in Excel "
