@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -398,6 +399,40 @@ def test_comparison_with_last_year_shows_totals_and_changes_per_ente(world: Worl
         "Tutti gli enti che avevano risposto nel 2024 hanno risposto. 1 ente ha risposto "
         "solo nel 2025 (escluso dalla variazione)." in texts
     )
+
+
+def test_the_rows_of_a_long_table_keep_their_own_texts_and_their_kinds_format(
+    world: World,
+) -> None:
+    """The rows after the first of their kind are copies of its XML: each still has
+    exactly its own text (spaces, a tab, a line break, an accent, nothing) and the format
+    of its kind (the body rows alike, the header and the total each their own)."""
+    import copy
+
+    from lxml import etree
+
+    from piano_abitativo.document.builder import _Builder
+
+    b = _Builder(world.r, world.cons, {}, None)
+    body = [["Crema", " 12 ", ""], ["Bagnolo\nCremasco", "a\tb", "è"], ["Ripalta", "0", "1"]]
+    t = b.table(
+        ["Ente", "A", "B"], body, [5.0, 3.0, 3.0], numeric=[1, 2], total=["Totale", "12", "1"]
+    )
+    assert [[c.text for c in row.cells] for row in t.rows] == [
+        ["Ente", "A", "B"],
+        *body,
+        ["Totale", "12", "1"],
+    ]
+
+    def shape(tr: Any) -> bytes:
+        bare = copy.deepcopy(tr)
+        for el in list(bare.iter(qn("w:t"), qn("w:br"), qn("w:tab"))):
+            el.getparent().remove(el)
+        return etree.tostring(bare)
+
+    shapes = [shape(row._tr) for row in t.rows]
+    assert shapes[1] == shapes[2] == shapes[3]
+    assert len({shapes[0], shapes[1], shapes[4]}) == 3
 
 
 def test_the_same_data_give_the_same_bytes(world: World) -> None:

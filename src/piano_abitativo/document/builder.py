@@ -52,6 +52,7 @@ from piano_abitativo.document.ooxml import (
     _ask_to_update_fields,
     _bookmark,
     _cell_margins,
+    _copy_row,
     _field,
     _internal_link,
     _normalise_zip,
@@ -375,9 +376,17 @@ class _Builder:
         if total is not None:
             body.append(list(total))
         last = len(body) - 1
+        # rows of a kind differ only in texts: the first is formatted, the others copy it
+        formatted: dict[tuple[bool, bool, bool], Any] = {}
         for i, (row, values) in enumerate(zip(t.rows, body, strict=True)):
             is_header = i == 0
             is_total = total is not None and i == last
+            kind = (is_header, is_total, is_header or (keep_together and i < last))
+            model = formatted.get(kind)
+            if model is not None:
+                _copy_row(model, row, values)
+                continue
+            formatted[kind] = row._tr
             _row_props(row, header=is_header)
             for j, (cell, value, w) in enumerate(zip(row.cells, values, widths_cm, strict=True)):
                 cell.width = Cm(w)

@@ -3,6 +3,7 @@ and cell properties."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import zipfile
@@ -148,6 +149,15 @@ def _row_props(row: Any, *, header: bool) -> None:
     trpr.append(OxmlElement("w:cantSplit"))
     if header:
         trpr.append(OxmlElement("w:tblHeader"))
+
+
+def _copy_row(model: Any, row: Any, values: Sequence[str]) -> None:
+    """Replace `row` with a copy of the formatted row element `model`, each cell's one
+    run holding its value of `values` as ``add_run(value)`` writes it."""
+    tr = copy.deepcopy(model)
+    row._tr.getparent().replace(row._tr, tr)
+    for tc, value in zip(tr.tc_lst, values, strict=True):
+        tc.p_lst[0].r_lst[0].text = value
 
 
 def _cell_margins(table: Table, left_right_cm: float) -> None:
