@@ -433,6 +433,10 @@ def test_the_rows_of_a_long_table_keep_their_own_texts_and_their_kinds_format(
     shapes = [shape(row._tr) for row in t.rows]
     assert shapes[1] == shapes[2] == shapes[3]
     assert len({shapes[0], shapes[1], shapes[4]}) == 3
+    # a text is kept as typed (xml:space="preserve") exactly when it starts or ends with a
+    # space, also in a copy of a row whose text needed it ("0" copies " 12 "'s run)
+    texts = list(t._tbl.iter(qn("w:t")))
+    assert [x.text for x in texts if x.get(qn("xml:space")) == "preserve"] == [" 12 "]
 
 
 def test_the_same_data_give_the_same_bytes(world: World) -> None:

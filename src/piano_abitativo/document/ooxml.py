@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -151,13 +152,30 @@ def _row_props(row: Any, *, header: bool) -> None:
         trpr.append(OxmlElement("w:tblHeader"))
 
 
+_W_TC, _W_P, _W_R, _W_T = qn("w:tc"), qn("w:p"), qn("w:r"), qn("w:t")
+#: what python-docx writes as other elements than text (w:tab, w:br, w:cr)
+_SPECIAL = re.compile(r"[\t\n\r]")
+_XML_SPACE = qn("xml:space")
+
+
 def _copy_row(model: Any, row: Any, values: Sequence[str]) -> None:
     """Replace `row` with a copy of the formatted row element `model`, each cell's one
-    run holding its value of `values` as ``add_run(value)`` writes it."""
+    run holding its value of `values` as ``add_run(value)`` writes it: a plain text in
+    the run's one w:t (kept as typed when it starts or ends with a space), anything else
+    (a tab, a line break, nothing) through python-docx's own setter."""
     tr = copy.deepcopy(model)
     row._tr.getparent().replace(row._tr, tr)
-    for tc, value in zip(tr.tc_lst, values, strict=True):
-        tc.p_lst[0].r_lst[0].text = value
+    for tc, value in zip(tr.iterchildren(_W_TC), values, strict=True):
+        r = tc.find(_W_P).find(_W_R)
+        t = r[-1]
+        if t.tag == _W_T and len(r) == 2 and value and not _SPECIAL.search(value):
+            t.text = value
+            if value.strip() != value:
+                t.set(_XML_SPACE, "preserve")
+            elif _XML_SPACE in t.attrib:
+                del t.attrib[_XML_SPACE]
+        else:
+            r.text = value
 
 
 def _cell_margins(table: Table, left_right_cm: float) -> None:
