@@ -76,7 +76,7 @@ class Problem:
         return cls(
             code=_shared(rec["codice"]),
             severity=Severity(rec["gravita"]),
-            file=file if name == file and file is not None else name,
+            file=file if file is not None and file == name else name,
             message=rec["messaggio"],
             hint=_shared(rec["suggerimento"]),
             sheet=_shared(rec["foglio"]),
@@ -183,8 +183,7 @@ class Report:
         """The report of a ledger record; its file name (and its problems') is the string
         `file` (the receipt's name) when the record says the same."""
         name = rec["file"]
-        if name != file or file is None:
-            file = name
+        file = file if file is not None and file == name else name
         return cls(
             file=file,
             ente=rec.get("ente"),
