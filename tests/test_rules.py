@@ -331,7 +331,7 @@ def test_libreoffice_and_the_validator_agree_on_every_check_row(
                 "input": str(src),
                 "set": _sets(values),
                 "respect_protection": True,
-                "read": [f"controllo_{c.id}" for c in checks],
+                "read_text": [f"controllo_{c.id}" for c in checks],
                 "save": [{"path": str(tmp / f"r{i}.xlsx")}],
             }
         )
@@ -342,7 +342,7 @@ def test_libreoffice_and_the_validator_agree_on_every_check_row(
         report = validate_file(tmp / f"r{i}.xlsx", _vctx(k))
         want = row_symbols(report, aler=ente == ALER, settings=_vctx(k).settings)
         for chk in checks:
-            got = res["reads"][f"controllo_{chk.id}"]["string"]
+            got = res["texts"][f"controllo_{chk.id}"]
             seen.add(got)
             if got != want[chk.id]:
                 wrong.append((chk.id, got, want[chk.id], ente, k, values))

@@ -62,13 +62,13 @@ def test_text_in_the_sap_count_shows_non_verificabile_in_the_sheet_and_one_avvis
                 "input": str(src),
                 "set": _sets(VALUES),
                 "respect_protection": True,
-                "read": reads,
+                "read_text": reads,
                 "save": [{"path": str(tmp_path / "r.xlsx")}],
             }
         ]
     )
     assert res["error"] is None, res["error"]
-    got = {c.id: res["reads"][f"controllo_{c.id}"]["string"] for c in checks}
+    got = {c.id: res["texts"][f"controllo_{c.id}"] for c in checks}
     for cid in DEPENDENT:
         assert got[cid] == UNKNOWN, (cid, got)
     assert got["num_a_sap"] == "✖"
