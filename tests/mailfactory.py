@@ -366,18 +366,24 @@ def make_forwarded(
 # zip
 
 
-def make_zip(members: Files, *, encrypted: Iterable[str] = ()) -> bytes:
+def make_zip(
+    members: Files, *, encrypted: Iterable[str] = (), compression: int = zipfile.ZIP_DEFLATED
+) -> bytes:
     """A zip archive; members named in ``encrypted`` get the "encrypted" flag bit set.
+    (``compression=zipfile.ZIP_STORED`` for big incompressible members: deflating them
+    only costs time.)
 
     The stdlib cannot encrypt: the flag is patched in the local and central headers, which is
     what a reader looks at before it could even ask for a password.
     """
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members:
             archive.writestr(name, data)
-    raw = bytearray(buffer.getvalue())
     wanted = {name.encode() for name in encrypted}
+    if not wanted:
+        return buffer.getvalue()
+    raw = bytearray(buffer.getvalue())
     for signature, flag_at, name_len_at, name_at in (
         (b"PK\x03\x04", 6, 26, 30),
         (b"PK\x01\x02", 8, 28, 46),
