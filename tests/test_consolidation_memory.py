@@ -14,16 +14,22 @@ from piano_abitativo.consolidation import consolidate
 from piano_abitativo.consolidation.consolidate import Consolidation
 from piano_abitativo.consolidation.context import receipts
 from piano_abitativo.core.problems import Report, problem
+from piano_abitativo.core.raccolta import Raccolta
 from piano_abitativo.mail.folder import import_files
 from piano_abitativo.simulation import demo
 
 
 @pytest.fixture(scope="module")
-def cons(tmp_path_factory: pytest.TempPathFactory) -> Consolidation:
+def raccolta(tmp_path_factory: pytest.TempPathFactory) -> Raccolta:
     base = tmp_path_factory.mktemp("memoria")
     r = crea(base / "raccolta", anno=2025, scadenza=dt.date(2024, 12, 18))
     import_files(r, demo.write_returns(r, base / "ritorni"))
-    return consolidate.consolidate(r, receipts(r))
+    return r
+
+
+@pytest.fixture(scope="module")
+def cons(raccolta: Raccolta) -> Consolidation:
+    return consolidate.consolidate(raccolta, receipts(raccolta))
 
 
 def test_a_kept_version_names_its_ente_with_the_registry_strings(cons: Consolidation) -> None:
@@ -59,3 +65,15 @@ def test_a_problem_read_from_the_ledger_names_its_file_with_the_receipt_string(
     back = Receipt.from_record(json.loads(json.dumps(record)), 0)
     assert back.report.file is back.nome
     assert [p.file is back.nome for p in back.report.problems] == [True, True]
+
+
+def test_a_kept_version_leaves_its_archive_path_and_origin_to_the_ledger(
+    raccolta: Raccolta, cons: Consolidation
+) -> None:
+    """Nothing shown of a consolidation reads where a file came from or where the archive
+    keeps it: a kept version holds neither (the ledger has both)."""
+    kept = [v for s in cons.enti for v in s.versions] + list(cons.non_attribuiti)
+    assert len(kept) > 20
+    assert {(rc.blob, rc.origine, rc.utente, rc.contesto) for rc in kept} == {("", "", "", "")}
+    ledger = {rc.sha256: rc.blob for rc in receipts(raccolta)}
+    assert all(ledger[rc.sha256].startswith("archivio/file/") for rc in kept)

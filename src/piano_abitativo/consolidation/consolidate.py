@@ -329,7 +329,10 @@ def _kept(rc: Receipt, ente: Ente | None, *, problems: bool) -> Receipt:
     """What consolidation keeps of a version (see `EnteStatus`): when, how, whether it has
     errors; its problems and mail facts too when `problems`. Its values go in `plan`.
     What every version says alike (the ente's code and name, the ente's kind, the
-    channel, no values) is one object shared by all: a few hundred bytes per ente."""
+    channel, no values) is one object shared by all: a few hundred bytes per ente.
+    Not kept: where the file came from, who imported it, the validation context and the
+    archive path (a seventh of what a version kept): nothing shown of a consolidation
+    reads them, and the ledger has them all (`archive.iter_receipts`)."""
     rep = rc.report
     report = Report(
         rc.nome if rep.file == rc.nome else rep.file,
@@ -345,6 +348,7 @@ def _kept(rc: Receipt, ente: Ente | None, *, problems: bool) -> Receipt:
         rc,
         ricevuto_il=when,
         importato_il=when,
+        blob="",
         origine="",
         utente="",
         contesto="",
