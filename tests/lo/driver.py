@@ -460,10 +460,6 @@ def range_size(rng):
     return a.EndRow - a.StartRow + 1, a.EndColumn - a.StartColumn + 1
 
 
-def sheet_of(doc, rng):
-    return doc.Sheets.getByIndex(rng.getRangeAddress().Sheet)
-
-
 def describe(rng):
     try:
         return rng.AbsoluteName
@@ -632,27 +628,66 @@ def do_inserts(doc, job):
             prot.close()
 
 
+class _Cells:
+    """The lookups of one job's sets, each UNO call made once: every call to LibreOffice
+    costs milliseconds, and a set made a dozen of them."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self._named = None
+        self._sheets = {}
+        self._protected = {}
+
+    def resolve(self, key):
+        """As `resolve`, a workbook-level name in two calls (the usual case)."""
+        if self._named is None:
+            self._named = self.doc.NamedRanges
+        try:
+            cells = self._named.getByName(key).getReferredCells()
+        except Exception:
+            cells = None
+        return cells if cells is not None else resolve(self.doc, key)
+
+    def target(self, rng, key):
+        """(the cell a set writes, the index of its sheet): as `target_cell`."""
+        a = rng.getRangeAddress()
+        if a.EndRow == a.StartRow and a.EndColumn == a.StartColumn:
+            return rng.getCellByPosition(0, 0), a.Sheet
+        return target_cell(rng, key), a.Sheet
+
+    def sheet(self, index):
+        if index not in self._sheets:
+            self._sheets[index] = self.doc.Sheets.getByIndex(index)
+        return self._sheets[index]
+
+    def protected(self, index):
+        """Whether the sheet is protected (asked once: only for sets that respect it)."""
+        if index not in self._protected:
+            self._protected[index] = self.sheet(index).isProtected()
+        return self._protected[index]
+
+
 def do_sets(doc, job):
     items = job.get("set") or []
     respect = bool(job.get("respect_protection"))
+    lookup = _Cells(doc)
     targets = []
     for item in items:
         key = item.get("name") or item.get("cell")
         if not key:
             raise ValueError(f"set entry needs 'name' or 'cell': {item!r}")
-        targets.append((key, item, target_cell(resolve(doc, key), key)))
+        targets.append((key, item, *lookup.target(lookup.resolve(key), key)))
     prot = Protection()
     try:
-        for key, item, cell in targets:
-            sheet = sheet_of(doc, cell)
+        for key, item, cell, index in targets:
             if respect:
-                if sheet.isProtected() and cell.CellProtection.IsLocked:
+                if lookup.protected(index) and cell.CellProtection.IsLocked:
                     raise PermissionError(
                         f"{key!r} ({describe(cell)}) is a locked cell "
-                        f"of protected sheet {sheet.getName()!r}"
+                        f"of protected sheet {lookup.sheet(index).getName()!r}"
                     )
             else:
-                prot.open(sheet)
+                prot.open(lookup.sheet(index))
             apply_set(doc, cell, item)
     finally:
         prot.close()
