@@ -18,7 +18,7 @@ from piano_abitativo.core.layout import CHECKS, LAYOUT
 from piano_abitativo.core.problems import Report, Severity
 from piano_abitativo.core.registry import Registry, default_registry
 from piano_abitativo.core.rules.book import depends_on
-from piano_abitativo.core.schema import SCHEMA
+from piano_abitativo.core.schema import SCHEMA, Role
 from piano_abitativo.core.settings import Settings
 from piano_abitativo.simulation.demo import cremasco_2025_returns
 from piano_abitativo.template.workbook import TemplateContext, TemplateFactory
@@ -118,6 +118,8 @@ class Session:
     inserted: Case
     typed: Case
     formula: Case
+    #: what LibreOffice answered to typing in each computed cell (None: it took the value)
+    locked: dict[str, str | None]
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +181,22 @@ def lo(tmp_path_factory: pytest.TempPathFactory, crema_reference: Mapping[str, A
         if case.insert_rows:
             job["insert_rows"] = case.insert_rows
         jobs.append(job)
+    # a clerk typing over each computed cell of a template, as LibreOffice lets them
+    blank = tmp / "modello_vuoto.xlsx"
+    ente = reg.get("019035")
+    assert ente is not None
+    blank.write_bytes(fac26.render(ente))
+    computed = [f.id for f in SCHEMA.fields if f.role is Role.FORMULA]
+    for name in computed:
+        jobs.append(
+            {"input": str(blank), "set": [{"name": name, "value": 7}], "respect_protection": True}
+        )
     results = run_batch(jobs)
-    for (case, _fac, _exts), res in zip(cases, results, strict=True):
+    for (case, _fac, _exts), res in zip(cases, results[: len(cases)], strict=True):
         assert res["error"] is None, (case.id, res["error"])
         case.reads, case.texts = res["reads"], res["texts"]
-    return Session(reg, ret25, agreement, inserted, typed, formula)
+    locked = {n: r["error"] for n, r in zip(computed, results[len(cases) :], strict=True)}
+    return Session(reg, ret25, agreement, inserted, typed, formula, locked)
 
 
 def _ctx(reg: Registry, ctx: TemplateContext) -> ValidationContext:
@@ -271,6 +284,17 @@ def test_live_self_checks_agree_with_the_python_validator(lo: Session) -> None:
                 )
     assert not disagreements, disagreements
     assert seen_symbols == {"✔", "!", "✖", "–", "?"}
+
+
+def test_a_clerk_cannot_type_over_a_computed_cell_in_libreoffice(lo: Session) -> None:
+    """The totals (a, f) are locked on the protected Scheda: LibreOffice refuses typing
+    there, as Excel does, while the input cells take what is typed (every other job)."""
+    assert "a_totale" in lo.locked and "f_totale_assegnabili" in lo.locked
+    for name, error in lo.locked.items():
+        assert error is not None and "is a locked cell of protected sheet 'Scheda'" in error, (
+            name,
+            error,
+        )
 
 
 def test_summary_cell_says_whether_the_sheet_can_be_sent(lo: Session) -> None:
