@@ -57,7 +57,10 @@ A single cell reads as one value, a range as a list of rows of values.
 name reads as the value ``getDataArray`` gives for its cell (its text, or its number
 when it holds one), in ``"texts"`` of the result. The cells of each sheet are read
 together, in one call, and a name costs two calls instead of the ten of a "read": every
-call to LibreOffice takes milliseconds.
+call to LibreOffice takes milliseconds. For the same reason the sets and "read_text" of
+a job on an .xlsx input that inserts no rows or columns locate a workbook-level name of
+one cell from the file's own workbook.xml, once LibreOffice has listed it among the
+names it loaded (one call for all); any other name is asked of LibreOffice.
 
 ``RESULT.json``: ``{"results": [{"reads": {...}, "texts": {...}, "saved": [...], "error": null
 or "message"}, ...]}`` in job order.  Any exception of a job (corrupt file,
@@ -85,6 +88,8 @@ import threading
 import time
 import traceback
 import uuid
+import zipfile
+from html import unescape
 from pathlib import Path
 
 import uno
@@ -346,6 +351,31 @@ class Office:
 _SHEET_QUOTED = re.compile(r"^\$?'((?:[^']|'')*)'[.!](.+)$")
 _COLUMN = re.compile(r"^[A-Za-z]{1,3}$")
 _CELL_REF = re.compile(r"^([A-Za-z]{1,3})([0-9]{1,7})$")
+_DEFINED_NAME = re.compile(r"<definedName\b([^>]*)>([^<]*)</definedName>")
+_NAME_ATTR = re.compile(r'\bname="([^"]+)"')
+_SHEET_CELL = re.compile(r"^(?:'((?:[^']|'')+)'|([^'!]+))!\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
+
+
+def file_cells(path):
+    """name -> (sheet, 0-based row, 0-based column) of the workbook-level names of an
+    .xlsx/.xlsm file that refer to one cell, read from its workbook.xml (no call to
+    LibreOffice); {} for any other file or one that cannot be read."""
+    if not str(path).lower().endswith((".xlsx", ".xlsm")):
+        return {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            wb = zf.read("xl/workbook.xml").decode("utf-8")
+    except Exception:
+        return {}
+    out = {}
+    for attrs, ref in _DEFINED_NAME.findall(wb):
+        name = _NAME_ATTR.search(attrs)
+        cell = _SHEET_CELL.match(unescape(ref).strip())
+        if "localSheetId" in attrs or name is None or cell is None:
+            continue
+        sheet = cell.group(1).replace("''", "'") if cell.group(1) else cell.group(2)
+        out[unescape(name.group(1))] = (sheet, int(cell.group(4)) - 1, column_index(cell.group(3)))
+    return out
 
 
 def split_address(address):
@@ -428,28 +458,21 @@ def resolve(doc, key):
         ) from exc
 
 
-def read_texts(doc, names):
+def read_texts(doc, names, lookup):
     """name -> the value of its single cell as ``getDataArray`` gives it (see "read_text"):
-    the names located first (two calls each), then one block per sheet in one call."""
+    the names located first (`_Cells.place`), then one block per sheet in one call."""
     places = {}
     for name in names:
         try:
-            content = doc.NamedRanges.getByName(name).getContent()
-            sheet, ref = split_address(content.lstrip("="))
-            if ":" in ref:
-                raise ValueError(f"{name!r} refers to a range ({content!r}), not to a cell")
-            m = _CELL_REF.match(ref.replace("$", ""))
-            if m is None:
-                raise ValueError(f"{name!r} does not refer to a cell ({content!r})")
+            places[name] = lookup.place(name)
         except Exception as exc:
             raise ValueError(f"read_text: {error_text(exc)}") from exc
-        places[name] = (sheet, int(m.group(2)) - 1, column_index(m.group(1)))
     out = {}
     for sheet_name in dict.fromkeys(s for s, _, _ in places.values()):
         cells = [(n, r, c) for n, (s, r, c) in places.items() if s == sheet_name]
         r0, c0 = min(r for _, r, _ in cells), min(c for _, _, c in cells)
         r1, c1 = max(r for _, r, _ in cells), max(c for _, _, c in cells)
-        block = get_sheet(doc, sheet_name).getCellRangeByPosition(c0, r0, c1, r1).getDataArray()
+        block = lookup.sheet(sheet_name).getCellRangeByPosition(c0, r0, c1, r1).getDataArray()
         for name, r, c in cells:
             out[name] = block[r - r0][c - c0]
     return out
@@ -629,14 +652,28 @@ def do_inserts(doc, job):
 
 
 class _Cells:
-    """The lookups of one job's sets, each UNO call made once: every call to LibreOffice
-    costs milliseconds, and a set made a dozen of them."""
+    """The lookups of one job, each UNO call made once: every call to LibreOffice costs
+    milliseconds, and a set made a dozen of them. The single-cell names of an .xlsx input
+    (when the job inserts no rows or columns) are located from the file itself, once
+    LibreOffice has said it knows them (one call for all)."""
 
-    def __init__(self, doc):
+    def __init__(self, doc, job):
         self.doc = doc
         self._named = None
         self._sheets = {}
         self._protected = {}
+        moved = job.get("insert_rows") or job.get("insert_columns")
+        self._file = {} if moved else file_cells(job["input"])
+        self._known = None
+
+    def _in_file(self, key):
+        """(sheet, row, col) of a name located from the file, or None."""
+        place = self._file.get(key)
+        if place is None:
+            return None
+        if self._known is None:
+            self._known = set(self.doc.NamedRanges.getElementNames())
+        return place if key in self._known else None
 
     def resolve(self, key):
         """As `resolve`, a workbook-level name in two calls (the usual case)."""
@@ -648,35 +685,57 @@ class _Cells:
             cells = None
         return cells if cells is not None else resolve(self.doc, key)
 
-    def target(self, rng, key):
-        """(the cell a set writes, the index of its sheet): as `target_cell`."""
+    def target(self, key):
+        """(the cell a set writes, the key of its sheet for `sheet`): as `target_cell`."""
+        place = self._in_file(key)
+        if place is not None:
+            sheet, row, col = place
+            return self.sheet(sheet).getCellByPosition(col, row), sheet
+        rng = self.resolve(key)
         a = rng.getRangeAddress()
         if a.EndRow == a.StartRow and a.EndColumn == a.StartColumn:
             return rng.getCellByPosition(0, 0), a.Sheet
         return target_cell(rng, key), a.Sheet
 
-    def sheet(self, index):
-        if index not in self._sheets:
-            self._sheets[index] = self.doc.Sheets.getByIndex(index)
-        return self._sheets[index]
+    def place(self, key):
+        """(sheet, row, col) of a name of one cell (see "read_text")."""
+        found = self._in_file(key)
+        if found is not None:
+            return found
+        content = self.doc.NamedRanges.getByName(key).getContent()
+        sheet, ref = split_address(content.lstrip("="))
+        if ":" in ref:
+            raise ValueError(f"{key!r} refers to a range ({content!r}), not to a cell")
+        m = _CELL_REF.match(ref.replace("$", ""))
+        if m is None:
+            raise ValueError(f"{key!r} does not refer to a cell ({content!r})")
+        return sheet, int(m.group(2)) - 1, column_index(m.group(1))
 
-    def protected(self, index):
+    def sheet(self, key):
+        """A sheet by name or by index, fetched once."""
+        if key not in self._sheets:
+            sheets = self.doc.Sheets
+            self._sheets[key] = (
+                sheets.getByIndex(key) if isinstance(key, int) else get_sheet(self.doc, key)
+            )
+        return self._sheets[key]
+
+    def protected(self, key):
         """Whether the sheet is protected (asked once: only for sets that respect it)."""
-        if index not in self._protected:
-            self._protected[index] = self.sheet(index).isProtected()
-        return self._protected[index]
+        if key not in self._protected:
+            self._protected[key] = self.sheet(key).isProtected()
+        return self._protected[key]
 
 
-def do_sets(doc, job):
+def do_sets(doc, job, lookup):
     items = job.get("set") or []
     respect = bool(job.get("respect_protection"))
-    lookup = _Cells(doc)
     targets = []
     for item in items:
         key = item.get("name") or item.get("cell")
         if not key:
             raise ValueError(f"set entry needs 'name' or 'cell': {item!r}")
-        targets.append((key, item, *lookup.target(lookup.resolve(key), key)))
+        targets.append((key, item, *lookup.target(key)))
     prot = Protection()
     try:
         for key, item, cell, index in targets:
@@ -758,12 +817,13 @@ def run_job(office, job, result):
         do_inserts(doc, job)
         for name in job.get("unprotect") or []:
             Protection().open(get_sheet(doc, name))  # never closed: stays unprotected
-        do_sets(doc, job)
+        lookup = _Cells(doc, job)
+        do_sets(doc, job, lookup)
         doc.calculateAll()
         for key in job.get("read") or []:
             result["reads"][key] = read_range(resolve(doc, key))
         if job.get("read_text"):
-            result["texts"] = read_texts(doc, job["read_text"])
+            result["texts"] = read_texts(doc, job["read_text"], lookup)
         result["saved"] = do_save(doc, job)
     finally:
         close(doc)
